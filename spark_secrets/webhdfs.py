@@ -1,0 +1,157 @@
+"""WebHDFS delegation-token operations: obtain, renew, cancel (``/webhdfs/v1/?op=...``).
+
+Request URLs carry token strings, so no URL ever goes into an exception or log line from here;
+errors name the operation and the NameNode's host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from spark_secrets.errors import (
+    HdfsAuthenticationError,
+    HdfsError,
+    HdfsPermissionError,
+    InvalidTokenError,
+    NameNodeUnavailable,
+    TokenExpiredError,
+)
+from spark_secrets.token import Token
+
+log = logging.getLogger(__name__)
+
+_SECRET_PARAMS = ("token=", "delegation=")
+
+
+class _RedactTokenParams(logging.Filter):
+    """Keeps urllib3's debug lines from printing ``token=``/``delegation=`` query values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and any(p in str(a) for a in record.args for p in _SECRET_PARAMS):  # type: ignore[union-attr]
+            record.args = tuple(_redact(str(a)) if isinstance(a, str) else a for a in record.args)  # type: ignore[union-attr]
+        return True
+
+
+def _redact(text: str) -> str:
+    for param in _SECRET_PARAMS:
+        start = text.find(param)
+        while start != -1:
+            end = len(text)
+            for stop in ("&", " ", '"'):
+                pos = text.find(stop, start + len(param))
+                if pos != -1:
+                    end = min(end, pos)
+            text = text[:start + len(param)] + "REDACTED" + text[end:]
+            start = text.find(param, start + len(param) + 8)
+    return text
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactTokenParams())
+
+
+class WebHdfsClient:
+    """Delegation-token calls against one NameNode's HTTP(S) address."""
+
+    def __init__(self, url: str, auth: AuthBase | None = None, *, session: requests.Session | None = None,
+                 timeout: float = 30.0, verify: bool | str = True) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise HdfsError(f"not a NameNode HTTP address: {url!r}", "use http://host:9870 or https://host:9871")
+        self.url = f"{parts.scheme}://{parts.netloc}"
+        self.auth = auth
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.verify = verify
+
+    def __repr__(self) -> str:
+        return f"WebHdfsClient({self.url!r})"
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc
+
+    # -- operations ------------------------------------------------------------------------------
+    def get_delegation_token(self, renewer: str | None = None, *, doas: str | None = None,
+                             service: str | None = None, kind: str | None = None) -> Token:
+        """``GETDELEGATIONTOKEN``: a new token owned by the caller (or by ``doas``)."""
+        params = {"renewer": renewer, "doas": doas, "service": service, "kind": kind}
+        body = self._call("GET", "GETDELEGATIONTOKEN", params)
+        try:
+            url_string = body["Token"]["urlString"]
+        except (KeyError, TypeError):
+            raise HdfsError(f"NameNode {self.host} answered GETDELEGATIONTOKEN without a token",
+                            "check that security is enabled on the NameNode") from None
+        return Token.decode_url(url_string)
+
+    def renew_delegation_token(self, token: Token) -> int:
+        """``RENEWDELEGATIONTOKEN``: returns the token's new expiry (ms since the epoch)."""
+        body = self._call("PUT", "RENEWDELEGATIONTOKEN", {"token": token.encode_url()})
+        try:
+            return int(body["long"])
+        except (KeyError, TypeError, ValueError):
+            raise HdfsError(f"NameNode {self.host} answered RENEWDELEGATIONTOKEN without an expiry") from None
+
+    def cancel_delegation_token(self, token: Token) -> None:
+        """``CANCELDELEGATIONTOKEN``: the NameNode forgets the token."""
+        self._call("PUT", "CANCELDELEGATIONTOKEN", {"token": token.encode_url()})
+
+    # -- transport -------------------------------------------------------------------------------
+    def _call(self, method: str, op: str, params: Mapping[str, str | None]) -> dict[str, object]:
+        query = {"op": op, **{k: v for k, v in params.items() if v is not None}}
+        try:
+            resp = self.session.request(method, f"{self.url}/webhdfs/v1/", params=query, auth=self.auth,
+                                        timeout=self.timeout, verify=self.verify, allow_redirects=False)
+        except requests.exceptions.SSLError:
+            raise NameNodeUnavailable(f"TLS to NameNode {self.host} failed during {op}",
+                                      "check the CA bundle (verify=...)") from None
+        except requests.exceptions.Timeout:
+            raise NameNodeUnavailable(f"NameNode {self.host} did not answer {op} within {self.timeout:.0f} s") from None
+        except requests.exceptions.ConnectionError:
+            raise NameNodeUnavailable(f"cannot connect to NameNode {self.host} for {op}",
+                                      "check the address and that the NameNode is running") from None
+        if resp.ok:
+            if not resp.content:
+                return {}
+            try:
+                return dict(resp.json())
+            except (ValueError, TypeError):
+                raise HdfsError(f"NameNode {self.host} answered {op} with something other than JSON") from None
+        raise _remote_error(resp, op, self.host)
+
+
+def _remote_error(resp: requests.Response, op: str, host: str) -> HdfsError:
+    """Map a WebHDFS error response (``RemoteException`` JSON or a bare status) to a typed error."""
+    exception, message = "", ""
+    try:
+        remote = json.loads(resp.content)["RemoteException"]
+        exception, message = str(remote.get("exception", "")), str(remote.get("message", ""))
+    except (ValueError, KeyError, TypeError):
+        pass
+    message = " ".join(_redact(message).split())[:500]
+    where = f"NameNode {host} refused {op}"
+    lowered = message.lower()
+    if resp.status_code == 401 and not exception:
+        return HdfsAuthenticationError(f"{where}: Kerberos authentication failed (HTTP 401)",
+                                       "run kinit, and check that the NameNode's HTTP principal is in your realm")
+    if "standby" in lowered or exception == "StandbyException":
+        return NameNodeUnavailable(f"{where}: it is a standby NameNode", "use the active NameNode")
+    if "expired" in lowered:
+        return TokenExpiredError(f"{where}: the token has expired ({message})", "obtain a new token")
+    if exception == "InvalidToken" or "token" in lowered and ("can't be found" in lowered or "not found" in lowered
+                                                               or "wrong password" in lowered):
+        return InvalidTokenError(f"{where}: the NameNode does not accept this token ({message})",
+                                 "obtain a new token")
+    if "renewer" in lowered:
+        return HdfsPermissionError(f"{where}: {message}", "renew as the token's renewer, or fetch with --renewer")
+    if "impersonate" in lowered or "proxy" in lowered:
+        return HdfsPermissionError(f"{where}: {message}",
+                                   "allow the caller in hadoop.proxyuser.<name>.hosts and .users/.groups")
+    if resp.status_code in (401, 403) or exception in ("AccessControlException", "SecurityException"):
+        return HdfsPermissionError(f"{where}: {message or f'HTTP {resp.status_code}'}")
+    return HdfsError(f"{where}: {exception or f'HTTP {resp.status_code}'} {message}".rstrip())
