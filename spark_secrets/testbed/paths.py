@@ -1,0 +1,52 @@
+"""Where the installed test-bed components live (read at call time, never at import)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from spark_secrets.errors import TestbedError
+
+INSTALL_HINT = "run tests/testbed/install.sh (idempotent; it installs and caches every component)"
+
+
+def cache_dir() -> Path:
+    """``$SPARK_SECRETS_CACHE`` or ``~/.cache/spark-secrets``: downloads and builds that outlive a run."""
+    return Path(os.environ.get("SPARK_SECRETS_CACHE") or Path.home() / ".cache" / "spark-secrets")
+
+
+def hadoop_lib() -> Path:
+    lib = cache_dir() / "hadoop" / "lib"
+    if not any(lib.glob("hadoop-hdfs-[0-9]*.jar")):
+        raise TestbedError(f"Hadoop jars not found in {lib}", INSTALL_HINT)
+    return lib
+
+
+def kube_binary(name: str) -> Path:
+    path = cache_dir() / "kube" / "bin" / name
+    if not os.access(path, os.X_OK):
+        raise TestbedError(f"{name} not found at {path}", INSTALL_HINT)
+    return path
+
+
+def system_binary(name: str, package: str) -> Path:
+    for prefix in ("/usr/sbin", "/usr/bin", "/sbin"):
+        candidate = Path(prefix) / name
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which(name)
+    if found is None:
+        raise TestbedError(f"{name} not found (Debian package {package})", INSTALL_HINT)
+    return Path(found)
+
+
+def java_home() -> Path:
+    """A Java 17 home: ``$JAVA_HOME`` if it is one, else Debian's OpenJDK 17."""
+    candidates = [os.environ.get("JAVA_HOME", ""), "/usr/lib/jvm/java-17-openjdk-amd64"]
+    candidates += [str(p) for p in sorted(Path("/usr/lib/jvm").glob("java-17-openjdk-*"))]
+    for candidate in candidates:
+        release = Path(candidate) / "release"
+        if candidate and release.is_file() and 'JAVA_VERSION="17' in release.read_text():
+            return Path(candidate)
+    raise TestbedError("no Java 17 found", "install Debian's openjdk-17-jdk-headless or set JAVA_HOME")

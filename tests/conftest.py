@@ -1,0 +1,42 @@
+"""Session fixtures: one real test bed (KDC, secure HDFS, API server) shared by the integration tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spark_secrets.testbed.bed import Testbed
+from spark_secrets.testbed.hadoop import TokenLifetimes
+
+_BED: list[Testbed] = []
+
+
+@pytest.fixture(scope="session")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
+    """The whole test bed, started once per session; its directory (logs included) is kept."""
+    os.environ["SPARK_SECRETS_TESTBED_QUIET"] = "1"
+    bed = Testbed(tmp_path_factory.mktemp("testbed"),
+                  lifetimes=TokenLifetimes(renew_interval_ms=3_600_000, max_lifetime_ms=7_200_000,
+                                           key_update_interval_ms=3_600_000))
+    _BED.append(bed)
+    bed.start()
+    try:
+        yield bed
+    finally:
+        bed.stop()
+
+
+@pytest.fixture
+def alice_ccache(testbed: Testbed, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh ticket cache for alice, made current (``KRB5CCNAME``) for in-process gssapi."""
+    ccache = testbed.ticket_cache("alice")
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{ccache}")
+    return ccache
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for bed in _BED:
+        terminalreporter.write_line(f"test-bed directory (daemon logs): {bed.dir}")

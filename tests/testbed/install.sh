@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Installs everything the test bed and the tests need, idempotently:
+#   Debian packages (MIT Kerberos, Java 17, Maven), this project with its dev extras,
+#   Apache Hadoop jars from Maven Central, and kube-apiserver / kube-controller-manager / etcd
+#   built from the Go module proxy.
+# Downloads and builds are cached under $SPARK_SECRETS_CACHE (default ~/.cache/spark-secrets),
+# keyed by a hash of their recipe, and rebuilt whenever the cache is missing or stale.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+cache="${SPARK_SECRETS_CACHE:-$HOME/.cache/spark-secrets}"
+mkdir -p "$cache"
+
+step() { printf '[install %(%H:%M:%S)T] %s\n' -1 "$*"; }
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# -- Debian packages -------------------------------------------------------------------------------
+need_apt=()
+have krb5kdc || [ -x /usr/sbin/krb5kdc ] || need_apt+=(krb5-kdc)
+have kadmin.local || [ -x /usr/sbin/kadmin.local ] || need_apt+=(krb5-admin-server)
+have kinit || need_apt+=(krb5-user)
+have krb5-config || need_apt+=(libkrb5-dev)
+[ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/javac ] || need_apt+=(openjdk-17-jdk-headless)
+have mvn || need_apt+=(maven)
+have openssl || need_apt+=(openssl)
+have gcc || need_apt+=(gcc)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  step "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+else
+  step "Debian packages present (krb5, Java 17, Maven)"
+fi
+export JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+
+# -- Python: this project and its dev extras -------------------------------------------------------
+py_stamp="$(stamp_of "$repo/setup.cfg" "$repo/pyproject.toml")"
+if [ "$(cat "$cache/python.stamp" 2>/dev/null)" != "$py_stamp:$repo" ] || ! python3 -c 'import spark_secrets, gssapi, pyspark' 2>/dev/null; then
+  step "pip install -e .[dev] (pyspark, gssapi, kubernetes, ...)"
+  python3 -m pip install -q --disable-pip-version-check -e "$repo[dev]"
+  echo "$py_stamp:$repo" > "$cache/python.stamp"
+else
+  step "Python packages present"
+fi
+
+# -- Apache Hadoop jars (NameNode, DataNode and Hadoop's own CLI tools) ----------------------------
+hadoop_stamp="$(stamp_of "$here/hadoop/pom.xml")"
+if [ "$(cat "$cache/hadoop/stamp" 2>/dev/null)" != "$hadoop_stamp" ]; then
+  step "Maven: Hadoop jars into $cache/hadoop/lib"
+  rm -rf "$cache/hadoop"
+  mkdir -p "$cache/hadoop"
+  (cd "$here/hadoop" && mvn -B -q dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$cache/hadoop/lib")
+  echo "$hadoop_stamp" > "$cache/hadoop/stamp"
+else
+  step "Hadoop jars cached ($(ls "$cache/hadoop/lib" | wc -l) jars)"
+fi
+
+# -- Kubernetes control plane and etcd, from the Go module proxy -----------------------------------
+kube_version="$(grep -Eo "^\s*(require\s+)?k8s.io/kubernetes v[0-9.]+" "$here/kube/go.mod" | awk "{print \$NF}")"
+kube_minor="$(echo "$kube_version" | cut -d. -f2)"
+kube_stamp="$(stamp_of "$here/kube/go.mod" "$here/kube/go.sum" "$here/kube/etcd/main.go")"
+if [ "$(cat "$cache/kube/stamp" 2>/dev/null)" != "$kube_stamp" ]; then
+  if ! have go; then
+    echo "install.sh: Go is not installed; put a Go toolchain (1.21 or newer) on PATH" >&2
+    exit 1
+  fi
+  step "go build kube-apiserver, kube-controller-manager, etcd ($kube_version; 5-20 min cold)"
+  rm -rf "$cache/kube"
+  mkdir -p "$cache/kube/bin"
+  ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$kube_version"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$kube_minor"
+  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$kube_version"
+  # GOTOOLCHAIN=auto lets an older go fetch the toolchain go.mod asks for, from the module proxy.
+  (cd "$here/kube" && GOTOOLCHAIN=auto CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "$ldflags" \
+      -o "$cache/kube/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./etcd)
+  echo "$kube_stamp" > "$cache/kube/stamp"
+else
+  step "Kubernetes $kube_version binaries cached"
+fi
+
+step "done: cache $cache"
