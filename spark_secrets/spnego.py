@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 import gssapi
@@ -30,7 +32,7 @@ class SpnegoAuth(AuthBase):
         return f"SpnegoAuth({who})"
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        host = urlsplit(request.url or "").hostname or "localhost"
+        host = service_host(urlsplit(request.url or "").hostname or "localhost")
         target = gssapi.Name(f"{self.service}@{host}", gssapi.NameType.hostbased_service)
         try:
             context = gssapi.SecurityContext(name=target, creds=self.credentials, usage="initiate", mech=SPNEGO,
@@ -42,6 +44,19 @@ class SpnegoAuth(AuthBase):
         request.headers["Authorization"] = "Negotiate " + base64.b64encode(token or b"").decode("ascii")
         request.register_hook("response", _mutual_check(context))
         return request
+
+
+def service_host(host: str) -> str:
+    """The host part of the server principal: IP literals become their host name, as Hadoop's
+    ``KerberosUtil.getServicePrincipal`` does (token services name NameNodes by ``ip:port``)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    try:
+        return socket.gethostbyaddr(host)[0]
+    except OSError:
+        return host
 
 
 def _mutual_check(context: gssapi.SecurityContext):  # type: ignore[no-untyped-def]

@@ -1,0 +1,7 @@
+"""``python -m spark_secrets`` is the ``spark-secrets`` command."""
+
+import sys
+
+from spark_secrets.cli import main
+
+sys.exit(main())

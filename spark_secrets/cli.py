@@ -1,0 +1,195 @@
+"""``spark-secrets``: delegation tokens for Spark on Kubernetes, from the command line.
+
+Every failure is one line on stderr naming the problem and the fix (exit 2); no traceback,
+and no token password, ever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from spark_secrets.credentials import PROTOBUF, WRITABLE, Credentials
+from spark_secrets.errors import ConfigError, SparkSecretsError
+from spark_secrets.token import Token
+
+PROG = "spark-secrets"
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def describe_token(alias: str, token: Token) -> dict[str, object]:
+    """The non-secret facts about a token, for ``show`` and logs."""
+    out: dict[str, object] = {"alias": alias, "kind": token.kind, "service": token.service, "id": token.fingerprint}
+    ident = token.decode_identifier() if token.is_delegation_token else None
+    if ident is not None:
+        out.update(owner=ident.owner, renewer=ident.renewer, real_user=ident.real_user or None,
+                   issue_date=_iso(ident.issue_date), max_date=_iso(ident.max_date),
+                   sequence_number=ident.sequence_number, master_key_id=ident.master_key_id)
+    return out
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def _auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from spark_secrets.kerberos import current_ticket_cache, keytab_login
+    from spark_secrets.spnego import SpnegoAuth
+
+    if getattr(args, "keytab", None):
+        if not args.principal:
+            raise ConfigError("--keytab needs --principal", "name the principal whose key the keytab holds")
+        ccache = Path(args.ccache or Path.home() / ".cache" / "spark-secrets" / "keytab-ccache")
+        ccache.parent.mkdir(parents=True, exist_ok=True)
+        return SpnegoAuth(keytab_login(args.principal, Path(args.keytab), ccache).credentials)
+    return SpnegoAuth(current_ticket_cache().credentials)
+
+
+def cmd_tokens_fetch(args: argparse.Namespace) -> int:
+    from spark_secrets.fetcher import obtain_tokens
+
+    creds = obtain_tokens(args.namenode, args.renewer, _auth(args), doas=args.doas)
+    path = creds.save(args.output, version=args.format)
+    print(f"wrote {len(creds)} tokens to {path} (format version {args.format}, mode 0600)")
+    for alias, token in creds.tokens.items():
+        d = describe_token(alias, token)
+        print(f"  {d['kind']:<22} {d['service']:<24} owner={d.get('owner')} renewer={d.get('renewer')} "
+              f"max={d.get('max_date')}")
+    return 0
+
+
+def cmd_tokens_show(args: argparse.Namespace) -> int:
+    creds = Credentials.load(args.file)
+    rows = [describe_token(alias, token) for alias, token in creds.tokens.items()]
+    if args.json:
+        print(json.dumps({"tokens": rows, "secret_keys": sorted(creds.secret_keys)}, indent=2))
+        return 0
+    print(f"{args.file}: {len(rows)} token(s), {len(creds.secret_keys)} secret key(s)")
+    for row in rows:
+        print(f"- {row['kind']} for {row['service']} (alias {row['alias']}, id {row['id']})")
+        if "owner" in row:
+            real = f" via {row['real_user']}" if row.get("real_user") else ""
+            print(f"    owner {row['owner']}{real}, renewer {row['renewer'] or '(none)'}, "
+                  f"sequence {row['sequence_number']}, master key {row['master_key_id']}")
+            print(f"    issued {row['issue_date']}, cannot live past {row['max_date']}")
+    return 0
+
+
+def _groups(creds: Credentials, namenode: str | None) -> list[tuple[str, Token]]:
+    """One (NameNode URL, token) per distinct token identifier in ``creds``."""
+    by_id: dict[bytes, list[Token]] = {}
+    for token in creds:
+        if token.is_delegation_token:
+            by_id.setdefault(token.identifier, []).append(token)
+    out = []
+    for tokens in by_id.values():
+        url = namenode
+        if url is None:
+            for t in tokens:
+                if t.kind in ("WEBHDFS delegation", "SWEBHDFS delegation"):
+                    url = ("https://" if t.kind.startswith("S") else "http://") + t.service
+        if url is None:
+            raise ConfigError(f"cannot tell which NameNode issued {tokens[0]!r}",
+                              "give --namenode http://<namenode>:<http-port>")
+        out.append((url, tokens[0]))
+    if not out:
+        raise ConfigError("the token file holds no delegation tokens")
+    return out
+
+
+def cmd_tokens_renew(args: argparse.Namespace) -> int:
+    from spark_secrets.webhdfs import WebHdfsClient
+
+    auth = _auth(args)
+    for url, token in _groups(Credentials.load(args.file), args.namenode):
+        expiry = WebHdfsClient(url, auth).renew_delegation_token(token)
+        print(f"renewed {token!r}: now expires {_iso(expiry)}")
+    return 0
+
+
+def cmd_tokens_cancel(args: argparse.Namespace) -> int:
+    from spark_secrets.webhdfs import WebHdfsClient
+
+    auth = _auth(args)
+    for url, token in _groups(Credentials.load(args.file), args.namenode):
+        WebHdfsClient(url, auth).cancel_delegation_token(token)
+        print(f"cancelled {token!r}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from spark_secrets.demo import run_demo
+
+    return run_demo(keep=args.keep)
+
+
+# -- parser ---------------------------------------------------------------------------------------------
+def _login_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Kerberos login (default: your ticket cache, KRB5CCNAME honoured)")
+    g.add_argument("--keytab", help="log in from this keytab instead (services)")
+    g.add_argument("--principal", help="the principal in --keytab")
+    g.add_argument("--ccache", help="private ticket cache for the keytab login")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Kerberized HDFS delegation tokens for Apache Spark on Kubernetes: fetch them from "
+                    "your ticket cache, ship them to jobs in Kubernetes Secrets, keep them alive.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser("demo", help="start the embedded test bed (KDC, secure HDFS, Kubernetes) and run the main flow",
+                          description="Starts a local realm, a secure HDFS and a Kubernetes API server, then walks "
+                                      "through the whole flow as user alice, printing each step.")
+    demo.add_argument("--keep", action="store_true", help="keep the test-bed directory (logs) afterwards")
+    demo.set_defaults(func=cmd_demo)
+
+    tokens = sub.add_parser("tokens", help="fetch, show, renew or cancel HDFS delegation tokens",
+                            description="Work with Hadoop token files (the HADOOP_TOKEN_FILE_LOCATION format).")
+    tsub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+
+    fetch = tsub.add_parser("fetch", help="obtain delegation tokens over WebHDFS (SPNEGO) into a token file")
+    fetch.add_argument("output", type=Path, help="token file to write (mode 0600)")
+    fetch.add_argument("--namenode", action="append", required=True, metavar="URL",
+                       help="NameNode HTTP(S) address, e.g. http://nn.example.com:9870 (repeatable)")
+    fetch.add_argument("--renewer", help="who may renew the tokens: the renew service's principal or short name "
+                                         "(default: yourself)")
+    fetch.add_argument("--doas", metavar="USER", help="obtain tokens owned by USER (needs proxy-user rights)")
+    fetch.add_argument("--format", type=int, choices=[WRITABLE, PROTOBUF], default=WRITABLE,
+                       help="token file format: 0 = Writable (Hadoop 2 and 3; default), 1 = protobuf (Hadoop 3)")
+    _login_options(fetch)
+    fetch.set_defaults(func=cmd_tokens_fetch)
+
+    show = tsub.add_parser("show", help="print the tokens in a token file (never their passwords)")
+    show.add_argument("file", type=Path)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=cmd_tokens_show)
+
+    for name, func, helptext in (("renew", cmd_tokens_renew, "extend the tokens' expiry (as their renewer)"),
+                                 ("cancel", cmd_tokens_cancel, "make the NameNode forget the tokens")):
+        p = tsub.add_parser(name, help=helptext)
+        p.add_argument("file", type=Path)
+        p.add_argument("--namenode", metavar="URL", help="NameNode HTTP(S) address (default: from the WebHDFS token)")
+        _login_options(p)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SparkSecretsError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The main job on the embedded default: the whole flow as user alice, on the real local test bed."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from spark_secrets.cli import describe_token
+from spark_secrets.credentials import Credentials
+from spark_secrets.errors import SparkSecretsError
+from spark_secrets.fetcher import obtain_tokens
+from spark_secrets.kerberos import current_ticket_cache, keytab_login
+from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
+from spark_secrets.webhdfs import WebHdfsClient
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.n = 0
+        self.failed = 0
+
+    def run(self, title: str, action: Callable[[], list[str]]) -> None:
+        self.n += 1
+        print(f"\n[{self.n}] {title}", flush=True)
+        began = time.monotonic()
+        try:
+            lines = action()
+        except SparkSecretsError as exc:
+            self.failed += 1
+            print(f"    FAILED: {exc}", flush=True)
+            return
+        for line in lines:
+            print(f"    {line}")
+        print(f"    ({time.monotonic() - began:.1f} s)", flush=True)
+
+
+def run_demo(keep: bool = False) -> int:
+    print("spark-secrets demo: a Kerberized HDFS and a Kubernetes API server, started locally for you.")
+    workdir = Path(tempfile.mkdtemp(prefix="spark-secrets-demo-"))
+    bed = Testbed(workdir)
+    steps = _Steps()
+    try:
+        bed.start()
+        _flow(bed, steps)
+    finally:
+        bed.stop()
+        if keep:
+            print(f"\ntest-bed directory kept: {workdir}")
+        else:
+            bed.remove()
+    print(f"\n{steps.n - steps.failed} of {steps.n} steps succeeded.")
+    return 0 if steps.failed == 0 else 1
+
+
+def _flow(bed: Testbed, steps: _Steps) -> None:
+    import os
+
+    assert bed.hdfs is not None and bed.kube is not None
+    hdfs, kube = bed.hdfs, bed.kube
+    ccache = bed.dir / "krb5cc_alice"
+    token_file = bed.dir / "alice.tokens"
+    os.environ["KRB5CCNAME"] = f"FILE:{ccache}"
+
+    for line in bed.describe():
+        print(f"    {line}")
+
+    def kinit() -> list[str]:
+        bed.ticket_cache("alice", path=ccache)
+        cache = current_ticket_cache()
+        return [f"ticket cache {ccache}: TGT for {cache.principal}, valid until {cache.expires:%H:%M:%S} UTC"]
+
+    def fetch() -> list[str]:
+        creds = obtain_tokens([hdfs.webhdfs_url], renewer=RENEWER, auth=SpnegoAuth())
+        creds.save(token_file)
+        out = [f"{len(creds)} tokens written to {token_file} (Hadoop token-file format v0, mode 0600):"]
+        for alias, token in creds.tokens.items():
+            d = describe_token(alias, token)
+            out.append(f"  {d['kind']} for {d['service']}: owner {d['owner']}, renewer {d['renewer']}, "
+                       f"max {d['max_date']}")
+        return out
+
+    def jvm_reads() -> list[str]:
+        no_ticket = bed.dir / "no-ticket-cache"
+        payload = b"hello from a Spark-less JVM that holds only a delegation token\n"
+        put = hdfs.fs("-put", "-f", "-", "/user/alice/demo.txt", ccache=no_ticket, token_file=token_file, input=payload)
+        cat = hdfs.fs("-cat", "/user/alice/demo.txt", ccache=no_ticket, token_file=token_file)
+        if put.returncode or cat.stdout != payload:
+            raise SparkSecretsError("the JVM could not use the token", (put.stderr + cat.stderr).decode()[-300:])
+        return ["hadoop fs -put / -cat hdfs:///user/alice/demo.txt with HADOOP_TOKEN_FILE_LOCATION only "
+                "(no ticket cache): OK", f"read back: {cat.stdout.decode().strip()!r}"]
+
+    def renew() -> list[str]:
+        login = keytab_login(bed.kdc_required().principal(RENEWER_PRINCIPAL), bed.renewer_keytab,
+                             bed.dir / "krb5cc_renewer")
+        token = Credentials.load(token_file).tokens[hdfs.rpc_token_service]
+        expiry = WebHdfsClient(hdfs.webhdfs_url, SpnegoAuth(login.credentials)).renew_delegation_token(token)
+        return [f"{login.principal} (keytab) renewed alice's token: expires "
+                f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(expiry / 1000))} UTC"]
+
+    def submit() -> list[str]:
+        from kubernetes import client as k8s
+        from kubernetes import config as k8s_config
+
+        from spark_secrets.testbed.spark import cluster_submit_argv, run_spark_submit, spark_version
+
+        proc = run_spark_submit(cluster_submit_argv(kube.server, "alice", "demo-pi"), bed.env("alice"))
+        if proc.returncode:
+            raise SparkSecretsError("spark-submit failed", proc.stderr.strip().splitlines()[-1][:300])
+        api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(kube.kubeconfig("alice"))))
+        pods = api.list_namespaced_pod("alice", label_selector="spark-role=driver,spark-app-name=demo-pi").items
+        return [f"Spark {spark_version()} spark-submit --deploy-mode cluster as alice: driver pod "
+                f"{pods[0].metadata.name} created in namespace alice ({pods[0].status.phase}; no kubelet here)"]
+
+    def cancel() -> list[str]:
+        token = Credentials.load(token_file).tokens[hdfs.rpc_token_service]
+        WebHdfsClient(hdfs.webhdfs_url, SpnegoAuth()).cancel_delegation_token(token)
+        after = hdfs.fs("-cat", "/user/alice/demo.txt", ccache=bed.dir / "no-ticket-cache", token_file=token_file)
+        if after.returncode == 0:
+            raise SparkSecretsError("the cancelled token still works")
+        return ["alice cancelled her token; the same JVM read now fails, as it must"]
+
+    steps.run("alice runs kinit (MIT KDC, realm " + bed.kdc_required().realm + ")", kinit)
+    steps.run("delegation tokens from alice's TGT, over WebHDFS with SPNEGO", fetch)
+    steps.run("a JVM with only the token file reads and writes secure HDFS", jvm_reads)
+    steps.run("the renew service renews the token with its own keytab", renew)
+    steps.run("spark-submit to the Kubernetes API server (RBAC) in cluster mode", submit)
+    steps.run("end of job: the token is cancelled", cancel)
