@@ -1,0 +1,16 @@
+# The two commands of the README, plus the pieces they are made of.
+PYTHON ?= python3
+
+.PHONY: demo test install unit
+
+install:  ## Debian packages, Python packages, Hadoop jars and the Kubernetes build (cached, idempotent)
+	tests/testbed/install.sh
+
+demo: install  ## start the embedded test bed and run the main job on it
+	$(PYTHON) -m spark_secrets demo
+
+test: install  ## every test: unit tests and integration tests on the real test bed
+	$(PYTHON) -m pytest -ra
+
+unit:  ## unit tests only (no test bed)
+	$(PYTHON) -m pytest -ra -m "not testbed"
