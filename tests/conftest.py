@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import pytest
 
 from spark_secrets.testbed.bed import Testbed
 from spark_secrets.testbed.hadoop import TokenLifetimes
+from spark_secrets.testbed.paths import hadoop_lib, java_home
+
+JVM_SOURCES = Path(__file__).parent / "jvm"
 
 _BED: list[Testbed] = []
 
@@ -35,6 +39,17 @@ def alice_ccache(testbed: Testbed, monkeypatch: pytest.MonkeyPatch) -> Path:
     ccache = testbed.ticket_cache("alice")
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{ccache}")
     return ccache
+
+
+@pytest.fixture(scope="session")
+def jvm_tools(testbed: Testbed) -> Path:
+    """The tests' Java helpers (``tests/jvm``), compiled against the test bed's Hadoop jars."""
+    out = testbed.dir / "jvm-tools"
+    out.mkdir(exist_ok=True)
+    sources = sorted(str(p) for p in JVM_SOURCES.glob("*.java"))
+    subprocess.run([str(java_home() / "bin" / "javac"), "-cp", f"{hadoop_lib()}/*", "-d", str(out), *sources],
+                   check=True, capture_output=True)
+    return out
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

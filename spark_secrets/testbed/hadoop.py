@@ -178,8 +178,8 @@ class SecureHdfs:
 
     # -- JVMs ------------------------------------------------------------------------------------
     def java_argv(self, main: str, *args: str, conf_dir: Path | None = None, heap: str | None = None,
-                  extra_opts: Sequence[str] = ()) -> list[str]:
-        classpath = f"{conf_dir or self.conf_dir}:{hadoop_lib()}/*"
+                  extra_opts: Sequence[str] = (), extra_classpath: Sequence[Path] = ()) -> list[str]:
+        classpath = ":".join([str(conf_dir or self.conf_dir), *map(str, extra_classpath), f"{hadoop_lib()}/*"])
         return [str(java_home() / "bin" / "java"), f"-Xmx{heap or self.heap}", *JAVA17_OPENS,
                 *self.kdc.java_options(), *extra_opts, "-cp", classpath, main, *args]
 
@@ -193,9 +193,11 @@ class SecureHdfs:
         return env
 
     def run_client(self, main: str, *args: str, ccache: Path | None = None, token_file: Path | None = None,
-                   timeout: float = 120, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        """Run one of Hadoop's own command-line classes as a client of this cluster."""
-        argv = self.java_argv(main, *args, conf_dir=self.client_conf_dir(), heap="256m")
+                   timeout: float = 120, input: bytes | None = None,
+                   extra_classpath: Sequence[Path] = ()) -> subprocess.CompletedProcess[bytes]:
+        """Run one of Hadoop's own command-line classes (or a test's) as a client of this cluster."""
+        argv = self.java_argv(main, *args, conf_dir=self.client_conf_dir(), heap="256m",
+                              extra_classpath=extra_classpath)
         return subprocess.run(argv, env=self.java_env(ccache, token_file), capture_output=True,
                               timeout=timeout, input=input)
 
