@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from spark_secrets.testbed.bed import Testbed
 from spark_secrets.testbed.hadoop import TokenLifetimes
-from spark_secrets.testbed.paths import hadoop_lib, java_home
+from spark_secrets.testbed.jvm import compile_java
 
 JVM_SOURCES = Path(__file__).parent / "jvm"
 
@@ -44,12 +43,7 @@ def alice_ccache(testbed: Testbed, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def jvm_tools(testbed: Testbed) -> Path:
     """The tests' Java helpers (``tests/jvm``), compiled against the test bed's Hadoop jars."""
-    out = testbed.dir / "jvm-tools"
-    out.mkdir(exist_ok=True)
-    sources = sorted(str(p) for p in JVM_SOURCES.glob("*.java"))
-    subprocess.run([str(java_home() / "bin" / "javac"), "-cp", f"{hadoop_lib()}/*", "-d", str(out), *sources],
-                   check=True, capture_output=True)
-    return out
+    return compile_java(sorted(JVM_SOURCES.glob("*.java")), testbed.dir / "jvm-tools")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
