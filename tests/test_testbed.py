@@ -17,7 +17,7 @@ from spark_secrets.fetcher import obtain_tokens
 from spark_secrets.kerberos import current_ticket_cache
 from spark_secrets.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, Testbed
-from spark_secrets.testbed.spark import cluster_submit_argv, run_spark_submit
+from spark_secrets.testbed.spark import SPARK_LINES, cluster_submit_argv, run_spark_submit, spark_version
 from spark_secrets.webhdfs import WebHdfsClient
 
 pytestmark = pytest.mark.testbed
@@ -117,13 +117,19 @@ def test_service_account_identity_is_enforced(testbed: Testbed) -> None:
 
 
 # -- Spark ---------------------------------------------------------------------------------------
-def test_spark_submit_in_cluster_mode_creates_a_driver_pod(testbed: Testbed) -> None:
+@pytest.mark.parametrize("line", SPARK_LINES)
+def test_spark_submit_in_cluster_mode_creates_a_driver_pod(testbed: Testbed, line: str) -> None:
     assert testbed.kube is not None
-    argv = cluster_submit_argv(testbed.kube.server, "alice", "smoke-pi")
-    proc = run_spark_submit(argv, testbed.env("alice"))
+    name = f"smoke-pi-{line.replace('.', '')}"
+    argv = cluster_submit_argv(testbed.kube.server, "alice", name, line=line)
+    proc = run_spark_submit(argv, testbed.env("alice"), line=line)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     pods = _api(testbed, "alice").list_namespaced_pod("alice", label_selector="spark-role=driver").items
-    drivers = [p for p in pods if p.metadata.labels.get("spark-app-name") == "smoke-pi"]
+    drivers = [p for p in pods if p.metadata.labels.get("spark-app-name") == name]
     assert len(drivers) == 1
     assert drivers[0].status.phase == "Pending"  # no kubelet: the pod object is all there is
     assert drivers[0].spec.service_account_name == "spark"
+    assert drivers[0].metadata.labels["spark-version"] == spark_version(line)
+    assert spark_version(line).startswith(f"{line}.")
+    env = {e.name: e.value for e in drivers[0].spec.containers[0].env}
+    assert env["SPARK_APPLICATION_ID"].startswith("spark-")

@@ -46,6 +46,17 @@ else
   step "Python packages present"
 fi
 
+# -- Spark 3.5 beside pyspark 4 (a second distribution, for compatibility tests) --------------------
+spark35_version=3.5.9
+if [ "$(cat "$cache/spark-3.5/stamp" 2>/dev/null)" != "$spark35_version" ]; then
+  step "pip install --target $cache/spark-3.5 pyspark==$spark35_version (about 320 MB)"
+  rm -rf "$cache/spark-3.5"
+  python3 -m pip install -q --disable-pip-version-check --no-deps --target "$cache/spark-3.5" "pyspark==$spark35_version"
+  echo "$spark35_version" > "$cache/spark-3.5/stamp"
+else
+  step "Spark $spark35_version cached"
+fi
+
 # -- Apache Hadoop jars (NameNode, DataNode and Hadoop's own CLI tools) ----------------------------
 hadoop_stamp="$(stamp_of "$here/hadoop/pom.xml")"
 if [ "$(cat "$cache/hadoop/stamp" 2>/dev/null)" != "$hadoop_stamp" ]; then
