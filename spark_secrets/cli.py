@@ -121,6 +121,40 @@ def cmd_tokens_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submission(spark_args: Sequence[str], kubeconfig: str | None):  # type: ignore[no-untyped-def]
+    from spark_secrets.kube import KubeClient
+    from submit_steps.sparkconf import conf_from_submit_args
+    from submit_steps.submission import Submission
+
+    conf = conf_from_submit_args(spark_args)
+    if not conf.get("spark.secrets.hadoop.namenodes"):
+        raise ConfigError("no NameNodes to obtain tokens from",
+                          "add --conf spark.secrets.hadoop.namenodes=http://<namenode>:9870")
+    return Submission(conf, KubeClient.from_config(kubeconfig))
+
+
+def _spark_args(args: argparse.Namespace) -> list[str]:
+    spark_args = list(args.spark_args)
+    if spark_args[:1] == ["--"]:
+        spark_args = spark_args[1:]
+    if not spark_args:
+        raise ConfigError("no spark-submit arguments", f"use: {PROG} {args.command} -- <spark-submit arguments>")
+    return spark_args
+
+
+def cmd_conf(args: argparse.Namespace) -> int:
+    import shlex
+
+    spec = _submission(_spark_args(args), args.kubeconfig).prepare()
+    print(shlex.join(spec.conf_flags()))
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    spark_args = _spark_args(args)
+    return _submission(spark_args, args.kubeconfig).run_spark_submit(spark_args, spark_submit=args.spark_submit)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from spark_secrets.demo import run_demo
 
@@ -147,6 +181,30 @@ def build_parser() -> argparse.ArgumentParser:
                                       "through the whole flow as user alice, printing each step.")
     demo.add_argument("--keep", action="store_true", help="keep the test-bed directory (logs) afterwards")
     demo.set_defaults(func=cmd_demo)
+
+    conf = sub.add_parser(
+        "conf", help="obtain tokens, create the job's token Secret, print the --conf flags for spark-submit",
+        description="Runs the submission steps for the spark-submit options given (--conf, --name, "
+                    "--properties-file; spark-defaults.conf is read too): obtains delegation tokens from your "
+                    "ticket cache, creates the per-job token Secret, and prints the --conf flags to add to an "
+                    "unchanged spark-submit command. Progress goes to stderr, flags to stdout.",
+        epilog="example: spark-submit $(spark-secrets conf -- --name etl --conf spark.kubernetes.namespace=alice "
+               "--conf spark.secrets.hadoop.namenodes=http://nn:9870) --master k8s://... app.py")
+    conf.add_argument("spark_args", nargs=argparse.REMAINDER, metavar="-- SPARK-SUBMIT-OPTIONS")
+    conf.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+    conf.set_defaults(func=cmd_conf)
+
+    submit = sub.add_parser(
+        "submit", help="run spark-submit with the token Secret wired in, and clean up on failure",
+        description="Runs the submission steps, then spark-submit with the added flags. The Secret is "
+                    "attached to the driver pod (deleted with it) as soon as the pod exists, and deleted "
+                    "if the submission fails or, in client mode, when the job ends.",
+        epilog="example: spark-secrets submit -- --master k8s://https://api:6443 --deploy-mode cluster "
+               "--conf spark.secrets.hadoop.namenodes=http://nn:9870 local:///opt/app.py")
+    submit.add_argument("--spark-submit", default="spark-submit", help="the spark-submit to run (default: on PATH)")
+    submit.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+    submit.add_argument("spark_args", nargs=argparse.REMAINDER, metavar="-- SPARK-SUBMIT-ARGS")
+    submit.set_defaults(func=cmd_submit)
 
     tokens = sub.add_parser("tokens", help="fetch, show, renew or cancel HDFS delegation tokens",
                             description="Work with Hadoop token files (the HADOOP_TOKEN_FILE_LOCATION format).")
@@ -180,7 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if getattr(args, "command", None) in ("conf", "submit"):
+            parser.error(f"put spark-submit options after '--': {PROG} {args.command} [options] -- {' '.join(unknown)}")
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args))
     except SparkSecretsError as exc:

@@ -173,6 +173,9 @@ class Testbed:
             env["KUBECONFIG"] = str(self.kube.kubeconfig(user, namespace=user))
         if self.hdfs is not None:
             env["HADOOP_CONF_DIR"] = str(self.hdfs.client_conf_dir())
+        if self.kdc is not None:
+            # spark-submit's JVM: the realm's krb5.conf, as /etc/krb5.conf would give it on a real host.
+            env["SPARK_SUBMIT_OPTS"] = " ".join(self.kdc.java_options())
         return env
 
     def describe(self) -> list[str]:

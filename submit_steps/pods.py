@@ -1,0 +1,39 @@
+"""Step 3: wire driver and executor pods to the token Secret, by reference only.
+
+The driver gets it through Spark's own Kerberos step, pointed at our Secret
+(``spark.kubernetes.kerberos.tokenSecret.*``): Spark mounts it at ``/mnt/secrets/hadoop-credentials``,
+sets ``HADOOP_TOKEN_FILE_LOCATION`` and, having an existing Secret, creates no immutable token Secret
+of its own (Spark 3.0 to 4.x). Executors get the same Secret through ``spark.kubernetes.executor.secrets.*``
+and the same variable through ``spark.executorEnv``.
+"""
+
+from __future__ import annotations
+
+from submit_steps.settings import SPARK_CREDENTIALS_DIR
+from submit_steps.spec import LABEL_TOKEN_SECRET, SubmissionSpec
+from submit_steps.step import SubmitStep
+
+#: The refresher plugin's class (issue 5); added to spark.plugins only when its jar is installed.
+PLUGIN_CLASS = "io.sparksecrets.TokenRefresherPlugin"
+
+
+class PodWiringStep(SubmitStep):
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.namenodes)
+
+    def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
+        if not self.enabled or not spec.secrets:
+            return spec
+        secret = spec.secrets[-1]
+        key = self.settings.secret_key
+        token_file = f"{SPARK_CREDENTIALS_DIR}/{key}"
+        return spec.add_conf({
+            "spark.kubernetes.kerberos.tokenSecret.name": secret.name,
+            "spark.kubernetes.kerberos.tokenSecret.itemKey": key,
+            f"spark.kubernetes.executor.secrets.{secret.name}": SPARK_CREDENTIALS_DIR,
+            "spark.executorEnv.HADOOP_TOKEN_FILE_LOCATION": token_file,
+            f"spark.kubernetes.driver.label.{LABEL_TOKEN_SECRET}": secret.name,
+            f"spark.kubernetes.executor.label.{LABEL_TOKEN_SECRET}": secret.name,
+        }).add_note(f"driver and executors mount {secret.name} at {SPARK_CREDENTIALS_DIR}; "
+                    f"HADOOP_TOKEN_FILE_LOCATION={token_file}")

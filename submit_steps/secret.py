@@ -1,0 +1,75 @@
+"""Step 2: the per-job token Secret: a readable unique name, labels to find it, dates to act on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets as random
+
+from spark_secrets.errors import ConfigError
+from submit_steps.settings import Settings
+from submit_steps.spec import (ANNOTATION_EXPIRY, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_NAMENODES,
+                               ANNOTATION_PRINCIPAL, ANNOTATION_RENEWER, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND,
+                               LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, SECRET_MAX_BYTES, SecretPlan,
+                               SubmissionSpec)
+from submit_steps.step import SubmitStep
+
+SUFFIX = "-hadoop-tokens"
+
+
+def label_value(text: str) -> str:
+    """``text`` made a valid label value: at most 63 of ``[A-Za-z0-9_.-]``, alphanumeric at both ends."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63]
+    return cleaned.strip("-_.") or "unknown"
+
+
+def secret_name_for(app_name: str, token: str | None = None) -> str:
+    """``<app name, DNS-safe>-<8 random hex>-hadoop-tokens``, at most 253 characters."""
+    base = re.sub(r"[^a-z0-9-]+", "-", app_name.lower()).strip("-")[:200] or "spark"
+    return f"{base}-{token or random.token_hex(4)}{SUFFIX}"
+
+
+def rfc3339(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class TokenSecretStep(SubmitStep):
+    """Puts the token file into a Secret plan (created later, by the submission)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.name = settings.secret_name or secret_name_for(settings.app_name)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.namenodes)
+
+    def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
+        if not self.enabled or spec.credentials is None:
+            return spec
+        creds = spec.credentials
+        data = creds.to_bytes(self.settings.token_file_format)
+        if len(data) > SECRET_MAX_BYTES - 1024:
+            raise ConfigError(f"the token file is {len(data)} bytes, too large for a Kubernetes Secret (1 MiB)",
+                              "obtain tokens from fewer NameNodes per job")
+        idents = [t.decode_identifier() for t in creds if t.is_delegation_token]
+        known = [i for i in idents if i is not None]
+        owner = spec.principal or (known[0].owner if known else "unknown")
+        annotations = {
+            ANNOTATION_PRINCIPAL: owner,
+            ANNOTATION_NAMENODES: ",".join(self.settings.namenodes),
+            ANNOTATION_KEY: self.settings.secret_key,
+        }
+        if known:
+            interval_ms = int(self.settings.renew_interval.total_seconds() * 1000)
+            annotations[ANNOTATION_RENEWER] = known[0].renewer
+            annotations[ANNOTATION_EXPIRY] = rfc3339(min(min(i.issue_date + interval_ms, i.max_date) for i in known))
+            annotations[ANNOTATION_MAX_DATE] = rfc3339(min(i.max_date for i in known))
+        plan = SecretPlan(
+            name=self.name, namespace=self.settings.namespace, data={self.settings.secret_key: data},
+            labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS,
+                    LABEL_OWNER: label_value(owner.split("@")[0].split("/")[0]),
+                    LABEL_APP: label_value(self.settings.app_name)},
+            annotations=annotations)
+        return spec.add_secret(plan).add_note(f"token Secret {plan.namespace}/{plan.name} "
+                                              f"(key {self.settings.secret_key}, {len(data)} bytes)")

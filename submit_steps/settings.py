@@ -1,0 +1,159 @@
+"""The ``spark.secrets.*`` settings the submission steps read, validated up front.
+
+Settings are read from the Spark conf at call time (``--conf`` flags, ``spark-defaults.conf``,
+properties files), never from the environment at import time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from spark_secrets.errors import ConfigError
+
+PREFIX = "spark.secrets."
+#: Where Spark's own Kerberos step mounts an existing token Secret in the driver.
+SPARK_CREDENTIALS_DIR = "/mnt/secrets/hadoop-credentials"
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: str | None
+    doc: str
+
+
+#: Every setting, in the order the README's table lists them.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("spark.secrets.enabled", "true", "Run the submission steps at all."),
+    Setting("spark.secrets.hadoop.namenodes", None,
+            "Comma-separated NameNode HTTP(S) addresses (WebHDFS) to obtain tokens from, e.g. "
+            "`http://nn1:9870,https://nn2:9871`. Without it, no tokens are obtained and no Secret is made."),
+    Setting("spark.secrets.renewer", None,
+            "Principal (or short name) of the renew service, set as the tokens' renewer. Default: the "
+            "submitting user, who can then renew and cancel them with `spark-secrets tokens`."),
+    Setting("spark.secrets.ticket.minLifetime", "5min",
+            "Refuse to submit when the TGT expires sooner than this (units s, min, h, d)."),
+    Setting("spark.secrets.secret.name", None,
+            "Name of the token Secret. Default: derived from the app name plus a random suffix."),
+    Setting("spark.secrets.secret.key", "hadoop-tokens", "Key of the token file inside the Secret."),
+    Setting("spark.secrets.tokenFile.format", "0",
+            "Token-file format: 0 = Writable (Hadoop 2 and 3), 1 = protobuf (Hadoop 3 only)."),
+    Setting("spark.secrets.renewInterval", "1d",
+            "The NameNode's token renew interval, used to estimate the first expiry annotation."),
+    Setting("spark.secrets.steps", "",
+            "Comma-separated dotted paths of extra step classes, run after the default steps."),
+)
+_KNOWN = {s.key for s in SETTINGS}
+_DEFAULTS = {s.key: s.default for s in SETTINGS}
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|min|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "min": 60, "m": 60, "h": 3600, "d": 86400, None: 1}
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def parse_duration(key: str, text: str) -> dt.timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        raise ConfigError(f"{key}={text!r} is not a duration", "write it like 90s, 30min, 12h or 7d")
+    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _bool(key: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ConfigError(f"{key}={text!r} is not a boolean", "use true or false")
+    return lowered == "true"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated view of a Spark conf that the steps use."""
+
+    conf: Mapping[str, str]
+
+    def __post_init__(self) -> None:
+        unknown = sorted(k for k in self.conf if k.startswith(PREFIX) and k not in _KNOWN)
+        if unknown:
+            raise ConfigError(f"unknown setting {unknown[0]}",
+                              f"known {PREFIX}* settings are: {', '.join(sorted(_KNOWN))}")
+        # Touch every property once so bad values fail before anything happens.
+        _ = (self.enabled, self.namenodes, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
+             self.renew_interval, self.secret_name, self.user_steps)
+
+    def get(self, key: str) -> str | None:
+        value = self.conf.get(key)
+        return value if value not in (None, "") else _DEFAULTS.get(key)
+
+    @property
+    def enabled(self) -> bool:
+        return _bool("spark.secrets.enabled", self.get("spark.secrets.enabled") or "true")
+
+    @property
+    def namenodes(self) -> tuple[str, ...]:
+        raw = self.get("spark.secrets.hadoop.namenodes") or ""
+        urls = tuple(u.strip().rstrip("/") for u in raw.split(",") if u.strip())
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"spark.secrets.hadoop.namenodes: {url!r} is not a NameNode HTTP address",
+                                  "give WebHDFS addresses like http://namenode:9870 or https://namenode:9871")
+        return urls
+
+    @property
+    def renewer(self) -> str | None:
+        return self.get("spark.secrets.renewer")
+
+    @property
+    def min_ticket_lifetime(self) -> dt.timedelta:
+        return parse_duration("spark.secrets.ticket.minLifetime", self.get("spark.secrets.ticket.minLifetime") or "0")
+
+    @property
+    def renew_interval(self) -> dt.timedelta:
+        return parse_duration("spark.secrets.renewInterval", self.get("spark.secrets.renewInterval") or "1d")
+
+    @property
+    def secret_name(self) -> str | None:
+        name = self.get("spark.secrets.secret.name")
+        if name is not None and (len(name) > 253 or not all(_DNS_LABEL.match(p) for p in name.split("."))):
+            raise ConfigError(f"spark.secrets.secret.name={name!r} is not a valid Kubernetes name",
+                              "use lowercase letters, digits, '-' and '.', at most 253 characters")
+        return name
+
+    @property
+    def secret_key(self) -> str:
+        key = self.get("spark.secrets.secret.key") or "hadoop-tokens"
+        if not re.match(r"^[-._a-zA-Z0-9]+$", key) or len(key) > 253:
+            raise ConfigError(f"spark.secrets.secret.key={key!r} is not a valid Secret key",
+                              "use letters, digits, '-', '_' and '.'")
+        return key
+
+    @property
+    def token_file_format(self) -> int:
+        value = self.get("spark.secrets.tokenFile.format") or "0"
+        if value not in ("0", "1"):
+            raise ConfigError(f"spark.secrets.tokenFile.format={value!r}", "use 0 (Writable) or 1 (protobuf)")
+        return int(value)
+
+    @property
+    def user_steps(self) -> tuple[str, ...]:
+        raw = self.get("spark.secrets.steps") or ""
+        return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+    # -- Spark's own settings the steps depend on --------------------------------------------------
+    @property
+    def app_name(self) -> str:
+        return self.conf.get("spark.app.name") or "spark"
+
+    @property
+    def namespace(self) -> str:
+        return self.conf.get("spark.kubernetes.namespace") or "default"
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (the README embeds it)."""
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.key}` | {f'`{s.default}`' if s.default else '—'} | {s.doc} |" for s in SETTINGS]
+    return "\n".join(rows)

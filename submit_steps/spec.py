@@ -1,0 +1,85 @@
+"""The submission spec that steps transform: Spark conf additions and Kubernetes objects to create."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from spark_secrets.credentials import Credentials
+
+#: Labels and annotations that mark a token Secret (the renew service and admins select on them).
+DOMAIN = "spark-secrets.io"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "spark-secrets"
+LABEL_KIND = f"{DOMAIN}/kind"
+KIND_HADOOP_TOKENS = "hadoop-delegation-tokens"
+LABEL_OWNER = f"{DOMAIN}/owner"
+LABEL_APP = f"{DOMAIN}/app-name"
+LABEL_TOKEN_SECRET = f"{DOMAIN}/token-secret"
+ANNOTATION_PRINCIPAL = f"{DOMAIN}/principal"
+ANNOTATION_RENEWER = f"{DOMAIN}/renewer"
+ANNOTATION_NAMENODES = f"{DOMAIN}/namenodes"
+ANNOTATION_EXPIRY = f"{DOMAIN}/expiry"
+ANNOTATION_MAX_DATE = f"{DOMAIN}/max-date"
+ANNOTATION_KEY = f"{DOMAIN}/token-file-key"
+#: Kubernetes refuses Secrets whose data exceeds 1 MiB.
+SECRET_MAX_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class SecretPlan:
+    """A Secret to create. ``data`` is secret: ``repr`` shows only keys and sizes."""
+
+    name: str
+    namespace: str
+    data: Mapping[str, bytes] = field(repr=False)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        sizes = {k: f"{len(v)} bytes" for k, v in self.data.items()}
+        return f"SecretPlan({self.namespace}/{self.name}, data={sizes}, labels={dict(self.labels)})"
+
+    def manifest(self) -> dict[str, object]:
+        """The Secret object for the API server (the only place its bytes go)."""
+        return {
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "immutable": False,
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": dict(self.labels),
+                         "annotations": dict(self.annotations)},
+            "data": {k: base64.b64encode(v).decode("ascii") for k, v in self.data.items()},
+        }
+
+
+@dataclass(frozen=True)
+class SubmissionSpec:
+    """What a submission is: the user's Spark conf, and what the steps add to it.
+
+    ``added_conf`` only ever holds references (Secret names, paths, labels), never secret bytes.
+    """
+
+    conf: Mapping[str, str]
+    added_conf: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[SecretPlan, ...] = ()
+    credentials: Credentials | None = field(default=None, repr=False)
+    principal: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def effective_conf(self) -> dict[str, str]:
+        return {**self.conf, **self.added_conf}
+
+    def add_conf(self, entries: Mapping[str, str]) -> SubmissionSpec:
+        return replace(self, added_conf={**self.added_conf, **entries})
+
+    def add_secret(self, plan: SecretPlan) -> SubmissionSpec:
+        return replace(self, secrets=(*self.secrets, plan))
+
+    def add_note(self, note: str) -> SubmissionSpec:
+        return replace(self, notes=(*self.notes, note))
+
+    def conf_flags(self) -> list[str]:
+        """The ``--conf key=value`` flags to add to an unchanged ``spark-submit`` command."""
+        out: list[str] = []
+        for key, value in self.added_conf.items():
+            out += ["--conf", f"{key}={value}"]
+        return out

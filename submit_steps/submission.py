@@ -1,0 +1,141 @@
+"""A submission from start to end: preflight, steps, the Secret, spark-submit, ownership, cleanup.
+
+Order matters: everything that can fail without side effects (settings, RBAC preflight, the TGT,
+the NameNodes) happens before the Secret is created; a failure after that deletes it; once the
+driver pod exists the Secret is made the pod's, so Kubernetes deletes it with the job.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from spark_secrets.errors import SparkSecretsError
+from spark_secrets.kube import KubeClient, KubernetesForbidden, ObjectRef
+from submit_steps.builder import StepBuilder
+from submit_steps.sparkconf import insert_conf_flags
+from submit_steps.spec import LABEL_TOKEN_SECRET, SubmissionSpec
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(message: str) -> None:
+    print(f"spark-secrets: {message}", file=sys.stderr, flush=True)
+
+
+class Submission:
+    def __init__(self, conf: Mapping[str, str], kube: KubeClient, *, builder: StepBuilder | None = None,
+                 progress: Progress = stderr_progress) -> None:
+        self.builder = builder or StepBuilder(conf)
+        self.settings = self.builder.settings
+        self.kube = kube
+        self.progress = progress
+        self.created: list[ObjectRef] = []
+        self.owner: ObjectRef | None = None
+
+    # -- phases ----------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Fail early, creating nothing, if the user may not create the Secret in the namespace."""
+        if not (self.settings.enabled and self.settings.namenodes):
+            return
+        namespace = self.settings.namespace
+        if not self.kube.can_i("create", "secrets", namespace):
+            raise KubernetesForbidden(f"you may not create Secrets in namespace {namespace}",
+                                      "submit to a namespace where you may (spark.kubernetes.namespace), "
+                                      "or ask an admin for a RoleBinding there")
+
+    def prepare(self) -> SubmissionSpec:
+        """Preflight, run the steps, create the Secrets. On failure nothing is left behind."""
+        self.preflight()
+        spec = self.builder.run()
+        for note in spec.notes:
+            self.progress(note)
+        try:
+            for plan in spec.secrets:
+                self.created.append(self.kube.create_secret(plan.manifest()))
+                self.progress(f"created Secret {plan.namespace}/{plan.name}")
+        except BaseException:
+            self.cleanup()
+            raise
+        return spec
+
+    def cleanup(self) -> None:
+        """Delete what this submission created and nobody owns yet."""
+        if self.owner is not None:
+            return
+        for ref in reversed(self.created):
+            try:
+                self.kube.delete_secret(ref.namespace, ref.name)
+                self.progress(f"deleted Secret {ref.namespace}/{ref.name}")
+            except SparkSecretsError as exc:
+                self.progress(f"could not delete Secret {ref.namespace}/{ref.name}: {exc}")
+        self.created.clear()
+
+    def adopt(self) -> ObjectRef | None:
+        """If the driver pod exists, make it own the Secrets; returns it."""
+        if self.owner is not None or not self.created:
+            return self.owner
+        secret = self.created[0]
+        pods = self.kube.find_pods(secret.namespace, f"{LABEL_TOKEN_SECRET}={secret.name},spark-role=driver")
+        if not pods:
+            return None
+        for ref in self.created:
+            self.kube.set_owner(ref, pods[0])
+        self.owner = pods[0]
+        self.progress(f"Secret {secret.name} is now owned by driver pod {pods[0].name}")
+        return self.owner
+
+    # -- the wrapper -----------------------------------------------------------------------------
+    def run_spark_submit(self, args: Sequence[str], spark_submit: str = "spark-submit",
+                         env: Mapping[str, str] | None = None, poll: float = 0.5) -> int:
+        """``spark-submit`` with the steps' flags added; returns its exit status."""
+        spec = self.prepare()
+        argv = [spark_submit, *insert_conf_flags(args, spec.conf_flags())]
+        run_env = dict(os.environ if env is None else env)
+        local_file: Path | None = None
+        if spec.credentials is not None and self.settings.conf.get("spark.submit.deployMode", "client") == "client":
+            from submit_steps.local import private_token_file
+
+            local_file = private_token_file(spec.credentials, self.settings.token_file_format)
+            run_env["HADOOP_TOKEN_FILE_LOCATION"] = str(local_file)
+        stop = threading.Event()
+
+        def watch_for_driver() -> None:
+            while not stop.wait(poll):
+                try:
+                    if self.adopt() is not None:
+                        return
+                except SparkSecretsError as exc:
+                    self.progress(f"cannot attach the Secret to the driver pod yet: {exc}")
+
+        watcher = threading.Thread(target=watch_for_driver, name="spark-secrets-adopt", daemon=True)
+        watcher.start()
+        try:
+            self.progress(f"running {Path(spark_submit).name} with {len(spec.added_conf)} added settings")
+            proc = subprocess.run(argv, env=run_env)
+            stop.set()
+            watcher.join()
+            if self.adopt() is None and proc.returncode == 0 and self._is_cluster_mode():
+                deadline = time.monotonic() + 10
+                while self.adopt() is None and time.monotonic() < deadline:
+                    time.sleep(poll)
+            if self.owner is None:
+                why = "spark-submit failed" if proc.returncode else "no driver pod owns it"
+                self.progress(f"{why}: removing the token Secret")
+                self.cleanup()
+            return proc.returncode
+        except BaseException:
+            stop.set()
+            self.cleanup()
+            raise
+        finally:
+            if local_file is not None:
+                local_file.unlink(missing_ok=True)
+
+    def _is_cluster_mode(self) -> bool:
+        return self.settings.conf.get("spark.submit.deployMode", "client") == "cluster"

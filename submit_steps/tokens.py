@@ -1,0 +1,48 @@
+"""Step 1: delegation tokens from the user's ticket cache, for every configured NameNode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from spark_secrets.credentials import Credentials
+from spark_secrets.fetcher import obtain_tokens
+from spark_secrets.kerberos import TicketCache, current_ticket_cache
+from spark_secrets.spnego import SpnegoAuth
+from submit_steps.settings import Settings
+from submit_steps.spec import SubmissionSpec
+from submit_steps.step import SubmitStep
+
+Fetch = Callable[[Sequence[str], "str | None", TicketCache], Credentials]
+
+
+def _fetch(namenodes: Sequence[str], renewer: str | None, ticket: TicketCache) -> Credentials:
+    return obtain_tokens(namenodes, renewer, SpnegoAuth(ticket.credentials))
+
+
+class DelegationTokenStep(SubmitStep):
+    """Checks the TGT, then obtains one token per NameNode with the renew service as renewer."""
+
+    def __init__(self, settings: Settings, *, ticket: Callable[[], TicketCache] | None = None,
+                 fetch: Fetch | None = None) -> None:
+        super().__init__(settings)
+        self._ticket = ticket or (lambda: current_ticket_cache(min_lifetime=settings.min_ticket_lifetime))
+        self._fetch = fetch or _fetch
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.settings.namenodes)
+
+    def check_ticket(self) -> TicketCache:
+        """The TGT, checked for lifetime; raises a one-line KerberosError otherwise."""
+        return self._ticket()
+
+    def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
+        if not self.enabled:
+            return spec.add_note("no spark.secrets.hadoop.namenodes: no delegation tokens obtained")
+        ticket = self.check_ticket()
+        renewer = self.settings.renewer or ticket.short_name
+        creds = self._fetch(self.settings.namenodes, renewer, ticket)
+        spec = replace(spec, credentials=creds, principal=ticket.principal)
+        return spec.add_note(f"obtained {len(creds)} token(s) for {ticket.principal} from "
+                             f"{len(self.settings.namenodes)} NameNode(s), renewer {renewer}")
