@@ -1,0 +1,180 @@
+"""Unit tests of the submission steps with injected ticket and fetch functions (no test bed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from spark_secrets.credentials import Credentials
+from spark_secrets.errors import ConfigError, KerberosError
+from spark_secrets.identifier import DelegationTokenIdentifier
+from spark_secrets.token import Token
+from submit_steps.builder import StepBuilder, load_step
+from submit_steps.pods import PodWiringStep
+from submit_steps.secret import TokenSecretStep, label_value, secret_name_for
+from submit_steps.settings import Settings, settings_table
+from submit_steps.sparkconf import conf_from_submit_args, insert_conf_flags, read_properties
+from submit_steps.spec import SubmissionSpec
+from submit_steps.step import SubmitStep
+from submit_steps.tokens import DelegationTokenStep
+
+NN = "http://nn.example.com:9870"
+BASE = {"spark.app.name": "Nightly ETL", "spark.kubernetes.namespace": "alice", "spark.secrets.hadoop.namenodes": NN,
+        "spark.secrets.renewer": "spark-renewer"}
+
+
+class _Ticket:
+    principal = "alice@EXAMPLE.COM"
+    short_name = "alice"
+    credentials = None
+
+
+def _creds(password: bytes = b"p" * 20) -> Credentials:
+    ident = DelegationTokenIdentifier("alice", "spark-renewer", "", 1_795_000_000_000, 1_795_604_800_000, 3, 1)
+    return Credentials({"10.0.0.1:8020": Token(ident.encode(), password, "HDFS_DELEGATION_TOKEN", "10.0.0.1:8020")})
+
+
+def _builder(conf: dict[str, str], fetched: list[tuple[object, ...]] | None = None) -> StepBuilder:
+    settings = Settings(conf)
+
+    def fetch(namenodes, renewer, ticket):  # type: ignore[no-untyped-def]
+        if fetched is not None:
+            fetched.append((tuple(namenodes), renewer))
+        return _creds()
+
+    steps = [DelegationTokenStep(settings, ticket=_Ticket, fetch=fetch), TokenSecretStep(settings),
+             PodWiringStep(settings)]
+    return StepBuilder(conf, steps)
+
+
+def test_default_flow_adds_only_references() -> None:
+    fetched: list[tuple[object, ...]] = []
+    spec = _builder(dict(BASE), fetched).run()
+    assert fetched == [((NN,), "spark-renewer")]
+    (plan,) = spec.secrets
+    assert plan.name.startswith("nightly-etl-") and plan.name.endswith("-hadoop-tokens")
+    assert plan.namespace == "alice"
+    assert plan.labels["spark-secrets.io/owner"] == "alice"
+    assert plan.annotations["spark-secrets.io/principal"] == "alice@EXAMPLE.COM"
+    assert plan.annotations["spark-secrets.io/namenodes"] == NN
+    # expiry estimate = issue + 1 d renew interval; max date from the identifier
+    assert plan.annotations["spark-secrets.io/expiry"] == "2026-11-19T11:06:40Z"
+    assert plan.annotations["spark-secrets.io/max-date"] == "2026-11-25T11:06:40Z"
+    assert spec.added_conf["spark.kubernetes.kerberos.tokenSecret.name"] == plan.name
+    assert spec.added_conf[f"spark.kubernetes.executor.secrets.{plan.name}"] == "/mnt/secrets/hadoop-credentials"
+    flat = " ".join(spec.conf_flags()) + repr(spec) + repr(plan)
+    assert "pppp" not in flat and (b"p" * 20).hex() not in flat
+    assert Credentials.from_bytes(plan.data["hadoop-tokens"]) == _creds()
+
+
+def test_renewer_defaults_to_the_user() -> None:
+    fetched: list[tuple[object, ...]] = []
+    conf = {k: v for k, v in BASE.items() if k != "spark.secrets.renewer"}
+    _builder(conf, fetched).run()
+    assert fetched == [((NN,), "alice")]
+
+
+def test_without_namenodes_nothing_happens() -> None:
+    conf = {k: v for k, v in BASE.items() if k != "spark.secrets.hadoop.namenodes"}
+    spec = StepBuilder(conf).run()
+    assert spec.secrets == () and dict(spec.added_conf) == {}
+    assert "no delegation tokens" in spec.notes[0]
+
+
+def test_disabled() -> None:
+    spec = StepBuilder({**BASE, "spark.secrets.enabled": "false"}).run()
+    assert spec.secrets == () and spec.notes == ("spark.secrets.enabled=false: nothing done",)
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("spark.secrets.hadoop.namenodes", "hdfs://nn:8020", "not a NameNode HTTP address"),
+    ("spark.secrets.ticket.minLifetime", "soon", "not a duration"),
+    ("spark.secrets.tokenFile.format", "2", "use 0"),
+    ("spark.secrets.secret.name", "Not_Valid", "not a valid Kubernetes name"),
+    ("spark.secrets.enabled", "yes", "not a boolean"),
+    ("spark.secrets.nope", "1", "unknown setting spark.secrets.nope"),
+    ("spark.secrets.steps", "no.such.Step", "not an importable SubmitStep"),
+])
+def test_bad_settings_fail_up_front(key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        StepBuilder({**BASE, key: value})
+
+
+def test_ticket_errors_stop_before_fetching() -> None:
+    settings = Settings(dict(BASE))
+    fetched: list[object] = []
+
+    def no_ticket():  # type: ignore[no-untyped-def]
+        raise KerberosError("no Kerberos ticket found", "run kinit")
+
+    step = DelegationTokenStep(settings, ticket=no_ticket, fetch=lambda *a: fetched.append(a))  # type: ignore[arg-type,return-value]
+    with pytest.raises(KerberosError, match="kinit"):
+        step.apply(SubmissionSpec(conf=settings.conf))
+    assert fetched == []
+
+
+class AddLabelStep(SubmitStep):
+    def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
+        return spec.add_conf({"spark.kubernetes.driver.label.team": "data"})
+
+
+def test_user_steps_run_after_the_defaults() -> None:
+    assert load_step(f"{__name__}.AddLabelStep") is AddLabelStep
+    builder = StepBuilder({**BASE, "spark.secrets.steps": f"{__name__}.AddLabelStep"})
+    assert [type(s).__name__ for s in builder.steps][-1] == "AddLabelStep"
+
+
+def test_secret_too_large_is_refused() -> None:
+    settings = Settings(dict(BASE))
+    big = Credentials({f"svc{i}": Token(b"\x00" * 10, b"x" * 2000, "OTHER", f"svc{i}") for i in range(600)})
+    with pytest.raises(ConfigError, match="too large for a Kubernetes Secret"):
+        TokenSecretStep(settings).apply(SubmissionSpec(conf=settings.conf, credentials=big))
+
+
+def test_names_and_labels() -> None:
+    assert secret_name_for("My App_2", "abcd1234") == "my-app-2-abcd1234-hadoop-tokens"
+    assert secret_name_for("!!!", "00000000") == "spark-00000000-hadoop-tokens"
+    assert len(secret_name_for("x" * 400)) <= 253
+    assert label_value("alice@EXAMPLE.COM") == "alice-EXAMPLE.COM"
+    assert len(label_value("a" * 100)) == 63
+    assert label_value("---") == "unknown"
+
+
+def test_settings_table_lists_every_setting() -> None:
+    table = settings_table()
+    assert "`spark.secrets.hadoop.namenodes`" in table and "`spark.secrets.renewer`" in table
+
+
+def test_durations() -> None:
+    s = Settings({"spark.secrets.ticket.minLifetime": "90min", "spark.secrets.renewInterval": "2h"})
+    assert s.min_ticket_lifetime == dt.timedelta(minutes=90)
+    assert s.renew_interval == dt.timedelta(hours=2)
+
+
+# -- spark-submit command lines ------------------------------------------------------------------
+def test_conf_from_submit_args_and_defaults_file(tmp_path: Path) -> None:
+    (tmp_path / "spark-defaults.conf").write_text("spark.secrets.renewer  svc\nspark.app.name=fromfile\n")
+    args = ["--master", "k8s://https://api:6443", "--deploy-mode", "cluster", "--name", "etl", "--class", "a.B",
+            "--conf", "spark.kubernetes.namespace=alice", "--conf=spark.x=1=2", "-c", "spark.y=", "--verbose",
+            "local:///app.jar", "--conf", "app.arg=ignored"]
+    conf = conf_from_submit_args(args, {"SPARK_CONF_DIR": str(tmp_path)})
+    assert conf == {"spark.secrets.renewer": "svc", "spark.app.name": "etl", "spark.master": "k8s://https://api:6443",
+                    "spark.submit.deployMode": "cluster", "spark.kubernetes.namespace": "alice", "spark.x": "1=2",
+                    "spark.y": ""}
+    flags = ["--conf", "k=v"]
+    placed = insert_conf_flags(args, flags)
+    assert placed[placed.index("local:///app.jar") - 2:placed.index("local:///app.jar")] == flags
+    assert placed[-2:] == ["--conf", "app.arg=ignored"]
+
+
+def test_properties_file_replaces_defaults(tmp_path: Path) -> None:
+    (tmp_path / "spark-defaults.conf").write_text("spark.a 1\n")
+    props = tmp_path / "job.properties"
+    props.write_text("# comment\nspark.b : 2\n")
+    assert read_properties(props) == {"spark.b": "2"}
+    conf = conf_from_submit_args(["--properties-file", str(props), "app.py"], {"SPARK_CONF_DIR": str(tmp_path)})
+    assert conf == {"spark.b": "2"}
+    with pytest.raises(ConfigError, match="not key=value"):
+        conf_from_submit_args(["--conf", "novalue", "app.py"], {})
