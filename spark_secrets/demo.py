@@ -104,15 +104,33 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
         from kubernetes import client as k8s
         from kubernetes import config as k8s_config
 
-        from spark_secrets.testbed.spark import cluster_submit_argv, run_spark_submit, spark_version
+        from spark_secrets.kube import KubeClient
+        from spark_secrets.testbed.spark import cluster_submit_argv, spark_env, spark_version
+        from submit_steps.sparkconf import conf_from_submit_args
+        from submit_steps.submission import Submission
 
-        proc = run_spark_submit(cluster_submit_argv(kube.server, "alice", "demo-pi"), bed.env("alice"))
-        if proc.returncode:
-            raise SparkSecretsError("spark-submit failed", proc.stderr.strip().splitlines()[-1][:300])
+        conf = {"spark.secrets.hadoop.namenodes": hdfs.webhdfs_url, "spark.secrets.renewer": RENEWER}
+        argv = cluster_submit_argv(kube.server, "alice", "demo-etl", conf=conf)
+        env = spark_env(bed.env("alice", ccache))
+        notes: list[str] = []
+        alice = KubeClient.from_config(str(kube.kubeconfig("alice", namespace="alice")))
+        submission = Submission(conf_from_submit_args(argv[1:], env), alice, progress=notes.append)
+        rc = submission.run_spark_submit(argv[1:], spark_submit=argv[0], env=env)
+        if rc != 0 or submission.owner is None:
+            raise SparkSecretsError(f"spark-secrets submit failed (exit {rc})", "; ".join(notes)[-300:])
         api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(kube.kubeconfig("alice"))))
-        pods = api.list_namespaced_pod("alice", label_selector="spark-role=driver,spark-app-name=demo-pi").items
-        return [f"Spark {spark_version()} spark-submit --deploy-mode cluster as alice: driver pod "
-                f"{pods[0].metadata.name} created in namespace alice ({pods[0].status.phase}; no kubelet here)"]
+        pod = api.read_namespaced_pod(submission.owner.name, "alice")
+        secret = api.read_namespaced_secret(submission.created[0].name if submission.created else "", "alice")
+        env_vars = {e.name: e.value for e in pod.spec.containers[0].env}
+        owner = secret.metadata.owner_references[0]
+        return [f"spark-secrets submit -- spark-submit (Spark {spark_version()}) --deploy-mode cluster, as alice:",
+                *[f"  {n}" for n in notes],
+                f"Secret {secret.metadata.name}: labels "
+                + ", ".join(f"{k}={v}" for k, v in sorted(secret.metadata.labels.items())),
+                f"  owned by {owner.kind} {owner.name}; expiry {secret.metadata.annotations['spark-secrets.io/expiry']}",
+                f"driver pod {pod.metadata.name} ({pod.status.phase}; no kubelet here): "
+                f"HADOOP_TOKEN_FILE_LOCATION={env_vars.get('HADOOP_TOKEN_FILE_LOCATION')}",
+                "  no token bytes in its spec, env or Spark conf: only the Secret's name"]
 
     def cancel() -> list[str]:
         token = Credentials.load(token_file).tokens[hdfs.rpc_token_service]
@@ -126,5 +144,5 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
     steps.run("delegation tokens from alice's TGT, over WebHDFS with SPNEGO", fetch)
     steps.run("a JVM with only the token file reads and writes secure HDFS", jvm_reads)
     steps.run("the renew service renews the token with its own keytab", renew)
-    steps.run("spark-submit to the Kubernetes API server (RBAC) in cluster mode", submit)
+    steps.run("spark-submit in cluster mode with a per-job token Secret (Kubernetes API server with RBAC)", submit)
     steps.run("end of job: the token is cancelled", cancel)
