@@ -178,3 +178,8 @@ def test_properties_file_replaces_defaults(tmp_path: Path) -> None:
     assert conf == {"spark.b": "2"}
     with pytest.raises(ConfigError, match="not key=value"):
         conf_from_submit_args(["--conf", "novalue", "app.py"], {})
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert settings_table() in readme
