@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -204,3 +205,49 @@ def test_bad_submissions_fail_before_anything_is_created(testbed: Testbed, tmp_p
     assert after == before
     assert len(_admin(testbed).list_namespaced_pod("alice").items) == pods_before
 
+
+
+# -- notebooks -----------------------------------------------------------------------------------
+def test_notebook_session_in_client_mode_reads_hdfs_with_the_token_only(testbed: Testbed, tmp_path: Path) -> None:
+    assert testbed.hdfs is not None
+    script = Path(__file__).parent / "scripts" / "notebook_session.py"
+    env = _alice_env(testbed)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    target = f"{testbed.hdfs.uri}/user/alice/notebook-out"
+    proc = subprocess.run([sys.executable, str(script), testbed.hdfs.webhdfs_url, target], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "READ: written by a notebook with a token only" in proc.stdout
+    assert "TOKEN-FILE-REMOVED: True" in proc.stdout
+    assert "driver token file" in proc.stderr
+    # The file really is in HDFS, owned by alice.
+    ls = testbed.hdfs.fs("-ls", "/user/alice/notebook-out", ccache=testbed.ticket_cache("alice"))
+    assert b" alice " in ls.stdout, ls.stderr.decode()[-500:]
+
+
+def test_notebook_configure_for_kubernetes_creates_the_secret_for_executors(testbed: Testbed,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    assert testbed.kube is not None
+    from pyspark.sql import SparkSession
+
+    from spark_secrets.kube import KubeClient
+    from submit_steps.notebook import configure
+
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
+    monkeypatch.delenv("HADOOP_TOKEN_FILE_LOCATION", raising=False)
+    builder = SparkSession.builder.master(f"k8s://{testbed.kube.server}").appName("notebook-k8s")
+    alice = KubeClient.from_config(str(testbed.kube.kubeconfig("alice", namespace="alice")))
+    setup = configure(builder, _secret_conf(testbed), kube=alice, progress=lambda _: None)
+    try:
+        assert setup.secret_name is not None
+        options = builder._options  # the conf the session will start with
+        assert options[f"spark.kubernetes.executor.secrets.{setup.secret_name}"] == SPARK_CREDENTIALS_DIR
+        assert setup.token_file is not None and oct(setup.token_file.stat().st_mode & 0o777) == "0o600"
+        assert os.environ["HADOOP_TOKEN_FILE_LOCATION"] == str(setup.token_file)
+        names = {s.metadata.name for s in _managed_secrets(testbed)}
+        assert setup.secret_name in names
+    finally:
+        setup.close()
+        monkeypatch.delenv("HADOOP_TOKEN_FILE_LOCATION", raising=False)
+    assert setup.secret_name not in {s.metadata.name for s in _managed_secrets(testbed)}
+    assert not setup.token_file.exists()

@@ -1,0 +1,91 @@
+"""Notebooks: configure a ``SparkSession.builder`` before the session starts.
+
+The notebook process is the driver (client mode): it gets a private local token file (0600, removed
+at exit) through ``HADOOP_TOKEN_FILE_LOCATION``, which the driver JVM reads when it starts. Executors on
+Kubernetes get the per-job Secret, as with ``spark-submit``. Call this before ``getOrCreate()``::
+
+    from pyspark.sql import SparkSession
+    from submit_steps.notebook import configure
+
+    builder = SparkSession.builder.master("k8s://https://api:6443").appName("explore")
+    setup = configure(builder, {"spark.secrets.hadoop.namenodes": "http://nn:9870",
+                                "spark.kubernetes.namespace": "alice"})
+    spark = builder.getOrCreate()
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spark_secrets.errors import ConfigError
+from spark_secrets.kube import KubeClient
+from submit_steps.local import private_token_file
+from submit_steps.spec import SubmissionSpec
+from submit_steps.submission import Progress, Submission, stderr_progress
+
+
+@dataclass
+class NotebookSetup:
+    """What ``configure`` did; ``close()`` deletes the job's Secret (also run at interpreter exit)."""
+
+    spec: SubmissionSpec = field(repr=False)
+    token_file: Path | None
+    submission: Submission | None = field(repr=False)
+
+    @property
+    def secret_name(self) -> str | None:
+        return self.spec.secrets[0].name if self.spec.secrets else None
+
+    def close(self) -> None:
+        if self.submission is not None:
+            self.submission.cleanup()
+        if self.token_file is not None:
+            self.token_file.unlink(missing_ok=True)
+
+
+def _builder_options(builder: Any) -> dict[str, str]:
+    options = getattr(builder, "_options", None)
+    return {str(k): str(v) for k, v in (options or {}).items()}
+
+
+def configure(builder: Any, conf: Mapping[str, str] | None = None, *, kube: KubeClient | None = None,
+              progress: Progress = stderr_progress) -> NotebookSetup:
+    """Run the submission steps for ``builder`` (plus ``conf``) and apply their settings to it.
+
+    With a ``k8s://`` master the token Secret is created for the executors (``kube`` defaults to your
+    kubeconfig); with any master the driver here gets a private token file.
+    """
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        raise ConfigError("a Spark JVM is already running in this process",
+                          "call configure() before the first SparkSession or SparkContext is created")
+    merged = {**_builder_options(builder), **(conf or {})}
+    on_kubernetes = merged.get("spark.master", "").startswith("k8s://")
+    submission: Submission | None = None
+    if on_kubernetes:
+        submission = Submission(merged, kube or KubeClient.from_config(), progress=progress)
+        spec = submission.prepare()
+    else:
+        from submit_steps.builder import StepBuilder
+
+        builder_steps = StepBuilder(merged)
+        # No cluster: only the tokens are needed, for the driver in this process.
+        spec = builder_steps.steps[0].apply(SubmissionSpec(conf=merged))
+        for note in spec.notes:
+            progress(note)
+    for key, value in spec.added_conf.items():
+        builder.config(key, value)
+    for key, value in (conf or {}).items():
+        builder.config(key, value)
+    token_file = None
+    if spec.credentials is not None:
+        token_file = private_token_file(spec.credentials)
+        os.environ["HADOOP_TOKEN_FILE_LOCATION"] = str(token_file)
+        progress(f"driver token file {token_file} (0600, removed at exit)")
+    setup = NotebookSetup(spec=spec, token_file=token_file, submission=submission)
+    atexit.register(setup.close)
+    return setup
