@@ -29,8 +29,10 @@ have gcc || need_apt+=(gcc)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo -E"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 else
   step "Debian packages present (krb5, Java 17, Maven)"
 fi
