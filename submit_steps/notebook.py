@@ -24,9 +24,11 @@ from typing import Any
 
 from spark_secrets.errors import ConfigError
 from spark_secrets.kube import KubeClient
+from submit_steps.builder import StepBuilder
 from submit_steps.local import private_token_file
 from submit_steps.spec import SubmissionSpec
 from submit_steps.submission import Progress, Submission, stderr_progress
+from submit_steps.tokens import DelegationTokenStep
 
 
 @dataclass
@@ -70,16 +72,13 @@ def configure(builder: Any, conf: Mapping[str, str] | None = None, *, kube: Kube
         submission = Submission(merged, kube or KubeClient.from_config(), progress=progress)
         spec = submission.prepare()
     else:
-        from submit_steps.builder import StepBuilder
-
-        builder_steps = StepBuilder(merged)
         # No cluster: only the tokens are needed, for the driver in this process.
-        spec = builder_steps.steps[0].apply(SubmissionSpec(conf=merged))
+        token_step = StepBuilder(merged).step(DelegationTokenStep)
+        assert token_step is not None
+        spec = token_step.apply(SubmissionSpec(conf=merged))
         for note in spec.notes:
             progress(note)
-    for key, value in spec.added_conf.items():
-        builder.config(key, value)
-    for key, value in (conf or {}).items():
+    for key, value in {**spec.added_conf, **(conf or {})}.items():
         builder.config(key, value)
     token_file = None
     if spec.credentials is not None:

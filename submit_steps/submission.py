@@ -98,7 +98,7 @@ class Submission:
         argv = [spark_submit, *insert_conf_flags(args, spec.conf_flags())]
         run_env = dict(os.environ if env is None else env)
         local_file: Path | None = None
-        if spec.credentials is not None and self.settings.conf.get("spark.submit.deployMode", "client") == "client":
+        if spec.credentials is not None and not self._is_cluster_mode():
             from submit_steps.local import private_token_file
 
             local_file = private_token_file(spec.credentials, self.settings.token_file_format)

@@ -30,8 +30,7 @@ def _admin(bed: Testbed) -> k8s.CoreV1Api:
 
 
 def _alice_env(bed: Testbed, ccache: Path | None = None) -> dict[str, str]:
-    env = spark_env(bed.env("alice", ccache if ccache is not None else bed.ticket_cache("alice")))
-    return env
+    return spark_env(bed.env("alice", ccache if ccache is not None else bed.ticket_cache("alice")))
 
 
 def _secret_conf(bed: Testbed, namespace: str = "alice") -> dict[str, str]:

@@ -238,8 +238,7 @@ def test_keytab_login_into_a_private_cache(testbed: Testbed, tmp_path: Path) -> 
 
 
 # -- CLI, and no secret bytes anywhere -------------------------------------------------------------
-def test_cli_fetch_jvm_reads_and_writes_then_cancel_stops_it(testbed: Testbed, tmp_path: Path,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_cli_fetch_jvm_reads_and_writes_then_cancel_stops_it(testbed: Testbed, tmp_path: Path) -> None:
     assert testbed.hdfs is not None
     ccache = testbed.ticket_cache("alice")
     out = tmp_path / "job.tokens"
