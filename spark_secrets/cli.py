@@ -52,7 +52,7 @@ def _auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 def cmd_tokens_fetch(args: argparse.Namespace) -> int:
     from spark_secrets.fetcher import obtain_tokens
 
-    creds = obtain_tokens(args.namenode, args.renewer, _auth(args), doas=args.doas)
+    creds = obtain_tokens(args.filesystem, args.renewer, _auth(args), doas=args.doas, verify=_verify(args))
     path = creds.save(args.output, version=args.format)
     print(f"wrote {len(creds)} tokens to {path} (format version {args.format}, mode 0600)")
     for alias, token in creds.tokens.items():
@@ -79,44 +79,51 @@ def cmd_tokens_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _groups(creds: Credentials, namenode: str | None) -> list[tuple[str, Token]]:
-    """One (NameNode URL, token) per distinct token identifier in ``creds``."""
+def _verify(args: argparse.Namespace) -> bool | str:
+    bundle = getattr(args, "ca_bundle", None)
+    if bundle is not None and not Path(bundle).is_file():
+        raise ConfigError(f"--ca-bundle {bundle}: no such file", "give a PEM file of CA certificates")
+    return bundle or True
+
+
+def _groups(creds: Credentials, filesystem: str | None):  # type: ignore[no-untyped-def]
+    """One (NameNodes to ask, token) per distinct token identifier in ``creds``."""
+    from spark_secrets.fetcher import namenodes_for
+    from spark_secrets.hadoopconf import resolve_filesystem
+
     by_id: dict[bytes, list[Token]] = {}
     for token in creds:
         if token.is_delegation_token:
             by_id.setdefault(token.identifier, []).append(token)
+    if not by_id:
+        raise ConfigError("the token file holds no delegation tokens")
     out = []
     for tokens in by_id.values():
-        url = namenode
-        if url is None:
-            for t in tokens:
-                if t.kind in ("WEBHDFS delegation", "SWEBHDFS delegation"):
-                    url = ("https://" if t.kind.startswith("S") else "http://") + t.service
-        if url is None:
-            raise ConfigError(f"cannot tell which NameNode issued {tokens[0]!r}",
-                              "give --namenode http://<namenode>:<http-port>")
-        out.append((url, tokens[0]))
-    if not out:
-        raise ConfigError("the token file holds no delegation tokens")
+        if filesystem is not None:
+            out.append((resolve_filesystem(filesystem), tokens[0]))
+            continue
+        # A WebHDFS token names the HTTP address (or nameservice) directly; prefer it.
+        tokens.sort(key=lambda t: "WEBHDFS" not in t.kind)
+        out.append((namenodes_for(tokens[0]), tokens[0]))
     return out
 
 
 def cmd_tokens_renew(args: argparse.Namespace) -> int:
-    from spark_secrets.webhdfs import WebHdfsClient
+    from spark_secrets.fetcher import renew_token
 
     auth = _auth(args)
-    for url, token in _groups(Credentials.load(args.file), args.namenode):
-        expiry = WebHdfsClient(url, auth).renew_delegation_token(token)
+    for target, token in _groups(Credentials.load(args.file), args.filesystem):
+        expiry = renew_token(token, auth, target=target, verify=_verify(args))
         print(f"renewed {token!r}: now expires {_iso(expiry)}")
     return 0
 
 
 def cmd_tokens_cancel(args: argparse.Namespace) -> int:
-    from spark_secrets.webhdfs import WebHdfsClient
+    from spark_secrets.fetcher import cancel_token
 
     auth = _auth(args)
-    for url, token in _groups(Credentials.load(args.file), args.namenode):
-        WebHdfsClient(url, auth).cancel_delegation_token(token)
+    for target, token in _groups(Credentials.load(args.file), args.filesystem):
+        cancel_token(token, auth, target=target, verify=_verify(args))
         print(f"cancelled {token!r}")
     return 0
 
@@ -127,9 +134,9 @@ def _submission(spark_args: Sequence[str], kubeconfig: str | None):  # type: ign
     from submit_steps.submission import Submission
 
     conf = conf_from_submit_args(spark_args)
-    if not conf.get("spark.secrets.hadoop.namenodes"):
-        raise ConfigError("no NameNodes to obtain tokens from",
-                          "add --conf spark.secrets.hadoop.namenodes=http://<namenode>:9870")
+    if not (conf.get("spark.secrets.hadoop.filesystems") or conf.get("spark.kerberos.access.hadoopFileSystems")):
+        raise ConfigError("no filesystems to obtain tokens for",
+                          "add --conf spark.secrets.hadoop.filesystems=hdfs://<nameservice or namenode:port>")
     return Submission(conf, KubeClient.from_config(kubeconfig))
 
 
@@ -167,6 +174,8 @@ def _login_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keytab", help="log in from this keytab instead (services)")
     g.add_argument("--principal", help="the principal in --keytab")
     g.add_argument("--ccache", help="private ticket cache for the keytab login")
+    p.add_argument("--ca-bundle", metavar="PEM", help="CA certificates to trust for https:// NameNodes "
+                                                       "(default: the system's; REQUESTS_CA_BUNDLE honoured)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "ticket cache, creates the per-job token Secret, and prints the --conf flags to add to an "
                     "unchanged spark-submit command. Progress goes to stderr, flags to stdout.",
         epilog="example: spark-submit $(spark-secrets conf -- --name etl --conf spark.kubernetes.namespace=alice "
-               "--conf spark.secrets.hadoop.namenodes=http://nn:9870) --master k8s://... app.py")
+               "--conf spark.secrets.hadoop.filesystems=http://nn:9870) --master k8s://... app.py")
     conf.add_argument("spark_args", nargs=argparse.REMAINDER, metavar="-- SPARK-SUBMIT-OPTIONS")
     conf.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
     conf.set_defaults(func=cmd_conf)
@@ -200,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "attached to the driver pod (deleted with it) as soon as the pod exists, and deleted "
                     "if the submission fails or, in client mode, when the job ends.",
         epilog="example: spark-secrets submit -- --master k8s://https://api:6443 --deploy-mode cluster "
-               "--conf spark.secrets.hadoop.namenodes=http://nn:9870 local:///opt/app.py")
+               "--conf spark.secrets.hadoop.filesystems=http://nn:9870 local:///opt/app.py")
     submit.add_argument("--spark-submit", default="spark-submit", help="the spark-submit to run (default: on PATH)")
     submit.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
     submit.add_argument("spark_args", nargs=argparse.REMAINDER, metavar="-- SPARK-SUBMIT-ARGS")
@@ -212,8 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     fetch = tsub.add_parser("fetch", help="obtain delegation tokens over WebHDFS (SPNEGO) into a token file")
     fetch.add_argument("output", type=Path, help="token file to write (mode 0600)")
-    fetch.add_argument("--namenode", action="append", required=True, metavar="URL",
-                       help="NameNode HTTP(S) address, e.g. http://nn.example.com:9870 (repeatable)")
+    fetch.add_argument("--filesystem", "--namenode", dest="filesystem", action="append", required=True, metavar="FS",
+                       help="filesystem to obtain a token for (repeatable): hdfs://<nameservice> (HA, NameNodes from "
+                            "HADOOP_CONF_DIR, standbys skipped), hdfs://host:port, webhdfs://, swebhdfs://, or a "
+                            "NameNode's WebHDFS address such as http://nn.example.com:9870")
     fetch.add_argument("--renewer", help="who may renew the tokens: the renew service's principal or short name "
                                          "(default: yourself)")
     fetch.add_argument("--doas", metavar="USER", help="obtain tokens owned by USER (needs proxy-user rights)")
@@ -231,7 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  ("cancel", cmd_tokens_cancel, "make the NameNode forget the tokens")):
         p = tsub.add_parser(name, help=helptext)
         p.add_argument("file", type=Path)
-        p.add_argument("--namenode", metavar="URL", help="NameNode HTTP(S) address (default: from the WebHDFS token)")
+        p.add_argument("--filesystem", "--namenode", dest="filesystem", metavar="FS",
+                       help="where the tokens were issued, in any --filesystem form of 'fetch' (default: from the "
+                            "tokens' service, with HADOOP_CONF_DIR for nameservices)")
         _login_options(p)
         p.set_defaults(func=func)
     return parser

@@ -109,7 +109,7 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
         from submit_steps.sparkconf import conf_from_submit_args
         from submit_steps.submission import Submission
 
-        conf = {"spark.secrets.hadoop.namenodes": hdfs.webhdfs_url, "spark.secrets.renewer": RENEWER}
+        conf = {"spark.secrets.hadoop.filesystems": hdfs.webhdfs_url, "spark.secrets.renewer": RENEWER}
         argv = cluster_submit_argv(kube.server, "alice", "demo-etl", conf=conf)
         env = spark_env(bed.env("alice", ccache))
         notes: list[str] = []

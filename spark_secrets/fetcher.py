@@ -2,43 +2,93 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterable
-from urllib.parse import urlsplit
+import logging
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from requests.auth import AuthBase
 
 from spark_secrets.credentials import Credentials
-from spark_secrets.errors import HdfsError
+from spark_secrets.errors import NameNodeUnavailable
+from spark_secrets.hadoopconf import FileSystemTarget, HadoopConf, resolve_filesystem
 from spark_secrets.identifier import HDFS_DELEGATION_KIND, SWEBHDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
+from spark_secrets.token import Token
 from spark_secrets.webhdfs import WebHdfsClient
 
-
-def http_token_service(url: str) -> str:
-    """The service text ``webhdfs://host:port`` clients select by: the HTTP address as ``ip:port``."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise HdfsError(f"not a NameNode HTTP address: {url!r}")
-    port = parts.port or (9871 if parts.scheme == "https" else 9870)
-    try:
-        ip = socket.gethostbyname(parts.hostname)
-    except OSError:
-        raise HdfsError(f"cannot resolve NameNode host {parts.hostname!r}") from None
-    return f"{ip}:{port}"
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def obtain_tokens(namenodes: Iterable[str], renewer: str | None, auth: AuthBase | None, *,
-                  doas: str | None = None, credentials: Credentials | None = None) -> Credentials:
-    """One delegation token from each NameNode HTTP address, stored for ``hdfs://`` and WebHDFS use.
+def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | None, auth: AuthBase | None, *,
+                  doas: str | None = None, credentials: Credentials | None = None,
+                  conf: HadoopConf | None = None, verify: bool | str = True) -> Credentials:
+    """One delegation token per filesystem, stored for ``hdfs://`` and for WebHDFS use.
 
-    The NameNode mints the token for its RPC address (``ip:port``); the same identifier and
-    password are also stored as a WebHDFS token under the HTTP address.
+    Each filesystem's NameNodes are asked in order; an unreachable or standby one is skipped. The
+    token is stored twice with the same identifier and password: as ``HDFS_DELEGATION_TOKEN`` under
+    the service ``hdfs://`` clients select (RPC ``ip:port``, or ``ha-hdfs:<ns>`` for a nameservice),
+    and as a (S)WebHDFS token under the HTTP ``ip:port`` (or ``ha-webhdfs:<ns>``).
     """
     creds = credentials if credentials is not None else Credentials()
-    for url in namenodes:
-        client = WebHdfsClient(url, auth)
-        token = client.get_delegation_token(renewer, doas=doas)
-        creds.add(token.with_service(token.service, kind=HDFS_DELEGATION_KIND))
-        web_kind = SWEBHDFS_DELEGATION_KIND if url.startswith("https") else WEBHDFS_DELEGATION_KIND
-        creds.add(token.with_service(http_token_service(url), kind=web_kind))
+    targets = [fs if isinstance(fs, FileSystemTarget) else resolve_filesystem(fs, conf) for fs in filesystems]
+    for target in targets:
+        _obtain_one(target, creds, renewer, auth, doas, verify)
     return creds
+
+
+def _obtain_one(target: FileSystemTarget, creds: Credentials, renewer: str | None, auth: AuthBase | None,
+                doas: str | None, verify: bool | str) -> None:
+    def fetch(client: WebHdfsClient) -> None:
+        token = client.get_delegation_token(renewer, doas=doas)
+        used = next(nn for nn in target.namenodes if nn.http_url == client.url)
+        web_kind = SWEBHDFS_DELEGATION_KIND if target.https else WEBHDFS_DELEGATION_KIND
+        creds.add(token.with_service(target.hdfs_service(token.service), kind=HDFS_DELEGATION_KIND))
+        creds.add(token.with_service(target.web_service(used), kind=web_kind))
+        log.info("obtained a delegation token for %s from %s", target.uri, client.host)
+
+    _on_active(target, "GETDELEGATIONTOKEN", fetch, auth, verify)
+
+
+def namenodes_for(token: Token, conf: HadoopConf | None = None) -> FileSystemTarget:
+    """The NameNodes that can renew or cancel ``token``, found from its kind and service.
+
+    ``ha-<scheme>:<ns>`` names a nameservice in the Hadoop configuration; a WebHDFS token's
+    ``ip:port`` is the HTTP address itself; an RPC ``ip:port`` is looked up in the configuration.
+    """
+    service = token.service
+    if service.startswith("ha-") and ":" in service:
+        scheme, _, ns = service[3:].partition(":")
+        return resolve_filesystem(f"{scheme}://{ns}", conf)
+    if token.kind == SWEBHDFS_DELEGATION_KIND:
+        return resolve_filesystem(f"https://{service}", conf)
+    if token.kind == WEBHDFS_DELEGATION_KIND:
+        return resolve_filesystem(f"http://{service}", conf)
+    return resolve_filesystem(f"hdfs://{service}", conf)
+
+
+def _on_active(target: FileSystemTarget, op: str, call: Callable[[WebHdfsClient], T], auth: AuthBase | None,
+               verify: bool | str) -> T:
+    skipped: list[str] = []
+    for namenode in target.namenodes:
+        client = WebHdfsClient(namenode.http_url, auth, verify=verify)
+        try:
+            return call(client)
+        except NameNodeUnavailable as exc:
+            log.info("skipping NameNode %s of %s for %s: %s", client.host, target.uri, op, exc.problem)
+            skipped.append(f"{client.host}: {exc.problem.split(': ', 1)[-1]}")
+    raise NameNodeUnavailable(f"no NameNode of {target.uri} answered {op} ({'; '.join(skipped)})",
+                              "check that an active NameNode is running and reachable")
+
+
+def renew_token(token: Token, auth: AuthBase | None, *, target: FileSystemTarget | None = None,
+                conf: HadoopConf | None = None, verify: bool | str = True) -> int:
+    """Renew at the token's (active) NameNode; returns the new expiry in ms since the epoch."""
+    target = target or namenodes_for(token, conf)
+    return _on_active(target, "RENEWDELEGATIONTOKEN", lambda c: c.renew_delegation_token(token), auth, verify)
+
+
+def cancel_token(token: Token, auth: AuthBase | None, *, target: FileSystemTarget | None = None,
+                 conf: HadoopConf | None = None, verify: bool | str = True) -> None:
+    """Cancel at the token's (active) NameNode."""
+    target = target or namenodes_for(token, conf)
+    _on_active(target, "CANCELDELEGATIONTOKEN", lambda c: c.cancel_delegation_token(token), auth, verify)

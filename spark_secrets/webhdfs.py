@@ -108,8 +108,9 @@ class WebHdfsClient:
             resp = self.session.request(method, f"{self.url}/webhdfs/v1/", params=query, auth=self.auth,
                                         timeout=self.timeout, verify=self.verify, allow_redirects=False)
         except requests.exceptions.SSLError:
-            raise NameNodeUnavailable(f"TLS to NameNode {self.host} failed during {op}",
-                                      "check the CA bundle (verify=...)") from None
+            # Not "unavailable": trying the next NameNode would hide a trust problem.
+            raise HdfsError(f"TLS to NameNode {self.host} failed during {op}: its certificate is not trusted",
+                            "give the CA certificate with --ca-bundle / spark.secrets.hadoop.caBundle") from None
         except requests.exceptions.Timeout:
             raise NameNodeUnavailable(f"NameNode {self.host} did not answer {op} within {self.timeout:.0f} s") from None
         except requests.exceptions.ConnectionError:

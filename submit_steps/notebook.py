@@ -8,7 +8,7 @@ Kubernetes get the per-job Secret, as with ``spark-submit``. Call this before ``
     from submit_steps.notebook import configure
 
     builder = SparkSession.builder.master("k8s://https://api:6443").appName("explore")
-    setup = configure(builder, {"spark.secrets.hadoop.namenodes": "http://nn:9870",
+    setup = configure(builder, {"spark.secrets.hadoop.filesystems": "http://nn:9870",
                                 "spark.kubernetes.namespace": "alice"})
     spark = builder.getOrCreate()
 """

@@ -20,7 +20,7 @@ PLUGIN_CLASS = "io.sparksecrets.TokenRefresherPlugin"
 class PodWiringStep(SubmitStep):
     @property
     def enabled(self) -> bool:
-        return bool(self.settings.namenodes)
+        return bool(self.settings.filesystems)
 
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
         if not self.enabled or not spec.secrets:

@@ -8,7 +8,7 @@ import secrets as random
 
 from spark_secrets.errors import ConfigError
 from submit_steps.settings import Settings
-from submit_steps.spec import (ANNOTATION_EXPIRY, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_NAMENODES,
+from submit_steps.spec import (ANNOTATION_EXPIRY, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_FILESYSTEMS,
                                ANNOTATION_PRINCIPAL, ANNOTATION_RENEWER, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND,
                                LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, SECRET_MAX_BYTES, SecretPlan,
                                SubmissionSpec)
@@ -42,7 +42,7 @@ class TokenSecretStep(SubmitStep):
 
     @property
     def enabled(self) -> bool:
-        return bool(self.settings.namenodes)
+        return bool(self.settings.filesystems)
 
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
         if not self.enabled or spec.credentials is None:
@@ -57,7 +57,7 @@ class TokenSecretStep(SubmitStep):
         owner = spec.principal or (known[0].owner if known else "unknown")
         annotations = {
             ANNOTATION_PRINCIPAL: owner,
-            ANNOTATION_NAMENODES: ",".join(self.settings.namenodes),
+            ANNOTATION_FILESYSTEMS: ",".join(self.settings.filesystems),
             ANNOTATION_KEY: self.settings.secret_key,
         }
         if known:

@@ -7,6 +7,7 @@ properties files), never from the environment at import time.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from urllib.parse import urlsplit
 from spark_secrets.errors import ConfigError
 
 PREFIX = "spark.secrets."
+#: Spark's own list of filesystems to obtain tokens for (used when ours is not set).
+SPARK_FILESYSTEMS = "spark.kerberos.access.hadoopFileSystems"
+FILESYSTEM_SCHEMES = ("hdfs", "webhdfs", "swebhdfs", "http", "https")
 #: Where Spark's own Kerberos step mounts an existing token Secret in the driver.
 SPARK_CREDENTIALS_DIR = "/mnt/secrets/hadoop-credentials"
 
@@ -29,9 +33,13 @@ class Setting:
 #: Every setting, in the order the README's table lists them.
 SETTINGS: tuple[Setting, ...] = (
     Setting("spark.secrets.enabled", "true", "Run the submission steps at all."),
-    Setting("spark.secrets.hadoop.namenodes", None,
-            "Comma-separated NameNode HTTP(S) addresses (WebHDFS) to obtain tokens from, e.g. "
-            "`http://nn1:9870,https://nn2:9871`. Without it, no tokens are obtained and no Secret is made."),
+    Setting("spark.secrets.hadoop.filesystems", None,
+            "Comma-separated filesystems to obtain delegation tokens for: `hdfs://<nameservice>` (HA: every "
+            "NameNode in `HADOOP_CONF_DIR` is tried, standbys skipped), `hdfs://host:port`, `webhdfs://`, "
+            "`swebhdfs://`, or a NameNode's WebHDFS address `http(s)://host:port`. Default: Spark's "
+            "`spark.kerberos.access.hadoopFileSystems`. Without either, no tokens are obtained and no Secret is made."),
+    Setting("spark.secrets.hadoop.caBundle", None,
+            "PEM file of CA certificates to trust for HTTPS NameNodes. Default: the system's (`REQUESTS_CA_BUNDLE` honoured)."),
     Setting("spark.secrets.renewer", None,
             "Principal (or short name) of the renew service, set as the tokens' renewer. Default: the "
             "submitting user, who can then renew and cancel them with `spark-secrets tokens`."),
@@ -80,7 +88,7 @@ class Settings:
             raise ConfigError(f"unknown setting {unknown[0]}",
                               f"known {PREFIX}* settings are: {', '.join(sorted(_KNOWN))}")
         # Touch every property once so bad values fail before anything happens.
-        _ = (self.enabled, self.namenodes, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
+        _ = (self.enabled, self.filesystems, self.ca_bundle, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
              self.renew_interval, self.secret_name, self.user_steps)
 
     def get(self, key: str) -> str | None:
@@ -92,15 +100,28 @@ class Settings:
         return _bool("spark.secrets.enabled", self.get("spark.secrets.enabled") or "true")
 
     @property
-    def namenodes(self) -> tuple[str, ...]:
-        raw = self.get("spark.secrets.hadoop.namenodes") or ""
+    def filesystems(self) -> tuple[str, ...]:
+        key = "spark.secrets.hadoop.filesystems"
+        raw = self.get(key) or self.conf.get(SPARK_FILESYSTEMS) or ""
         urls = tuple(u.strip().rstrip("/") for u in raw.split(",") if u.strip())
         for url in urls:
             parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"spark.secrets.hadoop.namenodes: {url!r} is not a NameNode HTTP address",
-                                  "give WebHDFS addresses like http://namenode:9870 or https://namenode:9871")
+            if parts.scheme not in FILESYSTEM_SCHEMES or not parts.hostname:
+                raise ConfigError(f"{key}: {url!r} is not a filesystem Hadoop issues tokens for",
+                                  "give hdfs://<nameservice or host:port>, webhdfs://, swebhdfs:// or "
+                                  "http(s)://<namenode>:<port>")
         return urls
+
+    @property
+    def ca_bundle(self) -> str | bool:
+        """``verify=`` for HTTPS NameNodes: a PEM path, or True for the system's CAs."""
+        path = self.get("spark.secrets.hadoop.caBundle")
+        if path is None:
+            return True
+        if not os.path.isfile(path):
+            raise ConfigError(f"spark.secrets.hadoop.caBundle={path!r} is not a file",
+                              "give a PEM file of CA certificates")
+        return path
 
     @property
     def renewer(self) -> str | None:

@@ -41,7 +41,7 @@ class Submission:
     # -- phases ----------------------------------------------------------------------------------
     def preflight(self) -> None:
         """Fail early, creating nothing, if the user may not create the Secret in the namespace."""
-        if not (self.settings.enabled and self.settings.namenodes):
+        if not (self.settings.enabled and self.settings.filesystems):
             return
         namespace = self.settings.namespace
         if not self.kube.can_i("create", "secrets", namespace):

@@ -1,4 +1,4 @@
-"""Step 1: delegation tokens from the user's ticket cache, for every configured NameNode."""
+"""Step 1: delegation tokens from the user's ticket cache, for every configured filesystem."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep
 
-Fetch = Callable[[Sequence[str], "str | None", TicketCache], Credentials]
+Fetch = Callable[[Sequence[str], "str | None", TicketCache, "str | bool"], Credentials]
 
 
-def _fetch(namenodes: Sequence[str], renewer: str | None, ticket: TicketCache) -> Credentials:
-    return obtain_tokens(namenodes, renewer, SpnegoAuth(ticket.credentials))
+def _fetch(filesystems: Sequence[str], renewer: str | None, ticket: TicketCache, verify: str | bool) -> Credentials:
+    return obtain_tokens(filesystems, renewer, SpnegoAuth(ticket.credentials), verify=verify)
 
 
 class DelegationTokenStep(SubmitStep):
-    """Checks the TGT, then obtains one token per NameNode with the renew service as renewer."""
+    """Checks the TGT, then obtains one token per filesystem with the renew service as renewer."""
 
     def __init__(self, settings: Settings, *, ticket: Callable[[], TicketCache] | None = None,
                  fetch: Fetch | None = None) -> None:
@@ -31,7 +31,7 @@ class DelegationTokenStep(SubmitStep):
 
     @property
     def enabled(self) -> bool:
-        return bool(self.settings.namenodes)
+        return bool(self.settings.filesystems)
 
     def check_ticket(self) -> TicketCache:
         """The TGT, checked for lifetime; raises a one-line KerberosError otherwise."""
@@ -39,10 +39,10 @@ class DelegationTokenStep(SubmitStep):
 
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
         if not self.enabled:
-            return spec.add_note("no spark.secrets.hadoop.namenodes: no delegation tokens obtained")
+            return spec.add_note("no spark.secrets.hadoop.filesystems: no delegation tokens obtained")
         ticket = self.check_ticket()
         renewer = self.settings.renewer or ticket.short_name
-        creds = self._fetch(self.settings.namenodes, renewer, ticket)
+        creds = self._fetch(self.settings.filesystems, renewer, ticket, self.settings.ca_bundle)
         spec = replace(spec, credentials=creds, principal=ticket.principal)
         return spec.add_note(f"obtained {len(creds)} token(s) for {ticket.principal} from "
-                             f"{len(self.settings.namenodes)} NameNode(s), renewer {renewer}")
+                             f"{len(self.settings.filesystems)} filesystem(s), renewer {renewer}")

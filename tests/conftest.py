@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spark_secrets.testbed.bed import Testbed
-from spark_secrets.testbed.hadoop import TokenLifetimes
+from spark_secrets.testbed.bed import USERS, Testbed
+from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
 from spark_secrets.testbed.jvm import compile_java
 
 JVM_SOURCES = Path(__file__).parent / "jvm"
@@ -30,6 +30,23 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
         yield bed
     finally:
         bed.stop()
+
+
+#: The HA cluster's short token lifetimes (ms): tokens expire within a test's time.
+HA_LIFETIMES = TokenLifetimes(renew_interval_ms=20_000, max_lifetime_ms=40_000, key_update_interval_ms=20_000)
+
+
+@pytest.fixture(scope="session")
+def ha_hdfs(testbed: Testbed) -> Iterator[SecureHdfs]:
+    """A second secure HDFS in the same realm: nameservice ``ns1`` with NameNodes nn1 (standby) and
+    nn2 (active), and short token lifetimes (:data:`HA_LIFETIMES`)."""
+    cluster = SecureHdfs(testbed.dir / "hdfs-ha", testbed.kdc_required(), nameservice="ns1", lifetimes=HA_LIFETIMES)
+    try:
+        cluster.start()
+        cluster.make_home_dirs(USERS)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

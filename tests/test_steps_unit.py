@@ -21,7 +21,7 @@ from submit_steps.step import SubmitStep
 from submit_steps.tokens import DelegationTokenStep
 
 NN = "http://nn.example.com:9870"
-BASE = {"spark.app.name": "Nightly ETL", "spark.kubernetes.namespace": "alice", "spark.secrets.hadoop.namenodes": NN,
+BASE = {"spark.app.name": "Nightly ETL", "spark.kubernetes.namespace": "alice", "spark.secrets.hadoop.filesystems": NN,
         "spark.secrets.renewer": "spark-renewer"}
 
 
@@ -39,7 +39,7 @@ def _creds(password: bytes = b"p" * 20) -> Credentials:
 def _builder(conf: dict[str, str], fetched: list[tuple[object, ...]] | None = None) -> StepBuilder:
     settings = Settings(conf)
 
-    def fetch(namenodes, renewer, ticket):  # type: ignore[no-untyped-def]
+    def fetch(namenodes, renewer, ticket, verify):  # type: ignore[no-untyped-def]
         if fetched is not None:
             fetched.append((tuple(namenodes), renewer))
         return _creds()
@@ -58,7 +58,7 @@ def test_default_flow_adds_only_references() -> None:
     assert plan.namespace == "alice"
     assert plan.labels["spark-secrets.io/owner"] == "alice"
     assert plan.annotations["spark-secrets.io/principal"] == "alice@EXAMPLE.COM"
-    assert plan.annotations["spark-secrets.io/namenodes"] == NN
+    assert plan.annotations["spark-secrets.io/filesystems"] == NN
     # expiry estimate = issue + 1 d renew interval; max date from the identifier
     assert plan.annotations["spark-secrets.io/expiry"] == "2026-11-19T11:06:40Z"
     assert plan.annotations["spark-secrets.io/max-date"] == "2026-11-25T11:06:40Z"
@@ -77,7 +77,7 @@ def test_renewer_defaults_to_the_user() -> None:
 
 
 def test_without_namenodes_nothing_happens() -> None:
-    conf = {k: v for k, v in BASE.items() if k != "spark.secrets.hadoop.namenodes"}
+    conf = {k: v for k, v in BASE.items() if k != "spark.secrets.hadoop.filesystems"}
     spec = StepBuilder(conf).run()
     assert spec.secrets == () and dict(spec.added_conf) == {}
     assert "no delegation tokens" in spec.notes[0]
@@ -89,7 +89,8 @@ def test_disabled() -> None:
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
-    ("spark.secrets.hadoop.namenodes", "hdfs://nn:8020", "not a NameNode HTTP address"),
+    ("spark.secrets.hadoop.filesystems", "s3a://bucket", "not a filesystem Hadoop issues tokens for"),
+    ("spark.secrets.hadoop.caBundle", "/no/such/ca.pem", "is not a file"),
     ("spark.secrets.ticket.minLifetime", "soon", "not a duration"),
     ("spark.secrets.tokenFile.format", "2", "use 0"),
     ("spark.secrets.secret.name", "Not_Valid", "not a valid Kubernetes name"),
@@ -144,7 +145,7 @@ def test_names_and_labels() -> None:
 
 def test_settings_table_lists_every_setting() -> None:
     table = settings_table()
-    assert "`spark.secrets.hadoop.namenodes`" in table and "`spark.secrets.renewer`" in table
+    assert "`spark.secrets.hadoop.filesystems`" in table and "`spark.secrets.renewer`" in table
 
 
 def test_durations() -> None:

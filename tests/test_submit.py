@@ -35,7 +35,7 @@ def _alice_env(bed: Testbed, ccache: Path | None = None) -> dict[str, str]:
 
 def _secret_conf(bed: Testbed, namespace: str = "alice") -> dict[str, str]:
     assert bed.hdfs is not None
-    return {"spark.kubernetes.namespace": namespace, "spark.secrets.hadoop.namenodes": bed.hdfs.webhdfs_url,
+    return {"spark.kubernetes.namespace": namespace, "spark.secrets.hadoop.filesystems": bed.hdfs.webhdfs_url,
             "spark.secrets.renewer": RENEWER}
 
 
@@ -189,7 +189,7 @@ def test_bad_submissions_fail_before_anything_is_created(testbed: Testbed, tmp_p
     elif case == "forbidden-namespace":
         conf["spark.kubernetes.namespace"] = "bob"
     else:
-        conf["spark.secrets.hadoop.namenodes"] = f"http://localhost:{free_port()}"
+        conf["spark.secrets.hadoop.filesystems"] = f"http://localhost:{free_port()}"
     before = {ns: {s.metadata.name for s in _admin(testbed).list_namespaced_secret(ns).items} for ns in ("alice", "bob")}
     pods_before = len(_admin(testbed).list_namespaced_pod("alice").items)
     argv = cluster_submit_argv(testbed.kube.server, conf["spark.kubernetes.namespace"], f"bad-{case}", conf=conf)

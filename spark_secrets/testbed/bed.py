@@ -112,19 +112,7 @@ class Testbed:
     def _start_hdfs(self) -> None:
         assert self.hdfs is not None
         self.hdfs.start()
-        admin_cache = self.kdc_required().kinit("hdfs/localhost", self.dir / "kdc" / "ccache-hdfs",
-                                                keytab=self.hdfs.keytab)
-        for user in USERS:
-            self._hdfs_admin(admin_cache, "-mkdir", "-p", f"/user/{user}")
-            self._hdfs_admin(admin_cache, "-chown", f"{user}:users", f"/user/{user}")
-        self._hdfs_admin(admin_cache, "-mkdir", "-p", "/tmp")
-        self._hdfs_admin(admin_cache, "-chmod", "1777", "/tmp")
-
-    def _hdfs_admin(self, ccache: Path, *args: str) -> None:
-        assert self.hdfs is not None
-        proc = self.hdfs.fs(*args, ccache=ccache)
-        if proc.returncode != 0:
-            raise TestbedError(f"hadoop fs {' '.join(args)} failed", proc.stderr.decode(errors="replace")[-500:])
+        self.hdfs.make_home_dirs(USERS)
 
     def _start_kube(self) -> None:
         assert self.kube is not None
@@ -183,7 +171,8 @@ class Testbed:
         if self.kdc:
             lines.append(f"kerberos   realm {self.kdc.realm}, KDC 127.0.0.1:{self.kdc.port}, KRB5_CONFIG={self.kdc.krb5_conf}")
         if self.hdfs:
-            lines.append(f"hdfs       {self.hdfs.uri} (RPC), WebHDFS {self.hdfs.webhdfs_url} (SPNEGO)")
+            lines.append(f"hdfs       {self.hdfs.uri} (RPC), WebHDFS {self.hdfs.webhdfs_url} and {self.hdfs.https_url} "
+                         f"(SPNEGO; CA {self.hdfs.ca_cert})")
         if self.kube:
             lines.append(f"kubernetes {self.kube.server} (RBAC), kubeconfigs in {self.kube.dir}")
         return lines

@@ -10,7 +10,7 @@ from submit_steps.notebook import configure
 
 namenode, path = sys.argv[1], sys.argv[2]
 builder = SparkSession.builder.master("local[2]").appName("notebook")
-setup = configure(builder, {"spark.secrets.hadoop.namenodes": namenode, "spark.secrets.renewer": "spark-renewer"})
+setup = configure(builder, {"spark.secrets.hadoop.filesystems": namenode, "spark.secrets.renewer": "spark-renewer"})
 os.environ["KRB5CCNAME"] = "FILE:/nonexistent/no-ticket-here"  # the JVM gets no Kerberos ticket
 spark = builder.getOrCreate()
 spark.createDataFrame([("written by a notebook with a token only",)], ["line"]).write.mode("overwrite").text(path)
