@@ -162,6 +162,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return _submission(spark_args, args.kubeconfig).run_spark_submit(spark_args, spark_submit=args.spark_submit)
 
 
+def cmd_jar(args: argparse.Namespace) -> int:
+    from spark_secrets.plugin import PLUGIN_CLASS, PluginError, jar_path
+
+    try:
+        jar = jar_path(build_if_missing=False)
+    except PluginError:
+        print("building the plugin jar from the installed sources (once) ...", file=sys.stderr, flush=True)
+        jar = jar_path()
+    if args.conf:
+        print(f"--jars {jar} --conf spark.plugins={PLUGIN_CLASS}")
+    else:
+        print(jar)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from spark_secrets.demo import run_demo
 
@@ -190,6 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
                                       "through the whole flow as user alice, printing each step.")
     demo.add_argument("--keep", action="store_true", help="keep the test-bed directory (logs) afterwards")
     demo.set_defaults(func=cmd_demo)
+
+    jar = sub.add_parser(
+        "jar", help="print the path of the JVM refresher plugin's jar (for --jars / spark.jars)",
+        description="Prints the path of the Spark plugin jar that re-reads the mounted token file in the driver "
+                    "and executors. Enable it with spark.plugins=io.sparksecrets.plugin.TokenRefreshPlugin. "
+                    "For cluster mode, copy the jar into the image and give its local:// path.",
+        epilog="example: spark-submit $(spark-secrets jar --conf) ... ; COPY it to /opt/spark/jars/ in an image")
+    jar.add_argument("--conf", action="store_true", help="print spark-submit flags (--jars and spark.plugins) instead")
+    jar.set_defaults(func=cmd_jar)
 
     conf = sub.add_parser(
         "conf", help="obtain tokens, create the job's token Secret, print the --conf flags for spark-submit",

@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Mapping, Sequence
 
 from spark_secrets.errors import ConfigError
+from submit_steps.plugin import RefresherPluginStep
 from submit_steps.pods import PodWiringStep
 from submit_steps.secret import TokenSecretStep
 from submit_steps.settings import Settings
@@ -13,7 +14,8 @@ from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep
 from submit_steps.tokens import DelegationTokenStep
 
-DEFAULT_STEPS: tuple[type[SubmitStep], ...] = (DelegationTokenStep, TokenSecretStep, PodWiringStep)
+DEFAULT_STEPS: tuple[type[SubmitStep], ...] = (DelegationTokenStep, TokenSecretStep, PodWiringStep,
+                                                RefresherPluginStep)
 
 
 def load_step(path: str) -> type[SubmitStep]:

@@ -13,10 +13,6 @@ from submit_steps.settings import SPARK_CREDENTIALS_DIR
 from submit_steps.spec import LABEL_TOKEN_SECRET, SubmissionSpec
 from submit_steps.step import SubmitStep
 
-#: The refresher plugin's class (issue 5); added to spark.plugins only when its jar is installed.
-PLUGIN_CLASS = "io.sparksecrets.TokenRefresherPlugin"
-
-
 class PodWiringStep(SubmitStep):
     @property
     def enabled(self) -> bool:

@@ -52,6 +52,21 @@ SETTINGS: tuple[Setting, ...] = (
             "Token-file format: 0 = Writable (Hadoop 2 and 3), 1 = protobuf (Hadoop 3 only)."),
     Setting("spark.secrets.renewInterval", "1d",
             "The NameNode's token renew interval, used to estimate the first expiry annotation."),
+    Setting("spark.secrets.plugin.jar", None,
+            "Path of the token refresher plugin jar inside the driver and executor images (`local://` accepted), "
+            "put on their class path with `spark.plugins` set. A driver running here uses the installed jar "
+            "(`spark-secrets jar`). Without it in cluster mode the plugin is left out; `none` always leaves it out."),
+    Setting("spark.secrets.refresh.enabled", "true", "Plugin: re-read the token file in driver and executors."),
+    Setting("spark.secrets.refresh.tokenFile", None,
+            "Plugin: the token file to re-read. Default: `HADOOP_TOKEN_FILE_LOCATION`."),
+    Setting("spark.secrets.refresh.ratio", "0.75",
+            "Plugin: re-read at the latest after this fraction of the earliest token's remaining lifetime."),
+    Setting("spark.secrets.refresh.pollInterval", "10s",
+            "Plugin: re-read at least this often; `0` = only on change events and the lifetime deadline."),
+    Setting("spark.secrets.refresh.maxBackoff", "60s",
+            "Plugin: longest wait between retries after a missing or unreadable token file."),
+    Setting("spark.secrets.refresh.watch", "true",
+            "Plugin: watch the token file's directory (inotify) to pick up kubelet's swap at once."),
     Setting("spark.secrets.steps", "",
             "Comma-separated dotted paths of extra step classes, run after the default steps."),
 )
@@ -89,7 +104,7 @@ class Settings:
                               f"known {PREFIX}* settings are: {', '.join(sorted(_KNOWN))}")
         # Touch every property once so bad values fail before anything happens.
         _ = (self.enabled, self.filesystems, self.ca_bundle, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
-             self.renew_interval, self.secret_name, self.user_steps)
+             self.renew_interval, self.secret_name, self.user_steps, self.plugin_jar, self._refresh_values())
 
     def get(self, key: str) -> str | None:
         value = self.conf.get(key)
@@ -157,6 +172,32 @@ class Settings:
         if value not in ("0", "1"):
             raise ConfigError(f"spark.secrets.tokenFile.format={value!r}", "use 0 (Writable) or 1 (protobuf)")
         return int(value)
+
+    @property
+    def plugin_jar(self) -> str | None:
+        """The plugin jar's path inside the images, ``"none"``, or None when not given."""
+        value = self.get("spark.secrets.plugin.jar")
+        if value is None or value.strip().lower() == "none":
+            return value and "none"
+        path = value.strip().removeprefix("local://")
+        if "://" in path or not path.startswith("/"):
+            raise ConfigError(f"spark.secrets.plugin.jar={value!r} is not a path inside the images",
+                              "give an absolute path or local:///path/to/spark-secrets-plugin.jar")
+        return path
+
+    def _refresh_values(self) -> tuple[object, ...]:
+        """The plugin's settings are read by the JVM; check their form here, before submitting."""
+        ratio_text = self.get("spark.secrets.refresh.ratio") or "0.75"
+        try:
+            ratio = float(ratio_text)
+        except ValueError:
+            ratio = -1.0
+        if not 0 < ratio < 1:
+            raise ConfigError(f"spark.secrets.refresh.ratio={ratio_text!r}", "use a fraction between 0 and 1, e.g. 0.75")
+        return (ratio, _bool("spark.secrets.refresh.enabled", self.get("spark.secrets.refresh.enabled") or "true"),
+                _bool("spark.secrets.refresh.watch", self.get("spark.secrets.refresh.watch") or "true"),
+                *(parse_duration(k, self.get(k) or "0") for k in ("spark.secrets.refresh.pollInterval",
+                                                                  "spark.secrets.refresh.maxBackoff")))
 
     @property
     def user_steps(self) -> tuple[str, ...]:

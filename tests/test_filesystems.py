@@ -34,6 +34,15 @@ def _renewer_auth(testbed: Testbed) -> SpnegoAuth:
     return SpnegoAuth(login.credentials)
 
 
+def _put_and_cat(cluster: SecureHdfs, path: str, token_file: Path) -> None:
+    """A JVM with only the token file writes ``path`` and reads it back."""
+    data = f"written to {path} with a delegation token\n".encode()
+    put = cluster.fs("-put", "-", path, token_file=token_file, input=data)
+    assert put.returncode == 0, put.stderr.decode()[-1500:]
+    cat = cluster.fs("-cat", path, token_file=token_file)
+    assert cat.returncode == 0 and cat.stdout == data, cat.stderr.decode()[-1500:]
+
+
 def test_https_fetch_and_swebhdfs_read_with_the_token_only(testbed: Testbed, alice_ccache: Path,
                                                            tmp_path: Path) -> None:
     hdfs = testbed.hdfs
@@ -42,13 +51,7 @@ def test_https_fetch_and_swebhdfs_read_with_the_token_only(testbed: Testbed, ali
     creds = obtain_tokens([f"swebhdfs://localhost:{port}"], RENEWER, SpnegoAuth(), verify=str(hdfs.ca_cert))
     assert _kinds(creds) == {hdfs.rpc_token_service: HDFS_DELEGATION_KIND,
                              f"127.0.0.1:{port}": SWEBHDFS_DELEGATION_KIND}
-    token_file = creds.save(tmp_path / "tokens")
-    data = b"over https with a delegation token\n"
-    target = f"swebhdfs://localhost:{port}/user/alice/https-{time.time_ns()}"
-    put = hdfs.fs("-put", "-", target, token_file=token_file, input=data)
-    assert put.returncode == 0, put.stderr.decode()[-1500:]
-    cat = hdfs.fs("-cat", target, token_file=token_file)
-    assert cat.returncode == 0 and cat.stdout == data, cat.stderr.decode()[-1500:]
+    _put_and_cat(hdfs, f"swebhdfs://localhost:{port}/user/alice/https-{time.time_ns()}", creds.save(tmp_path / "t"))
     # The same fetch from the plain https:// address gives the same services.
     again = obtain_tokens([hdfs.https_url], RENEWER, SpnegoAuth(), verify=str(hdfs.ca_cert))
     assert _kinds(again) == _kinds(creds)
@@ -71,13 +74,7 @@ def test_ha_nameservice_skips_the_standby(testbed: Testbed, ha_hdfs: SecureHdfs,
     assert [nn.http_url for nn in target.namenodes] == ha_hdfs.webhdfs_urls  # standby nn1 is asked first
     creds = obtain_tokens(["hdfs://ns1"], RENEWER, SpnegoAuth(), conf=conf)
     assert _kinds(creds) == {"ha-hdfs:ns1": HDFS_DELEGATION_KIND, "ha-webhdfs:ns1": WEBHDFS_DELEGATION_KIND}
-    token_file = creds.save(tmp_path / "tokens")
-    data = b"through the nameservice\n"
-    path = f"hdfs://ns1/user/alice/ha-{time.time_ns()}"
-    put = ha_hdfs.fs("-put", "-", path, token_file=token_file, input=data)
-    assert put.returncode == 0, put.stderr.decode()[-1500:]
-    cat = ha_hdfs.fs("-cat", path, token_file=token_file)
-    assert cat.returncode == 0 and cat.stdout == data, cat.stderr.decode()[-1500:]
+    _put_and_cat(ha_hdfs, f"hdfs://ns1/user/alice/ha-{time.time_ns()}", creds.save(tmp_path / "tokens"))
     # Renewal finds the NameNodes from the token's service and also skips the standby.
     ha_token = creds.tokens["ha-webhdfs:ns1"]
     assert namenodes_for(ha_token, conf) == resolve_filesystem("webhdfs://ns1", conf)

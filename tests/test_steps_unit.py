@@ -12,6 +12,7 @@ from spark_secrets.errors import ConfigError, KerberosError
 from spark_secrets.identifier import DelegationTokenIdentifier
 from spark_secrets.token import Token
 from submit_steps.builder import StepBuilder, load_step
+from submit_steps.plugin import RefresherPluginStep
 from submit_steps.pods import PodWiringStep
 from submit_steps.secret import TokenSecretStep, label_value, secret_name_for
 from submit_steps.settings import Settings, settings_table
@@ -45,7 +46,7 @@ def _builder(conf: dict[str, str], fetched: list[tuple[object, ...]] | None = No
         return _creds()
 
     steps = [DelegationTokenStep(settings, ticket=_Ticket, fetch=fetch), TokenSecretStep(settings),
-             PodWiringStep(settings)]
+             PodWiringStep(settings), RefresherPluginStep(settings, local_jar=lambda: Path("/site/plugin.jar"))]
     return StepBuilder(conf, steps)
 
 
@@ -93,6 +94,9 @@ def test_disabled() -> None:
     ("spark.secrets.hadoop.caBundle", "/no/such/ca.pem", "is not a file"),
     ("spark.secrets.ticket.minLifetime", "soon", "not a duration"),
     ("spark.secrets.tokenFile.format", "2", "use 0"),
+    ("spark.secrets.plugin.jar", "hdfs://nn/plugin.jar", "not a path inside the images"),
+    ("spark.secrets.refresh.ratio", "1.5", "fraction between 0 and 1"),
+    ("spark.secrets.refresh.pollInterval", "often", "not a duration"),
     ("spark.secrets.secret.name", "Not_Valid", "not a valid Kubernetes name"),
     ("spark.secrets.enabled", "yes", "not a boolean"),
     ("spark.secrets.nope", "1", "unknown setting spark.secrets.nope"),
@@ -184,3 +188,47 @@ def test_properties_file_replaces_defaults(tmp_path: Path) -> None:
 def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert settings_table() in readme
+
+
+# -- the refresher plugin step -------------------------------------------------------------------
+PLUGIN = "io.sparksecrets.plugin.TokenRefreshPlugin"
+
+
+def _plugin_conf(**extra: str) -> dict[str, str]:
+    return {**BASE, "spark.master": "k8s://https://api:6443", **extra}
+
+
+def test_cluster_mode_without_an_image_path_leaves_the_plugin_out_and_says_so() -> None:
+    spec = _builder(_plugin_conf(**{"spark.submit.deployMode": "cluster"})).run()
+    assert "spark.plugins" not in spec.added_conf
+    assert any("set spark.secrets.plugin.jar" in note for note in spec.notes)
+
+
+def test_cluster_mode_puts_the_image_jar_on_both_class_paths_beside_the_users_plugins() -> None:
+    spec = _builder(_plugin_conf(**{"spark.submit.deployMode": "cluster", "spark.plugins": "com.example.Metrics",
+                                    "spark.executor.extraClassPath": "/opt/extra.jar",
+                                    "spark.secrets.plugin.jar": "local:///opt/spark-secrets/plugin.jar"})).run()
+    assert spec.added_conf["spark.plugins"] == f"com.example.Metrics,{PLUGIN}"
+    assert spec.added_conf["spark.driver.extraClassPath"] == "/opt/spark-secrets/plugin.jar"
+    assert spec.added_conf["spark.executor.extraClassPath"] == "/opt/extra.jar:/opt/spark-secrets/plugin.jar"
+
+
+def test_client_mode_driver_uses_the_installed_jar_and_executors_the_images() -> None:
+    spec = _builder(_plugin_conf(**{"spark.secrets.plugin.jar": "/opt/spark-secrets/plugin.jar"})).run()
+    assert spec.added_conf["spark.driver.extraClassPath"] == "/site/plugin.jar"
+    assert spec.added_conf["spark.executor.extraClassPath"] == "/opt/spark-secrets/plugin.jar"
+
+
+def test_client_mode_on_kubernetes_without_an_image_path_leaves_the_plugin_out() -> None:
+    assert "spark.plugins" not in _builder(_plugin_conf()).run().added_conf
+
+
+def test_local_master_uses_the_installed_jar_everywhere() -> None:
+    spec = _builder({**BASE, "spark.master": "local-cluster[1,1,1024]"}).run()
+    assert spec.added_conf["spark.plugins"] == PLUGIN
+    assert spec.added_conf["spark.executor.extraClassPath"] == "/site/plugin.jar"
+
+
+def test_plugin_jar_none_disables_it() -> None:
+    spec = _builder({**BASE, "spark.master": "local[2]", "spark.secrets.plugin.jar": "none"}).run()
+    assert "spark.plugins" not in spec.added_conf and any("plugin.jar=none" in n for n in spec.notes)

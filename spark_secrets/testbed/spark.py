@@ -47,9 +47,19 @@ def spark_version(line: str = "4") -> str:
     raise TestbedError(f"cannot tell the version of Spark at {spark_home(line)}")
 
 
-def spark_env(base: Mapping[str, str] | None = None, line: str = "4") -> dict[str, str]:
+def private_spark_home(dest: Path, line: str = "4") -> Path:
+    """A Spark home of symlinks to a line's distribution, whose ``work/`` (where ``local-cluster``
+    workers keep executor logs) is private to the caller instead of inside site-packages."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in spark_home(line).iterdir():
+        if entry.name != "work" and not (dest / entry.name).exists():
+            (dest / entry.name).symlink_to(entry)
+    return dest
+
+
+def spark_env(base: Mapping[str, str] | None = None, line: str = "4", home: Path | None = None) -> dict[str, str]:
     env = dict(base if base is not None else os.environ)
-    env["SPARK_HOME"] = str(spark_home(line))
+    env["SPARK_HOME"] = str(home or spark_home(line))
     env["JAVA_HOME"] = str(java_home())
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env.pop("PYSPARK_SUBMIT_ARGS", None)

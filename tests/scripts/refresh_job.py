@@ -1,0 +1,32 @@
+"""A PySpark job that writes and reads secure HDFS in a loop for a given time, with whatever tokens
+its JVMs hold, pausing between rounds. Prints one line per round; exits 1 at the first failure.
+
+Usage: refresh_job.py TARGET_DIR SECONDS [PAUSE_SECONDS]"""
+
+import sys
+import time
+
+from pyspark.sql import SparkSession
+
+target, seconds = sys.argv[1], float(sys.argv[2])
+pause = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
+spark = SparkSession.builder.appName("refresh-job").getOrCreate()
+began = time.monotonic()
+rounds = 0
+try:
+    while time.monotonic() - began < seconds:
+        path = f"{target}/round-{rounds % 3}"
+        spark.range(rounds, rounds + 4, numPartitions=2).selectExpr("cast(id as string) as v") \
+            .write.mode("overwrite").text(path)
+        got = sorted(int(r.v) for r in spark.read.text(path).withColumnRenamed("value", "v").collect())
+        assert got == list(range(rounds, rounds + 4)), got
+        rounds += 1
+        print(f"ROUND {rounds} ok at {time.monotonic() - began:.1f}s", flush=True)
+        time.sleep(pause)
+except Exception as exc:  # noqa: BLE001 - the test reads this line
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    print(f"FAILED at {time.monotonic() - began:.1f}s after {rounds} rounds: {first[:300]}", flush=True)
+    sys.exit(1)
+finally:
+    print(f"DONE {rounds} rounds in {time.monotonic() - began:.1f}s", flush=True)
+spark.stop()
