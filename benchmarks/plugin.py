@@ -46,7 +46,7 @@ def swap_delays(bed: Testbed, classes: Path, jar: Path, contents: list[bytes], s
                 watch: bool) -> list[float]:
     volume = SecretVolume(bed.dir / f"vol-{poll_ms}-{watch}")
     volume.update({KEY: contents[0]})
-    spacing = max(1.5, poll_ms / 1000 * 1.5)
+    spacing = 1.5 if watch else max(1.5, poll_ms / 1000 * 1.5)
     proc = _harness(bed, classes, jar, volume, swaps * spacing + 3, poll_ms, watch, bed.dir / f"h-{poll_ms}.log")
     time.sleep(1)
     swapped_at = []

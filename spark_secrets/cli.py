@@ -157,6 +157,32 @@ def cmd_conf(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    import shlex
+
+    import yaml
+
+    from submit_steps.render import render, template_conf
+
+    into = None
+    if args.into is not None:
+        try:
+            into = yaml.safe_load(Path(args.into).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read --into {args.into}: {type(exc).__name__}", "give a SparkApplication YAML file") from None
+    spec = _submission(_spark_args(args), args.kubeconfig).prepare()
+    text = render(spec, args.format, into)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.format} to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if args.format == "pod-template":
+        print("use it as spark.kubernetes.driver.podTemplateFile and spark.kubernetes.executor.podTemplateFile, "
+              f"with: {shlex.join(f'--conf={k}={v}' for k, v in template_conf(spec).items())}", file=sys.stderr)
+    return 0
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     spark_args = _spark_args(args)
     return _submission(spark_args, args.kubeconfig).run_spark_submit(spark_args, spark_submit=args.spark_submit)
@@ -205,6 +231,22 @@ def build_parser() -> argparse.ArgumentParser:
                                       "through the whole flow as user alice, printing each step.")
     demo.add_argument("--keep", action="store_true", help="keep the test-bed directory (logs) afterwards")
     demo.set_defaults(func=cmd_demo)
+
+    render = sub.add_parser(
+        "render", help="obtain tokens, create the token Secret, render a properties file, SparkApplication or pod template",
+        description="Runs the submission steps like 'conf' and renders what a job template needs to use the "
+                    "token Secret: 'properties' (spark-defaults.conf lines or a --properties-file), "
+                    "'spark-operator' (a SparkApplication with the conf in spec.sparkConf; --into merges it into "
+                    "yours), or 'pod-template' (a pod template that mounts the Secret; the conf still needed "
+                    "beside it goes to stderr). Only references to the Secret are rendered.",
+        epilog="example: spark-secrets render --format spark-operator --into app.yaml -- --name etl "
+               "--conf spark.kubernetes.namespace=alice --conf spark.secrets.hadoop.filesystems=hdfs://prod-ns")
+    render.add_argument("--format", required=True, choices=["properties", "spark-operator", "pod-template"])
+    render.add_argument("--into", metavar="YAML", help="spark-operator: merge into this SparkApplication file")
+    render.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    render.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+    render.add_argument("spark_args", nargs=argparse.REMAINDER, metavar="-- SPARK-SUBMIT-OPTIONS")
+    render.set_defaults(func=cmd_render)
 
     jar = sub.add_parser(
         "jar", help="print the path of the JVM refresher plugin's jar (for --jars / spark.jars)",

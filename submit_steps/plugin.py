@@ -40,12 +40,13 @@ class RefresherPluginStep(SubmitStep):
             return spec.add_note("spark.secrets.plugin.jar=none: no token refresher in the JVMs")
         conf = spec.effective_conf()
         master = conf.get("spark.master", "")
-        cluster = conf.get("spark.submit.deployMode", "client") == "cluster"
+        deploy_mode = conf.get("spark.submit.deployMode")
         in_image = self.settings.plugin_jar
-        if cluster:
-            driver_jar = executor_jar = in_image
-        elif master.startswith("local"):  # executors are this machine's JVMs too
+        if master.startswith("local"):  # driver and executors are JVMs on this machine
             driver_jar = executor_jar = str(self._local_jar())
+        elif deploy_mode == "cluster" or deploy_mode is None:
+            # `conf` and `render` often see neither flag: a path in the image serves a driver pod too.
+            driver_jar = executor_jar = in_image
         else:
             executor_jar = in_image
             driver_jar = str(self._local_jar()) if in_image else None

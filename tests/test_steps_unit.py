@@ -214,7 +214,8 @@ def test_cluster_mode_puts_the_image_jar_on_both_class_paths_beside_the_users_pl
 
 
 def test_client_mode_driver_uses_the_installed_jar_and_executors_the_images() -> None:
-    spec = _builder(_plugin_conf(**{"spark.secrets.plugin.jar": "/opt/spark-secrets/plugin.jar"})).run()
+    spec = _builder(_plugin_conf(**{"spark.secrets.plugin.jar": "/opt/spark-secrets/plugin.jar",
+                                    "spark.submit.deployMode": "client"})).run()
     assert spec.added_conf["spark.driver.extraClassPath"] == "/site/plugin.jar"
     assert spec.added_conf["spark.executor.extraClassPath"] == "/opt/spark-secrets/plugin.jar"
 
@@ -232,3 +233,29 @@ def test_local_master_uses_the_installed_jar_everywhere() -> None:
 def test_plugin_jar_none_disables_it() -> None:
     spec = _builder({**BASE, "spark.master": "local[2]", "spark.secrets.plugin.jar": "none"}).run()
     assert "spark.plugins" not in spec.added_conf and any("plugin.jar=none" in n for n in spec.notes)
+
+
+def test_unknown_deploy_mode_with_an_image_path_uses_it_everywhere() -> None:
+    """`spark-secrets conf` usually sees no --deploy-mode; the image path serves a driver pod too."""
+    spec = _builder(_plugin_conf(**{"spark.secrets.plugin.jar": "/opt/p.jar"})).run()
+    assert spec.added_conf["spark.driver.extraClassPath"] == spec.added_conf["spark.executor.extraClassPath"] == "/opt/p.jar"
+
+
+def test_render_formats_carry_references_only() -> None:
+    import yaml
+
+    from submit_steps.render import render, template_conf
+
+    spec = _builder(_plugin_conf(**{"spark.secrets.plugin.jar": "/opt/p.jar"})).run()
+    secret = spec.secrets[0].name
+    props = render(spec, "properties")
+    assert f"spark.kubernetes.kerberos.tokenSecret.name={secret}" in props
+    operator = yaml.safe_load(render(spec, "spark-operator"))
+    assert operator["kind"] == "SparkApplication" and operator["spec"]["sparkConf"] == dict(spec.added_conf)
+    template = yaml.safe_load(render(spec, "pod-template"))
+    assert template["spec"]["volumes"][0]["secret"]["secretName"] == secret
+    assert not any(k.startswith("spark.kubernetes.kerberos.") for k in template_conf(spec))
+    for text in (props, yaml.safe_dump(operator), yaml.safe_dump(template)):
+        assert (b"p" * 20).hex() not in text and "pppp" not in text
+    with pytest.raises(ConfigError, match="unknown format"):
+        render(spec, "helm")

@@ -18,10 +18,14 @@ from kubernetes import config as k8s_config
 from spark_secrets.credentials import Credentials
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.spark import SPARK_LINES, cluster_submit_argv, run_spark_submit, spark_env
+from spark_secrets.plugin import PLUGIN_CLASS
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
 from submit_steps.spec import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER
 
 pytestmark = pytest.mark.testbed
+
+#: Where the (pretend) job image carries the refresher plugin jar.
+IMAGE_PLUGIN_JAR = "/opt/spark-secrets/spark-secrets-plugin.jar"
 
 
 def _admin(bed: Testbed) -> k8s.CoreV1Api:
@@ -36,7 +40,7 @@ def _alice_env(bed: Testbed, ccache: Path | None = None) -> dict[str, str]:
 def _secret_conf(bed: Testbed, namespace: str = "alice") -> dict[str, str]:
     assert bed.hdfs is not None
     return {"spark.kubernetes.namespace": namespace, "spark.secrets.hadoop.filesystems": bed.hdfs.webhdfs_url,
-            "spark.secrets.renewer": RENEWER}
+            "spark.secrets.renewer": RENEWER, "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR}
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -106,11 +110,18 @@ def _check_wired(bed: Testbed, app: str) -> tuple[k8s.V1Secret, Credentials, k8s
     props = _spark_properties(bed, pod)
     assert props[f"spark.kubernetes.executor.secrets.{secret_name}"] == SPARK_CREDENTIALS_DIR
     assert props["spark.executorEnv.HADOOP_TOKEN_FILE_LOCATION"] == f"{SPARK_CREDENTIALS_DIR}/hadoop-tokens"
+    _check_plugin(props)
 
     # Spark did not make a token Secret of its own.
     names = [s.metadata.name for s in _admin(bed).list_namespaced_secret("alice").items]
     assert not [n for n in names if n.endswith("-delegation-tokens") and n.startswith(f"{app}-")], names
     return secret, creds, pod
+
+
+def _check_plugin(props: dict[str, str]) -> None:
+    """The refresher plugin is enabled in driver and executors, from the image's jar."""
+    assert props["spark.plugins"] == PLUGIN_CLASS
+    assert props["spark.driver.extraClassPath"] == props["spark.executor.extraClassPath"] == IMAGE_PLUGIN_JAR
 
 
 @pytest.mark.parametrize("line", SPARK_LINES)
@@ -132,6 +143,82 @@ def test_conf_entry_point_with_unchanged_spark_submit(testbed: Testbed, line: st
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, creds, _ = _check_wired(testbed, app)
     _no_secret_bytes(testbed, creds, printed.stdout, printed.stderr, proc.stdout, proc.stderr, " ".join(argv))
+
+
+def _conf_args(bed: Testbed, app: str) -> list[str]:
+    args = ["--name", app]
+    for key, value in _secret_conf(bed).items():
+        args += ["--conf", f"{key}={value}"]
+    return args
+
+
+def test_render_properties_file_for_an_unchanged_spark_submit(testbed: Testbed, tmp_path: Path) -> None:
+    assert testbed.kube is not None
+    app = "rendered-properties"
+    env = _alice_env(testbed)
+    props_file = tmp_path / "spark-secrets.properties"
+    rendered = _cli(["render", "--format", "properties", "-o", str(props_file), "--", *_conf_args(testbed, app)], env)
+    assert rendered.returncode == 0, rendered.stderr
+    argv = cluster_submit_argv(testbed.kube.server, "alice", app)
+    proc = run_spark_submit([argv[0], "--properties-file", str(props_file), *argv[1:]], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, creds, _ = _check_wired(testbed, app)
+    _no_secret_bytes(testbed, creds, props_file.read_text(), rendered.stderr, proc.stderr)
+
+
+def test_render_pod_template_mounts_the_secret_and_spark_makes_none(testbed: Testbed, tmp_path: Path) -> None:
+    """Spark 4 with alice's TGT in the environment: the template mounts our Secret, and the excluded
+    built-in Kerberos step makes no Secret of its own."""
+    assert testbed.kube is not None
+    app = "rendered-template"
+    env = _alice_env(testbed)
+    template = tmp_path / "pod-template.yaml"
+    rendered = _cli(["render", "--format", "pod-template", "-o", str(template), "--", *_conf_args(testbed, app)], env)
+    assert rendered.returncode == 0, rendered.stderr
+    extra = shlex.split(rendered.stderr.strip().splitlines()[-1].split("with: ", 1)[1])
+    conf = {"spark.kubernetes.driver.podTemplateFile": str(template),
+            "spark.kubernetes.executor.podTemplateFile": str(template)}
+    argv = cluster_submit_argv(testbed.kube.server, "alice", app, conf=conf)
+    proc = run_spark_submit([argv[0], *extra, *argv[1:]], env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pod = _driver(testbed, app)
+    container = pod.spec.containers[0]
+    secret_name = next(v.secret.secret_name for v in pod.spec.volumes if v.secret is not None
+                       and v.secret.secret_name.endswith("-hadoop-tokens"))
+    assert secret_name.startswith(f"{app}-")
+    assert SPARK_CREDENTIALS_DIR in {m.mount_path for m in container.volume_mounts}
+    assert {e.name: e.value for e in container.env}["HADOOP_TOKEN_FILE_LOCATION"] == \
+        f"{SPARK_CREDENTIALS_DIR}/hadoop-tokens"
+    _check_plugin(_spark_properties(testbed, pod))
+    names = [s.metadata.name for s in _admin(testbed).list_namespaced_secret("alice").items]
+    assert not [n for n in names if n.startswith(f"{app}-") and n.endswith("-delegation-tokens")], names
+    secret = _admin(testbed).read_namespaced_secret(secret_name, "alice")
+    _no_secret_bytes(testbed, Credentials.from_bytes(base64.b64decode(secret.data["hadoop-tokens"])),
+                     template.read_text(), rendered.stderr, proc.stderr)
+
+
+def test_render_spark_operator_merges_into_the_users_application(testbed: Testbed, tmp_path: Path) -> None:
+    import yaml
+
+    app = "rendered-operator"
+    mine = {"apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+            "metadata": {"name": app, "namespace": "alice"},
+            "spec": {"type": "Python", "mainApplicationFile": "local:///opt/app/etl.py",
+                     "sparkConf": {"spark.eventLog.enabled": "false"}, "driver": {"cores": 1}}}
+    (tmp_path / "app.yaml").write_text(yaml.safe_dump(mine))
+    rendered = _cli(["render", "--format", "spark-operator", "--into", str(tmp_path / "app.yaml"), "--",
+                     *_conf_args(testbed, app)], _alice_env(testbed))
+    assert rendered.returncode == 0, rendered.stderr
+    out = yaml.safe_load(rendered.stdout)
+    assert out["spec"]["mainApplicationFile"] == "local:///opt/app/etl.py" and out["spec"]["driver"]["cores"] == 1
+    spark_conf = out["spec"]["sparkConf"]
+    secret_name = spark_conf["spark.kubernetes.kerberos.tokenSecret.name"]
+    assert spark_conf["spark.eventLog.enabled"] == "false"
+    assert spark_conf[f"spark.kubernetes.executor.secrets.{secret_name}"] == SPARK_CREDENTIALS_DIR
+    assert out["spec"]["executor"]["labels"]["spark-secrets.io/token-secret"] == secret_name
+    secret = _admin(testbed).read_namespaced_secret(secret_name, "alice")
+    _no_secret_bytes(testbed, Credentials.from_bytes(base64.b64decode(secret.data["hadoop-tokens"])),
+                     rendered.stdout, rendered.stderr)
 
 
 def test_spark_builtin_step_makes_its_own_secret_without_ours(testbed: Testbed) -> None:

@@ -1,0 +1,105 @@
+"""Render what a job template needs, from a prepared submission spec: a properties file, a
+spark-operator ``SparkApplication``, or a pod template. Only references to the token Secret are
+rendered, never its bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from spark_secrets.errors import ConfigError
+from submit_steps.settings import SPARK_CREDENTIALS_DIR
+from submit_steps.spec import LABEL_TOKEN_SECRET, SubmissionSpec
+
+FORMATS = ("properties", "spark-operator", "pod-template")
+#: Conf keys a pod template replaces (it mounts the Secret and sets the variable itself).
+_TEMPLATE_REPLACES = ("spark.kubernetes.kerberos.tokenSecret.", "spark.kubernetes.executor.secrets.",
+                      "spark.executorEnv.HADOOP_TOKEN_FILE_LOCATION")
+VOLUME = "spark-secrets-hadoop-tokens"
+
+
+def _escape(text: str, key: bool = False) -> str:
+    """java.util.Properties escaping (backslash, and in keys the separators)."""
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    if key:
+        for ch in ("=", ":", " "):
+            text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def render_properties(spec: SubmissionSpec) -> str:
+    lines = ["# spark-secrets: add to spark-defaults.conf, or pass with --properties-file.",
+             "# References to the job's token Secret only; no token bytes."]
+    lines += [f"{_escape(k, key=True)}={_escape(v)}" for k, v in spec.added_conf.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _secret_name(spec: SubmissionSpec) -> str:
+    if not spec.secrets:
+        raise ConfigError("no token Secret was made, so there is nothing to render",
+                          "set spark.secrets.hadoop.filesystems")
+    return spec.secrets[-1].name
+
+
+def render_spark_operator(spec: SubmissionSpec, into: Mapping[str, Any] | None = None) -> str:
+    """A ``SparkApplication`` (sparkoperator.k8s.io/v1beta2): the conf goes into ``spec.sparkConf``,
+    which the operator hands to spark-submit; merged into ``into`` when given."""
+    secret = _secret_name(spec)
+    app: dict[str, Any] = dict(into) if into else {
+        "apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
+        "metadata": {"name": spec.conf.get("spark.app.name", "spark"),
+                     "namespace": spec.conf.get("spark.kubernetes.namespace", "default")},
+        "spec": {"mode": "cluster"}}
+    if app.get("kind") != "SparkApplication":
+        raise ConfigError("the file given with --into is not a SparkApplication", "give the job's SparkApplication YAML")
+    body = app.setdefault("spec", {})
+    body["sparkConf"] = {**(body.get("sparkConf") or {}), **spec.added_conf}
+    for role in ("driver", "executor"):
+        part = body.setdefault(role, {})
+        part["labels"] = {**(part.get("labels") or {}), LABEL_TOKEN_SECRET: secret}
+    return yaml.safe_dump(app, sort_keys=False)
+
+
+def render_pod_template(spec: SubmissionSpec) -> str:
+    """A pod template for driver and executors (``spark.kubernetes.{driver,executor}.podTemplateFile``)
+    that mounts the token Secret and sets ``HADOOP_TOKEN_FILE_LOCATION`` itself."""
+    secret = _secret_name(spec)
+    key = spec.secrets[-1].annotations.get("spark-secrets.io/token-file-key", "hadoop-tokens")
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"labels": {LABEL_TOKEN_SECRET: secret}},
+        "spec": {
+            "volumes": [{"name": VOLUME, "secret": {"secretName": secret, "defaultMode": 0o440}}],
+            "containers": [{
+                "name": "spark",
+                "volumeMounts": [{"name": VOLUME, "mountPath": SPARK_CREDENTIALS_DIR, "readOnly": True}],
+                "env": [{"name": "HADOOP_TOKEN_FILE_LOCATION", "value": f"{SPARK_CREDENTIALS_DIR}/{key}"}],
+            }],
+        },
+    }
+    return yaml.safe_dump(pod, sort_keys=False)
+
+
+#: Spark 4.x only (3.5 ignores it): keeps Spark's built-in Kerberos step from making its own token
+#: Secret when the submitting environment holds a TGT.
+EXCLUDE_KERBEROS_STEP = {"spark.kubernetes.driver.pod.excludedFeatureSteps":
+                         "org.apache.spark.deploy.k8s.features.KerberosConfDriverFeatureStep"}
+
+
+def template_conf(spec: SubmissionSpec) -> dict[str, str]:
+    """The conf still needed beside a pod template (plugin, labels), without what the template does."""
+    kept = {k: v for k, v in spec.added_conf.items() if not k.startswith(_TEMPLATE_REPLACES)}
+    return {**kept, **EXCLUDE_KERBEROS_STEP}
+
+
+def render(spec: SubmissionSpec, fmt: str, into: Mapping[str, Any] | None = None) -> str:
+    if fmt == "properties":
+        return render_properties(spec)
+    if fmt == "spark-operator":
+        return render_spark_operator(spec, into)
+    if fmt == "pod-template":
+        return render_pod_template(spec)
+    raise ConfigError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")
