@@ -63,6 +63,7 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
     ccache = bed.dir / "krb5cc_alice"
     token_file = bed.dir / "alice.tokens"
     os.environ["KRB5CCNAME"] = f"FILE:{ccache}"
+    os.environ["HADOOP_CONF_DIR"] = str(hdfs.client_conf_dir())  # as a Hadoop client machine has it
 
     for line in bed.describe():
         print(f"    {line}")
@@ -109,7 +110,8 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
         from submit_steps.sparkconf import conf_from_submit_args
         from submit_steps.submission import Submission
 
-        conf = {"spark.secrets.hadoop.filesystems": hdfs.webhdfs_url, "spark.secrets.renewer": RENEWER}
+        conf = {"spark.secrets.hadoop.filesystems": hdfs.uri, "spark.secrets.renewer": RENEWER,
+                "spark.secrets.plugin.jar": "/opt/spark-secrets/spark-secrets-plugin.jar"}
         argv = cluster_submit_argv(kube.server, "alice", "demo-etl", conf=conf)
         env = spark_env(bed.env("alice", ccache))
         notes: list[str] = []
