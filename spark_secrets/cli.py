@@ -188,6 +188,44 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return _submission(spark_args, args.kubeconfig).run_spark_submit(spark_args, spark_submit=args.spark_submit)
 
 
+def cmd_renewer(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from spark_secrets.hadoopconf import HadoopConf
+    from spark_secrets.kube import KubeClient
+    from spark_secrets.renewal import Policy
+    from spark_secrets.renewer import HealthServer, KeytabSession, RenewService
+    from submit_steps.settings import parse_duration
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.all_namespaces and not args.namespace:
+        raise ConfigError("no namespaces to watch", "give --namespace NS (repeatable) or --all-namespaces")
+    ratio = float(args.ratio)
+    if not 0 < ratio < 1:
+        raise ConfigError(f"--ratio {args.ratio}", "use a fraction between 0 and 1, e.g. 0.75")
+    ccache = Path(args.ccache or Path.home() / ".cache" / "spark-secrets" / "renewer-ccache")
+    ccache.parent.mkdir(parents=True, exist_ok=True)
+    login = KeytabSession(args.principal, Path(args.keytab), ccache)
+    policy = Policy(ratio=ratio, reissue_before_ms=int(parse_duration("--reissue-before", args.reissue_before)
+                                                       .total_seconds() * 1000))
+    service = RenewService(KubeClient.from_config(args.kubeconfig), login, renewer=login.short_name,
+                           namespaces=None if args.all_namespaces else args.namespace, policy=policy,
+                           hadoop_conf=HadoopConf.load(), verify=_verify(args))
+    host, _, port = args.listen.rpartition(":")
+    health = HealthServer(service, host or "0.0.0.0", int(port))
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    print(f"spark-secrets renewer: {login.principal} watching {', '.join(args.namespace or ['all namespaces'])}; "
+          f"health on :{health.port}", file=sys.stderr, flush=True)
+    try:
+        service.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        health.close()
+    return 0
+
+
 def cmd_jar(args: argparse.Namespace) -> int:
     from spark_secrets.plugin import PLUGIN_CLASS, PluginError, jar_path
 
@@ -231,6 +269,25 @@ def build_parser() -> argparse.ArgumentParser:
                                       "through the whole flow as user alice, printing each step.")
     demo.add_argument("--keep", action="store_true", help="keep the test-bed directory (logs) afterwards")
     demo.set_defaults(func=cmd_demo)
+
+    renewer = sub.add_parser(
+        "renewer", help="run the renew service: keep token Secrets alive, re-issue before max lifetime, cancel at end",
+        description="Logs in from its own keytab, lists and watches token Secrets (label "
+                    "app.kubernetes.io/managed-by=spark-secrets) and renews each token at --ratio of its remaining "
+                    "lifetime, obtains new tokens for the owner (as a proxy user) --reissue-before its max date, "
+                    "writes them into the Secret, and cancels the tokens of deleted Secrets. Serves /healthz, "
+                    "/readyz and /metrics on --listen. NameNodes of nameservices come from HADOOP_CONF_DIR.")
+    renewer.add_argument("--keytab", required=True, help="the service's keytab")
+    renewer.add_argument("--principal", required=True, help="the principal in --keytab (a proxy user on HDFS)")
+    renewer.add_argument("--ccache", help="private ticket cache (default ~/.cache/spark-secrets/renewer-ccache)")
+    renewer.add_argument("--namespace", "-n", action="append", help="namespace to watch (repeatable)")
+    renewer.add_argument("--all-namespaces", action="store_true", help="watch every namespace (needs a ClusterRole)")
+    renewer.add_argument("--ratio", default="0.75", help="renew after this fraction of the remaining lifetime")
+    renewer.add_argument("--reissue-before", default="1h", help="obtain new tokens this long before their max date")
+    renewer.add_argument("--listen", default=":8080", help="address for /healthz, /readyz, /metrics (default :8080)")
+    renewer.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)")
+    renewer.add_argument("--ca-bundle", metavar="PEM", help="CA certificates for https:// NameNodes")
+    renewer.set_defaults(func=cmd_renewer)
 
     render = sub.add_parser(
         "render", help="obtain tokens, create the token Secret, render a properties file, SparkApplication or pod template",

@@ -66,16 +66,25 @@ def namenodes_for(token: Token, conf: HadoopConf | None = None) -> FileSystemTar
     return resolve_filesystem(f"hdfs://{service}", conf)
 
 
+#: The NameNode that last answered, per set of NameNodes: asked first next time (HA failover order).
+_LAST_ACTIVE: dict[tuple[str, ...], str] = {}
+
+
 def _on_active(target: FileSystemTarget, op: str, call: Callable[[WebHdfsClient], T], auth: AuthBase | None,
                verify: bool | str) -> T:
+    urls = tuple(nn.http_url for nn in target.namenodes)
+    last = _LAST_ACTIVE.get(urls)
     skipped: list[str] = []
-    for namenode in target.namenodes:
-        client = WebHdfsClient(namenode.http_url, auth, verify=verify)
+    for url in sorted(urls, key=lambda u: u != last):
+        client = WebHdfsClient(url, auth, verify=verify)
         try:
-            return call(client)
+            result = call(client)
         except NameNodeUnavailable as exc:
             log.info("skipping NameNode %s of %s for %s: %s", client.host, target.uri, op, exc.problem)
             skipped.append(f"{client.host}: {exc.problem.split(': ', 1)[-1]}")
+            continue
+        _LAST_ACTIVE[urls] = url
+        return result
     raise NameNodeUnavailable(f"no NameNode of {target.uri} answered {op} ({'; '.join(skipped)})",
                               "check that an active NameNode is running and reachable")
 

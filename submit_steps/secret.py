@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import secrets as random
 
 from spark_secrets.errors import ConfigError
 from submit_steps.settings import Settings
+from spark_secrets.labels import rfc3339
 from submit_steps.spec import (ANNOTATION_EXPIRY, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_FILESYSTEMS,
                                ANNOTATION_PRINCIPAL, ANNOTATION_RENEWER, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND,
                                LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, SECRET_MAX_BYTES, SecretPlan,
@@ -27,10 +27,6 @@ def secret_name_for(app_name: str, token: str | None = None) -> str:
     """``<app name, DNS-safe>-<8 random hex>-hadoop-tokens``, at most 253 characters."""
     base = re.sub(r"[^a-z0-9-]+", "-", app_name.lower()).strip("-")[:200] or "spark"
     return f"{base}-{token or random.token_hex(4)}{SUFFIX}"
-
-
-def rfc3339(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class TokenSecretStep(SubmitStep):

@@ -8,21 +8,11 @@ from dataclasses import dataclass, field, replace
 
 from spark_secrets.credentials import Credentials
 
-#: Labels and annotations that mark a token Secret (the renew service and admins select on them).
-DOMAIN = "spark-secrets.io"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "spark-secrets"
-LABEL_KIND = f"{DOMAIN}/kind"
-KIND_HADOOP_TOKENS = "hadoop-delegation-tokens"
-LABEL_OWNER = f"{DOMAIN}/owner"
-LABEL_APP = f"{DOMAIN}/app-name"
-LABEL_TOKEN_SECRET = f"{DOMAIN}/token-secret"
-ANNOTATION_PRINCIPAL = f"{DOMAIN}/principal"
-ANNOTATION_RENEWER = f"{DOMAIN}/renewer"
-ANNOTATION_FILESYSTEMS = f"{DOMAIN}/filesystems"
-ANNOTATION_EXPIRY = f"{DOMAIN}/expiry"
-ANNOTATION_MAX_DATE = f"{DOMAIN}/max-date"
-ANNOTATION_KEY = f"{DOMAIN}/token-file-key"
+from spark_secrets.labels import (  # noqa: F401 - re-exported for the steps
+    ANNOTATION_EXPIRY, ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_PRINCIPAL,
+    ANNOTATION_RENEWER, DOMAIN, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER,
+    LABEL_TOKEN_SECRET, MANAGED_BY)
+
 #: Kubernetes refuses Secrets whose data exceeds 1 MiB.
 SECRET_MAX_BYTES = 1 << 20
 

@@ -1,0 +1,35 @@
+"""The labels and annotations that mark a token Secret, shared by the submission steps (which
+write them) and the renew service (which selects on them and keeps them current)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+DOMAIN = "spark-secrets.io"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "spark-secrets"
+LABEL_KIND = f"{DOMAIN}/kind"
+KIND_HADOOP_TOKENS = "hadoop-delegation-tokens"
+LABEL_OWNER = f"{DOMAIN}/owner"
+LABEL_APP = f"{DOMAIN}/app-name"
+LABEL_TOKEN_SECRET = f"{DOMAIN}/token-secret"
+ANNOTATION_PRINCIPAL = f"{DOMAIN}/principal"
+ANNOTATION_RENEWER = f"{DOMAIN}/renewer"
+ANNOTATION_FILESYSTEMS = f"{DOMAIN}/filesystems"
+ANNOTATION_EXPIRY = f"{DOMAIN}/expiry"
+ANNOTATION_MAX_DATE = f"{DOMAIN}/max-date"
+ANNOTATION_KEY = f"{DOMAIN}/token-file-key"
+#: When the renew service last renewed or re-issued the tokens.
+ANNOTATION_RENEWED_AT = f"{DOMAIN}/renewed-at"
+#: The label selector of every token Secret.
+TOKEN_SECRET_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_KIND}={KIND_HADOOP_TOKENS}"
+
+
+def rfc3339(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_rfc3339(text: str) -> int:
+    """Milliseconds since the epoch of an RFC 3339 UTC time (``...Z``, seconds or milliseconds)."""
+    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(stamp.timestamp() * 1000)

@@ -1,0 +1,78 @@
+"""When the renew service renews and re-issues (pure policy), and how it reads a token Secret."""
+
+from __future__ import annotations
+
+import base64
+import random
+
+import pytest
+
+from spark_secrets.credentials import Credentials
+from spark_secrets.identifier import DelegationTokenIdentifier
+from spark_secrets.labels import rfc3339
+from spark_secrets.renewal import REISSUE, RENEW, Policy, TokenSecret, UnusableSecret
+from spark_secrets.token import Token
+
+HOUR, DAY = 3_600_000, 86_400_000
+ISSUED = 1_795_000_000_000
+PASSWORD = bytes(range(20))
+
+
+def _secret(expiry: int, renewed_at: int | None = None, max_lifetime: int = 7 * DAY) -> TokenSecret:
+    ident = DelegationTokenIdentifier("alice", "spark-renewer", "", ISSUED, ISSUED + max_lifetime, 5, 2)
+    token = Token(ident.encode(), PASSWORD, "HDFS_DELEGATION_TOKEN", "ha-hdfs:ns1")
+    creds = Credentials({"ha-hdfs:ns1": token, "ha-webhdfs:ns1": token.with_service("ha-webhdfs:ns1", "WEBHDFS delegation")})
+    notes = {"spark-secrets.io/expiry": rfc3339(expiry), "spark-secrets.io/filesystems": "hdfs://ns1"}
+    if renewed_at is not None:
+        notes["spark-secrets.io/renewed-at"] = rfc3339(renewed_at)
+    obj = {"metadata": {"namespace": "alice", "name": "job-hadoop-tokens", "uid": "u", "resourceVersion": "7",
+                        "annotations": notes},
+           "data": {"hadoop-tokens": base64.b64encode(creds.to_bytes()).decode()}}
+    return TokenSecret.from_object(obj)
+
+
+def test_reads_a_token_secret_without_showing_its_bytes() -> None:
+    ts = _secret(ISSUED + DAY)
+    assert (ts.owner, ts.filesystems, ts.max_date_ms) == ("alice", ("hdfs://ns1",), ISSUED + 7 * DAY)
+    assert len(ts.distinct_tokens()) == 1 and ts.distinct_tokens()[0].kind == "WEBHDFS delegation"
+    assert PASSWORD.hex() not in repr(ts) and "alice/job-hadoop-tokens" in repr(ts)
+
+
+def test_renews_at_the_ratio_of_the_lifetime_since_the_last_renewal() -> None:
+    policy = Policy(ratio=0.75, reissue_before_ms=HOUR, jitter=0)
+    assert policy.next_action(_secret(ISSUED + DAY), ISSUED) == (RENEW, ISSUED + 18 * HOUR)
+    renewed = ISSUED + 18 * HOUR
+    assert policy.next_action(_secret(renewed + DAY, renewed), renewed) == (RENEW, renewed + 18 * HOUR)
+
+
+def test_jitter_only_ever_brings_renewal_earlier() -> None:
+    policy = Policy(ratio=0.75, reissue_before_ms=HOUR, jitter=0.1)
+    dues = {policy.next_action(_secret(ISSUED + DAY), ISSUED, random.Random(i))[1] for i in range(20)}
+    assert all(ISSUED + int(0.9 * 18 * HOUR) <= d <= ISSUED + 18 * HOUR for d in dues) and len(dues) > 1
+
+
+def test_reissues_before_the_max_date_instead_of_renewing_past_it() -> None:
+    policy = Policy(ratio=0.75, reissue_before_ms=3 * HOUR, jitter=0)
+    late = ISSUED + 6 * DAY + 12 * HOUR
+    # Expiry already reaches into the re-issue window: no more renewals, re-issue when the window opens.
+    action, due = policy.next_action(_secret(ISSUED + 7 * DAY - HOUR, late), late)
+    assert (action, due) == (REISSUE, ISSUED + 7 * DAY - 3 * HOUR)
+    # Inside the window: now.
+    inside = ISSUED + 7 * DAY - 2 * HOUR
+    assert policy.next_action(_secret(ISSUED + 7 * DAY - HOUR, late), inside) == (REISSUE, inside)
+
+
+def test_an_expired_token_is_reissued_at_once() -> None:
+    now = ISSUED + 2 * DAY
+    assert Policy(jitter=0).next_action(_secret(ISSUED + DAY), now) == (REISSUE, now)
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    ({}, "has no key"),
+    ({"hadoop-tokens": base64.b64encode(b"HDTS\x00\x05junk").decode()}, "does not hold a Hadoop token file"),
+    ({"hadoop-tokens": "%%%"}, "does not hold a Hadoop token file"),
+    ({"hadoop-tokens": base64.b64encode(Credentials().to_bytes()).decode()}, "no delegation tokens"),
+])
+def test_unusable_secrets_are_named(data: dict[str, str], problem: str) -> None:
+    with pytest.raises(UnusableSecret, match=problem):
+        TokenSecret.from_object({"metadata": {"namespace": "alice", "name": "x"}, "data": data})

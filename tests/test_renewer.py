@@ -1,0 +1,208 @@
+"""The renew service on the real test bed: a token Secret made by the submission steps (HA cluster,
+tokens live 20 s and at most 40 s) stays valid for more than three max lifetimes while a PySpark job
+with the plugin reads HDFS through a kubelet-style projection of it; deleting the Secret cancels its
+token; the service's output carries no secret bytes."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from spark_secrets.credentials import Credentials
+from spark_secrets.errors import InvalidTokenError, TokenExpiredError
+from spark_secrets.fetcher import renew_token
+from spark_secrets.hadoopconf import HadoopConf
+from spark_secrets.kerberos import keytab_login
+from spark_secrets.kube import KubeClient
+from spark_secrets.plugin import jar_path
+from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
+from spark_secrets.testbed.hadoop import SecureHdfs
+from spark_secrets.testbed.projection import SecretVolume
+from submit_steps.submission import Submission
+
+from sparkjobs import KEY, MAX_LIFETIME_S, run_job
+
+pytestmark = pytest.mark.testbed
+
+
+def _admin(bed: Testbed) -> k8s.CoreV1Api:
+    assert bed.kube is not None
+    return k8s.CoreV1Api(k8s_config.new_client_from_config(str(bed.kube.kubeconfig("admin"))))
+
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def _manifests(path: Path) -> list[dict[str, object]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+@pytest.fixture(scope="module")
+def renewer_rbac(testbed: Testbed) -> None:
+    """conf/rbac/renewer.yaml's ClusterRole, bound in alice's namespace to the renew service's user
+    (the namespaced variant that the file describes)."""
+    assert testbed.kube is not None
+    (role,) = [m for m in _manifests(CONF / "rbac" / "renewer.yaml") if m["kind"] == "ClusterRole"]
+    testbed.kube.apply(role)
+    testbed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                        "metadata": {"name": "spark-secrets-renewer", "namespace": "alice"},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                    "name": "spark-secrets-renewer"},
+                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
+
+
+@pytest.mark.parametrize("path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF)))
+def test_deployment_manifests_are_accepted_by_the_api_server(testbed: Testbed, path: Path) -> None:
+    """Server-side dry run of every object in conf/: schema, references and RBAC rules are valid."""
+    assert testbed.kube is not None
+    for manifest in _manifests(path):
+        meta = manifest["metadata"]
+        api = manifest["apiVersion"]
+        base = "/api/v1" if api == "v1" else f"/apis/{api}"
+        kind = str(manifest["kind"]).lower() + "s"
+        url = f"{base}/namespaces/{meta['namespace']}/{kind}" if meta.get("namespace") else f"{base}/{kind}"
+        try:
+            testbed.kube.request("POST", f"{url}?dryRun=All&fieldValidation=Strict", manifest)
+        except Exception as exc:  # noqa: BLE001 - an existing object (409) is fine, nothing else is
+            assert "HTTP 409" in str(exc), f"{path.name} {manifest['kind']}/{meta['name']}: {exc}"
+
+
+class RenewerProcess:
+    """``spark-secrets renewer`` as a subprocess with its own keytab, kubeconfig and log file."""
+
+    def __init__(self, bed: Testbed, cluster: SecureHdfs, workdir: Path, reissue_before: str = "15s") -> None:
+        assert bed.kube is not None
+        self.log = workdir / "renewer.log"
+        env = bed.env(RENEWER, workdir / "no-user-ticket")
+        env["HADOOP_CONF_DIR"] = str(cluster.client_conf_dir())
+        env["KUBECONFIG"] = str(bed.kube.kubeconfig(RENEWER))
+        argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
+                "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache", str(workdir / "renewer-cc"),
+                "--namespace", "alice", "--reissue-before", reissue_before, "--listen", "127.0.0.1:0"]
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            match = re.search(r"health on :(\d+)", self.log.read_text())
+            if match:
+                self.port = int(match.group(1))
+                break
+            assert self.proc.poll() is None, self.log.read_text()[-2000:]
+            time.sleep(0.2)
+        else:
+            raise AssertionError(self.log.read_text()[-2000:])
+
+    def metrics(self) -> dict[str, float]:
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^spark_secrets_(\w+) (\S+)$", text, re.M)}
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, self.log.read_text()[-2000:]
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class Kubelet:
+    """Copies the Secret's data into a Secret volume whenever it changes, as kubelet would."""
+
+    def __init__(self, api: k8s.CoreV1Api, name: str, volume: SecretVolume, every: float = 1.0) -> None:
+        self.api, self.name, self.volume, self.every = api, name, volume, every
+        self.seen: list[bytes] = []
+        self._stop = threading.Event()
+        self.sync()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def sync(self) -> None:
+        data = base64.b64decode(self.api.read_namespaced_secret(self.name, "alice").data[KEY])
+        if not self.seen or data != self.seen[-1]:
+            self.seen.append(data)
+            self.volume.update({KEY: data})
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.sync()
+            except Exception:  # noqa: BLE001 - the Secret may be gone at the end of the test
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _make_secret(testbed: Testbed, cluster: SecureHdfs, app: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    assert testbed.kube is not None
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(cluster.client_conf_dir()))
+    alice = KubeClient.from_config(str(testbed.kube.kubeconfig("alice", namespace="alice")))
+    conf = {"spark.app.name": app, "spark.kubernetes.namespace": "alice", "spark.secrets.hadoop.filesystems": "hdfs://ns1",
+            "spark.secrets.renewer": RENEWER, "spark.secrets.renewInterval": "20s", "spark.secrets.plugin.jar": "none"}
+    spec = Submission(conf, alice, progress=lambda _: None).prepare()
+    return spec.secrets[0].name
+
+
+def test_secret_stays_valid_for_three_max_lifetimes_then_deletion_cancels(
+        testbed: Testbed, ha_hdfs: SecureHdfs, renewer_rbac: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    name = _make_secret(testbed, ha_hdfs, "long-job", monkeypatch)
+    api = _admin(testbed)
+    renewer = RenewerProcess(testbed, ha_hdfs, tmp_path)
+    try:
+        renewer.wait_ready()
+        volume = SecretVolume(tmp_path / "secret-volume")
+        kubelet = Kubelet(api, name, volume)
+        try:
+            run = run_job(testbed, ha_hdfs, tmp_path, volume, plugin=jar_path(), seconds=3 * MAX_LIFETIME_S + 5)
+        finally:
+            kubelet.stop()
+        assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-2000:] + renewer.log.read_text()[-3000:]
+        assert run.seconds > 3 * MAX_LIFETIME_S
+        metrics = renewer.metrics()
+        assert metrics["reissues_total"] >= 3 and metrics["renewals_total"] >= 1, metrics
+        assert metrics["failures_total"] == 0, renewer.log.read_text()[-3000:]
+        assert metrics["tokens_tracked"] == 1
+        files = [Credentials.from_bytes(b) for b in kubelet.seen]
+        sequences = {t.decode_identifier().sequence_number for c in files for t in c if t.is_delegation_token}
+        assert len(files) >= 4 and len(sequences) >= 4  # new tokens reached the pod, not just renewals
+        owners = {t.decode_identifier().owner for c in files for t in c if t.is_delegation_token}
+        assert owners == {"alice"}  # re-issued for alice, as a proxy user
+
+        # End of job: the Secret goes, its token is cancelled.
+        last = files[-1].tokens["ha-webhdfs:ns1"]
+        api.delete_namespaced_secret(name, "alice")
+        deadline = time.monotonic() + 30
+        while renewer.metrics()["cancellations_total"] < 1:
+            assert time.monotonic() < deadline, renewer.log.read_text()[-2000:]
+            time.sleep(0.5)
+        login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab,
+                             tmp_path / "check-cc")
+        with pytest.raises((InvalidTokenError, TokenExpiredError)):
+            renew_token(last, SpnegoAuth(login.credentials), conf=HadoopConf.load(ha_hdfs.client_conf_dir()))
+    finally:
+        renewer.stop()
+    log = renewer.log.read_text()
+    assert "re-issued alice/" in log and "cancelled a token of deleted" in log
+    for creds in files:
+        for token in creds:
+            for form in (token.password.hex(), base64.b64encode(token.password).decode(), token.encode_url()):
+                assert form not in log
