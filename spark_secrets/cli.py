@@ -195,6 +195,7 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     from spark_secrets.hadoopconf import HadoopConf
     from spark_secrets.kube import KubeClient
     from spark_secrets.renewal import Policy
+    from spark_secrets.lease import LeaderElector
     from spark_secrets.renewer import HealthServer, KeytabSession, RenewService
     from submit_steps.settings import parse_duration
 
@@ -209,9 +210,17 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     login = KeytabSession(args.principal, Path(args.keytab), ccache)
     policy = Policy(ratio=ratio, reissue_before_ms=int(parse_duration("--reissue-before", args.reissue_before)
                                                        .total_seconds() * 1000))
-    service = RenewService(KubeClient.from_config(args.kubeconfig), login, renewer=login.short_name,
+    kube = KubeClient.from_config(args.kubeconfig)
+    elector = None
+    if args.lease:
+        lease_ns, _, lease_name = args.lease.rpartition("/")
+        elector = LeaderElector(kube.api_client, lease_ns or "spark-secrets-system", lease_name,
+                                duration=parse_duration("--lease-duration", args.lease_duration).total_seconds())
+        elector.start()
+    service = RenewService(kube, login, renewer=login.short_name,
                            namespaces=None if args.all_namespaces else args.namespace, policy=policy,
-                           hadoop_conf=HadoopConf.load(), verify=_verify(args))
+                           hadoop_conf=HadoopConf.load(), verify=_verify(args),
+                           leader=(lambda: elector.is_leader) if elector else None)
     host, _, port = args.listen.rpartition(":")
     health = HealthServer(service, host or "0.0.0.0", int(port))
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
@@ -284,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     renewer.add_argument("--all-namespaces", action="store_true", help="watch every namespace (needs a ClusterRole)")
     renewer.add_argument("--ratio", default="0.75", help="renew after this fraction of the remaining lifetime")
     renewer.add_argument("--reissue-before", default="1h", help="obtain new tokens this long before their max date")
+    renewer.add_argument("--lease", metavar="NAMESPACE/NAME",
+                         help="with several replicas: only the holder of this coordination.k8s.io Lease acts")
+    renewer.add_argument("--lease-duration", default="15s", help="how long a silent leader keeps the lease")
     renewer.add_argument("--listen", default=":8080", help="address for /healthz, /readyz, /metrics (default :8080)")
     renewer.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)")
     renewer.add_argument("--ca-bundle", metavar="PEM", help="CA certificates for https:// NameNodes")

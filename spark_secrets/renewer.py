@@ -56,6 +56,7 @@ class Metrics:
     tracked: int = 0
     nearest_expiry_ms: int | None = None
     ready: bool = False
+    leader: bool = False
     heartbeat: float = dataclasses.field(default_factory=time.monotonic)
 
     def render(self, now_ms: int) -> str:
@@ -67,6 +68,7 @@ class Metrics:
                 ("failures_total", "counter", "Failed renewals, re-issues or cancellations", self.failures),
                 ("relists_total", "counter", "Full re-lists of token Secrets (start, 410 Gone, errors)", self.relists),
                 ("api_requests_total", "counter", "Kubernetes API requests made for actions", self.api_requests),
+                ("leader", "gauge", "1 when this replica holds the lease and acts", int(self.leader)),
                 ("seconds_until_nearest_expiry", "gauge", "Time left on the token closest to expiring", until)]
         out = []
         for name, kind, text, value in rows:
@@ -87,7 +89,8 @@ class RenewService:
 
     def __init__(self, kube: KubeClient, auth: Callable[[], AuthBase], *, namespaces: Sequence[str] | None = None,
                  policy: Policy | None = None, hadoop_conf: HadoopConf | None = None, renewer: str,
-                 verify: bool | str = True, watch_timeout: int = 60, clock: Callable[[], float] = time.time) -> None:
+                 verify: bool | str = True, watch_timeout: int = 60, clock: Callable[[], float] = time.time,
+                 leader: Callable[[], bool] | None = None) -> None:
         self.kube = kube
         self.auth = auth
         self.namespaces = list(namespaces) if namespaces else None
@@ -97,6 +100,8 @@ class RenewService:
         self.verify = verify
         self.watch_timeout = watch_timeout
         self.clock = clock
+        #: Whether this replica may act now (a Lease); without one it always may.
+        self.leader = leader or (lambda: True)
         self.metrics = Metrics()
         self.secrets: dict[Key, TokenSecret] = {}
         self._due: list[tuple[int, Key, str]] = []  # (due ms, key, resourceVersion it was computed from)
@@ -241,6 +246,9 @@ class RenewService:
 
     # -- actions -------------------------------------------------------------------------------------
     def _run_due(self) -> None:
+        self.metrics.leader = self.leader()
+        if not self.metrics.leader:
+            return  # a standby keeps its view current and acts once it holds the lease
         now = self._now()
         while self._due and self._due[0][0] <= now:
             _, key, rv = heapq.heappop(self._due)
@@ -305,10 +313,15 @@ class RenewService:
                      for t in fresh.distinct_tokens())
         data = base64.b64encode(creds.to_bytes()).decode("ascii")
         now = self._now()
-        self._patch(ts, {"data": {ts.key: data},
-                         "metadata": {"annotations": {ANNOTATION_EXPIRY: rfc3339(expiry),
-                                                      ANNOTATION_MAX_DATE: rfc3339(fresh.max_date_ms),
-                                                      ANNOTATION_RENEWED_AT: rfc3339(now)}}})
+        try:
+            self._patch(ts, {"data": {ts.key: data},
+                             "metadata": {"annotations": {ANNOTATION_EXPIRY: rfc3339(expiry),
+                                                          ANNOTATION_MAX_DATE: rfc3339(fresh.max_date_ms),
+                                                          ANNOTATION_RENEWED_AT: rfc3339(now)}}})
+        except KubernetesConflict:
+            # Someone else (another replica) changed the Secret first: this token goes nowhere, so cancel it.
+            self._cancel(fresh)
+            raise
         self.metrics.reissues += 1
         log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner, self._seq(fresh),
                  rfc3339(expiry), rfc3339(fresh.max_date_ms))

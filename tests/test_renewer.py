@@ -27,7 +27,7 @@ from spark_secrets.kerberos import keytab_login
 from spark_secrets.kube import KubeClient
 from spark_secrets.plugin import jar_path
 from spark_secrets.spnego import SpnegoAuth
-from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
+from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.projection import SecretVolume
 from submit_steps.submission import Submission
@@ -63,6 +63,19 @@ def renewer_rbac(testbed: Testbed) -> None:
                         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
 
 
+@pytest.fixture(scope="module")
+def lease_rbac(testbed: Testbed) -> None:
+    """conf/rbac/renewer.yaml's lease Role, bound to the renew service's user in its namespace."""
+    assert testbed.kube is not None
+    (role,) = [m for m in _manifests(CONF / "rbac" / "renewer.yaml") if m["kind"] == "Role"]
+    testbed.kube.apply(role)
+    testbed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                        "metadata": {"name": "spark-secrets-renewer-lease", "namespace": RENEWER_NAMESPACE},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                    "name": "spark-secrets-renewer-lease"},
+                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
+
+
 @pytest.mark.parametrize("path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF)))
 def test_deployment_manifests_are_accepted_by_the_api_server(testbed: Testbed, path: Path) -> None:
     """Server-side dry run of every object in conf/: schema, references and RBAC rules are valid."""
@@ -82,15 +95,17 @@ def test_deployment_manifests_are_accepted_by_the_api_server(testbed: Testbed, p
 class RenewerProcess:
     """``spark-secrets renewer`` as a subprocess with its own keytab, kubeconfig and log file."""
 
-    def __init__(self, bed: Testbed, cluster: SecureHdfs, workdir: Path, reissue_before: str = "15s") -> None:
+    def __init__(self, bed: Testbed, cluster: SecureHdfs, workdir: Path, reissue_before: str = "15s",
+                 extra: tuple[str, ...] = ()) -> None:
         assert bed.kube is not None
+        workdir.mkdir(parents=True, exist_ok=True)
         self.log = workdir / "renewer.log"
         env = bed.env(RENEWER, workdir / "no-user-ticket")
         env["HADOOP_CONF_DIR"] = str(cluster.client_conf_dir())
         env["KUBECONFIG"] = str(bed.kube.kubeconfig(RENEWER))
         argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
                 "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache", str(workdir / "renewer-cc"),
-                "--namespace", "alice", "--reissue-before", reissue_before, "--listen", "127.0.0.1:0"]
+                "--namespace", "alice", "--reissue-before", reissue_before, "--listen", "127.0.0.1:0", *extra]
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -112,6 +127,10 @@ class RenewerProcess:
         while requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=5).status_code != 200:
             assert time.monotonic() < deadline, self.log.read_text()[-2000:]
             time.sleep(0.2)
+
+    def actions(self) -> float:
+        m = self.metrics()
+        return m["renewals_total"] + m["reissues_total"]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -206,3 +225,54 @@ def test_secret_stays_valid_for_three_max_lifetimes_then_deletion_cancels(
         for token in creds:
             for form in (token.password.hex(), base64.b64encode(token.password).decode(), token.encode_url()):
                 assert form not in log
+
+
+def _valid_now(api: k8s.CoreV1Api, name: str) -> bool:
+    notes = api.read_namespaced_secret(name, "alice").metadata.annotations
+    from spark_secrets.labels import parse_rfc3339
+    return parse_rfc3339(notes["spark-secrets.io/expiry"]) > time.time() * 1000
+
+
+def test_two_replicas_one_acts_the_other_takes_over_when_it_is_killed(
+        testbed: Testbed, ha_hdfs: SecureHdfs, renewer_rbac: None, lease_rbac: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    name = _make_secret(testbed, ha_hdfs, "replicated-job", monkeypatch)
+    api = _admin(testbed)
+    lease = ("--lease", f"{RENEWER_NAMESPACE}/renewer-test-{time.time_ns()}", "--lease-duration", "6s")
+    replicas = [RenewerProcess(testbed, ha_hdfs, tmp_path / n, extra=lease) for n in ("a", "b")]
+    try:
+        for r in replicas:
+            r.wait_ready()
+        deadline = time.monotonic() + 2 * MAX_LIFETIME_S
+        while sum(r.actions() for r in replicas) < 3:  # a renewal and a re-issue or two
+            assert time.monotonic() < deadline and _valid_now(api, name)
+            time.sleep(0.5)
+        leaders = [r for r in replicas if r.metrics()["leader"] == 1]
+        assert len(leaders) == 1, [r.metrics() for r in replicas]
+        (leader,) = leaders
+        (standby,) = [r for r in replicas if r is not leader]
+        assert standby.actions() == 0  # exactly one replica acts on the token
+
+        leader.proc.kill()  # a crash mid-cycle: no goodbye, the lease has to run out
+        deadline = time.monotonic() + 1.5 * MAX_LIFETIME_S
+        while standby.actions() < 2:
+            assert time.monotonic() < deadline, standby.log.read_text()[-2000:]
+            assert _valid_now(api, name), "the token expired during the takeover"
+            time.sleep(0.5)
+        assert standby.metrics()["leader"] == 1
+
+        restarted = RenewerProcess(testbed, ha_hdfs, tmp_path / "a2", extra=lease)
+        replicas.append(restarted)
+        restarted.wait_ready()
+        time.sleep(3)
+        assert restarted.metrics()["leader"] == 0 and restarted.actions() == 0
+        # The token the Secret holds now still works for a JVM, after all that.
+        data = base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
+        token_file = tmp_path / "current.tokens"
+        token_file.write_bytes(data)
+        ls = ha_hdfs.fs("-ls", "hdfs://ns1/user/alice", token_file=token_file)
+        assert ls.returncode == 0, ls.stderr.decode()[-1500:]
+    finally:
+        for r in replicas:
+            r.stop()
+        api.delete_namespaced_secret(name, "alice")
