@@ -101,8 +101,8 @@ def main() -> int:
                 print(f"  {count} Secrets created in {time.perf_counter() - began:.1f} s", flush=True)
                 began = time.perf_counter()
                 listed = admin.list_namespaced_secret(ns, label_selector=TOKEN_SECRET_SELECTOR, _preload_content=False)
+                size = len(listed.data)  # the whole body, read
                 list_s = time.perf_counter() - began
-                size = len(listed.data)
                 env = {**bed.env(RENEWER), "KUBECONFIG": str(kube.kubeconfig(RENEWER)),
                        "HADOOP_CONF_DIR": str(bed.hdfs.client_conf_dir())}
                 argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),

@@ -276,3 +276,51 @@ def test_two_replicas_one_acts_the_other_takes_over_when_it_is_killed(
         for r in replicas:
             r.stop()
         api.delete_namespaced_secret(name, "alice")
+
+
+@pytest.mark.parametrize("outage", ["api-server", "namenode"])
+def test_an_outage_shorter_than_the_margin_misses_no_renewal(
+        testbed: Testbed, ha_hdfs: SecureHdfs, renewer_rbac: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        outage: str) -> None:
+    """Renewals fall due during the outage (--ratio 0.3: 6 s after each renewal of a 20 s token), fail,
+    are retried within the token's remaining life, and succeed once the server is back."""
+    assert testbed.kube is not None
+    name = _make_secret(testbed, ha_hdfs, f"outage-{outage}", monkeypatch)
+    api = _admin(testbed)
+    # A small re-issue window, so that the first token still needs renewals.
+    renewer = RenewerProcess(testbed, ha_hdfs, tmp_path, reissue_before="5s", extra=("--ratio", "0.3"))
+    try:
+        renewer.wait_ready()
+        deadline = time.monotonic() + MAX_LIFETIME_S
+        while renewer.metrics()["renewals_total"] < 1:
+            assert time.monotonic() < deadline, renewer.log.read_text()[-2000:]
+            time.sleep(0.2)
+        before = renewer.metrics()
+        began = time.monotonic()
+        if outage == "api-server":
+            testbed.kube.stop_apiserver()
+            time.sleep(9)
+            testbed.kube.start_apiserver()
+        else:
+            ha_hdfs.namenode.stop()
+            time.sleep(7)
+            ha_hdfs.start_namenode(ha_hdfs.active)  # restarts, then haadmin makes it active again
+        down = time.monotonic() - began
+        deadline = time.monotonic() + 30
+        acted = before["renewals_total"] + before["reissues_total"]
+        while renewer.actions() < acted + 2:  # caught up: renewed or re-issued twice since
+            assert time.monotonic() < deadline, renewer.log.read_text()[-3000:]
+            time.sleep(0.2)
+        after = renewer.metrics()
+        assert after["failures_total"] > before["failures_total"], f"nothing fell due in {down:.0f} s of outage"
+        assert _valid_now(api, name)
+        data = base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
+        (tmp_path / "current.tokens").write_bytes(data)
+        ls = ha_hdfs.fs("-ls", "hdfs://ns1/user/alice", token_file=tmp_path / "current.tokens")
+        assert ls.returncode == 0, ls.stderr.decode()[-1500:]
+        assert "retrying in" in renewer.log.read_text()
+    finally:
+        renewer.stop()
+        if not testbed.kube.apiserver.running:
+            testbed.kube.start_apiserver()
+        api.delete_namespaced_secret(name, "alice")
