@@ -324,3 +324,40 @@ def test_an_outage_shorter_than_the_margin_misses_no_renewal(
         if not testbed.kube.apiserver.running:
             testbed.kube.start_apiserver()
         api.delete_namespaced_secret(name, "alice")
+
+
+def test_killed_and_restarted_service_resyncs_without_repeating_or_missing(
+        testbed: Testbed, ha_hdfs: SecureHdfs, renewer_rbac: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stateless: a restart reads the renewal state from the Secret's annotations, so it neither redoes
+    the action the killed process just did nor lets the token lapse."""
+    name = _make_secret(testbed, ha_hdfs, "restarted", monkeypatch)
+    api = _admin(testbed)
+    first = RenewerProcess(testbed, ha_hdfs, tmp_path / "first")
+    second = None
+    try:
+        first.wait_ready()
+        deadline = time.monotonic() + MAX_LIFETIME_S
+        while first.actions() < 1:
+            assert time.monotonic() < deadline, first.log.read_text()[-2000:]
+            time.sleep(0.2)
+        first.proc.kill()  # mid-cycle, no clean shutdown
+        second = RenewerProcess(testbed, ha_hdfs, tmp_path / "second")
+        second.wait_ready()
+        time.sleep(1.5)
+        assert second.actions() == 0, "the restarted service repeated an action that was not due"
+        deadline = time.monotonic() + 1.5 * MAX_LIFETIME_S
+        while second.actions() < 2:
+            assert time.monotonic() < deadline, second.log.read_text()[-2000:]
+            assert _valid_now(api, name), "the token lapsed across the restart"
+            time.sleep(0.5)
+        assert second.metrics()["failures_total"] == 0
+        data = base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
+        (tmp_path / "current.tokens").write_bytes(data)
+        ls = ha_hdfs.fs("-ls", "hdfs://ns1/user/alice", token_file=tmp_path / "current.tokens")
+        assert ls.returncode == 0, ls.stderr.decode()[-1500:]
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+        api.delete_namespaced_secret(name, "alice")
