@@ -81,32 +81,28 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=30, help="seconds of idle measurement per mode (default 30)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
-    with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp:
-        bed = Testbed(Path(tmp), components={"kdc", "hdfs"})
-        bed.start()
-        try:
-            assert bed.hdfs is not None
-            os.environ["KRB5CCNAME"] = f"FILE:{bed.ticket_cache('alice')}"
-            contents = [obtain_tokens([bed.hdfs.webhdfs_url], RENEWER, SpnegoAuth()).to_bytes() for _ in range(2)]
-            jar = jar_path()
-            classes = compile_java(sorted(HARNESS.glob("*.java")), bed.dir / "harness", classpath=[jar])
-            print(f"swap -> new token active in the JVM ({args.swaps} kubelet-style swaps per mode)")
-            results = {}
-            for name, poll_ms, watch in (("watch + poll 10 s (default)", 10_000, True),
-                                         ("poll only, every 1 s", 1_000, False)):
-                delays = swap_delays(bed, classes, jar, contents, args.swaps, poll_ms, watch)
-                results[name] = statistics.median(delays)
-                print(f"  {name:<30} median {statistics.median(delays):8.1f} ms   max {max(delays):8.1f} ms   "
-                      f"({len(delays)} seen)", flush=True)
-            (w, wm), (p, pm) = results.items()
-            print(f"  ratio: {p} / {w} = x{pm / wm:.0f}")
-            print(f"\nidle CPU of the refresher thread ({args.idle:.0f} s each, extrapolated)")
-            for name, poll_ms, watch in (("watch + poll 10 s (default)", 10_000, True),
-                                         ("poll only, every 1 s", 1_000, False)):
-                ms_per_hour = idle_cpu(bed, classes, jar, contents[0], args.idle, poll_ms, watch)
-                print(f"  {name:<30} {ms_per_hour:8.1f} ms CPU per hour ({ms_per_hour / 36_000:.5f} % of a core)")
-        finally:
-            bed.stop()
+    with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp, \
+            Testbed(Path(tmp), components={"kdc", "hdfs"}) as bed:
+        assert bed.hdfs is not None
+        os.environ["KRB5CCNAME"] = f"FILE:{bed.ticket_cache('alice')}"
+        contents = [obtain_tokens([bed.hdfs.webhdfs_url], RENEWER, SpnegoAuth()).to_bytes() for _ in range(2)]
+        jar = jar_path()
+        classes = compile_java(sorted(HARNESS.glob("*.java")), bed.dir / "harness", classpath=[jar])
+        print(f"swap -> new token active in the JVM ({args.swaps} kubelet-style swaps per mode)")
+        results = {}
+        for name, poll_ms, watch in (("watch + poll 10 s (default)", 10_000, True),
+                                     ("poll only, every 1 s", 1_000, False)):
+            delays = swap_delays(bed, classes, jar, contents, args.swaps, poll_ms, watch)
+            results[name] = statistics.median(delays)
+            print(f"  {name:<30} median {statistics.median(delays):8.1f} ms   max {max(delays):8.1f} ms   "
+                  f"({len(delays)} seen)", flush=True)
+        (w, wm), (p, pm) = results.items()
+        print(f"  ratio: {p} / {w} = x{pm / wm:.0f}")
+        print(f"\nidle CPU of the refresher thread ({args.idle:.0f} s each, extrapolated)")
+        for name, poll_ms, watch in (("watch + poll 10 s (default)", 10_000, True),
+                                     ("poll only, every 1 s", 1_000, False)):
+            ms_per_hour = idle_cpu(bed, classes, jar, contents[0], args.idle, poll_ms, watch)
+            print(f"  {name:<30} {ms_per_hour:8.1f} ms CPU per hour ({ms_per_hour / 36_000:.5f} % of a core)")
     return 0
 
 

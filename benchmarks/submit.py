@@ -37,64 +37,60 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="repetitions per variant (default 3)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
-    with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp:
-        bed = Testbed(Path(tmp))
-        bed.start()
-        try:
-            assert bed.kube is not None and bed.hdfs is not None
-            server = bed.kube.server
-            env = spark_env(bed.env("alice", bed.ticket_cache("alice")))
-            insecure = {k: v for k, v in env.items() if k != "HADOOP_CONF_DIR"}
-            ours = {"spark.kubernetes.namespace": "alice", "spark.secrets.hadoop.filesystems": bed.hdfs.uri,
-                    "spark.secrets.renewer": RENEWER}
-            samples: dict[str, list[float]] = {k: [] for k in ("baseline", "builtin", "conf-cli", "steps", "ours-submit")}
+    with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp, \
+            Testbed(Path(tmp)) as bed:
+        assert bed.kube is not None and bed.hdfs is not None
+        server = bed.kube.server
+        env = spark_env(bed.env("alice", bed.ticket_cache("alice")))
+        insecure = {k: v for k, v in env.items() if k != "HADOOP_CONF_DIR"}
+        ours = {"spark.kubernetes.namespace": "alice", "spark.secrets.hadoop.filesystems": bed.hdfs.uri,
+                "spark.secrets.renewer": RENEWER}
+        samples: dict[str, list[float]] = {k: [] for k in ("baseline", "builtin", "conf-cli", "steps", "ours-submit")}
 
-            def submit(name: str, environment: dict[str, str], extra: list[str] = ()) -> float:  # type: ignore[assignment]
-                argv = cluster_submit_argv(server, "alice", name)
-                argv = [argv[0], *extra, *argv[1:]]
-                began = time.perf_counter()
-                proc = run_spark_submit(argv, environment)
-                if proc.returncode != 0:
-                    raise SystemExit(f"spark-submit failed: {proc.stderr[-2000:]}")
-                return time.perf_counter() - began
+        def submit(name: str, environment: dict[str, str], extra: list[str] = ()) -> float:  # type: ignore[assignment]
+            argv = cluster_submit_argv(server, "alice", name)
+            argv = [argv[0], *extra, *argv[1:]]
+            began = time.perf_counter()
+            proc = run_spark_submit(argv, environment)
+            if proc.returncode != 0:
+                raise SystemExit(f"spark-submit failed: {proc.stderr[-2000:]}")
+            return time.perf_counter() - began
 
-            print(f"one cluster-mode spark-submit to the test bed's API server ({args.rounds} rounds, medians)",
-                  flush=True)
-            for r in range(args.rounds):
-                samples["baseline"].append(submit(f"bench-base-{r}", insecure))
-                samples["builtin"].append(submit(f"bench-builtin-{r}", env))
-                conf_args = ["--name", f"bench-ours-{r}"] + [x for k, v in ours.items() for x in ("--conf", f"{k}={v}")]
-                began = time.perf_counter()
-                proc = subprocess.run([sys.executable, "-m", "spark_secrets", "conf", "--", *conf_args], env=env,
-                                      capture_output=True, text=True, timeout=300)
-                samples["conf-cli"].append(time.perf_counter() - began)
-                if proc.returncode != 0:
-                    raise SystemExit(proc.stderr)
-                samples["ours-submit"].append(submit(f"bench-ours-{r}", env, shlex.split(proc.stdout)))
-                os.environ.update(KRB5CCNAME=env["KRB5CCNAME"], HADOOP_CONF_DIR=env["HADOOP_CONF_DIR"])
-                kube = KubeClient.from_config(env["KUBECONFIG"])
-                sub = Submission({**ours, "spark.app.name": f"bench-inproc-{r}"}, kube, progress=lambda _: None)
-                samples["steps"].append(_timed(sub.prepare))
-                sub.cleanup()
-            med = {k: statistics.median(v) * 1000 for k, v in samples.items()}
-            builtin_added = med["builtin"] - med["baseline"]
-            ours_added = med["conf-cli"] + (med["ours-submit"] - med["baseline"])
-            rows = [
-                ("spark-submit, Hadoop security off (baseline)", med["baseline"]),
-                ("spark-submit, Spark's built-in Kerberos step (TGT)", med["builtin"]),
-                ("spark-secrets conf (cold CLI: preflight, tokens, Secret)", med["conf-cli"]),
-                ("  of which the steps in a warm process (Submission.prepare)", med["steps"]),
-                ("spark-submit with spark-secrets' flags", med["ours-submit"]),
-            ]
-            for name, ms in rows:
-                print(f"  {name:<62} {ms:8.0f} ms")
-            print(f"\n  added by Spark's built-in step:  {builtin_added:8.0f} ms")
-            print(f"  added by spark-secrets (conf + its flags): {ours_added:8.0f} ms   "
-                  f"ratio built-in / spark-secrets = x{builtin_added / ours_added:.2f}")
-            print(f"  steps alone in a warm process:    {med['steps']:8.0f} ms   "
-                  f"ratio built-in / steps = x{builtin_added / med['steps']:.1f}")
-        finally:
-            bed.stop()
+        print(f"one cluster-mode spark-submit to the test bed's API server ({args.rounds} rounds, medians)",
+              flush=True)
+        for r in range(args.rounds):
+            samples["baseline"].append(submit(f"bench-base-{r}", insecure))
+            samples["builtin"].append(submit(f"bench-builtin-{r}", env))
+            conf_args = ["--name", f"bench-ours-{r}"] + [x for k, v in ours.items() for x in ("--conf", f"{k}={v}")]
+            began = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "spark_secrets", "conf", "--", *conf_args], env=env,
+                                  capture_output=True, text=True, timeout=300)
+            samples["conf-cli"].append(time.perf_counter() - began)
+            if proc.returncode != 0:
+                raise SystemExit(proc.stderr)
+            samples["ours-submit"].append(submit(f"bench-ours-{r}", env, shlex.split(proc.stdout)))
+            os.environ.update(KRB5CCNAME=env["KRB5CCNAME"], HADOOP_CONF_DIR=env["HADOOP_CONF_DIR"])
+            kube = KubeClient.from_config(env["KUBECONFIG"])
+            sub = Submission({**ours, "spark.app.name": f"bench-inproc-{r}"}, kube, progress=lambda _: None)
+            samples["steps"].append(_timed(sub.prepare))
+            sub.cleanup()
+        med = {k: statistics.median(v) * 1000 for k, v in samples.items()}
+        builtin_added = med["builtin"] - med["baseline"]
+        ours_added = med["conf-cli"] + (med["ours-submit"] - med["baseline"])
+        rows = [
+            ("spark-submit, Hadoop security off (baseline)", med["baseline"]),
+            ("spark-submit, Spark's built-in Kerberos step (TGT)", med["builtin"]),
+            ("spark-secrets conf (cold CLI: preflight, tokens, Secret)", med["conf-cli"]),
+            ("  of which the steps in a warm process (Submission.prepare)", med["steps"]),
+            ("spark-submit with spark-secrets' flags", med["ours-submit"]),
+        ]
+        for name, ms in rows:
+            print(f"  {name:<62} {ms:8.0f} ms")
+        print(f"\n  added by Spark's built-in step:  {builtin_added:8.0f} ms")
+        print(f"  added by spark-secrets (conf + its flags): {ours_added:8.0f} ms   "
+              f"ratio built-in / spark-secrets = x{builtin_added / ours_added:.2f}")
+        print(f"  steps alone in a warm process:    {med['steps']:8.0f} ms   "
+              f"ratio built-in / steps = x{builtin_added / med['steps']:.1f}")
     return 0
 
 

@@ -30,7 +30,10 @@ def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | 
     and as a (S)WebHDFS token under the HTTP ``ip:port`` (or ``ha-webhdfs:<ns>``).
     """
     creds = credentials if credentials is not None else Credentials()
-    targets = [fs if isinstance(fs, FileSystemTarget) else resolve_filesystem(fs, conf) for fs in filesystems]
+    wanted = list(filesystems)
+    if conf is None and any(isinstance(fs, str) for fs in wanted):
+        conf = HadoopConf.load()  # once, not once per filesystem
+    targets = [fs if isinstance(fs, FileSystemTarget) else resolve_filesystem(fs, conf) for fs in wanted]
     for target in targets:
         _obtain_one(target, creds, renewer, auth, doas, verify)
     return creds

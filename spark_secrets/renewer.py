@@ -233,9 +233,9 @@ class RenewService:
             self._schedule(ts)
         return key
 
-    def _schedule(self, ts: TokenSecret, at: int | None = None) -> None:
-        action, due = self.policy.next_action(ts, self._now())
-        heapq.heappush(self._due, (at if at is not None else due, (ts.namespace, ts.name), ts.resource_version))
+    def _schedule(self, ts: TokenSecret) -> None:
+        _, due = self.policy.next_action(ts, self._now())
+        heapq.heappush(self._due, (due, (ts.namespace, ts.name), ts.resource_version))
         self._update_nearest()
 
     def _update_nearest(self) -> None:

@@ -227,6 +227,14 @@ def test_secret_stays_valid_for_three_max_lifetimes_then_deletion_cancels(
                 assert form not in log
 
 
+def _current_token_works(api: k8s.CoreV1Api, name: str, cluster: SecureHdfs, tmp_path: Path) -> None:
+    """A JVM with only the token file the Secret holds now lists alice's home directory."""
+    token_file = tmp_path / "current.tokens"
+    token_file.write_bytes(base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY]))
+    ls = cluster.fs("-ls", "hdfs://ns1/user/alice", token_file=token_file)
+    assert ls.returncode == 0, ls.stderr.decode()[-1500:]
+
+
 def _valid_now(api: k8s.CoreV1Api, name: str) -> bool:
     notes = api.read_namespaced_secret(name, "alice").metadata.annotations
     from spark_secrets.labels import parse_rfc3339
@@ -267,11 +275,7 @@ def test_two_replicas_one_acts_the_other_takes_over_when_it_is_killed(
         time.sleep(3)
         assert restarted.metrics()["leader"] == 0 and restarted.actions() == 0
         # The token the Secret holds now still works for a JVM, after all that.
-        data = base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
-        token_file = tmp_path / "current.tokens"
-        token_file.write_bytes(data)
-        ls = ha_hdfs.fs("-ls", "hdfs://ns1/user/alice", token_file=token_file)
-        assert ls.returncode == 0, ls.stderr.decode()[-1500:]
+        _current_token_works(api, name, ha_hdfs, tmp_path)
     finally:
         for r in replicas:
             r.stop()
@@ -314,10 +318,7 @@ def test_an_outage_shorter_than_the_margin_misses_no_renewal(
         after = renewer.metrics()
         assert after["failures_total"] > before["failures_total"], f"nothing fell due in {down:.0f} s of outage"
         assert _valid_now(api, name)
-        data = base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
-        (tmp_path / "current.tokens").write_bytes(data)
-        ls = ha_hdfs.fs("-ls", "hdfs://ns1/user/alice", token_file=tmp_path / "current.tokens")
-        assert ls.returncode == 0, ls.stderr.decode()[-1500:]
+        _current_token_works(api, name, ha_hdfs, tmp_path)
         assert "retrying in" in renewer.log.read_text()
     finally:
         renewer.stop()
@@ -352,10 +353,7 @@ def test_killed_and_restarted_service_resyncs_without_repeating_or_missing(
             assert _valid_now(api, name), "the token lapsed across the restart"
             time.sleep(0.5)
         assert second.metrics()["failures_total"] == 0
-        data = base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
-        (tmp_path / "current.tokens").write_bytes(data)
-        ls = ha_hdfs.fs("-ls", "hdfs://ns1/user/alice", token_file=tmp_path / "current.tokens")
-        assert ls.returncode == 0, ls.stderr.decode()[-1500:]
+        _current_token_works(api, name, ha_hdfs, tmp_path)
     finally:
         first.stop()
         if second is not None:
