@@ -217,10 +217,22 @@ def cmd_renewer(args: argparse.Namespace) -> int:
         elector = LeaderElector(kube.api_client, lease_ns or "spark-secrets-system", lease_name,
                                 duration=parse_duration("--lease-duration", args.lease_duration).total_seconds())
         elector.start()
+    grants = None
+    if args.grant_access:
+        from spark_secrets.grants import AccessGrants
+
+        if "{owner}" not in args.grant_service_account and "{" in args.grant_service_account:
+            raise ConfigError(f"--grant-service-account {args.grant_service_account!r}",
+                              "use a name, or a pattern with {owner} such as spark-{owner}")
+        grants = AccessGrants(kube, args.grant_service_account)
     service = RenewService(kube, login, renewer=login.short_name,
                            namespaces=None if args.all_namespaces else args.namespace, policy=policy,
                            hadoop_conf=HadoopConf.load(), verify=_verify(args),
-                           leader=(lambda: elector.is_leader) if elector else None)
+                           leader=(lambda: elector.is_leader) if elector else None,
+                           sweep_interval=parse_duration("--sweep-interval", args.sweep_interval).total_seconds(),
+                           orphan_grace_ms=int(parse_duration("--orphan-grace", args.orphan_grace)
+                                               .total_seconds() * 1000),
+                           grants=grants)
     host, _, port = args.listen.rpartition(":")
     health = HealthServer(service, host or "0.0.0.0", int(port))
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
@@ -296,6 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     renewer.add_argument("--lease", metavar="NAMESPACE/NAME",
                          help="with several replicas: only the holder of this coordination.k8s.io Lease acts")
     renewer.add_argument("--lease-duration", default="15s", help="how long a silent leader keeps the lease")
+    renewer.add_argument("--sweep-interval", default="30s",
+                         help="how often to check which pods use the token Secrets: give owner-less ones to the "
+                              "driver pod that mounts them, clean up unused ones (0 = never; default 30s)")
+    renewer.add_argument("--orphan-grace", default="10min",
+                         help="delete a token Secret no pod has used for this long (pre-created ones are emptied "
+                              "instead; default 10min)")
+    renewer.add_argument("--grant-access", action="store_true",
+                         help="controller mode: give each token Secret's job service account get on exactly that "
+                              "Secret (a Role and RoleBinding owned by the Secret)")
+    renewer.add_argument("--grant-service-account", default="spark-{owner}", metavar="PATTERN",
+                         help="the job service account when a Secret names none in its spark-secrets.io/"
+                              "service-account annotation ({owner} = the owner label; default spark-{owner})")
     renewer.add_argument("--listen", default=":8080", help="address for /healthz, /readyz, /metrics (default :8080)")
     renewer.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)")
     renewer.add_argument("--ca-bundle", metavar="PEM", help="CA certificates for https:// NameNodes")

@@ -86,7 +86,7 @@ class KubeClient:
         return f"KubeClient({self.api_client.configuration.host}, namespace={self.namespace})"
 
     # -- errors ----------------------------------------------------------------------------------
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
@@ -113,36 +113,51 @@ class KubeClient:
             resource_attributes=k8s.V1ResourceAttributes(verb=verb, resource=resource, namespace=namespace,
                                                          group=group)))
         api = k8s.AuthorizationV1Api(self.api_client)
-        result = self._call(f"review access to {resource} in {namespace}", api.create_self_subject_access_review,
+        result = self.call(f"review access to {resource} in {namespace}", api.create_self_subject_access_review,
                             review)
         return bool(result.status.allowed)
 
     # -- Secrets -----------------------------------------------------------------------------------
     def create_secret(self, manifest: Mapping[str, Any]) -> ObjectRef:
         meta = manifest["metadata"]
-        created = self._call(f"create Secret {meta['namespace']}/{meta['name']}", self.core.create_namespaced_secret,
+        created = self.call(f"create Secret {meta['namespace']}/{meta['name']}", self.core.create_namespaced_secret,
                              meta["namespace"], dict(manifest), _preload_content=False)
         body = json.loads(created.data)["metadata"]  # parsed here so the data never reaches a model's repr
         return ObjectRef("Secret", body["name"], body["namespace"], body["uid"], body["resourceVersion"])
 
     def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
-        resp = self._call(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace,
+        resp = self.call(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace,
                           _preload_content=False)
         return dict(json.loads(resp.data))
 
-    def delete_secret(self, namespace: str, name: str) -> None:
-        self._call(f"delete Secret {namespace}/{name}", self.core.delete_namespaced_secret, name, namespace)
+    def delete_secret(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete it; with ``uid``, only that incarnation (a same-named newer Secret is left alone)."""
+        body = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(uid=uid)) if uid else None
+        self.call(f"delete Secret {namespace}/{name}", self.core.delete_namespaced_secret, name, namespace,
+                  body=body, _preload_content=False)
+
+    def patch_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """A JSON merge patch (``resourceVersion`` in its metadata makes it conditional)."""
+        self.call(f"update Secret {namespace}/{name}", self.core.patch_namespaced_secret, name, namespace,
+                  dict(patch), _preload_content=False)
 
     def set_owner(self, secret: ObjectRef, owner: ObjectRef) -> None:
         """Make ``owner`` (a pod) own ``secret``, so the garbage collector deletes it with the pod."""
         patch = {"metadata": {"ownerReferences": [
             {"apiVersion": "v1", "kind": owner.kind, "name": owner.name, "uid": owner.uid}]}}
-        self._call(f"set the owner of Secret {secret.namespace}/{secret.name}", self.core.patch_namespaced_secret,
+        self.call(f"set the owner of Secret {secret.namespace}/{secret.name}", self.core.patch_namespaced_secret,
                    secret.name, secret.namespace, patch, _preload_content=False)
 
     # -- pods --------------------------------------------------------------------------------------
+    def list_pods(self, namespace: str | None) -> list[dict[str, Any]]:
+        """Every pod in ``namespace`` (None: all namespaces), as plain dicts."""
+        resp = (self.call(f"list pods in {namespace}", self.core.list_namespaced_pod, namespace,
+                          _preload_content=False) if namespace else
+                self.call("list pods", self.core.list_pod_for_all_namespaces, _preload_content=False))
+        return list(json.loads(resp.data).get("items") or [])
+
     def find_pods(self, namespace: str, label_selector: str) -> list[ObjectRef]:
-        pods = self._call(f"list pods in {namespace}", self.core.list_namespaced_pod, namespace,
+        pods = self.call(f"list pods in {namespace}", self.core.list_namespaced_pod, namespace,
                           label_selector=label_selector)
         return [ObjectRef("Pod", p.metadata.name, namespace, p.metadata.uid, p.metadata.resource_version)
                 for p in pods.items]

@@ -21,6 +21,11 @@ ANNOTATION_MAX_DATE = f"{DOMAIN}/max-date"
 ANNOTATION_KEY = f"{DOMAIN}/token-file-key"
 #: When the renew service last renewed or re-issued the tokens.
 ANNOTATION_RENEWED_AT = f"{DOMAIN}/renewed-at"
+#: On a Secret an admin pre-created for one user (layout "precreated"): it outlives jobs, so the renew
+#: service empties it when no pod uses it instead of deleting it.
+LABEL_PERSISTENT = f"{DOMAIN}/persistent"
+#: The service account of the job's driver; in controller mode it is granted ``get`` on the Secret.
+ANNOTATION_SERVICE_ACCOUNT = f"{DOMAIN}/service-account"
 #: The label selector of every token Secret.
 TOKEN_SECRET_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_KIND}={KIND_HADOOP_TOKENS}"
 

@@ -16,7 +16,7 @@ from spark_secrets.credentials import Credentials
 from spark_secrets.errors import SparkSecretsError, TokenFormatError
 from spark_secrets.identifier import DelegationTokenIdentifier
 from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_RENEWED_AT,
-                                  parse_rfc3339)
+                                  ANNOTATION_SERVICE_ACCOUNT, LABEL_OWNER, LABEL_PERSISTENT, parse_rfc3339)
 from spark_secrets.token import Token
 
 RENEW = "renew"
@@ -41,6 +41,12 @@ class TokenSecret:
     filesystems: tuple[str, ...]
     expiry_ms: int
     renewed_at_ms: int | None
+    #: ``(kind, name, uid)`` of each owner reference.
+    owners: tuple[tuple[str, str, str], ...] = ()
+    created_ms: int = 0
+    persistent: bool = False
+    owner_label: str = ""
+    service_account: str | None = None
 
     def __repr__(self) -> str:
         return f"TokenSecret({self.namespace}/{self.name}, rv={self.resource_version}, tokens={len(self.credentials)})"
@@ -94,8 +100,18 @@ class TokenSecret:
         except ValueError:
             raise UnusableSecret(f"token Secret {ref} has a malformed time annotation") from None
         filesystems = tuple(f for f in notes.get(ANNOTATION_FILESYSTEMS, "").split(",") if f)
+        labels = meta.get("labels") or {}
+        owners = tuple((str(o.get("kind")), str(o.get("name")), str(o.get("uid")))
+                       for o in meta.get("ownerReferences") or [])
+        try:
+            created = parse_rfc3339(meta["creationTimestamp"]) if meta.get("creationTimestamp") else 0
+        except ValueError:
+            created = 0
         return cls(str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid", "")),
-                   str(meta.get("resourceVersion", "")), key, creds, idents, filesystems, expiry, renewed)
+                   str(meta.get("resourceVersion", "")), key, creds, idents, filesystems, expiry, renewed,
+                   owners=owners, created_ms=created, persistent=labels.get(LABEL_PERSISTENT) == "true",
+                   owner_label=str(labels.get(LABEL_OWNER, "")),
+                   service_account=notes.get(ANNOTATION_SERVICE_ACCOUNT) or None)
 
 
 @dataclass(frozen=True)

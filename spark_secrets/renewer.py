@@ -33,8 +33,10 @@ from spark_secrets.fetcher import cancel_token, obtain_tokens, renew_token
 from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kerberos import keytab_login
 from spark_secrets.kube import KubeClient, KubernetesConflict, KubernetesError, KubernetesNotFound
-from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_MAX_DATE, ANNOTATION_RENEWED_AT,
+from spark_secrets.grants import AccessGrants
+from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_MAX_DATE, ANNOTATION_RENEWED_AT, LABEL_KIND,
                                   TOKEN_SECRET_SELECTOR, rfc3339)
+from spark_secrets.ownership import ADOPT, DELETE, RELEASE, PodInfo, Verdict, judge
 from spark_secrets.renewal import REISSUE, Policy, TokenSecret, UnusableSecret
 from spark_secrets.spnego import SpnegoAuth
 
@@ -52,6 +54,9 @@ class Metrics:
     cancellations: int = 0
     failures: int = 0
     relists: int = 0
+    adoptions: int = 0
+    cleanups: int = 0
+    grants: int = 0
     api_requests: int = 0
     tracked: int = 0
     nearest_expiry_ms: int | None = None
@@ -67,6 +72,11 @@ class Metrics:
                 ("cancellations_total", "counter", "Tokens cancelled after their Secret was deleted", self.cancellations),
                 ("failures_total", "counter", "Failed renewals, re-issues or cancellations", self.failures),
                 ("relists_total", "counter", "Full re-lists of token Secrets (start, 410 Gone, errors)", self.relists),
+                ("adoptions_total", "counter", "Owner-less Secrets given to the driver pod that mounts them",
+                 self.adoptions),
+                ("cleanups_total", "counter", "Secrets no pod uses any more, deleted or emptied", self.cleanups),
+                ("grants_total", "counter", "Read grants made for jobs' service accounts (controller mode)",
+                 self.grants),
                 ("api_requests_total", "counter", "Kubernetes API requests made for actions", self.api_requests),
                 ("leader", "gauge", "1 when this replica holds the lease and acts", int(self.leader)),
                 ("seconds_until_nearest_expiry", "gauge", "Time left on the token closest to expiring", until)]
@@ -90,7 +100,8 @@ class RenewService:
     def __init__(self, kube: KubeClient, auth: Callable[[], AuthBase], *, namespaces: Sequence[str] | None = None,
                  policy: Policy | None = None, hadoop_conf: HadoopConf | None = None, renewer: str,
                  verify: bool | str = True, watch_timeout: int = 60, clock: Callable[[], float] = time.time,
-                 leader: Callable[[], bool] | None = None) -> None:
+                 leader: Callable[[], bool] | None = None, sweep_interval: float = 30.0,
+                 orphan_grace_ms: int = 600_000, grants: AccessGrants | None = None) -> None:
         self.kube = kube
         self.auth = auth
         self.namespaces = list(namespaces) if namespaces else None
@@ -103,6 +114,13 @@ class RenewService:
         #: Whether this replica may act now (a Lease); without one it always may.
         self.leader = leader or (lambda: True)
         self.metrics = Metrics()
+        #: How often to look at the pods that use the Secrets (adopt, clean up); 0 = never.
+        self.sweep_interval = sweep_interval
+        self.orphan_grace_ms = orphan_grace_ms
+        #: Controller mode: per-Secret read grants for the jobs' service accounts.
+        self.grants = grants
+        self._granted: set[tuple[Key, str]] = set()
+        self._next_sweep = 0.0
         self.secrets: dict[Key, TokenSecret] = {}
         self._due: list[tuple[int, Key, str]] = []  # (due ms, key, resourceVersion it was computed from)
         self._backoff: dict[Key, int] = {}
@@ -137,6 +155,7 @@ class RenewService:
             except queue.Empty:
                 pass
             self._run_due()
+            self._run_housekeeping()
 
     def _now(self) -> int:
         return int(self.clock() * 1000)
@@ -203,16 +222,21 @@ class RenewService:
             gone = [k for k in self.secrets if (event.namespace is None or k[0] == event.namespace) and k not in present]
             for key in gone:  # deleted while we were not watching: its tokens still need cancelling
                 self._cancel(self.secrets.pop(key))
+                self._revoke(key)
             self._synced.add(event.namespace)
             self.metrics.ready = len(self._synced) == len(self.namespaces or [None])
         elif event.kind == "DELETED":
             meta = event.objects[0].get("metadata") or {}
             key = (meta.get("namespace", ""), meta.get("name", ""))
-            self.secrets.pop(key, None)
+            known = self.secrets.pop(key, None)
             try:
                 self._cancel(TokenSecret.from_object(event.objects[0]))
             except UnusableSecret as exc:
-                log.warning("%s", exc.problem)
+                if known is not None:  # emptied (a released pre-created Secret): cancel what it held
+                    self._cancel(known)
+                else:
+                    log.warning("%s", exc.problem)
+            self._revoke(key)
         else:
             self._track(event.objects[0])
         self.metrics.tracked = len(self.secrets)
@@ -243,6 +267,92 @@ class RenewService:
 
     def _seconds_to_next_due(self) -> float:
         return (self._due[0][0] - self._now()) / 1000 if self._due else 5.0
+
+    # -- housekeeping: read grants, ownership, clean-up ------------------------------------------------
+    def _run_housekeeping(self) -> None:
+        if not self.metrics.leader:
+            return
+        if self.grants is not None:
+            for key, ts in list(self.secrets.items()):
+                if (key, ts.uid) not in self._granted:
+                    self._grant(ts)
+        if self.sweep_interval > 0 and time.monotonic() >= self._next_sweep and self.metrics.ready:
+            self._next_sweep = time.monotonic() + self.sweep_interval
+            self.sweep()
+
+    def _grant(self, ts: TokenSecret) -> None:
+        assert self.grants is not None
+        key = (ts.namespace, ts.name)
+        try:
+            self.metrics.api_requests += 2
+            account = self.grants.grant(ts)
+        except KubernetesError as exc:
+            self.metrics.failures += 1
+            log.warning("cannot grant read access to %s: %s", ts.ref, exc.problem)
+            return
+        self._granted = {g for g in self._granted if g[0] != key} | {(key, ts.uid)}
+        self.metrics.grants += 1
+        log.info("granted get on %s to service account %s", ts.ref, account)
+
+    def _revoke(self, key: Key) -> None:
+        if self.grants is None or not self.metrics.leader:
+            return
+        self._granted = {g for g in self._granted if g[0] != key}
+        try:
+            self.metrics.api_requests += 2
+            self.grants.revoke(*key)
+            log.info("removed the read grant on %s/%s", *key)
+        except KubernetesError as exc:  # the Secret owns the grant: the garbage collector removes it anyway
+            log.info("could not remove the read grant on %s/%s: %s", key[0], key[1], exc.problem)
+
+    def sweep(self) -> None:
+        """Give owner-less Secrets to the driver pod that mounts them; delete (or, if pre-created, empty)
+        the ones no pod uses any more. One pod list per namespace."""
+        by_namespace: dict[str, list[TokenSecret]] = {}
+        for ts in self.secrets.values():
+            by_namespace.setdefault(ts.namespace, []).append(ts)
+        now = self._now()
+        for namespace, items in by_namespace.items():
+            try:
+                self.metrics.api_requests += 1
+                pods = [PodInfo.from_object(p) for p in self.kube.list_pods(namespace)]
+            except KubernetesError as exc:
+                log.warning("cannot list pods in %s to check who uses its token Secrets: %s", namespace, exc.problem)
+                continue
+            for ts in items:
+                verdict = judge(ts, pods, now, self.orphan_grace_ms)
+                try:
+                    self._settle(ts, verdict)
+                except (KubernetesConflict, KubernetesNotFound):
+                    pass  # changed or gone meanwhile: the next sweep sees the new state
+                except KubernetesError as exc:
+                    self._report((ts.namespace, ts.name), "CleanupFailed", f"cannot {verdict.action} {ts.ref}: "
+                                                                             f"{exc.problem}")
+
+    def _settle(self, ts: TokenSecret, verdict: Verdict) -> None:
+        if verdict.action == ADOPT:
+            assert verdict.pod is not None
+            self.metrics.api_requests += 1
+            self.kube.patch_secret(ts.namespace, ts.name, {"metadata": {
+                "resourceVersion": ts.resource_version,
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": verdict.pod.name,
+                                     "uid": verdict.pod.uid}]}})
+            self.metrics.adoptions += 1
+            log.info("%s now belongs to driver pod %s (%s)", ts.ref, verdict.pod.name, verdict.reason)
+        elif verdict.action == DELETE:
+            self.metrics.api_requests += 1
+            self.kube.delete_secret(ts.namespace, ts.name, uid=ts.uid)  # the watch then cancels its tokens
+            self.metrics.cleanups += 1
+            log.info("deleted %s: %s", ts.ref, verdict.reason)
+        elif verdict.action == RELEASE:
+            self.metrics.api_requests += 1
+            self.kube.patch_secret(ts.namespace, ts.name, {
+                "data": {ts.key: None},
+                "metadata": {"resourceVersion": ts.resource_version, "labels": {LABEL_KIND: None},
+                             "annotations": {ANNOTATION_EXPIRY: None, ANNOTATION_MAX_DATE: None,
+                                             ANNOTATION_RENEWED_AT: None}}})
+            self.metrics.cleanups += 1
+            log.info("emptied %s: %s", ts.ref, verdict.reason)
 
     # -- actions -------------------------------------------------------------------------------------
     def _run_due(self) -> None:
@@ -343,8 +453,7 @@ class RenewService:
         """A merge patch that only applies to the version the action was computed from (else 409)."""
         patch["metadata"]["resourceVersion"] = ts.resource_version
         self.metrics.api_requests += 1
-        self.kube._call(f"update Secret {ts.ref}", self.kube.core.patch_namespaced_secret, ts.name, ts.namespace,
-                        patch, _preload_content=False)
+        self.kube.patch_secret(ts.namespace, ts.name, patch)
 
     def _refresh(self, ts: TokenSecret) -> None:
         self.metrics.api_requests += 1

@@ -81,7 +81,7 @@ class WebHdfsClient:
                              service: str | None = None, kind: str | None = None) -> Token:
         """``GETDELEGATIONTOKEN``: a new token owned by the caller (or by ``doas``)."""
         params = {"renewer": renewer, "doas": doas, "service": service, "kind": kind}
-        body = self._call("GET", "GETDELEGATIONTOKEN", params)
+        body = self.call("GET", "GETDELEGATIONTOKEN", params)
         try:
             url_string = body["Token"]["urlString"]
         except (KeyError, TypeError):
@@ -91,7 +91,7 @@ class WebHdfsClient:
 
     def renew_delegation_token(self, token: Token) -> int:
         """``RENEWDELEGATIONTOKEN``: returns the token's new expiry (ms since the epoch)."""
-        body = self._call("PUT", "RENEWDELEGATIONTOKEN", {"token": token.encode_url()})
+        body = self.call("PUT", "RENEWDELEGATIONTOKEN", {"token": token.encode_url()})
         try:
             return int(body["long"])
         except (KeyError, TypeError, ValueError):
@@ -99,10 +99,10 @@ class WebHdfsClient:
 
     def cancel_delegation_token(self, token: Token) -> None:
         """``CANCELDELEGATIONTOKEN``: the NameNode forgets the token."""
-        self._call("PUT", "CANCELDELEGATIONTOKEN", {"token": token.encode_url()})
+        self.call("PUT", "CANCELDELEGATIONTOKEN", {"token": token.encode_url()})
 
     # -- transport -------------------------------------------------------------------------------
-    def _call(self, method: str, op: str, params: Mapping[str, str | None]) -> dict[str, object]:
+    def call(self, method: str, op: str, params: Mapping[str, str | None]) -> dict[str, object]:
         query = {"op": op, **{k: v for k, v in params.items() if v is not None}}
         try:
             resp = self.session.request(method, f"{self.url}/webhdfs/v1/", params=query, auth=self.auth,

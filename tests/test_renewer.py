@@ -359,3 +359,78 @@ def test_killed_and_restarted_service_resyncs_without_repeating_or_missing(
         if second is not None:
             second.stop()
         api.delete_namespaced_secret(name, "alice")
+
+
+def _driver_pod(api: k8s.CoreV1Api, name: str, secret: str) -> k8s.V1Pod:
+    """A driver pod object that mounts ``secret`` (the bed has no kubelet, so it stays Pending)."""
+    body = {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"spark-role": "driver"}},
+            "spec": {"containers": [{"name": "spark-kubernetes-driver", "image": "apache/spark:4.0.0"}],
+                     "volumes": [{"name": "hadoop-tokens", "secret": {"secretName": secret}}]}}
+    return api.create_namespaced_pod("alice", body)
+
+
+def _wait(what: str, check: object, renewer: RenewerProcess, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"{what}\n" + renewer.log.read_text()[-2500:]
+        time.sleep(0.3)
+
+
+def _gone(api: k8s.CoreV1Api, name: str) -> bool:
+    try:
+        api.read_namespaced_secret(name, "alice")
+        return False
+    except k8s.exceptions.ApiException as exc:
+        return exc.status == 404
+
+
+def _cancelled(bed: Testbed, cluster: SecureHdfs, token_file: bytes, tmp_path: Path) -> None:
+    """The NameNode no longer knows the token: renewing it as its renewer fails."""
+    token = Credentials.from_bytes(token_file).tokens["ha-webhdfs:ns1"]
+    login = keytab_login(bed.kdc_required().principal(RENEWER_PRINCIPAL), bed.renewer_keytab, tmp_path / "cc")
+    with pytest.raises((InvalidTokenError, TokenExpiredError)):
+        renew_token(token, SpnegoAuth(login.credentials), conf=HadoopConf.load(cluster.client_conf_dir()))
+
+
+def test_owner_less_secrets_are_adopted_by_their_driver_or_cleaned_up(
+        testbed: Testbed, ha_hdfs: SecureHdfs, renewer_rbac: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets from `conf`/`render` have no owner: the service gives one to the driver pod that mounts it
+    (so the garbage collector deletes it with the pod, and the service cancels its token), and deletes
+    one that no pod uses after the grace period."""
+    api = _admin(testbed)
+    used = _make_secret(testbed, ha_hdfs, "adopted", monkeypatch)
+    unused = _make_secret(testbed, ha_hdfs, "never-started", monkeypatch)
+    files = {n: base64.b64decode(api.read_namespaced_secret(n, "alice").data[KEY]) for n in (used, unused)}
+    pod = _driver_pod(api, "adopted-driver", used)
+    renewer = RenewerProcess(testbed, ha_hdfs, tmp_path, reissue_before="5s",
+                             extra=("--sweep-interval", "1s", "--orphan-grace", "6s"))
+    try:
+        renewer.wait_ready()
+
+        def owner() -> list[str]:
+            refs = api.read_namespaced_secret(used, "alice").metadata.owner_references or []
+            return [r.uid for r in refs]
+        _wait("the driver pod did not become the Secret's owner", lambda: owner() == [pod.metadata.uid], renewer)
+        _wait("the unused Secret was not cleaned up", lambda: _gone(api, unused), renewer)
+        assert not _gone(api, used), "a Secret in use was deleted"
+
+        # The job ends: its pod goes, the garbage collector takes the Secret, the service cancels its token.
+        api.delete_namespaced_pod(pod.metadata.name, "alice", grace_period_seconds=0)
+        _wait("the Secret outlived its driver pod", lambda: _gone(api, used), renewer)
+        _wait("the tokens were not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 2, renewer)
+        metrics = renewer.metrics()
+        assert (metrics["adoptions_total"], metrics["cleanups_total"]) == (1, 1), metrics
+        for data in files.values():
+            _cancelled(testbed, ha_hdfs, data, tmp_path)
+    finally:
+        renewer.stop()
+        for name in (used, unused):
+            if not _gone(api, name):
+                api.delete_namespaced_secret(name, "alice")
+        try:
+            api.delete_namespaced_pod("adopted-driver", "alice", grace_period_seconds=0)
+        except k8s.exceptions.ApiException:
+            pass
+    assert "now belongs to driver pod adopted-driver" in renewer.log.read_text()

@@ -1,0 +1,82 @@
+"""Controller mode of the renew service: per-Secret read access for the job's service account.
+
+For each token Secret it tracks, the service creates a Role allowing ``get`` on exactly that Secret
+(``resourceNames``) and a RoleBinding of it to the job's driver service account: the Secret's
+``spark-secrets.io/service-account`` annotation, else a pattern of the owner label
+(``spark-{owner}``). Both are owned by the Secret, so they go with it even while the service is down;
+the service also deletes them itself when it sees the Secret go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from kubernetes import client as k8s
+
+from spark_secrets.kube import KubeClient, KubernetesConflict, KubernetesNotFound
+from spark_secrets.renewal import TokenSecret
+
+log = logging.getLogger("spark_secrets.grants")
+
+RBAC_GROUP = "rbac.authorization.k8s.io"
+#: Marks the Roles and RoleBindings this module makes.
+LABEL_GRANT_FOR = "spark-secrets.io/grant-for"
+
+
+def grant_name(secret_name: str) -> str:
+    """``<secret>-reader``, shortened with a hash when the Secret's name is near the 253-character limit."""
+    name = f"{secret_name}-reader"
+    if len(name) <= 253:
+        return name
+    digest = hashlib.sha256(secret_name.encode()).hexdigest()[:10]
+    return f"{secret_name[:230]}-{digest}-reader"
+
+
+class AccessGrants:
+    """Creates and removes the Role and RoleBinding that let a job's pods read their token Secret."""
+
+    def __init__(self, kube: KubeClient, service_account_pattern: str = "spark-{owner}") -> None:
+        self.kube = kube
+        self.pattern = service_account_pattern
+        self.rbac = k8s.RbacAuthorizationV1Api(kube.api_client)
+
+    def __repr__(self) -> str:
+        return f"AccessGrants(pattern={self.pattern!r})"
+
+    def service_account(self, ts: TokenSecret) -> str:
+        return ts.service_account or self.pattern.format(owner=ts.owner_label or ts.owner)
+
+    def grant(self, ts: TokenSecret) -> str:
+        """Make ``ts`` readable by its job's service account (idempotent); returns that account."""
+        account = self.service_account(ts)
+        name = grant_name(ts.name)
+        meta = {"name": name, "namespace": ts.namespace, "labels": {LABEL_GRANT_FOR: _label(ts.name)},
+                "ownerReferences": [{"apiVersion": "v1", "kind": "Secret", "name": ts.name, "uid": ts.uid}]}
+        role = {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "Role", "metadata": meta,
+                "rules": [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [ts.name],
+                           "verbs": ["get"]}]}
+        binding = {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "RoleBinding", "metadata": meta,
+                   "roleRef": {"apiGroup": RBAC_GROUP, "kind": "Role", "name": name},
+                   "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": ts.namespace}]}
+        for what, create, body in (("Role", self.rbac.create_namespaced_role, role),
+                                   ("RoleBinding", self.rbac.create_namespaced_role_binding, binding)):
+            try:
+                self.kube.call(f"create {what} {ts.namespace}/{name}", create, ts.namespace, body,
+                                _preload_content=False)
+            except KubernetesConflict:
+                pass  # already granted (by this replica before a restart, or another one)
+        return account
+
+    def revoke(self, namespace: str, secret_name: str) -> None:
+        name = grant_name(secret_name)
+        for what, delete in (("RoleBinding", self.rbac.delete_namespaced_role_binding),
+                             ("Role", self.rbac.delete_namespaced_role)):
+            try:
+                self.kube.call(f"delete {what} {namespace}/{name}", delete, name, namespace, _preload_content=False)
+            except KubernetesNotFound:
+                pass
+
+
+def _label(text: str) -> str:
+    return text if len(text) <= 63 else hashlib.sha256(text.encode()).hexdigest()[:63]
