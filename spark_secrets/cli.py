@@ -247,6 +247,33 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     return 0
 
 
+def rbac_yaml(args: argparse.Namespace) -> str:
+    """The manifests ``spark-secrets rbac`` prints, headed by the command that makes them."""
+    import shlex
+
+    import yaml
+
+    from spark_secrets import rbac
+
+    if args.layout == "common":
+        manifests = rbac.common(renewer_namespace=args.renewer_namespace)
+    else:
+        manifests = rbac.layout(args.layout, users=args.user or (), group_name=args.group, namespace=args.namespace,
+                                renewer_namespace=args.renewer_namespace)
+    argv = ["rbac", args.layout, *(f"--user={u}" for u in args.user or ())]
+    argv += [f"--{k}={v}" for k, v in (("group", args.group), ("namespace", args.namespace)) if v]
+    if args.renewer_namespace != rbac.RENEWER_NAMESPACE:
+        argv.append(f"--renewer-namespace={args.renewer_namespace}")
+    header = f"# {PROG} {shlex.join(argv)}\n# {len(manifests)} objects; apply with kubectl apply -f\n"
+    return header + yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True, default_flow_style=None,
+                                       width=120)
+
+
+def cmd_rbac(args: argparse.Namespace) -> int:
+    print(rbac_yaml(args), end="")
+    return 0
+
+
 def cmd_jar(args: argparse.Namespace) -> int:
     from spark_secrets.plugin import PLUGIN_CLASS, PluginError, jar_path
 
@@ -290,6 +317,24 @@ def build_parser() -> argparse.ArgumentParser:
                                       "through the whole flow as user alice, printing each step.")
     demo.add_argument("--keep", action="store_true", help="keep the test-bed directory (logs) afterwards")
     demo.set_defaults(func=cmd_demo)
+
+    rbac = sub.add_parser(
+        "rbac", help="print the RBAC manifests of an access-control layout for token Secrets",
+        description="Prints Kubernetes manifests (YAML) so that a job owner's token Secrets are readable only by "
+                    "that owner's pods and the renew service, and the renew keytab only by the renew service. "
+                    "Apply 'common' once (the renew service's namespace, account, keytab and lease access, and "
+                    "the ClusterRoles), then one layout per group of users. See conf/rbac/README.md.",
+        epilog="layouts: namespace-per-user (spark-<user> per --user); group (spark-<group>, members share "
+               "tokens); precreated (one namespace per --group, a Secret hadoop-tokens-<user> per --user, "
+               "restricted by resourceNames); controller (shared --namespace, the renew service with --grant-access "
+               "grants each job's spark-<user> account get on its own Secret)")
+    rbac.add_argument("layout", choices=("common", "namespace-per-user", "group", "precreated", "controller"))
+    rbac.add_argument("--user", action="append", help="a user (Kubernetes user name = Kerberos short name); repeatable")
+    rbac.add_argument("--group", help="the Kubernetes group of the users (group, precreated)")
+    rbac.add_argument("--namespace", help="the namespace (controller; overrides spark-<group> for group layouts)")
+    rbac.add_argument("--renewer-namespace", default="spark-secrets-system",
+                      help="where the renew service runs (default spark-secrets-system)")
+    rbac.set_defaults(func=cmd_rbac)
 
     renewer = sub.add_parser(
         "renewer", help="run the renew service: keep token Secrets alive, re-issue before max lifetime, cancel at end",

@@ -107,11 +107,11 @@ class KubeClient:
                                   f"({type(exc).__name__})", "check the cluster address in your kubeconfig") from None
 
     # -- access review ---------------------------------------------------------------------------
-    def can_i(self, verb: str, resource: str, namespace: str, group: str = "") -> bool:
-        """SelfSubjectAccessReview: may the current identity do ``verb`` on ``resource`` in ``namespace``?"""
+    def can_i(self, verb: str, resource: str, namespace: str, group: str = "", name: str | None = None) -> bool:
+        """SelfSubjectAccessReview: may the current identity do ``verb`` on ``resource`` (``name``) in ``namespace``?"""
         review = k8s.V1SelfSubjectAccessReview(spec=k8s.V1SelfSubjectAccessReviewSpec(
             resource_attributes=k8s.V1ResourceAttributes(verb=verb, resource=resource, namespace=namespace,
-                                                         group=group)))
+                                                         group=group, name=name)))
         api = k8s.AuthorizationV1Api(self.api_client)
         result = self.call(f"review access to {resource} in {namespace}", api.create_self_subject_access_review,
                             review)

@@ -21,6 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ from spark_secrets.spnego import SpnegoAuth
 log = logging.getLogger("spark_secrets.renewer")
 
 Key = tuple[str, str]
+#: Parallel API calls for read grants (controller mode).
+GRANT_THREADS = 8
 
 
 @dataclasses.dataclass
@@ -119,8 +122,10 @@ class RenewService:
         self.orphan_grace_ms = orphan_grace_ms
         #: Controller mode: per-Secret read grants for the jobs' service accounts.
         self.grants = grants
-        self._granted: set[tuple[Key, str]] = set()
+        self._granted: dict[Key, str] = {}  # Secret -> uid of the incarnation granted (or being granted)
+        self._grant_pool = ThreadPoolExecutor(GRANT_THREADS, thread_name_prefix="grant") if grants else None
         self._next_sweep = 0.0
+        self._metrics_lock = threading.Lock()
         self.secrets: dict[Key, TokenSecret] = {}
         self._due: list[tuple[int, Key, str]] = []  # (due ms, key, resourceVersion it was computed from)
         self._backoff: dict[Key, int] = {}
@@ -272,32 +277,38 @@ class RenewService:
     def _run_housekeeping(self) -> None:
         if not self.metrics.leader:
             return
-        if self.grants is not None:
+        if self._grant_pool is not None:
             for key, ts in list(self.secrets.items()):
-                if (key, ts.uid) not in self._granted:
-                    self._grant(ts)
+                if self._granted.get(key) != ts.uid:
+                    self._granted[key] = ts.uid
+                    self._grant_pool.submit(self._grant, ts)
         if self.sweep_interval > 0 and time.monotonic() >= self._next_sweep and self.metrics.ready:
             self._next_sweep = time.monotonic() + self.sweep_interval
             self.sweep()
 
     def _grant(self, ts: TokenSecret) -> None:
+        """In the grant pool: two independent API calls per Secret, so a burst of new jobs is granted in parallel."""
         assert self.grants is not None
         key = (ts.namespace, ts.name)
         try:
-            self.metrics.api_requests += 2
+            with self._metrics_lock:
+                self.metrics.api_requests += 2
             account = self.grants.grant(ts)
-        except KubernetesError as exc:
-            self.metrics.failures += 1
-            log.warning("cannot grant read access to %s: %s", ts.ref, exc.problem)
+        except Exception as exc:  # noqa: BLE001 - reported, and retried on the next pass
+            with self._metrics_lock:
+                self.metrics.failures += 1
+            log.warning("cannot grant read access to %s: %s", ts.ref, getattr(exc, "problem", type(exc).__name__))
+            if self._granted.get(key) == ts.uid:
+                del self._granted[key]
             return
-        self._granted = {g for g in self._granted if g[0] != key} | {(key, ts.uid)}
-        self.metrics.grants += 1
+        with self._metrics_lock:
+            self.metrics.grants += 1
         log.info("granted get on %s to service account %s", ts.ref, account)
 
     def _revoke(self, key: Key) -> None:
         if self.grants is None or not self.metrics.leader:
             return
-        self._granted = {g for g in self._granted if g[0] != key}
+        self._granted.pop(key, None)
         try:
             self.metrics.api_requests += 2
             self.grants.revoke(*key)

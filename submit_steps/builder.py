@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Mapping, Sequence
 
 from spark_secrets.errors import ConfigError
+from submit_steps.layout import LayoutStep
 from submit_steps.plugin import RefresherPluginStep
 from submit_steps.pods import PodWiringStep
 from submit_steps.secret import TokenSecretStep
@@ -14,7 +15,7 @@ from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep
 from submit_steps.tokens import DelegationTokenStep
 
-DEFAULT_STEPS: tuple[type[SubmitStep], ...] = (DelegationTokenStep, TokenSecretStep, PodWiringStep,
+DEFAULT_STEPS: tuple[type[SubmitStep], ...] = (DelegationTokenStep, LayoutStep, TokenSecretStep, PodWiringStep,
                                                 RefresherPluginStep)
 
 

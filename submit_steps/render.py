@@ -51,7 +51,7 @@ def render_spark_operator(spec: SubmissionSpec, into: Mapping[str, Any] | None =
     app: dict[str, Any] = dict(into) if into else {
         "apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
         "metadata": {"name": spec.conf.get("spark.app.name", "spark"),
-                     "namespace": spec.conf.get("spark.kubernetes.namespace", "default")},
+                     "namespace": spec.effective_conf().get("spark.kubernetes.namespace", "default")},
         "spec": {"mode": "cluster"}}
     if app.get("kind") != "SparkApplication":
         raise ConfigError("the file given with --into is not a SparkApplication", "give the job's SparkApplication YAML")

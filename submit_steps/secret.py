@@ -7,7 +7,7 @@ import secrets as random
 
 from spark_secrets.errors import ConfigError
 from submit_steps.settings import Settings
-from spark_secrets.labels import rfc3339
+from spark_secrets.labels import ANNOTATION_SERVICE_ACCOUNT, rfc3339
 from submit_steps.spec import (ANNOTATION_EXPIRY, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_FILESYSTEMS,
                                ANNOTATION_PRINCIPAL, ANNOTATION_RENEWER, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND,
                                LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, SECRET_MAX_BYTES, SecretPlan,
@@ -61,8 +61,13 @@ class TokenSecretStep(SubmitStep):
             annotations[ANNOTATION_RENEWER] = known[0].renewer
             annotations[ANNOTATION_EXPIRY] = rfc3339(min(min(i.issue_date + interval_ms, i.max_date) for i in known))
             annotations[ANNOTATION_MAX_DATE] = rfc3339(min(i.max_date for i in known))
+        target = spec.target
+        if target is not None and target.service_account:
+            annotations[ANNOTATION_SERVICE_ACCOUNT] = target.service_account
         plan = SecretPlan(
-            name=self.name, namespace=self.settings.namespace, data={self.settings.secret_key: data},
+            name=(target.fill if target and target.fill else self.name),
+            namespace=target.namespace if target else self.settings.namespace, data={self.settings.secret_key: data},
+            fill=bool(target and target.fill),
             labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS,
                     LABEL_OWNER: label_value(owner.split("@")[0].split("/")[0]),
                     LABEL_APP: label_value(self.settings.app_name)},

@@ -21,6 +21,7 @@ SPARK_FILESYSTEMS = "spark.kerberos.access.hadoopFileSystems"
 FILESYSTEM_SCHEMES = ("hdfs", "webhdfs", "swebhdfs", "http", "https")
 #: Where Spark's own Kerberos step mounts an existing token Secret in the driver.
 SPARK_CREDENTIALS_DIR = "/mnt/secrets/hadoop-credentials"
+LAYOUTS = ("none", "namespace-per-user", "group", "precreated", "controller")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ SETTINGS: tuple[Setting, ...] = (
             "submitting user, who can then renew and cancel them with `spark-secrets tokens`."),
     Setting("spark.secrets.ticket.minLifetime", "5min",
             "Refuse to submit when the TGT expires sooner than this (units s, min, h, d)."),
+    Setting("spark.secrets.layout", "none",
+            "The cluster's RBAC layout (`spark-secrets rbac`), whose conventions fill unset settings: "
+            "`namespace-per-user` (namespace `spark-<user>`, driver account `spark`), `group` (driver account "
+            "`spark`), `precreated` (driver account `spark-<user>`; fills the admin's Secret "
+            "`hadoop-tokens-<user>` instead of creating one), `controller` (driver account `spark-<user>`, "
+            "named on the Secret for the renew service to grant it read access), or `none`. All but "
+            "`namespace-per-user` need `spark.kubernetes.namespace`."),
+    Setting("spark.secrets.layout.user", None,
+            "The `<user>` in the layout's names. Default: the short name of your Kerberos principal."),
     Setting("spark.secrets.secret.name", None,
             "Name of the token Secret. Default: derived from the app name plus a random suffix."),
     Setting("spark.secrets.secret.key", "hadoop-tokens", "Key of the token file inside the Secret."),
@@ -104,7 +114,8 @@ class Settings:
                               f"known {PREFIX}* settings are: {', '.join(sorted(_KNOWN))}")
         # Touch every property once so bad values fail before anything happens.
         _ = (self.enabled, self.filesystems, self.ca_bundle, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
-             self.renew_interval, self.secret_name, self.user_steps, self.plugin_jar, self._refresh_values())
+             self.renew_interval, self.secret_name, self.user_steps, self.plugin_jar, self._refresh_values(),
+             self.layout, self.layout_user)
 
     def get(self, key: str) -> str | None:
         value = self.conf.get(key)
@@ -137,6 +148,21 @@ class Settings:
             raise ConfigError(f"spark.secrets.hadoop.caBundle={path!r} is not a file",
                               "give a PEM file of CA certificates")
         return path
+
+    @property
+    def layout(self) -> str:
+        value = (self.get("spark.secrets.layout") or "none").strip()
+        if value not in LAYOUTS:
+            raise ConfigError(f"spark.secrets.layout={value!r} is not a layout", f"use one of {', '.join(LAYOUTS)}")
+        return value
+
+    @property
+    def layout_user(self) -> str | None:
+        value = self.get("spark.secrets.layout.user")
+        if value is not None and not _DNS_LABEL.match(value):
+            raise ConfigError(f"spark.secrets.layout.user={value!r} cannot be part of Kubernetes names",
+                              "use lowercase letters, digits and '-'")
+        return value
 
     @property
     def renewer(self) -> str | None:

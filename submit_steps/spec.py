@@ -18,6 +18,18 @@ SECRET_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
+class Target:
+    """Where the token Secret goes and who reads it."""
+
+    namespace: str
+    service_account: str | None = None
+    #: The name of a pre-created Secret to fill, instead of creating one.
+    fill: str | None = None
+    #: Spark settings the layout adds (only ones the user did not set).
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SecretPlan:
     """A Secret to create. ``data`` is secret: ``repr`` shows only keys and sizes."""
 
@@ -26,10 +38,18 @@ class SecretPlan:
     data: Mapping[str, bytes] = field(repr=False)
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    #: Fill this pre-created Secret (a merge patch) instead of creating it.
+    fill: bool = False
 
     def __repr__(self) -> str:
         sizes = {k: f"{len(v)} bytes" for k, v in self.data.items()}
         return f"SecretPlan({self.namespace}/{self.name}, data={sizes}, labels={dict(self.labels)})"
+
+    def fill_patch(self) -> dict[str, object]:
+        """The merge patch that fills a pre-created Secret (its other labels, e.g. persistent, stay)."""
+        manifest = self.manifest()
+        return {"metadata": {"labels": dict(self.labels), "annotations": dict(self.annotations)},
+                "data": manifest["data"]}
 
     def manifest(self) -> dict[str, object]:
         """The Secret object for the API server (the only place its bytes go)."""
@@ -53,6 +73,7 @@ class SubmissionSpec:
     secrets: tuple[SecretPlan, ...] = ()
     credentials: Credentials | None = field(default=None, repr=False)
     principal: str | None = None
+    target: Target | None = None
     notes: tuple[str, ...] = ()
 
     def effective_conf(self) -> dict[str, str]:

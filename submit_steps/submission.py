@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from spark_secrets.errors import SparkSecretsError
-from spark_secrets.kube import KubeClient, KubernetesForbidden, ObjectRef
+from spark_secrets.kube import KubeClient, KubernetesForbidden, KubernetesNotFound, ObjectRef
 from submit_steps.builder import StepBuilder
+from submit_steps.layout import LayoutStep
 from submit_steps.sparkconf import insert_conf_flags
-from submit_steps.spec import LABEL_TOKEN_SECRET, SubmissionSpec
+from submit_steps.spec import LABEL_TOKEN_SECRET, SecretPlan, SubmissionSpec, Target
 
 Progress = Callable[[str], None]
 
@@ -37,14 +38,22 @@ class Submission:
         self.progress = progress
         self.created: list[ObjectRef] = []
         self.owner: ObjectRef | None = None
+        #: The layout lets the submitter only create Secrets: the renew service attaches and cleans up.
+        self.handed_over = False
 
     # -- phases ----------------------------------------------------------------------------------
     def preflight(self) -> None:
         """Fail early, creating nothing, if the user may not create the Secret in the namespace."""
         if not (self.settings.enabled and self.settings.filesystems):
             return
-        namespace = self.settings.namespace
-        if not self.kube.can_i("create", "secrets", namespace):
+        layout = self.builder.step(LayoutStep)
+        target = layout.target() if isinstance(layout, LayoutStep) else Target(self.settings.namespace)
+        namespace = target.namespace
+        if target.fill:
+            if not self.kube.can_i("patch", "secrets", namespace, name=target.fill):
+                raise KubernetesForbidden(f"you may not fill the pre-created Secret {namespace}/{target.fill}",
+                                          "ask an admin to apply the precreated layout for you (spark-secrets rbac)")
+        elif not self.kube.can_i("create", "secrets", namespace):
             raise KubernetesForbidden(f"you may not create Secrets in namespace {namespace}",
                                       "submit to a namespace where you may (spark.kubernetes.namespace), "
                                       "or ask an admin for a RoleBinding there")
@@ -57,6 +66,9 @@ class Submission:
             self.progress(note)
         try:
             for plan in spec.secrets:
+                if plan.fill:  # an admin's Secret that outlives the job: never owned, never deleted by us
+                    self._fill(plan)
+                    continue
                 self.created.append(self.kube.create_secret(plan.manifest()))
                 self.progress(f"created Secret {plan.namespace}/{plan.name}")
         except BaseException:
@@ -64,28 +76,45 @@ class Submission:
             raise
         return spec
 
+    def _fill(self, plan: SecretPlan) -> None:
+        try:
+            self.kube.patch_secret(plan.namespace, plan.name, plan.fill_patch())
+        except KubernetesNotFound:
+            raise KubernetesNotFound(f"the pre-created Secret {plan.namespace}/{plan.name} does not exist",
+                                     "ask an admin to apply the precreated layout for you (spark-secrets rbac)") from None
+        self.progress(f"filled the pre-created Secret {plan.namespace}/{plan.name}")
+
     def cleanup(self) -> None:
         """Delete what this submission created and nobody owns yet."""
         if self.owner is not None:
             return
         for ref in reversed(self.created):
             try:
-                self.kube.delete_secret(ref.namespace, ref.name)
+                self.kube.delete_secret(ref.namespace, ref.name, uid=ref.uid)
                 self.progress(f"deleted Secret {ref.namespace}/{ref.name}")
+            except KubernetesForbidden:
+                self.progress(f"you may not delete Secret {ref.namespace}/{ref.name}; the renew service deletes it "
+                              "once its grace period has passed")
             except SparkSecretsError as exc:
                 self.progress(f"could not delete Secret {ref.namespace}/{ref.name}: {exc}")
         self.created.clear()
 
     def adopt(self) -> ObjectRef | None:
         """If the driver pod exists, make it own the Secrets; returns it."""
-        if self.owner is not None or not self.created:
+        if self.owner is not None or not self.created or self.handed_over:
             return self.owner
         secret = self.created[0]
         pods = self.kube.find_pods(secret.namespace, f"{LABEL_TOKEN_SECRET}={secret.name},spark-role=driver")
         if not pods:
             return None
-        for ref in self.created:
-            self.kube.set_owner(ref, pods[0])
+        try:
+            for ref in self.created:
+                self.kube.set_owner(ref, pods[0])
+        except KubernetesForbidden:
+            self.handed_over = True
+            self.progress(f"you may not change Secret {secret.name}; the renew service attaches it to driver pod "
+                          f"{pods[0].name}")
+            return None
         self.owner = pods[0]
         self.progress(f"Secret {secret.name} is now owned by driver pod {pods[0].name}")
         return self.owner
@@ -108,7 +137,7 @@ class Submission:
         def watch_for_driver() -> None:
             while not stop.wait(poll):
                 try:
-                    if self.adopt() is not None:
+                    if self.adopt() is not None or self.handed_over:
                         return
                 except SparkSecretsError as exc:
                     self.progress(f"cannot attach the Secret to the driver pod yet: {exc}")
@@ -122,9 +151,9 @@ class Submission:
             watcher.join()
             if self.adopt() is None and proc.returncode == 0 and self._is_cluster_mode():
                 deadline = time.monotonic() + 10
-                while self.adopt() is None and time.monotonic() < deadline:
+                while self.adopt() is None and not self.handed_over and time.monotonic() < deadline:
                     time.sleep(poll)
-            if self.owner is None:
+            if self.created and self.owner is None and not (self.handed_over and proc.returncode == 0):
                 why = "spark-submit failed" if proc.returncode else "no driver pod owns it"
                 self.progress(f"{why}: removing the token Secret")
                 self.cleanup()

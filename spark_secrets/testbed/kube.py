@@ -41,8 +41,9 @@ class KubeControlPlane:
 
     def __init__(self, workdir: Path, users: dict[str, tuple[str, ...]] | None = None) -> None:
         self.dir = workdir
-        wanted = {ADMIN: ("system:masters",), "alice": ("users",), "bob": ("users",),
-                  "spark-renewer": ("spark-secrets:renewers",)}
+        # alice and bob share group team-a; carol (an API identity only, no Kerberos principal) is in team-b.
+        wanted = {ADMIN: ("system:masters",), "alice": ("users", "team-a"), "bob": ("users", "team-a"),
+                  "carol": ("users", "team-b"), "spark-renewer": ("spark-secrets:renewers",)}
         wanted.update(users or {})
         self.users = {name: KubeUser(name, secrets.token_hex(24), groups) for name, groups in wanted.items()}
         self.etcd_port = 0

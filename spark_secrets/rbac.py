@@ -1,0 +1,234 @@
+"""RBAC layouts for token Secrets and the renew service's keytab, as manifests (plain dicts).
+
+A delegation token lets whoever holds it act as its owner on HDFS, so:
+
+==================  =========  ============  ===========  =================  ==========================
+                    job owner  owner's pods  other users  other users' pods  renew service
+==================  =========  ============  ===========  =================  ==========================
+token Secret        create     get           none         none               get, update, delete
+renew keytab        none       none          none         none               get
+==================  =========  ============  ===========  =================  ==========================
+
+Every layout shares :func:`common` (the renew service's namespace, account, keytab access and
+ClusterRoles) and adds one way of separating users:
+
+``namespace-per-user``
+    ``spark-<user>`` per user; the user may create Secrets there but not read them; the namespace's
+    ``spark`` account (the job's pods) may get them.
+``group``
+    ``spark-<group>`` per group; members may create and read each other's token Secrets, as may the
+    group's ``spark`` account.
+``precreated``
+    one namespace per group with a Secret ``hadoop-tokens-<user>`` made by the admin for each member;
+    a member may only fill their own (``resourceNames``), their ``spark-<user>`` account may only get it.
+``controller``
+    a shared namespace where users may only create Secrets; the renew service (``--grant-access``)
+    gives each Secret's ``spark-<user>`` account ``get`` on exactly that Secret.
+
+Printed by ``spark-secrets rbac``; ``conf/rbac/`` holds examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from spark_secrets.errors import ConfigError
+from spark_secrets.labels import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_PERSISTENT, MANAGED_BY
+
+Manifest = dict[str, Any]
+
+RBAC = "rbac.authorization.k8s.io"
+RENEWER_NAMESPACE = "spark-secrets-system"
+RENEWER_ACCOUNT = "spark-secrets-renewer"
+KEYTAB_SECRET = "spark-secrets-renewer-keytab"
+LEASE = "spark-secrets-renewer"
+LAYOUTS = ("namespace-per-user", "group", "precreated", "controller")
+
+#: What Spark's driver (and ``spark-submit`` in cluster mode) does with the API: executor pods, their
+#: services and ConfigMaps, volumes. Secrets are deliberately absent.
+_SPARK_RULES = [
+    {"apiGroups": [""], "resources": ["pods", "services", "configmaps", "persistentvolumeclaims"],
+     "verbs": ["create", "get", "list", "watch", "delete", "deletecollection", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    # Spark 4 puts each application behind a NetworkPolicy of its own (server-side apply).
+    {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+     "verbs": ["create", "get", "list", "watch", "delete", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "list", "watch"]},
+]
+
+
+def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, **({"namespace": namespace} if namespace else {}),
+                            "labels": {LABEL_MANAGED_BY: MANAGED_BY}}
+    return meta
+
+
+def _cluster_role(name: str, rules: list[dict[str, Any]]) -> Manifest:
+    return {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": _meta(name), "rules": rules}
+
+
+def _role(name: str, namespace: str, rules: list[dict[str, Any]]) -> Manifest:
+    return {"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": _meta(name, namespace), "rules": rules}
+
+
+def _binding(name: str, namespace: str, role_kind: str, role: str, subjects: list[dict[str, str]]) -> Manifest:
+    return {"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": _meta(name, namespace),
+            "roleRef": {"apiGroup": RBAC, "kind": role_kind, "name": role}, "subjects": subjects}
+
+
+def user(name: str) -> dict[str, str]:
+    return {"apiGroup": RBAC, "kind": "User", "name": name}
+
+
+def group_subject(name: str) -> dict[str, str]:
+    return {"apiGroup": RBAC, "kind": "Group", "name": name}
+
+
+def account(name: str, namespace: str) -> dict[str, str]:
+    return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+
+
+def _namespace(name: str) -> Manifest:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name)}
+
+
+def _service_account(name: str, namespace: str) -> Manifest:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, namespace)}
+
+
+def _secret_rule(verbs: list[str], names: Sequence[str] | None = None) -> dict[str, Any]:
+    rule: dict[str, Any] = {"apiGroups": [""], "resources": ["secrets"], "verbs": verbs}
+    if names:
+        rule["resourceNames"] = list(names)
+    return rule
+
+
+def common(*, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
+    """The renew service's namespace and account, its keytab access and lease, and the ClusterRoles
+    the layouts bind."""
+    renewer = account(RENEWER_ACCOUNT, renewer_namespace)
+    return [
+        _namespace(renewer_namespace),
+        _service_account(RENEWER_ACCOUNT, renewer_namespace),
+        _cluster_role("spark-secrets-renewer", [
+            _secret_rule(["get", "list", "watch", "patch", "update", "delete"]),
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]),
+        _cluster_role("spark-secrets-renewer-grants", [
+            {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": ["get", "create", "delete"]}]),
+        _cluster_role("spark-secrets-submitter", _SPARK_RULES),
+        _cluster_role("spark-secrets-token-creator", [_secret_rule(["create"])]),
+        _cluster_role("spark-secrets-driver", _SPARK_RULES),
+        _role("spark-secrets-renewer-keytab", renewer_namespace, [_secret_rule(["get"], [KEYTAB_SECRET])]),
+        _binding("spark-secrets-renewer-keytab", renewer_namespace, "Role", "spark-secrets-renewer-keytab",
+                 [renewer]),
+        _role("spark-secrets-renewer-lease", renewer_namespace, [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]),
+        _binding("spark-secrets-renewer-lease", renewer_namespace, "Role", "spark-secrets-renewer-lease", [renewer]),
+    ]
+
+
+def _spark_namespace(namespace: str, *, renewer_namespace: str, grants: bool = False) -> list[Manifest]:
+    """A namespace jobs run in, with the renew service bound to its ClusterRole(s) there."""
+    renewer = [account(RENEWER_ACCOUNT, renewer_namespace)]
+    out = [_namespace(namespace),
+           _binding("spark-secrets-renewer", namespace, "ClusterRole", "spark-secrets-renewer", renewer)]
+    if grants:
+        out.append(_binding("spark-secrets-renewer-grants", namespace, "ClusterRole", "spark-secrets-renewer-grants",
+                            renewer))
+    return out
+
+
+def namespace_per_user(users: Sequence[str], *, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
+    out: list[Manifest] = []
+    for name in users:
+        ns = f"spark-{name}"
+        out += _spark_namespace(ns, renewer_namespace=renewer_namespace)
+        out += [
+            _service_account("spark", ns),
+            _binding("spark-secrets-submitter", ns, "ClusterRole", "spark-secrets-submitter", [user(name)]),
+            _binding("spark-secrets-token-creator", ns, "ClusterRole", "spark-secrets-token-creator", [user(name)]),
+            _binding("spark-secrets-driver", ns, "ClusterRole", "spark-secrets-driver", [account("spark", ns)]),
+            _role("spark-secrets-token-reader", ns, [_secret_rule(["get"])]),
+            _binding("spark-secrets-token-reader", ns, "Role", "spark-secrets-token-reader", [account("spark", ns)]),
+        ]
+    return out
+
+
+def group(name: str, *, namespace: str | None = None, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
+    ns = namespace or f"spark-{name}"
+    members = [group_subject(name)]
+    return [
+        *_spark_namespace(ns, renewer_namespace=renewer_namespace),
+        _service_account("spark", ns),
+        _binding("spark-secrets-submitter", ns, "ClusterRole", "spark-secrets-submitter", members),
+        _binding("spark-secrets-token-creator", ns, "ClusterRole", "spark-secrets-token-creator", members),
+        _binding("spark-secrets-driver", ns, "ClusterRole", "spark-secrets-driver", [account("spark", ns)]),
+        _role("spark-secrets-token-reader", ns, [_secret_rule(["get", "list"])]),
+        _binding("spark-secrets-token-reader", ns, "Role", "spark-secrets-token-reader",
+                 [*members, account("spark", ns)]),
+    ]
+
+
+def precreated_secret_name(user_name: str) -> str:
+    return f"hadoop-tokens-{user_name}"
+
+
+def precreated(name: str, users: Sequence[str], *, namespace: str | None = None,
+               renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
+    ns = namespace or f"spark-{name}"
+    out = [*_spark_namespace(ns, renewer_namespace=renewer_namespace),
+           _binding("spark-secrets-submitter", ns, "ClusterRole", "spark-secrets-submitter", [group_subject(name)])]
+    for member in users:
+        secret, sa = precreated_secret_name(member), f"spark-{member}"
+        meta = _meta(secret, ns)
+        meta["labels"].update({LABEL_OWNER: member, LABEL_PERSISTENT: "true"})
+        out += [
+            {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta},
+            _service_account(sa, ns),
+            _binding(f"spark-secrets-driver-{member}", ns, "ClusterRole", "spark-secrets-driver", [account(sa, ns)]),
+            _role(f"spark-secrets-fill-{member}", ns, [_secret_rule(["patch", "update"], [secret])]),
+            _binding(f"spark-secrets-fill-{member}", ns, "Role", f"spark-secrets-fill-{member}", [user(member)]),
+            _role(f"spark-secrets-read-{member}", ns, [_secret_rule(["get"], [secret])]),
+            _binding(f"spark-secrets-read-{member}", ns, "Role", f"spark-secrets-read-{member}", [account(sa, ns)]),
+        ]
+    return out
+
+
+def controller(namespace: str, users: Sequence[str], *, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
+    out = [*_spark_namespace(namespace, renewer_namespace=renewer_namespace, grants=True)]
+    submitters = [user(u) for u in users]
+    out += [_binding("spark-secrets-submitter", namespace, "ClusterRole", "spark-secrets-submitter", submitters),
+            _binding("spark-secrets-token-creator", namespace, "ClusterRole", "spark-secrets-token-creator",
+                     submitters)]
+    for member in users:
+        sa = f"spark-{member}"
+        out += [_service_account(sa, namespace),
+                _binding(f"spark-secrets-driver-{member}", namespace, "ClusterRole", "spark-secrets-driver",
+                         [account(sa, namespace)])]
+    return out
+
+
+def layout(name: str, *, users: Sequence[str] = (), group_name: str | None = None, namespace: str | None = None,
+           renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
+    """The manifests of one layout (without :func:`common`)."""
+    def need(what: str, value: object, flag: str) -> None:
+        if not value:
+            raise ConfigError(f"layout {name} needs {what}", f"give {flag}")
+
+    if name == "namespace-per-user":
+        need("users", users, "--user NAME (repeatable)")
+        return namespace_per_user(users, renewer_namespace=renewer_namespace)
+    if name == "group":
+        need("a group", group_name, "--group NAME")
+        return group(str(group_name), namespace=namespace, renewer_namespace=renewer_namespace)
+    if name == "precreated":
+        need("a group", group_name, "--group NAME")
+        need("users", users, "--user NAME (repeatable)")
+        return precreated(str(group_name), users, namespace=namespace, renewer_namespace=renewer_namespace)
+    if name == "controller":
+        need("a namespace", namespace, "--namespace NS")
+        need("users", users, "--user NAME (repeatable)")
+        return controller(str(namespace), users, renewer_namespace=renewer_namespace)
+    raise ConfigError(f"unknown layout {name!r}", f"use one of {', '.join(LAYOUTS)}")

@@ -1,0 +1,63 @@
+"""The renew service as a subprocess, for tests on the real test bed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
+from spark_secrets.testbed.hadoop import SecureHdfs
+
+
+class RenewerProcess:
+    """``spark-secrets renewer`` as a subprocess with its own keytab, kubeconfig and log file."""
+
+    def __init__(self, bed: Testbed, cluster: SecureHdfs, workdir: Path, reissue_before: str = "15s",
+                 extra: tuple[str, ...] = (), kubeconfig: Path | None = None,
+                 namespaces: tuple[str, ...] = ("alice",)) -> None:
+        assert bed.kube is not None
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log = workdir / "renewer.log"
+        env = bed.env(RENEWER, workdir / "no-user-ticket")
+        env["HADOOP_CONF_DIR"] = str(cluster.client_conf_dir())
+        env["KUBECONFIG"] = str(kubeconfig or bed.kube.kubeconfig(RENEWER))
+        argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
+                "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache", str(workdir / "renewer-cc"),
+                *(f"--namespace={ns}" for ns in namespaces), "--reissue-before", reissue_before, "--listen", "127.0.0.1:0", *extra]
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            match = re.search(r"health on :(\d+)", self.log.read_text())
+            if match:
+                self.port = int(match.group(1))
+                break
+            assert self.proc.poll() is None, self.log.read_text()[-2000:]
+            time.sleep(0.2)
+        else:
+            raise AssertionError(self.log.read_text()[-2000:])
+
+    def metrics(self) -> dict[str, float]:
+        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^spark_secrets_(\w+) (\S+)$", text, re.M)}
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 60
+        while requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, self.log.read_text()[-2000:]
+            time.sleep(0.2)
+
+    def actions(self) -> float:
+        m = self.metrics()
+        return m["renewals_total"] + m["reissues_total"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
