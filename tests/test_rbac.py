@@ -270,6 +270,7 @@ def test_controller_layout_from_spark_submit_to_the_end_of_the_job(layouts: Test
         name = secret.metadata.name
         (pod,) = admin.list_namespaced_pod(ns, label_selector=f"spark-role=driver,spark-app-name={app}").items
         assert pod.spec.service_account_name == "spark-alice"
+        creds = Credentials.from_bytes(base64.b64decode(secret.data["hadoop-tokens"]))
 
         def owners() -> list[str]:
             return [o.uid for o in admin.read_namespaced_secret(name, ns).metadata.owner_references or []]
@@ -284,3 +285,8 @@ def test_controller_layout_from_spark_submit_to_the_end_of_the_job(layouts: Test
         _until("the grant outlived the Secret", lambda: _get_status(owner_pods, ns, name) == 403, 10, renewer)
     finally:
         renewer.stop()
+    events = admin.list_namespaced_event(ns, _preload_content=False).data.decode()
+    seen = proc.stdout + proc.stderr + renewer.log.read_text() + events
+    for token in creds:
+        for form in (token.password.hex(), base64.b64encode(token.password).decode(), token.encode_url()):
+            assert form not in seen, "a token password reached the output, the log or an Event"
