@@ -57,7 +57,9 @@ class LeaderElector:
                 if self.try_acquire_or_renew():
                     self._renewed_at = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - an API outage: keep trying; leadership lapses by itself
-                log.warning("cannot renew lease %s/%s (%s)", self.namespace, self.name, type(exc).__name__)
+                why = ("forbidden: bind the lease Role of conf/rbac/common.yaml to this identity"
+                       if getattr(exc, "status", None) == 403 else type(exc).__name__)
+                log.warning("cannot renew lease %s/%s (%s)", self.namespace, self.name, why)
             if self.is_leader != was:
                 self.transitions += 1
                 log.info("%s %s the lease %s/%s", self.identity, "holds" if self.is_leader else "lost",

@@ -59,7 +59,7 @@ def renewer_rbac(testbed: Testbed) -> None:
     role = _object(CONF / "rbac" / "common.yaml", "ClusterRole", "spark-secrets-renewer")
     testbed.kube.apply(role)
     testbed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                        "metadata": {"name": "spark-secrets-renewer", "namespace": "alice"},
+                        "metadata": {"name": "spark-secrets-renewer-user", "namespace": "alice"},
                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                     "name": "spark-secrets-renewer"},
                         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
@@ -72,7 +72,7 @@ def lease_rbac(testbed: Testbed) -> None:
     role = _object(CONF / "rbac" / "common.yaml", "Role", "spark-secrets-renewer-lease")
     testbed.kube.apply(role)
     testbed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                        "metadata": {"name": "spark-secrets-renewer-lease", "namespace": RENEWER_NAMESPACE},
+                        "metadata": {"name": "spark-secrets-renewer-lease-user", "namespace": RENEWER_NAMESPACE},
                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
                                     "name": "spark-secrets-renewer-lease"},
                         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
