@@ -46,6 +46,8 @@ log = logging.getLogger("spark_secrets.renewer")
 Key = tuple[str, str]
 #: Parallel API calls for read grants (controller mode).
 GRANT_THREADS = 8
+#: How often to look at every Secret for a missing grant (failed ones are retried then).
+GRANT_RETRY_S = 30.0
 
 
 @dataclasses.dataclass
@@ -124,6 +126,8 @@ class RenewService:
         self.grants = grants
         self._granted: dict[Key, str] = {}  # Secret -> uid of the incarnation granted (or being granted)
         self._grant_pool = ThreadPoolExecutor(GRANT_THREADS, thread_name_prefix="grant") if grants else None
+        self._grant_queue: set[Key] = set()  # tracked since the last pass (main thread only)
+        self._next_grant_pass = 0.0  # a pass over every Secret: on taking the lease, then to retry failures
         self._next_sweep = 0.0
         self._metrics_lock = threading.Lock()
         self.secrets: dict[Key, TokenSecret] = {}
@@ -258,6 +262,8 @@ class RenewService:
             return key
         known = self.secrets.get(key)
         self.secrets[key] = ts
+        if self._grant_pool is not None and (known is None or known.uid != ts.uid):
+            self._grant_queue.add(key)
         if known is None or known.resource_version != ts.resource_version:
             self._schedule(ts)
         return key
@@ -276,10 +282,16 @@ class RenewService:
     # -- housekeeping: read grants, ownership, clean-up ------------------------------------------------
     def _run_housekeeping(self) -> None:
         if not self.metrics.leader:
+            self._next_grant_pass = 0.0  # look at every Secret once this replica leads
             return
         if self._grant_pool is not None:
-            for key, ts in list(self.secrets.items()):
-                if self._granted.get(key) != ts.uid:
+            if time.monotonic() >= self._next_grant_pass:
+                self._next_grant_pass = time.monotonic() + GRANT_RETRY_S
+                self._grant_queue.update(self.secrets)
+            queue, self._grant_queue = self._grant_queue, set()
+            for key in queue:
+                ts = self.secrets.get(key)
+                if ts is not None and self._granted.get(key) != ts.uid:
                     self._granted[key] = ts.uid
                     self._grant_pool.submit(self._grant, ts)
         if self.sweep_interval > 0 and time.monotonic() >= self._next_sweep and self.metrics.ready:
@@ -294,7 +306,7 @@ class RenewService:
             with self._metrics_lock:
                 self.metrics.api_requests += 2
             account = self.grants.grant(ts)
-        except Exception as exc:  # noqa: BLE001 - reported, and retried on the next pass
+        except Exception as exc:  # noqa: BLE001 - reported, and retried on the next full pass
             with self._metrics_lock:
                 self.metrics.failures += 1
             log.warning("cannot grant read access to %s: %s", ts.ref, getattr(exc, "problem", type(exc).__name__))

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -61,3 +62,13 @@ class RenewerProcess:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def wait_until(what: str, check: Callable[[], bool], seconds: float, renewer: RenewerProcess | None = None) -> float:
+    """Seconds until ``check()`` holds; fails with ``what`` (and the service's log tail) after ``seconds``."""
+    began = time.monotonic()
+    while not check():
+        if time.monotonic() - began > seconds:
+            raise AssertionError(what + ("\n" + renewer.log.read_text()[-2500:] if renewer else ""))
+        time.sleep(0.1)
+    return time.monotonic() - began

@@ -12,7 +12,6 @@ import base64
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.spark import cluster_submit_argv, spark_env
 from submit_steps.submission import Submission
 
-from renewers import RenewerProcess
+from renewers import RenewerProcess, wait_until
 
 pytestmark = pytest.mark.testbed
 
@@ -163,15 +162,6 @@ def test_every_cell_of_the_access_table(layouts: Testbed, layout: str, monkeypat
     assert keytab == expected_keytab, "renew keytab:\n" + _table(keytab, expected_keytab)
 
 
-def _until(what: str, check: Callable[[], bool], seconds: float, renewer: RenewerProcess | None = None) -> float:
-    began = time.monotonic()
-    while not check():
-        if time.monotonic() - began > seconds:
-            raise AssertionError(what + ("\n" + renewer.log.read_text()[-2500:] if renewer else ""))
-        time.sleep(0.1)
-    return time.monotonic() - began
-
-
 def test_controller_grants_the_owners_account_within_seconds_and_removes_it_with_the_secret(
         layouts: Testbed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kube, hdfs = layouts.kube, layouts.hdfs
@@ -184,7 +174,7 @@ def test_controller_grants_the_owners_account_within_seconds_and_removes_it_with
     try:
         renewer.wait_ready()
         name = submit(layouts, "controller", monkeypatch, app="granted")
-        waited = _until("alice's job account never got read access", lambda: attempt(owner_pods, "get", ns, name),
+        waited = wait_until("alice's job account never got read access", lambda: attempt(owner_pods, "get", ns, name),
                         10, renewer)
         assert allowed(owner_pods, ns, name) == {"get"}
         assert allowed(other_pods, ns, name) == set(), "bob's pods can touch alice's tokens"
@@ -195,7 +185,7 @@ def test_controller_grants_the_owners_account_within_seconds_and_removes_it_with
         assert binding.metadata.owner_references[0].name == name  # goes with the Secret, even without us
 
         _api(kube.kubeconfig("admin")).delete_namespaced_secret(name, ns)
-        _until("the grant outlived the Secret", lambda: _get_status(owner_pods, ns, name) == 403, 10, renewer)
+        wait_until("the grant outlived the Secret", lambda: _get_status(owner_pods, ns, name) == 403, 10, renewer)
         with pytest.raises(ApiException) as gone:
             role.read_namespaced_role(f"{name}-reader", ns)
         assert gone.value.status == 404
@@ -223,9 +213,9 @@ def test_precreated_secret_is_filled_by_its_owner_and_emptied_when_unused(
                              namespaces=(ns,), extra=("--sweep-interval", "1s", "--orphan-grace", "3s"))
     try:
         renewer.wait_ready()
-        _until("the unused pre-created Secret was not emptied",
+        wait_until("the unused pre-created Secret was not emptied",
                lambda: "hadoop-tokens" not in (admin.read_namespaced_secret(name, ns).data or {}), 30, renewer)
-        _until("its tokens were not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 1, 20, renewer)
+        wait_until("its tokens were not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 1, 20, renewer)
     finally:
         renewer.stop()
     emptied = admin.read_namespaced_secret(name, ns)
@@ -274,15 +264,15 @@ def test_controller_layout_from_spark_submit_to_the_end_of_the_job(layouts: Test
 
         def owners() -> list[str]:
             return [o.uid for o in admin.read_namespaced_secret(name, ns).metadata.owner_references or []]
-        _until("the renew service did not give the Secret to the driver pod", lambda: owners() == [pod.metadata.uid],
+        wait_until("the renew service did not give the Secret to the driver pod", lambda: owners() == [pod.metadata.uid],
                30, renewer)
-        _until("alice's job account cannot read its Secret", lambda: attempt(owner_pods, "get", ns, name), 10, renewer)
+        wait_until("alice's job account cannot read its Secret", lambda: attempt(owner_pods, "get", ns, name), 10, renewer)
         assert not attempt(_api(who["other user's pods"]), "get", ns, name)
 
         admin.delete_namespaced_pod(pod.metadata.name, ns, grace_period_seconds=0)
-        _until("the Secret outlived its driver pod", lambda: _get_status(admin, ns, name) == 404, 60, renewer)
-        _until("the token was not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 1, 30, renewer)
-        _until("the grant outlived the Secret", lambda: _get_status(owner_pods, ns, name) == 403, 10, renewer)
+        wait_until("the Secret outlived its driver pod", lambda: _get_status(admin, ns, name) == 404, 60, renewer)
+        wait_until("the token was not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 1, 30, renewer)
+        wait_until("the grant outlived the Secret", lambda: _get_status(owner_pods, ns, name) == 403, 10, renewer)
     finally:
         renewer.stop()
     events = admin.list_namespaced_event(ns, _preload_content=False).data.decode()

@@ -28,7 +28,7 @@ from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.projection import SecretVolume
 from submit_steps.submission import Submission
 
-from renewers import RenewerProcess
+from renewers import RenewerProcess, wait_until
 from sparkjobs import KEY, MAX_LIFETIME_S, run_job
 
 pytestmark = pytest.mark.testbed
@@ -327,13 +327,6 @@ def _driver_pod(api: k8s.CoreV1Api, name: str, secret: str) -> k8s.V1Pod:
     return api.create_namespaced_pod("alice", body)
 
 
-def _wait(what: str, check: object, renewer: RenewerProcess, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"{what}\n" + renewer.log.read_text()[-2500:]
-        time.sleep(0.3)
-
-
 def _gone(api: k8s.CoreV1Api, name: str) -> bool:
     try:
         api.read_namespaced_secret(name, "alice")
@@ -369,14 +362,14 @@ def test_owner_less_secrets_are_adopted_by_their_driver_or_cleaned_up(
         def owner() -> list[str]:
             refs = api.read_namespaced_secret(used, "alice").metadata.owner_references or []
             return [r.uid for r in refs]
-        _wait("the driver pod did not become the Secret's owner", lambda: owner() == [pod.metadata.uid], renewer)
-        _wait("the unused Secret was not cleaned up", lambda: _gone(api, unused), renewer)
+        wait_until("the driver pod did not become the Secret's owner", lambda: owner() == [pod.metadata.uid], 30, renewer)
+        wait_until("the unused Secret was not cleaned up", lambda: _gone(api, unused), 30, renewer)
         assert not _gone(api, used), "a Secret in use was deleted"
 
         # The job ends: its pod goes, the garbage collector takes the Secret, the service cancels its token.
         api.delete_namespaced_pod(pod.metadata.name, "alice", grace_period_seconds=0)
-        _wait("the Secret outlived its driver pod", lambda: _gone(api, used), renewer)
-        _wait("the tokens were not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 2, renewer)
+        wait_until("the Secret outlived its driver pod", lambda: _gone(api, used), 30, renewer)
+        wait_until("the tokens were not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 2, 30, renewer)
         metrics = renewer.metrics()
         assert (metrics["adoptions_total"], metrics["cleanups_total"]) == (1, 1), metrics
         for data in files.values():
