@@ -17,6 +17,10 @@ ANNOTATION_PRINCIPAL = f"{DOMAIN}/principal"
 ANNOTATION_RENEWER = f"{DOMAIN}/renewer"
 ANNOTATION_FILESYSTEMS = f"{DOMAIN}/filesystems"
 ANNOTATION_EXPIRY = f"{DOMAIN}/expiry"
+#: Set by the submission: the expiry annotation is its estimate (issue date + a configured interval),
+#: not what the NameNode said. The renew service renews such tokens at first sight, learns the real
+#: expiry and removes this mark; until then the estimate is only for display and warnings.
+ANNOTATION_EXPIRY_ESTIMATED = f"{DOMAIN}/expiry-estimated"
 ANNOTATION_MAX_DATE = f"{DOMAIN}/max-date"
 ANNOTATION_KEY = f"{DOMAIN}/token-file-key"
 #: When the renew service last renewed or re-issued the tokens.

@@ -15,7 +15,7 @@ from typing import Any
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import SparkSecretsError, TokenFormatError
 from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_RENEWED_AT,
+from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_RENEWED_AT,
                                   ANNOTATION_SERVICE_ACCOUNT, LABEL_OWNER, LABEL_PERSISTENT, parse_rfc3339)
 from spark_secrets.token import Token
 
@@ -47,6 +47,8 @@ class TokenSecret:
     persistent: bool = False
     owner_label: str = ""
     service_account: str | None = None
+    #: The expiry is the submission's estimate, not an answer from the token's server.
+    expiry_estimated: bool = False
 
     def __repr__(self) -> str:
         return f"TokenSecret({self.namespace}/{self.name}, rv={self.resource_version}, tokens={len(self.credentials)})"
@@ -62,6 +64,11 @@ class TokenSecret:
     @property
     def issue_date_ms(self) -> int:
         return max(i.issue_date for i in self.identifiers)
+
+    @property
+    def expiry_known(self) -> bool:
+        """Whether the expiry came from the token's server (a renewal or re-issue by the service)."""
+        return self.renewed_at_ms is not None and not self.expiry_estimated
 
     @property
     def owner(self) -> str:
@@ -111,7 +118,8 @@ class TokenSecret:
                    str(meta.get("resourceVersion", "")), key, creds, idents, filesystems, expiry, renewed,
                    owners=owners, created_ms=created, persistent=labels.get(LABEL_PERSISTENT) == "true",
                    owner_label=str(labels.get(LABEL_OWNER, "")),
-                   service_account=notes.get(ANNOTATION_SERVICE_ACCOUNT) or None)
+                   service_account=notes.get(ANNOTATION_SERVICE_ACCOUNT) or None,
+                   expiry_estimated=notes.get(ANNOTATION_EXPIRY_ESTIMATED) == "true")
 
 
 @dataclass(frozen=True)
@@ -124,8 +132,16 @@ class Policy:
     jitter: float = 0.05
 
     def next_action(self, ts: TokenSecret, now_ms: int, rng: random.Random | None = None) -> tuple[str, int]:
-        """``(RENEW | REISSUE, due time)``; a due time in the past means now."""
+        """``(RENEW | REISSUE, due time)``; a due time in the past means now.
+
+        A token whose expiry the service has not learnt from its server is renewed at first sight, as
+        YARN's ResourceManager does at submission: the submission's expiry is a guess, and a NameNode
+        whose renew interval is shorter than the guess would let the token lapse before a renewal
+        scheduled from it.
+        """
         reissue_at = ts.max_date_ms - self.reissue_before_ms
+        if not ts.expiry_known:
+            return (REISSUE if reissue_at <= now_ms else RENEW), now_ms
         base = ts.renewed_at_ms or ts.issue_date_ms
         renew_at = base + int(self.ratio * (ts.expiry_ms - base))
         if ts.expiry_ms <= now_ms or reissue_at <= now_ms:

@@ -35,7 +35,7 @@ from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kerberos import keytab_login
 from spark_secrets.kube import KubeClient, KubernetesConflict, KubernetesError, KubernetesNotFound
 from spark_secrets.grants import AccessGrants
-from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_MAX_DATE, ANNOTATION_RENEWED_AT, LABEL_KIND,
+from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_MAX_DATE, ANNOTATION_RENEWED_AT, LABEL_KIND,
                                   TOKEN_SECRET_SELECTOR, rfc3339)
 from spark_secrets.ownership import ADOPT, DELETE, RELEASE, PodInfo, Verdict, judge
 from spark_secrets.renewal import REISSUE, Policy, TokenSecret, UnusableSecret
@@ -373,7 +373,7 @@ class RenewService:
                 "data": {ts.key: None},
                 "metadata": {"resourceVersion": ts.resource_version, "labels": {LABEL_KIND: None},
                              "annotations": {ANNOTATION_EXPIRY: None, ANNOTATION_MAX_DATE: None,
-                                             ANNOTATION_RENEWED_AT: None}}})
+                                             ANNOTATION_EXPIRY_ESTIMATED: None, ANNOTATION_RENEWED_AT: None}}})
             self.metrics.cleanups += 1
             log.info("emptied %s: %s", ts.ref, verdict.reason)
 
@@ -431,9 +431,24 @@ class RenewService:
         expiry = min(expiries)
         now = self._now()
         self._patch(ts, {"metadata": {"annotations": {ANNOTATION_EXPIRY: rfc3339(expiry),
+                                                       ANNOTATION_EXPIRY_ESTIMATED: None,
                                                        ANNOTATION_RENEWED_AT: rfc3339(now)}}})
         self.metrics.renewals += 1
         log.info("renewed %s (%d token(s), %s): now expires %s", ts.ref, len(expiries), self._seq(ts), rfc3339(expiry))
+        if not ts.expiry_known:
+            self._check_estimate(ts, expiry, now)
+
+    @staticmethod
+    def _check_estimate(ts: TokenSecret, expiry_ms: int, now_ms: int) -> None:
+        """One line when the submission's estimated renew interval was off by more than a tenth."""
+        if expiry_ms >= ts.max_date_ms or ts.expiry_ms >= ts.max_date_ms:
+            return  # capped at the max date: neither says what the interval is
+        actual, guessed = expiry_ms - now_ms, ts.expiry_ms - ts.issue_date_ms
+        if guessed > 0 and abs(actual - guessed) > max(0.1 * actual, 2_000):
+            log.warning("%s: the token server's renew interval is about %s, the submission estimated %s; "
+                        "set spark.secrets.renewInterval=%s (or dfs.namenode.delegation.token.renew-interval in "
+                        "the submitters' HADOOP_CONF_DIR) so expiry annotations are right", ts.ref,
+                        duration_text(actual), duration_text(guessed), duration_text(actual))
 
     def _reissue(self, ts: TokenSecret) -> None:
         if not ts.filesystems:
@@ -449,6 +464,7 @@ class RenewService:
         try:
             self._patch(ts, {"data": {ts.key: data},
                              "metadata": {"annotations": {ANNOTATION_EXPIRY: rfc3339(expiry),
+                                                          ANNOTATION_EXPIRY_ESTIMATED: None,
                                                           ANNOTATION_MAX_DATE: rfc3339(fresh.max_date_ms),
                                                           ANNOTATION_RENEWED_AT: rfc3339(now)}}})
         except KubernetesConflict:
@@ -505,6 +521,15 @@ class RenewService:
     @staticmethod
     def _seq(ts: TokenSecret) -> str:
         return "sequence " + ",".join(str(i.sequence_number) for i in ts.identifiers[:1])
+
+
+def duration_text(ms: int) -> str:
+    """``ms`` rounded to the largest unit that keeps it a whole number above 1: 20s, 36h, 7d."""
+    seconds = round(ms / 1000)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= 2 * size or (seconds >= size and seconds % size == 0):
+            return f"{round(seconds / size)}{unit}"
+    return f"{seconds}s"
 
 
 class KeytabSession:

@@ -6,8 +6,9 @@ import re
 import secrets as random
 
 from spark_secrets.errors import ConfigError
+from spark_secrets.hadoopconf import HadoopConf
 from submit_steps.settings import Settings
-from spark_secrets.labels import ANNOTATION_SERVICE_ACCOUNT, rfc3339
+from spark_secrets.labels import ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_SERVICE_ACCOUNT, rfc3339
 from submit_steps.spec import (ANNOTATION_EXPIRY, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_FILESYSTEMS,
                                ANNOTATION_PRINCIPAL, ANNOTATION_RENEWER, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND,
                                LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, SECRET_MAX_BYTES, SecretPlan,
@@ -15,6 +16,27 @@ from submit_steps.spec import (ANNOTATION_EXPIRY, ANNOTATION_KEY, ANNOTATION_MAX
 from submit_steps.step import SubmitStep
 
 SUFFIX = "-hadoop-tokens"
+#: The NameNode's own setting (milliseconds), read from the client's HADOOP_CONF_DIR when present there.
+RENEW_INTERVAL_KEY = "dfs.namenode.delegation.token.renew-interval"
+DEFAULT_RENEW_INTERVAL_MS = 86_400_000  # Hadoop's default: one day
+
+
+def estimated_renew_interval_ms(settings: Settings, hadoop_conf: HadoopConf) -> int:
+    """The interval the first expiry annotation is estimated with: the NameNode's setting when the
+    client's Hadoop configuration has it, else ``spark.secrets.renewInterval``, else one day. Only an
+    estimate: the renew service learns the real expiry by renewing at first sight."""
+    raw = hadoop_conf.get(RENEW_INTERVAL_KEY, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{RENEW_INTERVAL_KEY}={raw!r} in {hadoop_conf.source} is not a number of milliseconds",
+                              "fix it there, or remove it and set spark.secrets.renewInterval") from None
+        if value > 0:
+            return value
+    if settings.renew_interval is not None:
+        return int(settings.renew_interval.total_seconds() * 1000)
+    return DEFAULT_RENEW_INTERVAL_MS
 
 
 def label_value(text: str) -> str:
@@ -32,9 +54,10 @@ def secret_name_for(app_name: str, token: str | None = None) -> str:
 class TokenSecretStep(SubmitStep):
     """Puts the token file into a Secret plan (created later, by the submission)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, hadoop_conf: HadoopConf | None = None) -> None:
         super().__init__(settings)
         self.name = settings.secret_name or secret_name_for(settings.app_name)
+        self._hadoop_conf = hadoop_conf
 
     @property
     def enabled(self) -> bool:
@@ -57,9 +80,10 @@ class TokenSecretStep(SubmitStep):
             ANNOTATION_KEY: self.settings.secret_key,
         }
         if known:
-            interval_ms = int(self.settings.renew_interval.total_seconds() * 1000)
+            interval_ms = estimated_renew_interval_ms(self.settings, self._hadoop_conf or HadoopConf.load())
             annotations[ANNOTATION_RENEWER] = known[0].renewer
             annotations[ANNOTATION_EXPIRY] = rfc3339(min(min(i.issue_date + interval_ms, i.max_date) for i in known))
+            annotations[ANNOTATION_EXPIRY_ESTIMATED] = "true"
             annotations[ANNOTATION_MAX_DATE] = rfc3339(min(i.max_date for i in known))
         target = spec.target
         if target is not None and target.service_account:

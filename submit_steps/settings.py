@@ -60,8 +60,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spark.secrets.secret.key", "hadoop-tokens", "Key of the token file inside the Secret."),
     Setting("spark.secrets.tokenFile.format", "0",
             "Token-file format: 0 = Writable (Hadoop 2 and 3), 1 = protobuf (Hadoop 3 only)."),
-    Setting("spark.secrets.renewInterval", "1d",
-            "The NameNode's token renew interval, used to estimate the first expiry annotation."),
+    Setting("spark.secrets.renewInterval", None,
+            "The token servers' renew interval, used only to estimate the first expiry annotation (the renew "
+            "service renews each token at first sight and records the real expiry). Default: "
+            "`dfs.namenode.delegation.token.renew-interval` from `HADOOP_CONF_DIR` when set there, else `1d`."),
     Setting("spark.secrets.plugin.jar", None,
             "Path of the token refresher plugin jar inside the driver and executor images (`local://` accepted), "
             "put on their class path with `spark.plugins` set. A driver running here uses the installed jar "
@@ -173,8 +175,10 @@ class Settings:
         return parse_duration("spark.secrets.ticket.minLifetime", self.get("spark.secrets.ticket.minLifetime") or "0")
 
     @property
-    def renew_interval(self) -> dt.timedelta:
-        return parse_duration("spark.secrets.renewInterval", self.get("spark.secrets.renewInterval") or "1d")
+    def renew_interval(self) -> dt.timedelta | None:
+        """The configured renew interval, or None when unset."""
+        value = self.get("spark.secrets.renewInterval")
+        return None if value is None else parse_duration("spark.secrets.renewInterval", value)
 
     @property
     def secret_name(self) -> str | None:

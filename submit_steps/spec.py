@@ -10,7 +10,7 @@ from spark_secrets.credentials import Credentials
 
 from spark_secrets.labels import (  # noqa: F401 - re-exported for the steps
     ANNOTATION_EXPIRY, ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_PRINCIPAL,
-    ANNOTATION_RENEWER, DOMAIN, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER,
+    ANNOTATION_RENEWED_AT, ANNOTATION_RENEWER, DOMAIN, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER,
     LABEL_TOKEN_SECRET, MANAGED_BY)
 
 #: Kubernetes refuses Secrets whose data exceeds 1 MiB.
@@ -48,7 +48,9 @@ class SecretPlan:
     def fill_patch(self) -> dict[str, object]:
         """The merge patch that fills a pre-created Secret (its other labels, e.g. persistent, stay)."""
         manifest = self.manifest()
-        return {"metadata": {"labels": dict(self.labels), "annotations": dict(self.annotations)},
+        # New tokens: the previous job's renewal record no longer applies to them.
+        annotations: dict[str, str | None] = {ANNOTATION_RENEWED_AT: None, **self.annotations}
+        return {"metadata": {"labels": dict(self.labels), "annotations": annotations},
                 "data": manifest["data"]}
 
     def manifest(self) -> dict[str, object]:

@@ -63,6 +63,20 @@ def jvm_tools(testbed: Testbed) -> Path:
     return compile_java(sorted(JVM_SOURCES.glob("*.java")), testbed.dir / "jvm-tools")
 
 
+@pytest.fixture(scope="module")
+def renewer_rbac(testbed: Testbed) -> None:
+    """The renew service's user may work on token Secrets in namespace alice (conf/rbac/common.yaml)."""
+    from renewers import bind_renewer
+    bind_renewer(testbed)
+
+
+@pytest.fixture(scope="module")
+def lease_rbac(testbed: Testbed) -> None:
+    """The renew service's user may hold its Lease (conf/rbac/common.yaml)."""
+    from renewers import bind_lease
+    bind_lease(testbed)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for bed in _BED:
         terminalreporter.write_line(f"test-bed directory (daemon logs): {bed.dir}")

@@ -10,9 +10,44 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
+import yaml
 
-from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
+from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def manifests(path: Path) -> list[dict[str, object]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def manifest(path: Path, kind: str, name: str) -> dict[str, object]:
+    (found,) = [m for m in manifests(path) if m["kind"] == kind and m["metadata"]["name"] == name]  # type: ignore[index]
+    return found
+
+
+def bind_renewer(bed: Testbed) -> None:
+    """conf/rbac/common.yaml's renewer ClusterRole, bound in alice's namespace to the renew service's user
+    (as the layouts bind it in theirs)."""
+    assert bed.kube is not None
+    bed.kube.apply(manifest(CONF / "rbac" / "common.yaml", "ClusterRole", "spark-secrets-renewer"))
+    bed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": "spark-secrets-renewer-user", "namespace": "alice"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "spark-secrets-renewer"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
+
+
+def bind_lease(bed: Testbed) -> None:
+    """conf/rbac/common.yaml's lease Role, bound to the renew service's user in its namespace."""
+    assert bed.kube is not None
+    bed.kube.apply(manifest(CONF / "rbac" / "common.yaml", "Role", "spark-secrets-renewer-lease"))
+    bed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": "spark-secrets-renewer-lease-user", "namespace": RENEWER_NAMESPACE},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                "name": "spark-secrets-renewer-lease"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
 
 
 class RenewerProcess:

@@ -18,13 +18,16 @@ ISSUED = 1_795_000_000_000
 PASSWORD = bytes(range(20))
 
 
-def _secret(expiry: int, renewed_at: int | None = None, max_lifetime: int = 7 * DAY) -> TokenSecret:
+def _secret(expiry: int, renewed_at: int | None = None, max_lifetime: int = 7 * DAY,
+            estimated: bool = False) -> TokenSecret:
     ident = DelegationTokenIdentifier("alice", "spark-renewer", "", ISSUED, ISSUED + max_lifetime, 5, 2)
     token = Token(ident.encode(), PASSWORD, "HDFS_DELEGATION_TOKEN", "ha-hdfs:ns1")
     creds = Credentials({"ha-hdfs:ns1": token, "ha-webhdfs:ns1": token.with_service("ha-webhdfs:ns1", "WEBHDFS delegation")})
     notes = {"spark-secrets.io/expiry": rfc3339(expiry), "spark-secrets.io/filesystems": "hdfs://ns1"}
     if renewed_at is not None:
         notes["spark-secrets.io/renewed-at"] = rfc3339(renewed_at)
+    if estimated:
+        notes["spark-secrets.io/expiry-estimated"] = "true"
     obj = {"metadata": {"namespace": "alice", "name": "job-hadoop-tokens", "uid": "u", "resourceVersion": "7",
                         "annotations": notes},
            "data": {"hadoop-tokens": base64.b64encode(creds.to_bytes()).decode()}}
@@ -40,14 +43,32 @@ def test_reads_a_token_secret_without_showing_its_bytes() -> None:
 
 def test_renews_at_the_ratio_of_the_lifetime_since_the_last_renewal() -> None:
     policy = Policy(ratio=0.75, reissue_before_ms=HOUR, jitter=0)
-    assert policy.next_action(_secret(ISSUED + DAY), ISSUED) == (RENEW, ISSUED + 18 * HOUR)
+    assert policy.next_action(_secret(ISSUED + DAY, ISSUED), ISSUED) == (RENEW, ISSUED + 18 * HOUR)
     renewed = ISSUED + 18 * HOUR
     assert policy.next_action(_secret(renewed + DAY, renewed), renewed) == (RENEW, renewed + 18 * HOUR)
 
 
+@pytest.mark.parametrize("estimate", [20_000, DAY, 7 * DAY - 2 * HOUR])
+def test_a_token_never_renewed_by_the_service_is_renewed_at_first_sight(estimate: int) -> None:
+    """The submission's expiry is a guess: whatever it says, the first renewal is now."""
+    policy = Policy(ratio=0.75, reissue_before_ms=HOUR, jitter=0)
+    now = ISSUED + 5_000
+    assert policy.next_action(_secret(ISSUED + estimate), now) == (RENEW, now)
+    # Also when it was renewed before but the expiry on it is marked as an estimate again (a refilled Secret).
+    assert policy.next_action(_secret(ISSUED + estimate, ISSUED, estimated=True), now) == (RENEW, now)
+    # Control: the same Secret with an expiry learnt from the NameNode waits for the ratio.
+    assert policy.next_action(_secret(ISSUED + DAY, ISSUED), now) == (RENEW, ISSUED + 18 * HOUR)
+
+
+def test_first_sight_inside_the_reissue_window_reissues() -> None:
+    policy = Policy(ratio=0.75, reissue_before_ms=HOUR, jitter=0)
+    now = ISSUED + 7 * DAY - HOUR // 2
+    assert policy.next_action(_secret(ISSUED + DAY), now) == (REISSUE, now)
+
+
 def test_jitter_only_ever_brings_renewal_earlier() -> None:
     policy = Policy(ratio=0.75, reissue_before_ms=HOUR, jitter=0.1)
-    dues = {policy.next_action(_secret(ISSUED + DAY), ISSUED, random.Random(i))[1] for i in range(20)}
+    dues = {policy.next_action(_secret(ISSUED + DAY, ISSUED), ISSUED, random.Random(i))[1] for i in range(20)}
     assert all(ISSUED + int(0.9 * 18 * HOUR) <= d <= ISSUED + 18 * HOUR for d in dues) and len(dues) > 1
 
 
@@ -64,7 +85,7 @@ def test_reissues_before_the_max_date_instead_of_renewing_past_it() -> None:
 
 def test_an_expired_token_is_reissued_at_once() -> None:
     now = ISSUED + 2 * DAY
-    assert Policy(jitter=0).next_action(_secret(ISSUED + DAY), now) == (REISSUE, now)
+    assert Policy(jitter=0).next_action(_secret(ISSUED + DAY, ISSUED), now) == (REISSUE, now)
 
 
 @pytest.mark.parametrize(("data", "problem"), [
@@ -76,3 +97,26 @@ def test_an_expired_token_is_reissued_at_once() -> None:
 def test_unusable_secrets_are_named(data: dict[str, str], problem: str) -> None:
     with pytest.raises(UnusableSecret, match=problem):
         TokenSecret.from_object({"metadata": {"namespace": "alice", "name": "x"}, "data": data})
+
+
+@pytest.mark.parametrize(("estimate", "actual", "warned"), [
+    (DAY, 20_000, True),          # the NameNode renews far more often than the submission guessed
+    (5_000, 20_000, True),        # ... or less often
+    (20_000, 20_500, False),      # close enough
+])
+def test_a_wrong_estimate_is_named_once_with_the_real_interval(
+        caplog: pytest.LogCaptureFixture, estimate: int, actual: int, warned: bool) -> None:
+    from spark_secrets.renewer import RenewService
+    now = ISSUED + 1_000
+    with caplog.at_level("WARNING", logger="spark_secrets.renewer"):
+        RenewService._check_estimate(_secret(ISSUED + estimate), now + actual, now)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == int(warned)
+    if warned:
+        assert "renew interval is about 20s" in lines[0] and "spark.secrets.renewInterval=20s" in lines[0]
+
+
+def test_durations_read_as_people_write_them() -> None:
+    from spark_secrets.renewer import duration_text
+    assert [duration_text(ms) for ms in (20_000, 90_000, 3_600_000, 7_200_000, DAY, 7 * DAY)] == \
+        ["20s", "90s", "1h", "2h", "1d", "7d"]

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -28,7 +27,7 @@ from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.projection import SecretVolume
 from submit_steps.submission import Submission
 
-from renewers import RenewerProcess, wait_until
+from renewers import CONF, RenewerProcess, manifests, wait_until
 from sparkjobs import KEY, MAX_LIFETIME_S, run_job
 
 pytestmark = pytest.mark.testbed
@@ -39,53 +38,14 @@ def _admin(bed: Testbed) -> k8s.CoreV1Api:
     return k8s.CoreV1Api(k8s_config.new_client_from_config(str(bed.kube.kubeconfig("admin"))))
 
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
-
-
-def _manifests(path: Path) -> list[dict[str, object]]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def _object(path: Path, kind: str, name: str) -> dict[str, object]:
-    (found,) = [m for m in _manifests(path) if m["kind"] == kind and m["metadata"]["name"] == name]  # type: ignore[index]
-    return found
-
-
-@pytest.fixture(scope="module")
-def renewer_rbac(testbed: Testbed) -> None:
-    """conf/rbac/common.yaml's renewer ClusterRole, bound in alice's namespace to the renew service's user
-    (as the layouts bind it in theirs)."""
-    assert testbed.kube is not None
-    role = _object(CONF / "rbac" / "common.yaml", "ClusterRole", "spark-secrets-renewer")
-    testbed.kube.apply(role)
-    testbed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                        "metadata": {"name": "spark-secrets-renewer-user", "namespace": "alice"},
-                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                    "name": "spark-secrets-renewer"},
-                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
-
-
-@pytest.fixture(scope="module")
-def lease_rbac(testbed: Testbed) -> None:
-    """conf/rbac/common.yaml's lease Role, bound to the renew service's user in its namespace."""
-    assert testbed.kube is not None
-    role = _object(CONF / "rbac" / "common.yaml", "Role", "spark-secrets-renewer-lease")
-    testbed.kube.apply(role)
-    testbed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                        "metadata": {"name": "spark-secrets-renewer-lease-user", "namespace": RENEWER_NAMESPACE},
-                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                    "name": "spark-secrets-renewer-lease"},
-                        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
-
-
 @pytest.mark.parametrize("path", sorted(CONF.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONF)))
 def test_deployment_manifests_are_accepted_by_the_api_server(testbed: Testbed, path: Path) -> None:
     """Server-side dry run of every object in conf/: schema, references and RBAC rules are valid."""
     assert testbed.kube is not None
-    for manifest in _manifests(path):
+    for manifest in manifests(path):
         if manifest["kind"] == "Namespace":  # really made: a dry run makes nothing to put objects in
             testbed.kube.apply(manifest)
-    for manifest in _manifests(path):
+    for manifest in manifests(path):
         meta = manifest["metadata"]
         api = manifest["apiVersion"]
         base = "/api/v1" if api == "v1" else f"/apis/{api}"
@@ -132,7 +92,7 @@ def _make_secret(testbed: Testbed, cluster: SecureHdfs, app: str, monkeypatch: p
     monkeypatch.setenv("HADOOP_CONF_DIR", str(cluster.client_conf_dir()))
     alice = KubeClient.from_config(str(testbed.kube.kubeconfig("alice", namespace="alice")))
     conf = {"spark.app.name": app, "spark.kubernetes.namespace": "alice", "spark.secrets.hadoop.filesystems": "hdfs://ns1",
-            "spark.secrets.renewer": RENEWER, "spark.secrets.renewInterval": "20s", "spark.secrets.plugin.jar": "none"}
+            "spark.secrets.renewer": RENEWER, "spark.secrets.plugin.jar": "none"}
     spec = Submission(conf, alice, progress=lambda _: None).prepare()
     return spec.secrets[0].name
 

@@ -15,7 +15,9 @@ from submit_steps.builder import StepBuilder, load_step
 from submit_steps.layout import LayoutStep, resolve
 from submit_steps.plugin import RefresherPluginStep
 from submit_steps.pods import PodWiringStep
-from submit_steps.secret import TokenSecretStep, label_value, secret_name_for
+from spark_secrets.hadoopconf import HadoopConf
+from spark_secrets.labels import parse_rfc3339
+from submit_steps.secret import TokenSecretStep, estimated_renew_interval_ms, label_value, secret_name_for
 from submit_steps.settings import Settings, settings_table
 from submit_steps.sparkconf import conf_from_submit_args, insert_conf_flags, read_properties
 from submit_steps.spec import SubmissionSpec
@@ -151,6 +153,30 @@ def test_names_and_labels() -> None:
 def test_settings_table_lists_every_setting() -> None:
     table = settings_table()
     assert "`spark.secrets.hadoop.filesystems`" in table and "`spark.secrets.renewer`" in table
+
+
+@pytest.mark.parametrize(("hadoop", "setting", "expected_ms"), [
+    ({}, None, 86_400_000),                                                       # neither: Hadoop's default
+    ({}, "2h", 7_200_000),                                                        # the setting
+    ({"dfs.namenode.delegation.token.renew-interval": "20000"}, None, 20_000),    # the cluster's own setting
+    ({"dfs.namenode.delegation.token.renew-interval": "20000"}, "2h", 20_000),    # ... wins over ours
+])
+def test_the_first_expiry_is_an_estimate_from_the_hadoop_conf_or_the_setting(
+        hadoop: dict[str, str], setting: str | None, expected_ms: int) -> None:
+    conf = {**BASE, **({"spark.secrets.renewInterval": setting} if setting else {})}
+    settings = Settings(conf)
+    assert estimated_renew_interval_ms(settings, HadoopConf(hadoop)) == expected_ms
+    spec = TokenSecretStep(settings, HadoopConf(hadoop)).apply(SubmissionSpec(conf=conf, credentials=_creds()))
+    (plan,) = spec.secrets
+    issued = 1_795_000_000_000
+    assert parse_rfc3339(plan.annotations["spark-secrets.io/expiry"]) == issued + expected_ms
+    assert plan.annotations["spark-secrets.io/expiry-estimated"] == "true"
+
+
+def test_a_malformed_renew_interval_in_the_hadoop_conf_is_one_clear_error() -> None:
+    bad = HadoopConf({"dfs.namenode.delegation.token.renew-interval": "1d"}, "/etc/hadoop/conf")
+    with pytest.raises(ConfigError, match="renew-interval='1d' in /etc/hadoop/conf is not a number of milliseconds"):
+        estimated_renew_interval_ms(Settings(BASE), bad)
 
 
 def test_durations() -> None:

@@ -232,8 +232,11 @@ class SecureHdfs:
 
     def client_sites(self) -> tuple[dict[str, str], dict[str, str]]:
         """``core-site`` and ``hdfs-site`` properties a client of this cluster needs (no keytabs)."""
+        # Server-only settings stay out, the token lifetimes among them: a real client's configuration
+        # rarely has them, and the tests must not learn the cluster's lifetimes from it.
         site = {k: v for k, v in self.hdfs_site().items()
-                if "keytab" not in k and not k.startswith("dfs.datanode.") and "edits.dir" not in k}
+                if "keytab" not in k and not k.startswith(("dfs.datanode.", "dfs.namenode.delegation."))
+                and "edits.dir" not in k}
         core = {k: v for k, v in self.core_site().items() if "keytab" not in k}
         return core, site
 
