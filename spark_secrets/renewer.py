@@ -441,14 +441,16 @@ class RenewService:
     @staticmethod
     def _check_estimate(ts: TokenSecret, expiry_ms: int, now_ms: int) -> None:
         """One line when the submission's estimated renew interval was off by more than a tenth."""
-        if expiry_ms >= ts.max_date_ms or ts.expiry_ms >= ts.max_date_ms:
-            return  # capped at the max date: neither says what the interval is
+        if expiry_ms >= ts.max_date_ms:
+            return  # capped at the max date: the answer does not say what the interval is
         actual, guessed = expiry_ms - now_ms, ts.expiry_ms - ts.issue_date_ms
-        if guessed > 0 and abs(actual - guessed) > max(0.1 * actual, 2_000):
-            log.warning("%s: the token server's renew interval is about %s, the submission estimated %s; "
+        capped = ts.expiry_ms >= ts.max_date_ms  # the estimate was cut at the max date: it was at least this
+        if guessed > 0 and (capped or abs(actual - guessed) > max(0.1 * actual, 2_000)):
+            log.warning("%s: the token server's renew interval is about %s, the submission estimated %s%s; "
                         "set spark.secrets.renewInterval=%s (or dfs.namenode.delegation.token.renew-interval in "
                         "the submitters' HADOOP_CONF_DIR) so expiry annotations are right", ts.ref,
-                        duration_text(actual), duration_text(guessed), duration_text(actual))
+                        duration_text(actual), "at least " if capped else "", duration_text(guessed),
+                        duration_text(actual))
 
     def _reissue(self, ts: TokenSecret) -> None:
         if not ts.filesystems:

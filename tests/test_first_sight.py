@@ -65,7 +65,7 @@ def _accepted(cluster: SecureHdfs, token_file: bytes) -> str | None:
             continue
         if resp.status_code == 200:
             return None
-        answers.append(f"HTTP {resp.status_code} {resp.text[:160]}")
+        answers.append(f"HTTP {resp.status_code} {resp.text[:600]}")
     return "; ".join(answers)
 
 
@@ -109,7 +109,8 @@ def test_secret_stays_valid_through_random_kills_whatever_the_estimate(
     issue_ms = min(t.decode_identifier().issue_date for t in issued if t.is_delegation_token)
     guessed_s = (parse_rfc3339(notes["spark-secrets.io/expiry"]) - issue_ms) / 1000
     assert notes["spark-secrets.io/expiry-estimated"] == "true"
-    assert guessed_s > 3 * RENEW_INTERVAL_S if estimate == "default-day" else guessed_s < RENEW_INTERVAL_S
+    # Cut at the max date (40 s), the default day still says "longer than the real 20 s".
+    assert guessed_s > RENEW_INTERVAL_S if estimate == "default-day" else guessed_s < RENEW_INTERVAL_S
 
     # The control: the same kind of token, obtained for alice, that nobody renews.
     ticket = current_ticket_cache()

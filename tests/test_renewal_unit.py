@@ -103,6 +103,7 @@ def test_unusable_secrets_are_named(data: dict[str, str], problem: str) -> None:
     (DAY, 20_000, True),          # the NameNode renews far more often than the submission guessed
     (5_000, 20_000, True),        # ... or less often
     (20_000, 20_500, False),      # close enough
+    (7 * DAY, 20_000, True),      # an estimate cut at the max date was at least that long
 ])
 def test_a_wrong_estimate_is_named_once_with_the_real_interval(
         caplog: pytest.LogCaptureFixture, estimate: int, actual: int, warned: bool) -> None:
@@ -114,6 +115,7 @@ def test_a_wrong_estimate_is_named_once_with_the_real_interval(
     assert len(lines) == int(warned)
     if warned:
         assert "renew interval is about 20s" in lines[0] and "spark.secrets.renewInterval=20s" in lines[0]
+        assert ("at least 7d" in lines[0]) == (estimate >= 7 * DAY)
 
 
 def test_durations_read_as_people_write_them() -> None:
