@@ -169,7 +169,12 @@ def cmd_render(args: argparse.Namespace) -> int:
         try:
             into = yaml.safe_load(Path(args.into).read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read --into {args.into}: {type(exc).__name__}", "give a SparkApplication YAML file") from None
+            raise ConfigError(f"cannot read --into {args.into}: {type(exc).__name__}",
+                              "give a SparkApplication or pod template YAML file") from None
+        wanted = {"spark-operator": "SparkApplication", "pod-template": "Pod"}.get(args.format)
+        if wanted is None or not isinstance(into, dict) or into.get("kind") != wanted:
+            raise ConfigError(f"--into {args.into} is not a {wanted or 'file this format merges into'}",
+                              "--into takes a SparkApplication (spark-operator) or a pod template (pod-template)")
     spec = _submission(_spark_args(args), args.kubeconfig).prepare()
     text = render(spec, args.format, into)
     if args.output:
@@ -380,7 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: spark-secrets render --format spark-operator --into app.yaml -- --name etl "
                "--conf spark.kubernetes.namespace=alice --conf spark.secrets.hadoop.filesystems=hdfs://prod-ns")
     render.add_argument("--format", required=True, choices=["properties", "spark-operator", "pod-template"])
-    render.add_argument("--into", metavar="YAML", help="spark-operator: merge into this SparkApplication file")
+    render.add_argument("--into", metavar="YAML",
+                        help="spark-operator: merge into this SparkApplication file; pod-template: into this "
+                             "pod template (its first container gets the mount and the variable)")
     render.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     render.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
     render.add_argument("spark_args", nargs=argparse.REMAINDER, metavar="-- SPARK-SUBMIT-OPTIONS")

@@ -5,6 +5,7 @@ rendered, never its bytes.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,23 +64,29 @@ def render_spark_operator(spec: SubmissionSpec, into: Mapping[str, Any] | None =
     return yaml.safe_dump(app, sort_keys=False)
 
 
-def render_pod_template(spec: SubmissionSpec) -> str:
+def render_pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = None) -> str:
     """A pod template for driver and executors (``spark.kubernetes.{driver,executor}.podTemplateFile``)
-    that mounts the token Secret and sets ``HADOOP_TOKEN_FILE_LOCATION`` itself."""
+    that mounts the token Secret and sets ``HADOOP_TOKEN_FILE_LOCATION`` itself; merged into the
+    job's own template ``into`` when given (its first container is the one Spark uses by default)."""
     secret = _secret_name(spec)
     key = spec.secrets[-1].annotations.get("spark-secrets.io/token-file-key", "hadoop-tokens")
-    pod = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"labels": {LABEL_TOKEN_SECRET: secret}},
-        "spec": {
-            "volumes": [{"name": VOLUME, "secret": {"secretName": secret, "defaultMode": 0o440}}],
-            "containers": [{
-                "name": "spark",
-                "volumeMounts": [{"name": VOLUME, "mountPath": SPARK_CREDENTIALS_DIR, "readOnly": True}],
-                "env": [{"name": "HADOOP_TOKEN_FILE_LOCATION", "value": f"{SPARK_CREDENTIALS_DIR}/{key}"}],
-            }],
-        },
-    }
+    pod: dict[str, Any] = copy.deepcopy(dict(into)) if into else {"apiVersion": "v1", "kind": "Pod"}
+    if pod.get("kind") != "Pod":
+        raise ConfigError("the file given with --into is not a pod template", "give the job's pod template YAML (kind: Pod)")
+    meta = pod.setdefault("metadata", {}) or {}
+    pod["metadata"] = meta
+    meta["labels"] = {**(meta.get("labels") or {}), LABEL_TOKEN_SECRET: secret}
+    body = pod.setdefault("spec", {}) or {}
+    pod["spec"] = body
+    volumes = [v for v in body.get("volumes") or [] if v.get("name") != VOLUME]
+    body["volumes"] = [*volumes, {"name": VOLUME, "secret": {"secretName": secret, "defaultMode": 0o440}}]
+    containers = body.get("containers") or [{"name": "spark"}]
+    first = containers[0]
+    first["volumeMounts"] = [*(m for m in first.get("volumeMounts") or [] if m.get("name") != VOLUME),
+                             {"name": VOLUME, "mountPath": SPARK_CREDENTIALS_DIR, "readOnly": True}]
+    first["env"] = [*(e for e in first.get("env") or [] if e.get("name") != "HADOOP_TOKEN_FILE_LOCATION"),
+                    {"name": "HADOOP_TOKEN_FILE_LOCATION", "value": f"{SPARK_CREDENTIALS_DIR}/{key}"}]
+    body["containers"] = containers
     return yaml.safe_dump(pod, sort_keys=False)
 
 
@@ -101,5 +108,5 @@ def render(spec: SubmissionSpec, fmt: str, into: Mapping[str, Any] | None = None
     if fmt == "spark-operator":
         return render_spark_operator(spec, into)
     if fmt == "pod-template":
-        return render_pod_template(spec)
+        return render_pod_template(spec, into)
     raise ConfigError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")

@@ -282,7 +282,8 @@ def _driver_pod(api: k8s.CoreV1Api, name: str, secret: str) -> k8s.V1Pod:
     """A driver pod object that mounts ``secret`` (the bed has no kubelet, so it stays Pending)."""
     body = {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"spark-role": "driver"}},
-            "spec": {"containers": [{"name": "spark-kubernetes-driver", "image": "apache/spark:4.0.0"}],
+            "spec": {"containers": [{"name": "spark-kubernetes-driver", "image": "apache/spark:4.0.0",
+                                         "imagePullPolicy": "Never"}],
                      "volumes": [{"name": "hadoop-tokens", "secret": {"secretName": secret}}]}}
     return api.create_namespaced_pod("alice", body)
 

@@ -18,7 +18,7 @@ from submit_steps.pods import PodWiringStep
 from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.labels import parse_rfc3339
 from submit_steps.secret import TokenSecretStep, estimated_renew_interval_ms, label_value, secret_name_for
-from submit_steps.settings import Settings, settings_table
+from submit_steps.settings import SPARK_CREDENTIALS_DIR, Settings, settings_table
 from submit_steps.sparkconf import conf_from_submit_args, insert_conf_flags, read_properties
 from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep
@@ -286,6 +286,32 @@ def test_render_formats_carry_references_only() -> None:
         assert (b"p" * 20).hex() not in text and "pppp" not in text
     with pytest.raises(ConfigError, match="unknown format"):
         render(spec, "helm")
+
+
+def test_a_pod_template_is_merged_into_the_jobs_own_template() -> None:
+    import yaml
+
+    from submit_steps.render import render
+
+    spec = _builder(dict(BASE)).run()
+    secret = spec.secrets[0].name
+    own = {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"team": "etl"}},
+           "spec": {"hostNetwork": True, "volumes": [{"name": "krb5", "configMap": {"name": "krb5"}}],
+                    "containers": [{"name": "main", "env": [{"name": "A", "value": "1"}],
+                                    "volumeMounts": [{"name": "krb5", "mountPath": "/etc/krb5.conf"}]},
+                                   {"name": "sidecar"}]}}
+    merged = yaml.safe_load(render(spec, "pod-template", own))
+    assert merged["spec"]["hostNetwork"] is True and merged["metadata"]["labels"]["team"] == "etl"
+    assert [v["name"] for v in merged["spec"]["volumes"]] == ["krb5", "spark-secrets-hadoop-tokens"]
+    assert merged["spec"]["volumes"][1]["secret"]["secretName"] == secret
+    main, sidecar = merged["spec"]["containers"]
+    assert [m["mountPath"] for m in main["volumeMounts"]] == ["/etc/krb5.conf", SPARK_CREDENTIALS_DIR]
+    assert main["env"] == [{"name": "A", "value": "1"}, {"name": "HADOOP_TOKEN_FILE_LOCATION",
+                                                         "value": f"{SPARK_CREDENTIALS_DIR}/hadoop-tokens"}]
+    assert sidecar == {"name": "sidecar"}
+    assert own["spec"]["volumes"] == [{"name": "krb5", "configMap": {"name": "krb5"}}]  # the input is untouched
+    with pytest.raises(ConfigError, match="not a pod template"):
+        render(spec, "pod-template", {"kind": "SparkApplication"})
 
 
 def _layout(layout: str, **conf: str) -> dict[str, str]:

@@ -17,12 +17,12 @@ from spark_secrets.testbed.hadoop import TokenLifetimes
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spark_secrets.testbed",
-        description="Run the real local test bed (MIT KDC, secure HDFS, Kubernetes API server) "
+        description="Run the real local test bed (MIT KDC, secure HDFS, Kubernetes API server and a kubelet node) "
                     "in the foreground, for manual use. Ctrl-C stops it.")
     parser.add_argument("command", choices=["up"], help="up: start and wait")
     parser.add_argument("--dir", type=Path, help="working directory (default: a new temp dir)")
     parser.add_argument("--components", default=",".join(sorted(ALL_COMPONENTS)),
-                        help="comma-separated subset of: kdc,hdfs,kube (default: all)")
+                        help="comma-separated subset of: kdc,hdfs,kube,node (default: all; node needs root)")
     parser.add_argument("--renew-interval", type=int, default=86_400, metavar="S",
                         help="delegation-token renew interval in seconds (default 86400)")
     parser.add_argument("--max-lifetime", type=int, default=604_800, metavar="S",

@@ -25,12 +25,28 @@ from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
 from spark_secrets.testbed.kdc import Kdc
 from spark_secrets.testbed.kube import KubeControlPlane
+from spark_secrets.testbed.node import KubeletNode
 
 USERS = ("alice", "bob")
 RENEWER = "spark-renewer"
 RENEWER_PRINCIPAL = f"{RENEWER}/localhost"
 RENEWER_NAMESPACE = "spark-secrets-system"
-ALL_COMPONENTS = frozenset({"kdc", "hdfs", "kube"})
+ALL_COMPONENTS = frozenset({"kdc", "hdfs", "kube", "node"})
+
+
+#: The ConfigMap (in each namespace) holding the realm's krb5.conf for pods.
+KRB5_CONFIG_MAP = "testbed-krb5"
+
+
+def _import_images(node: KubeletNode) -> None:
+    """The pause, Spark and renew-service images, built (cached) and imported into the node's
+    containerd; ``node.images_imported`` maps "spark" and "renewer" to the references pods use."""
+    from spark_secrets.testbed import images
+    images.import_image(images.pause_archive(), node.socket, images.PAUSE_IMAGE)
+    for name, build in (("spark", images.spark_image_archive), ("renewer", images.renewer_image_archive)):
+        ref, archive = build(progress=_progress)
+        images.import_image(archive, node.socket, ref)
+        node.images_imported[name] = ref
 
 
 def _progress(message: str) -> None:
@@ -51,12 +67,16 @@ class Testbed:
             raise TestbedError(f"unknown test-bed component(s) {sorted(unknown)}", f"choose from {sorted(ALL_COMPONENTS)}")
         if "hdfs" in chosen:
             chosen.add("kdc")
+        if "node" in chosen:
+            chosen.add("kube")
         self.components = frozenset(chosen)
         self.dir = workdir or Path(tempfile.mkdtemp(prefix="spark-secrets-testbed-"))
         self.passwords = {user: f"{user}-password" for user in USERS}
         self.kdc = Kdc(self.dir / "kdc") if "kdc" in chosen else None
         self.hdfs = SecureHdfs(self.dir / "hdfs", self.kdc, lifetimes=lifetimes) if self.kdc and "hdfs" in chosen else None
         self.kube = KubeControlPlane(self.dir / "kube") if "kube" in chosen else None
+        self.node = KubeletNode(self.dir / "node", self.kube, images=_import_images) if (
+            self.kube is not None and "node" in chosen) else None
         self.renewer_keytab = self.dir / "kdc" / "spark-renewer.keytab"
         self.timings: dict[str, float] = {}
 
@@ -79,12 +99,14 @@ class Testbed:
                 self._timed("hdfs", self._start_hdfs)
             if self.kube is not None:
                 self._timed("kube", self._start_kube)
+            if self.node is not None:
+                self._timed("node", self._start_node)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        for component in (self.kube, self.hdfs, self.kdc):
+        for component in (self.node, self.kube, self.hdfs, self.kdc):
             if component is not None:
                 component.stop()
 
@@ -127,6 +149,15 @@ class Testbed:
                              "metadata": {"name": "spark-edit", "namespace": user},
                              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
                              "subjects": [{"kind": "ServiceAccount", "name": "spark", "namespace": user}]})
+
+    def _start_node(self) -> None:
+        assert self.node is not None and self.kube is not None
+        self.node.start()
+        if self.kdc is not None:  # what pods need to find the realm: /etc/krb5.conf, by ConfigMap
+            for ns in (*USERS, RENEWER_NAMESPACE):
+                self.kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                                 "metadata": {"name": KRB5_CONFIG_MAP, "namespace": ns},
+                                 "data": {"krb5.conf": self.kdc.krb5_conf.read_text()}})
 
     def _grant_namespace(self, user: str, namespace: str) -> None:
         assert self.kube is not None
@@ -175,4 +206,6 @@ class Testbed:
                          f"(SPNEGO; CA {self.hdfs.ca_cert})")
         if self.kube:
             lines.append(f"kubernetes {self.kube.server} (RBAC), kubeconfigs in {self.kube.dir}")
+        if self.node:
+            lines.append(f"node       {self.node!r}: containerd, kubelet, scheduler, CoreDNS; logs in {self.node.dir}")
         return lines

@@ -1,8 +1,9 @@
 """A real Kubernetes control plane: etcd, kube-apiserver (RBAC) and kube-controller-manager.
 
-Built from the Go module proxy by ``tests/testbed/install.sh``. There is no kubelet or scheduler:
-pods stay Pending and tests read their specs. The controller manager runs the garbage collector
-(ownerReferences), namespace deletion and default service accounts.
+Built from the Go module proxy by ``tests/testbed/install.sh``. Pods run only when a node joins
+(:mod:`spark_secrets.testbed.node`); otherwise they stay Pending and tests read their specs. The
+controller manager runs the garbage collector (ownerReferences), namespace deletion, default service
+accounts, and what a node needs (node lifecycle, endpoints, root CA publisher, pod GC).
 """
 
 from __future__ import annotations
@@ -184,7 +185,11 @@ class KubeControlPlane:
         self.controller_manager = Daemon("kube-controller-manager", [
             str(kube_binary("kube-controller-manager")),
             f"--kubeconfig={self.kubeconfig(ADMIN)}",
-            "--controllers=garbagecollector,namespace,serviceaccount,clusterrole-aggregation",
+            # What a node needs besides: the not-ready taint removed (nodelifecycle), Services' endpoints
+            # for cluster DNS, kube-root-ca.crt for service-account token volumes, finished pods collected.
+            "--controllers=garbagecollector,namespace,serviceaccount,clusterrole-aggregation,nodelifecycle,"
+            "endpoint,endpointslice,podgc,ttl,root-ca-cert-publisher,deployment,replicaset",
+            f"--root-ca-file={self.ca_file}",
             "--leader-elect=false", "--secure-port=0", "--v=1",
         ], self.dir)
         self.controller_manager.start()

@@ -26,6 +26,14 @@ have krb5-config || need_apt+=(libkrb5-dev)
 have mvn || need_apt+=(maven)
 have openssl || need_apt+=(openssl)
 have gcc || need_apt+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need_apt+=(libc6-dev)   # gcc -static (the pause image)
+# The kubelet node: container runtime, CNI plugins, and what builds and packs the images.
+have containerd || need_apt+=(containerd)
+have runc || need_apt+=(runc)
+[ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+have debootstrap || need_apt+=(debootstrap)
+have iptables || need_apt+=(iptables)
+have ip || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -81,7 +89,7 @@ if [ "$(cat "$cache/kube/stamp" 2>/dev/null)" != "$kube_stamp" ]; then
     echo "install.sh: Go is not installed; put a Go toolchain (1.21 or newer) on PATH" >&2
     exit 1
   fi
-  step "go build kube-apiserver, kube-controller-manager, etcd ($kube_version; 5-20 min cold)"
+  step "go build kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, etcd ($kube_version; 5-20 min cold)"
   rm -rf "$cache/kube"
   mkdir -p "$cache/kube/bin"
   ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$kube_version"
@@ -89,10 +97,24 @@ if [ "$(cat "$cache/kube/stamp" 2>/dev/null)" != "$kube_stamp" ]; then
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$kube_version"
   # GOTOOLCHAIN=auto lets an older go fetch the toolchain go.mod asks for, from the module proxy.
   (cd "$here/kube" && GOTOOLCHAIN=auto CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags "$ldflags" \
-      -o "$cache/kube/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager ./etcd)
+      -o "$cache/kube/bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet ./etcd)
   echo "$kube_stamp" > "$cache/kube/stamp"
 else
   step "Kubernetes $kube_version binaries cached"
+fi
+
+# -- CoreDNS, the node's cluster DNS (Spark executors reach the driver by its Service name) ----------
+coredns_version=v1.15.0
+if [ "$(cat "$cache/coredns/stamp" 2>/dev/null)" != "$coredns_version" ]; then
+  step "go install github.com/coredns/coredns@$coredns_version (about 2-3 min cold)"
+  rm -rf "$cache/coredns"
+  mkdir -p "$cache/coredns/bin"
+  GOTOOLCHAIN=auto CGO_ENABLED=0 GOBIN="$cache/coredns/bin" go install -trimpath -ldflags "-s -w" \
+      "github.com/coredns/coredns@$coredns_version"
+  echo "$coredns_version" > "$cache/coredns/stamp"
+else
+  step "CoreDNS $coredns_version cached"
 fi
 
 step "done: cache $cache"

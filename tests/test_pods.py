@@ -1,0 +1,399 @@
+"""Jobs in real pods on the test bed's kubelet node: `spark-secrets submit` as alice (TGT on this host),
+Spark 4 cluster mode, a driver pod and two executor pods that hold only the mounted token Secret."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from spark_secrets.credentials import Credentials
+from spark_secrets.errors import InvalidTokenError, TokenExpiredError
+from spark_secrets.fetcher import renew_token
+from spark_secrets.hadoopconf import HadoopConf
+from spark_secrets.kerberos import keytab_login
+from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.testbed.bed import (KRB5_CONFIG_MAP, RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, USERS,
+                                      Testbed)
+from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
+from spark_secrets.testbed.node import NODE_IP
+from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS_DIR, node_job_conf,
+                                         node_pod_template, spark_env, spark_home)
+from submit_steps.settings import SPARK_CREDENTIALS_DIR
+
+from renewers import CONF, RenewerProcess, manifest, manifests, wait_until
+
+pytestmark = pytest.mark.testbed
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+def _admin(bed: Testbed) -> k8s.CoreV1Api:
+    assert bed.kube is not None
+    return k8s.CoreV1Api(k8s_config.new_client_from_config(str(bed.kube.kubeconfig("admin"))))
+
+
+@pytest.fixture(scope="module")
+def pod_template(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The job scripts as a ConfigMap in alice's namespace, and the pod template that mounts them."""
+    assert testbed.kube is not None
+    assert testbed.node is not None, "these tests need the test bed's kubelet node"
+    data = {p.name: p.read_text() for p in sorted(SCRIPTS.glob("*.py"))}
+    api = _admin(testbed)
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": JOBS_CONFIG_MAP}, "data": data}
+    try:
+        api.create_namespaced_config_map("alice", body)
+    except k8s.exceptions.ApiException as exc:
+        assert exc.status == 409
+        api.replace_namespaced_config_map(JOBS_CONFIG_MAP, "alice", body)
+    return node_pod_template(tmp_path_factory.mktemp("pods") / "template.json", KRB5_CONFIG_MAP)
+
+
+def _submit(bed: Testbed, app: str, template: Path, conf: dict[str, str], script: str, *args: str,
+            hadoop_conf: Path | None = None, namespace: str = "alice") -> subprocess.CompletedProcess[str]:
+    """`spark-secrets submit -- spark-submit --deploy-mode cluster ...` as alice, waiting for the job."""
+    assert bed.kube is not None
+    assert bed.node is not None
+    ref = bed.node.images_imported["spark"]
+    settings = {**node_job_conf(ref, bed.kube.server, template), "spark.kubernetes.namespace": namespace, **conf}
+    env = spark_env(bed.env("alice", bed.ticket_cache("alice")))
+    if hadoop_conf is not None:
+        env["HADOOP_CONF_DIR"] = str(hadoop_conf)
+    argv = [sys.executable, "-m", "spark_secrets", "submit", "--", "--master", f"k8s://{bed.kube.server}",
+            "--deploy-mode", "cluster", "--name", app]
+    for key, value in settings.items():
+        argv += ["--conf", f"{key}={value}"]
+    argv += [f"local://{JOBS_DIR}/{script}", *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
+
+
+def _pods(api: k8s.CoreV1Api, app: str, role: str, namespace: str = "alice") -> list[k8s.V1Pod]:
+    drivers = api.list_namespaced_pod(namespace, label_selector=f"spark-role=driver,spark-app-name={app}").items
+    if role == "driver":
+        return drivers
+    selector = drivers[0].metadata.labels["spark-app-selector"]
+    return api.list_namespaced_pod(namespace,
+                                   label_selector=f"spark-role=executor,spark-app-selector={selector}").items
+
+
+def _lines(log: str, tag: str) -> list[dict[str, object]]:
+    return [json.loads(line.split(" ", 1)[1]) for line in log.splitlines() if line.startswith(f"{tag} ")]
+
+
+def test_job_with_two_executor_pods_reads_and_writes_hdfs_with_only_the_mounted_token(
+        testbed: Testbed, pod_template: Path, renewer_rbac: None, tmp_path: Path) -> None:
+    assert testbed.hdfs is not None and testbed.kube is not None
+    api = _admin(testbed)
+    app = f"pods-{time.time_ns() % 10**8}"
+    renewer = RenewerProcess(testbed, testbed.hdfs, tmp_path / "renewer")
+    try:
+        renewer.wait_ready()
+        conf = {"spark.secrets.hadoop.filesystems": testbed.hdfs.uri, "spark.secrets.renewer": RENEWER,
+                "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR,
+                "spark.kubernetes.executor.deleteOnTermination": "false"}  # kept to read their specs
+        proc = _submit(testbed, app, pod_template, conf, "pod_job.py", f"/user/alice/{app}", "2")
+        (driver,) = _pods(api, app, "driver")
+        log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
+        assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
+        assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Succeeded"
+        assert "WROTE AND READ 10000 rows" in log, log[-3000:]
+
+        # Two executor pods ran the tasks; no container had a ticket cache or keytab, each read the token file.
+        executors = _pods(api, app, "executor")
+        assert len(executors) == 2, [p.metadata.name for p in executors]
+        probes = _lines(log, "PROBE")
+        assert {p["pod"] for p in probes} == {p.metadata.name for p in executors}, probes
+        token_file = f"{SPARK_CREDENTIALS_DIR}/hadoop-tokens"
+        for probe in [*probes, *_lines(log, "DRIVER")]:
+            assert probe["klist_rc"] != 0 and "No credentials cache found" in str(probe["klist"]), probe
+            assert probe["token_file"] == token_file, probe
+        assert all(p["token_file_exists"] for p in probes)
+
+        # The pod specs: the token Secret is the only Secret volume; nothing Kerberos but krb5.conf.
+        (secret,) = [s for s in api.list_namespaced_secret("alice").items
+                     if (s.metadata.labels or {}).get("spark-secrets.io/app-name") == app]
+        for pod in [driver, *executors]:
+            secrets = {v.secret.secret_name for v in pod.spec.volumes if v.secret is not None}
+            assert secrets == {secret.metadata.name}, (pod.metadata.name, secrets)
+            text = json.dumps(api.api_client.sanitize_for_serialization(pod.spec)).lower()
+            assert "keytab" not in text and "krb5cc" not in text and "krb5ccname" not in text
+        owners = [(o.kind, o.name) for o in secret.metadata.owner_references or []]
+        assert owners == [("Pod", driver.metadata.name)]
+        token = Credentials.from_bytes(base64.b64decode(secret.data["hadoop-tokens"])).tokens[
+            testbed.hdfs.rpc_token_service]
+
+        # End of the job: deleting the driver pod takes the Secret (garbage collector), the renew
+        # service cancels its tokens.
+        api.delete_namespaced_pod(driver.metadata.name, "alice")
+        wait_until("the Secret outlived its driver pod", lambda: not any(
+            s.metadata.name == secret.metadata.name for s in api.list_namespaced_secret("alice").items), 90, renewer)
+        wait_until("the tokens were not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 1, 30, renewer)
+        login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab,
+                             tmp_path / "cc")
+        with pytest.raises((InvalidTokenError, TokenExpiredError)):
+            renew_token(token, SpnegoAuth(login.credentials), conf=HadoopConf.load(testbed.hdfs.client_conf_dir()))
+    finally:
+        renewer.stop()
+        for pod in api.list_namespaced_pod("alice", label_selector=f"spark-app-name={app}").items:
+            api.delete_namespaced_pod(pod.metadata.name, "alice", grace_period_seconds=0)
+
+
+def test_notebook_on_the_host_in_client_mode_with_executor_pods_reads_hdfs(
+        testbed: Testbed, pod_template: Path, tmp_path: Path) -> None:
+    """The notebook process is the driver (client mode, token file private to it, no ticket cache);
+    its two executors run in pods and mount the token Secret that configure() made."""
+    assert testbed.hdfs is not None and testbed.kube is not None and testbed.node is not None
+    api = _admin(testbed)
+    conf_dir = testbed.hdfs.client_conf_dir()
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "testbed-hadoop-conf"},
+            "data": {f: (conf_dir / f).read_text() for f in ("core-site.xml", "hdfs-site.xml")}}
+    with contextlib.suppress(k8s.exceptions.ApiException):
+        api.delete_namespaced_config_map("testbed-hadoop-conf", "alice")
+    api.create_namespaced_config_map("alice", body)
+    template = node_pod_template(tmp_path / "executor.json", KRB5_CONFIG_MAP, jobs_config_map=None,
+                                 hadoop_config_map="testbed-hadoop-conf")
+    jobs = node_job_conf(testbed.node.images_imported["spark"], testbed.kube.server, template)
+    conf = {k: v for k, v in jobs.items() if not k.startswith(("spark.kubernetes.driver", "spark.driver",
+                                                                "spark.kubernetes.submission"))}
+    conf.update({"spark.master": f"k8s://{testbed.kube.server}", "spark.kubernetes.namespace": "alice",
+                 # executors (host network) reach this driver at the node's bridge address
+                 "spark.driver.host": NODE_IP, "spark.driver.bindAddress": NODE_IP,
+                 "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR})
+    env = spark_env(testbed.env("alice", testbed.ticket_cache("alice")))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    target = f"{testbed.hdfs.uri}/user/alice/notebook-pods"
+    proc = subprocess.run([sys.executable, str(SCRIPTS / "notebook_pods.py"), testbed.hdfs.uri, target,
+                           json.dumps(conf)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "COUNT 5000" in proc.stdout
+    pods = json.loads(re.search(r"EXECUTOR PODS (.*)", proc.stdout).group(1))  # type: ignore[union-attr]
+    assert len(pods) == 2 and all(p.startswith("notebook-pods-") for p in pods), pods
+    assert "TOKEN-FILE-REMOVED: True" in proc.stdout
+
+
+@pytest.mark.parametrize("fmt", ["properties", "pod-template"])
+def test_jobs_from_rendered_templates_run_to_success(testbed: Testbed, pod_template: Path, tmp_path: Path,
+                                                     fmt: str) -> None:
+    """`render` as a job template system uses it (alice renders with her TGT), then spark-submit runs
+    where no ticket exists, as an operator or scheduler would: the job still succeeds in pods."""
+    assert testbed.hdfs is not None and testbed.kube is not None and testbed.node is not None
+    app = f"render-{fmt}-{time.time_ns() % 10**6}"
+    options = ["--name", app, "--conf", "spark.kubernetes.namespace=alice",
+               "--conf", f"spark.secrets.hadoop.filesystems={testbed.hdfs.uri}",
+               "--conf", f"spark.secrets.renewer={RENEWER}", "--conf", f"spark.secrets.plugin.jar={IMAGE_PLUGIN_JAR}"]
+    alice = spark_env(testbed.env("alice", testbed.ticket_cache("alice")))
+    conf = node_job_conf(testbed.node.images_imported["spark"], testbed.kube.server, pod_template)
+    flags: list[str] = []
+    if fmt == "properties":
+        props = tmp_path / "job.properties"
+        rendered = subprocess.run([sys.executable, "-m", "spark_secrets", "render", "--format", fmt, "-o", str(props),
+                                   "--", *options], env=alice, capture_output=True, text=True, timeout=300)
+        flags += ["--properties-file", str(props)]
+    else:
+        template = tmp_path / "template.yaml"
+        rendered = subprocess.run([sys.executable, "-m", "spark_secrets", "render", "--format", fmt, "--into",
+                                   str(pod_template), "-o", str(template), "--", *options], env=alice,
+                                  capture_output=True, text=True, timeout=300)
+        extra = re.search(r"with: (.*)$", rendered.stderr, re.M)
+        assert extra, rendered.stderr
+        flags += shlex.split(extra.group(1))
+        conf = {**conf, "spark.kubernetes.driver.podTemplateFile": str(template),
+                "spark.kubernetes.executor.podTemplateFile": str(template)}
+    assert rendered.returncode == 0, rendered.stderr[-2000:]
+    for key, value in {**conf, "spark.kubernetes.namespace": "alice",
+                       "spark.kubernetes.executor.deleteOnTermination": "false"}.items():
+        flags += ["--conf", f"{key}={value}"]
+    operator = spark_env(testbed.env("alice", tmp_path / "no-ticket-here"))  # no TGT where the job is submitted
+    submit = subprocess.run([str(spark_home() / "bin" / "spark-submit"), "--master", f"k8s://{testbed.kube.server}",
+                             "--deploy-mode", "cluster", "--name", app, *flags, f"local://{JOBS_DIR}/pod_job.py",
+                             f"/user/alice/{app}", "2"], env=operator, capture_output=True, text=True, timeout=900)
+    api = _admin(testbed)
+    (driver,) = _pods(api, app, "driver")
+    log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
+    assert submit.returncode == 0, submit.stderr[-2000:] + log[-3000:]
+    assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Succeeded"
+    assert "WROTE AND READ 10000 rows" in log
+    assert len(_pods(api, app, "executor")) == 2
+    secrets = {v.secret.secret_name for v in driver.spec.volumes if v.secret is not None}
+    assert len(secrets) == 1 and all(s.startswith(f"{app}-") for s in secrets), secrets  # ours, no Spark-made one
+    api.delete_namespaced_pod(driver.metadata.name, "alice", grace_period_seconds=0)
+
+
+# -- a long job in pods, kept alive by the renew service running as a pod ---------------------------
+#: Token lifetimes of the long-job cluster. kubelet (syncFrequency 10 s) shows a changed Secret in
+#: running containers after about 11 s (at most 12 s measured), so a re-issued token must be written
+#: well before the old one lapses: renewing at half-life (--ratio 0.5) leaves every token at least
+#: 22 s, and --reissue-before 40s leaves 40 s before the max date. A shorter interval would race
+#: kubelet; a longer one makes three max lifetimes take longer than the whole CI run should.
+POD_LIFETIMES = TokenLifetimes(renew_interval_ms=45_000, max_lifetime_ms=120_000, key_update_interval_ms=45_000)
+LONG_NAMESPACE = "alice-long"
+RENEWER_PORT = 18080
+
+
+@pytest.fixture(scope="module")
+def pod_hdfs(testbed: Testbed) -> Iterator[SecureHdfs]:
+    """A third secure HDFS (same realm) whose tokens live 45 s, at most 120 s."""
+    cluster = SecureHdfs(testbed.dir / "hdfs-pods", testbed.kdc_required(), lifetimes=POD_LIFETIMES)
+    try:
+        cluster.start()
+        cluster.make_home_dirs(USERS)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _apply(bed: Testbed, manifest: dict[str, object]) -> None:
+    assert bed.kube is not None
+    bed.kube.apply(manifest)
+
+
+@pytest.fixture(scope="module")
+def long_namespace(testbed: Testbed, pod_hdfs: SecureHdfs) -> str:
+    """A namespace of alice's for the long job, so the renew service pod sees only its Secrets."""
+    ns = LONG_NAMESPACE
+    _apply(testbed, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    _apply(testbed, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                     "metadata": {"name": "alice-admin", "namespace": ns},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
+                     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]})
+    _apply(testbed, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "spark", "namespace": ns}})
+    _apply(testbed, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                     "metadata": {"name": "spark-edit", "namespace": ns},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                     "subjects": [{"kind": "ServiceAccount", "name": "spark", "namespace": ns}]})
+    _apply(testbed, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": KRB5_CONFIG_MAP, "namespace": ns},
+                     "data": {"krb5.conf": testbed.kdc_required().krb5_conf.read_text()}})
+    _apply(testbed, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": JOBS_CONFIG_MAP, "namespace": ns},
+                     "data": {p.name: p.read_text() for p in sorted(SCRIPTS.glob("*.py"))}})
+    return ns
+
+
+@pytest.fixture
+def renewer_pod(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str) -> Iterator[str]:
+    """The renew service as a pod: conf/renewer/renewer.yaml and conf/rbac/common.yaml as an admin
+    applies them, with the test bed's image, principal, keytab, krb5.conf and Hadoop conf. Host
+    network, as every pod that talks to the bed's loopback services; the API server is named by the
+    in-cluster variables. Yields the base URL of its /metrics."""
+    assert testbed.kube is not None and testbed.node is not None
+    kube, system = testbed.kube, RENEWER_NAMESPACE
+    for doc in manifests(CONF / "rbac" / "common.yaml"):
+        kube.apply(doc)
+    _apply(testbed, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                     "metadata": {"name": "spark-secrets-renewer", "namespace": long_namespace},
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                 "name": "spark-secrets-renewer"},
+                     "subjects": [{"kind": "ServiceAccount", "name": "spark-secrets-renewer", "namespace": system}]})
+    keytab = base64.b64encode(testbed.renewer_keytab.read_bytes()).decode()
+    conf_dir = pod_hdfs.client_conf_dir()
+    api = _admin(testbed)
+    for name in ("spark-secrets-renewer-keytab", "spark-secrets-krb5", "spark-secrets-hadoop-conf"):
+        with contextlib.suppress(k8s.exceptions.ApiException):
+            (api.delete_namespaced_secret if "keytab" in name else api.delete_namespaced_config_map)(name, system)
+    _apply(testbed, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "spark-secrets-renewer-keytab",
+                                                                         "namespace": system},
+                     "data": {"renewer.keytab": keytab}})
+    _apply(testbed, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spark-secrets-krb5",
+                                                                            "namespace": system},
+                     "data": {"krb5.conf": testbed.kdc_required().krb5_conf.read_text()}})
+    _apply(testbed, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spark-secrets-hadoop-conf",
+                                                                            "namespace": system},
+                     "data": {f: (conf_dir / f).read_text() for f in ("core-site.xml", "hdfs-site.xml")}})
+    deployment = manifest(CONF / "renewer" / "renewer.yaml", "Deployment", "spark-secrets-renewer")
+    pod = deployment["spec"]["template"]["spec"]  # type: ignore[index]
+    pod.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    container = pod["containers"][0]
+    container.update(image=testbed.node.images_imported["renewer"], imagePullPolicy="Never")
+    container["args"] = ["--keytab", "/etc/spark-secrets/keytab/renewer.keytab",
+                         "--principal", testbed.kdc_required().principal(RENEWER_PRINCIPAL),
+                         "--namespace", long_namespace, "--ccache", "/var/run/spark-secrets/ccache",
+                         "--listen", f":{RENEWER_PORT}", "--ratio", "0.5", "--reissue-before", "40s",
+                         "--lease", f"{system}/spark-secrets-renewer"]
+    host, port = kube.server.removeprefix("https://").split(":")
+    container["env"] += [{"name": "KUBERNETES_SERVICE_HOST", "value": host},
+                         {"name": "KUBERNETES_SERVICE_PORT", "value": port}]
+    container["ports"] = [{"name": "http", "containerPort": RENEWER_PORT}]
+    deployment["spec"]["replicas"] = 1  # type: ignore[index]
+    kube.apply(deployment)
+    apps = k8s.AppsV1Api(api.api_client)
+    try:
+        wait_until("the renew service pod is not ready", lambda: (apps.read_namespaced_deployment(
+            "spark-secrets-renewer", system).status.ready_replicas or 0) >= 1, 120)
+        yield f"http://127.0.0.1:{RENEWER_PORT}"
+    finally:
+        for p in api.list_namespaced_pod(system, label_selector="app.kubernetes.io/name=spark-secrets-renewer").items:
+            with contextlib.suppress(k8s.exceptions.ApiException):
+                print(api.read_namespaced_pod_log(p.metadata.name, system)[-4000:])
+        apps.delete_namespaced_deployment("spark-secrets-renewer", system)
+
+
+def _metrics(url: str) -> dict[str, float]:
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^spark_secrets_(\w+) (\S+)$", text, re.M)}
+
+
+def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as_a_pod(
+        testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str, renewer_pod: str, tmp_path: Path) -> None:
+    """Executors read secure HDFS every few seconds for 3x the max lifetime; kubelet projects the
+    re-issued tokens, the plugin adds them. The same job without the plugin fails at the first expiry."""
+    assert testbed.node is not None
+    api = _admin(testbed)
+    template = node_pod_template(tmp_path / "template.json", KRB5_CONFIG_MAP)
+    seconds = 3 * POD_LIFETIMES.max_lifetime_ms / 1000 + 10
+    base = {"spark.kubernetes.namespace": long_namespace, "spark.secrets.hadoop.filesystems": pod_hdfs.uri,
+            "spark.secrets.renewer": RENEWER,
+            # An open RPC connection stays authenticated after its token expires; closing idle ones
+            # after 1 s makes every round present the token the JVM holds now.
+            "spark.hadoop.ipc.client.connection.maxidletime": "1000"}
+    runs: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def submit(name: str, conf: dict[str, str], executors: int) -> None:
+        runs[name] = _submit(testbed, f"long-{name}", template, {**base, **conf,
+                             "spark.executor.instances": str(executors)}, "refresh_job.py",
+                             f"{pod_hdfs.uri}/user/alice/long-{name}", str(seconds), "2.5",
+                             hadoop_conf=pod_hdfs.client_conf_dir(), namespace=long_namespace)
+
+    jobs = [threading.Thread(target=submit, args=("plugin", {"spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR}, 2)),
+            threading.Thread(target=submit, args=("control", {"spark.secrets.plugin.jar": "none"}, 1))]
+    seen: list[bytes] = []
+    for job in jobs:
+        job.start()
+    while any(job.is_alive() for job in jobs):  # the token file the Secret holds, as it changes
+        for s in api.list_namespaced_secret(long_namespace, label_selector="spark-secrets.io/app-name=long-plugin").items:
+            data = base64.b64decode(s.data["hadoop-tokens"])
+            if not seen or seen[-1] != data:
+                seen.append(data)
+        time.sleep(2)
+    metrics = _metrics(renewer_pod)
+    logs = {}
+    for name in ("plugin", "control"):
+        (driver,) = _pods(api, f"long-{name}", "driver", long_namespace)
+        logs[name] = api.read_namespaced_pod_log(driver.metadata.name, long_namespace)
+        logs[name + "-phase"] = api.read_namespaced_pod(driver.metadata.name, long_namespace).status.phase
+    assert runs["plugin"].returncode == 0 and logs["plugin-phase"] == "Succeeded", logs["plugin"][-4000:]
+    done = re.search(r"DONE (\d+) rounds in ([\d.]+)s", logs["plugin"])
+    assert done and float(done.group(2)) > 3 * POD_LIFETIMES.max_lifetime_ms / 1000, logs["plugin"][-2000:]
+    sequences = {t.decode_identifier().sequence_number for data in seen
+                 for t in Credentials.from_bytes(data) if t.is_delegation_token}
+    assert len(sequences) >= 4, sequences  # the first token and at least three re-issued ones reached the pods
+    assert metrics["reissues_total"] >= 3 and metrics["failures_total"] == 0, metrics
+    assert "token refresher" in logs["plugin"]
+
+    # Control: no plugin, same tokens and renew service: the first expiry ends it, with the NameNode's words.
+    assert logs["control-phase"] == "Failed" or runs["control"].returncode != 0
+    failed = re.search(r"FAILED at ([\d.]+)s after (\d+) rounds: (.*)", logs["control"])
+    assert failed, logs["control"][-3000:]
+    assert POD_LIFETIMES.renew_interval_ms / 1000 < float(failed.group(1)) < seconds - 30, failed.group(0)
+    assert re.search(r"is expired|can't be found in cache", failed.group(3)), failed.group(0)
