@@ -38,7 +38,7 @@ class _Steps:
 
 
 def run_demo(keep: bool = False) -> int:
-    print("spark-secrets demo: a Kerberized HDFS and a Kubernetes API server, started locally for you.")
+    print("spark-secrets demo: a Kerberized HDFS and a Kubernetes cluster with a real node, started locally for you.")
     workdir = Path(tempfile.mkdtemp(prefix="spark-secrets-demo-"))
     bed = Testbed(workdir)
     steps = _Steps()
@@ -106,33 +106,51 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
         from kubernetes import config as k8s_config
 
         from spark_secrets.kube import KubeClient
-        from spark_secrets.testbed.spark import cluster_submit_argv, spark_env, spark_version
+        from spark_secrets.testbed.bed import KRB5_CONFIG_MAP
+        from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS_DIR, cluster_submit_argv,
+                                                 node_job_conf, node_pod_template, spark_env, spark_version)
         from submit_steps.sparkconf import conf_from_submit_args
         from submit_steps.submission import Submission
 
         conf = {"spark.secrets.hadoop.filesystems": hdfs.uri, "spark.secrets.renewer": RENEWER,
-                "spark.secrets.plugin.jar": "/opt/spark-secrets/spark-secrets-plugin.jar"}
-        argv = cluster_submit_argv(kube.server, "alice", "demo-etl", conf=conf)
+                "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR}
+        admin = k8s.CoreV1Api(k8s_config.new_client_from_config(str(kube.kubeconfig("admin"))))
+        if bed.node is not None:  # the job runs in pods on the node, to the end
+            job = Path(__file__).parent / "testbed" / "jobs" / "etl_job.py"
+            admin.create_namespaced_config_map("alice", {"metadata": {"name": JOBS_CONFIG_MAP},
+                                                         "data": {job.name: job.read_text()}})
+            template = node_pod_template(bed.dir / "pod-template.json", KRB5_CONFIG_MAP)
+            conf.update(node_job_conf(bed.node.images_imported["spark"], kube.server, template))
+            argv = cluster_submit_argv(kube.server, "alice", "demo-etl", conf=conf, main_class=None,
+                                       resource=f"local://{JOBS_DIR}/{job.name}", args=["/user/alice/demo-etl"])
+        else:
+            argv = cluster_submit_argv(kube.server, "alice", "demo-etl", conf=conf)
         env = spark_env(bed.env("alice", ccache))
         notes: list[str] = []
         alice = KubeClient.from_config(str(kube.kubeconfig("alice", namespace="alice")))
         submission = Submission(conf_from_submit_args(argv[1:], env), alice, progress=notes.append)
-        rc = submission.run_spark_submit(argv[1:], spark_submit=argv[0], env=env)
+        rc = submission.run_spark_submit(argv[1:], spark_submit=argv[0], env=env, log=bed.dir / "spark-submit.log")
         if rc != 0 or submission.owner is None:
             raise SparkSecretsError(f"spark-secrets submit failed (exit {rc})", "; ".join(notes)[-300:])
-        api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(kube.kubeconfig("alice"))))
-        pod = api.read_namespaced_pod(submission.owner.name, "alice")
-        secret = api.read_namespaced_secret(submission.created[0].name if submission.created else "", "alice")
+        pod = admin.read_namespaced_pod(submission.owner.name, "alice")
+        secret = admin.read_namespaced_secret(submission.created[0].name if submission.created else "", "alice")
         env_vars = {e.name: e.value for e in pod.spec.containers[0].env}
         owner = secret.metadata.owner_references[0]
-        return [f"spark-secrets submit -- spark-submit (Spark {spark_version()}) --deploy-mode cluster, as alice:",
-                *[f"  {n}" for n in notes],
-                f"Secret {secret.metadata.name}: labels "
-                + ", ".join(f"{k}={v}" for k, v in sorted(secret.metadata.labels.items())),
-                f"  owned by {owner.kind} {owner.name}; expiry {secret.metadata.annotations['spark-secrets.io/expiry']}",
-                f"driver pod {pod.metadata.name} ({pod.status.phase}; no kubelet here): "
-                f"HADOOP_TOKEN_FILE_LOCATION={env_vars.get('HADOOP_TOKEN_FILE_LOCATION')}",
-                "  no token bytes in its spec, env or Spark conf: only the Secret's name"]
+        out = [f"spark-secrets submit -- spark-submit (Spark {spark_version()}) --deploy-mode cluster, as alice:",
+               *[f"  {n}" for n in notes],
+               f"Secret {secret.metadata.name}: labels "
+               + ", ".join(f"{k}={v}" for k, v in sorted(secret.metadata.labels.items())),
+               f"  owned by {owner.kind} {owner.name}; expiry {secret.metadata.annotations['spark-secrets.io/expiry']}"
+               " (an estimate until the renew service's first renewal)",
+               f"driver pod {pod.metadata.name}: HADOOP_TOKEN_FILE_LOCATION={env_vars.get('HADOOP_TOKEN_FILE_LOCATION')}",
+               "  no token bytes in its spec, env or Spark conf: only the Secret's name"]
+        if bed.node is not None:
+            log = admin.read_namespaced_pod_log(pod.metadata.name, "alice")
+            done = [line for line in log.splitlines() if line.startswith("DEMO ")]
+            if pod.status.phase != "Succeeded" or not done:
+                raise SparkSecretsError(f"the job's driver pod ended {pod.status.phase}", log[-400:])
+            out += [f"  ran in pods on the node and ended {pod.status.phase}: {done[0][5:]}"]
+        return out
 
     def cancel() -> list[str]:
         token = Credentials.load(token_file).tokens[hdfs.rpc_token_service]

@@ -455,6 +455,7 @@ class RenewService:
     def _reissue(self, ts: TokenSecret) -> None:
         if not ts.filesystems:
             raise UnusableSecret(f"{ts.ref} names no filesystems", "recreate it with spark-secrets")
+        self._extend_for_rollover(ts)
         creds = obtain_tokens(ts.filesystems, self.renewer, self.auth(), doas=ts.owner, conf=self.hadoop_conf,
                               verify=self.verify)
         fresh = dataclasses.replace(ts, credentials=creds, identifiers=tuple(
@@ -476,6 +477,18 @@ class RenewService:
         self.metrics.reissues += 1
         log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner, self._seq(fresh),
                  rfc3339(expiry), rfc3339(fresh.max_date_ms))
+
+    def _extend_for_rollover(self, ts: TokenSecret) -> None:
+        """Renew the outgoing tokens once more (up to their max date) before writing new ones: pods keep
+        using them until kubelet projects the new file (about a minute at its default sync period),
+        and a token renewed long ago could lapse in that gap."""
+        if ts.expiry_ms <= self._now():
+            return  # already lapsed: nothing to keep alive
+        for token in ts.distinct_tokens():
+            try:
+                renew_token(token, self.auth(), conf=self.hadoop_conf, verify=self.verify)
+            except SparkSecretsError as exc:  # best effort: the re-issue itself matters more
+                log.info("%s: could not extend the outgoing token before the re-issue: %s", ts.ref, exc.problem)
 
     def _cancel(self, ts: TokenSecret) -> None:
         for token in ts.distinct_tokens():

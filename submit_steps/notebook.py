@@ -66,6 +66,12 @@ def configure(builder: Any, conf: Mapping[str, str] | None = None, *, kube: Kube
         raise ConfigError("a Spark JVM is already running in this process",
                           "call configure() before the first SparkSession or SparkContext is created")
     merged = {**_builder_options(builder), **(conf or {})}
+    # This process is the driver: client mode, whatever the steps would guess from the conf alone
+    # (the plugin jar path in the images serves executors, the installed jar this driver).
+    if merged.get("spark.submit.deployMode", "client") != "client":
+        raise ConfigError(f"spark.submit.deployMode={merged['spark.submit.deployMode']} in a notebook session",
+                          "a session's own process is the driver: use client mode, or spark-secrets submit")
+    merged["spark.submit.deployMode"] = "client"
     on_kubernetes = merged.get("spark.master", "").startswith("k8s://")
     submission: Submission | None = None
     if on_kubernetes:

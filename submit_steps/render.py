@@ -79,7 +79,9 @@ def render_pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = N
     body = pod.setdefault("spec", {}) or {}
     pod["spec"] = body
     volumes = [v for v in body.get("volumes") or [] if v.get("name") != VOLUME]
-    body["volumes"] = [*volumes, {"name": VOLUME, "secret": {"secretName": secret, "defaultMode": 0o440}}]
+    # Readable by the container's user whatever its UID (Spark images run as 185, with no fsGroup); the
+    # volume is the pod's own tmpfs, and Spark's own mount of a token Secret is 0644.
+    body["volumes"] = [*volumes, {"name": VOLUME, "secret": {"secretName": secret, "defaultMode": 0o444}}]
     containers = body.get("containers") or [{"name": "spark"}]
     first = containers[0]
     first["volumeMounts"] = [*(m for m in first.get("volumeMounts") or [] if m.get("name") != VOLUME),

@@ -121,8 +121,9 @@ class Submission:
 
     # -- the wrapper -----------------------------------------------------------------------------
     def run_spark_submit(self, args: Sequence[str], spark_submit: str = "spark-submit",
-                         env: Mapping[str, str] | None = None, poll: float = 0.5) -> int:
-        """``spark-submit`` with the steps' flags added; returns its exit status."""
+                         env: Mapping[str, str] | None = None, poll: float = 0.5, log: Path | None = None) -> int:
+        """``spark-submit`` with the steps' flags added; returns its exit status. Its output goes to
+        this process's, or to the file ``log``."""
         spec = self.prepare()
         argv = [spark_submit, *insert_conf_flags(args, spec.conf_flags())]
         run_env = dict(os.environ if env is None else env)
@@ -146,7 +147,11 @@ class Submission:
         watcher.start()
         try:
             self.progress(f"running {Path(spark_submit).name} with {len(spec.added_conf)} added settings")
-            proc = subprocess.run(argv, env=run_env)
+            if log is not None:
+                with open(log, "ab") as out:
+                    proc = subprocess.run(argv, env=run_env, stdout=out, stderr=subprocess.STDOUT)
+            else:
+                proc = subprocess.run(argv, env=run_env)
             stop.set()
             watcher.join()
             if self.adopt() is None and proc.returncode == 0 and self._is_cluster_mode():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -127,9 +128,35 @@ def test_spark_submit_in_cluster_mode_creates_a_driver_pod(testbed: Testbed, lin
     pods = _api(testbed, "alice").list_namespaced_pod("alice", label_selector="spark-role=driver").items
     drivers = [p for p in pods if p.metadata.labels.get("spark-app-name") == name]
     assert len(drivers) == 1
-    assert drivers[0].status.phase == "Pending"  # no kubelet: the pod object is all there is
+    assert drivers[0].status.phase == "Pending"  # its placeholder image is never pulled: the spec is all there is
     assert drivers[0].spec.service_account_name == "spark"
     assert drivers[0].metadata.labels["spark-version"] == spark_version(line)
     assert spark_version(line).startswith(f"{line}.")
     env = {e.name: e.value for e in drivers[0].spec.containers[0].env}
     assert env["SPARK_APPLICATION_ID"].startswith("spark-")
+
+
+def test_the_node_runs_a_pod_on_the_pod_network_with_its_secret_and_cluster_dns(testbed: Testbed) -> None:
+    """A plain pod (bridge network, not the host's) gets an IP from the CNI bridge, reads its Secret
+    volume, and resolves a Service name through CoreDNS."""
+    assert testbed.node is not None
+    api = _api(testbed, "admin")
+    name = f"probe-{time.time_ns() % 10**8}"
+    api.create_namespaced_secret("alice", {"metadata": {"name": name}, "stringData": {"greeting": "hello pod"}})
+    script = ("import socket; print('SECRET', open('/s/greeting').read()); "
+              "print('DNS', socket.gethostbyname('kubernetes.default.svc.cluster.local'))")
+    api.create_namespaced_pod("alice", {"metadata": {"name": name}, "spec": {
+        "restartPolicy": "Never",
+        "containers": [{"name": "probe", "image": testbed.node.images_imported["spark"], "imagePullPolicy": "Never",
+                        "command": ["python3", "-c", script], "volumeMounts": [{"name": "s", "mountPath": "/s"}]}],
+        "volumes": [{"name": "s", "secret": {"secretName": name}}]}})
+    deadline = time.monotonic() + 120
+    while (pod := api.read_namespaced_pod(name, "alice")).status.phase not in ("Succeeded", "Failed"):
+        assert time.monotonic() < deadline, pod.status
+        time.sleep(0.5)
+    log = api.read_namespaced_pod_log(name, "alice")
+    assert pod.status.phase == "Succeeded", log
+    assert pod.status.pod_ip.startswith("10.244.0.") and pod.status.pod_ip != "10.244.0.1"
+    assert "SECRET hello pod" in log and "DNS 10.96.0.1" in log, log
+    api.delete_namespaced_pod(name, "alice", grace_period_seconds=0)
+    api.delete_namespaced_secret(name, "alice")

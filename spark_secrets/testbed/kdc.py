@@ -17,7 +17,9 @@ DEFAULT_REALM = "SPARKSECRETS.TEST"
 class Kdc:
     """A realm with its own database, ``krb5.conf`` and ``krb5kdc`` process.
 
-    Hosts are ``localhost``; ``rdns`` and hostname canonicalization are off, so a client asking
+    Hosts are ``localhost``; ``rdns``, hostname canonicalization and short-name qualification are off
+    (in a pod, MIT krb5 would otherwise append the first DNS search domain, ``<ns>.svc.cluster.local``,
+    to ``localhost`` and look for a realm of that name), so a client asking
     for ``HTTP@localhost`` gets ``HTTP/localhost@REALM`` in MIT and Java alike.
     """
 
@@ -151,6 +153,7 @@ class Kdc:
  dns_lookup_realm = false
  rdns = false
  dns_canonicalize_hostname = false
+ qualify_shortname = ""
  udp_preference_limit = 1
  ticket_lifetime = {self.max_life}
  renew_lifetime = {self.max_renewable_life}

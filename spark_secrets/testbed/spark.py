@@ -69,7 +69,7 @@ def spark_env(base: Mapping[str, str] | None = None, line: str = "4", home: Path
 
 
 def cluster_submit_argv(master: str, namespace: str, name: str, conf: Mapping[str, str] | None = None,
-                        main_class: str = EXAMPLE_CLASS, resource: str = EXAMPLE_JAR,
+                        main_class: str | None = EXAMPLE_CLASS, resource: str = EXAMPLE_JAR,
                         args: Sequence[str] = (), line: str = "4") -> list[str]:
     """``spark-submit --deploy-mode cluster`` that returns once the driver pod is created."""
     settings = {
@@ -81,7 +81,7 @@ def cluster_submit_argv(master: str, namespace: str, name: str, conf: Mapping[st
         **(conf or {}),
     }
     argv = [str(spark_home(line) / "bin" / "spark-submit"), "--master", f"k8s://{master}", "--deploy-mode", "cluster",
-            "--name", name, "--class", main_class]
+            "--name", name, *(["--class", main_class] if main_class else [])]
     for key, value in settings.items():
         argv += ["--conf", f"{key}={value}"]
     return [*argv, resource, *args]

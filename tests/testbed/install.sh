@@ -117,4 +117,12 @@ else
   step "CoreDNS $coredns_version cached"
 fi
 
+# -- Images for the node: Debian by debootstrap, the host's pyspark, this project (root only) -----------
+if [ "$(id -u)" = 0 ]; then
+  step "container images for the test bed's node (cached by content; about 2-3 min cold, seconds after)"
+  python3 -c 'from spark_secrets.testbed import images as i; i.pause_archive(); i.spark_image_archive(); i.renewer_image_archive()'
+else
+  step "not root: the test bed's node (and its images) need root"
+fi
+
 step "done: cache $cache"
