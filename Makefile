@@ -9,7 +9,8 @@ install:  ## Debian packages, Python packages, Hadoop jars and the Kubernetes bu
 demo: install  ## start the embedded test bed and run the main job on it
 	$(PYTHON) -m spark_secrets demo
 
-test: install  ## every test: unit tests and integration tests on the real test bed
+test: install  ## every test: lint, unit tests and integration tests on the real test bed
+	$(PYTHON) -m ruff check spark_secrets submit_steps tests benchmarks
 	$(PYTHON) -m pytest -ra
 
 unit:  ## unit tests only (no test bed)

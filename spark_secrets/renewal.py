@@ -15,8 +15,9 @@ from typing import Any
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import SparkSecretsError, TokenFormatError
 from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_RENEWED_AT,
-                                  ANNOTATION_SERVICE_ACCOUNT, LABEL_OWNER, LABEL_PERSISTENT, parse_rfc3339)
+from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_FILESYSTEMS,
+                                  ANNOTATION_KEY, ANNOTATION_RENEWED_AT, ANNOTATION_SERVICE_ACCOUNT, LABEL_OWNER,
+                                  LABEL_PERSISTENT, parse_rfc3339)
 from spark_secrets.token import Token
 
 RENEW = "renew"

@@ -35,8 +35,8 @@ from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kerberos import keytab_login
 from spark_secrets.kube import KubeClient, KubernetesConflict, KubernetesError, KubernetesNotFound
 from spark_secrets.grants import AccessGrants
-from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_MAX_DATE, ANNOTATION_RENEWED_AT, LABEL_KIND,
-                                  TOKEN_SECRET_SELECTOR, rfc3339)
+from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_MAX_DATE,
+                                  ANNOTATION_RENEWED_AT, LABEL_KIND, TOKEN_SECRET_SELECTOR, rfc3339)
 from spark_secrets.ownership import ADOPT, DELETE, RELEASE, PodInfo, Verdict, judge
 from spark_secrets.renewal import REISSUE, Policy, TokenSecret, UnusableSecret
 from spark_secrets.spnego import SpnegoAuth

@@ -64,7 +64,8 @@ class RenewerProcess:
         env["KUBECONFIG"] = str(kubeconfig or bed.kube.kubeconfig(RENEWER))
         argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
                 "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache", str(workdir / "renewer-cc"),
-                *(f"--namespace={ns}" for ns in namespaces), "--reissue-before", reissue_before, "--listen", "127.0.0.1:0", *extra]
+                *(f"--namespace={ns}" for ns in namespaces), "--reissue-before", reissue_before,
+                "--listen", "127.0.0.1:0", *extra]
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
