@@ -7,7 +7,6 @@ and no token password, ever.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
@@ -15,24 +14,9 @@ from pathlib import Path
 
 from spark_secrets.credentials import PROTOBUF, WRITABLE, Credentials
 from spark_secrets.errors import ConfigError, SparkSecretsError
-from spark_secrets.token import Token
+from spark_secrets.token import Token, describe_token, utc_text
 
 PROG = "spark-secrets"
-
-
-def _iso(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def describe_token(alias: str, token: Token) -> dict[str, object]:
-    """The non-secret facts about a token, for ``show`` and logs."""
-    out: dict[str, object] = {"alias": alias, "kind": token.kind, "service": token.service, "id": token.fingerprint}
-    ident = token.decode_identifier() if token.is_delegation_token else None
-    if ident is not None:
-        out.update(owner=ident.owner, renewer=ident.renewer, real_user=ident.real_user or None,
-                   issue_date=_iso(ident.issue_date), max_date=_iso(ident.max_date),
-                   sequence_number=ident.sequence_number, master_key_id=ident.master_key_id)
-    return out
 
 
 # -- commands ---------------------------------------------------------------------------------------
@@ -114,7 +98,7 @@ def cmd_tokens_renew(args: argparse.Namespace) -> int:
     auth = _auth(args)
     for target, token in _groups(Credentials.load(args.file), args.filesystem):
         expiry = renew_token(token, auth, target=target, verify=_verify(args))
-        print(f"renewed {token!r}: now expires {_iso(expiry)}")
+        print(f"renewed {token!r}: now expires {utc_text(expiry)}")
     return 0
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from spark_secrets.cli import describe_token
+from spark_secrets.token import describe_token
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import SparkSecretsError
 from spark_secrets.fetcher import obtain_tokens

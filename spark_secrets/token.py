@@ -7,6 +7,7 @@ show only kind, service and the decoded identifier.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import binascii
 import hashlib
 from dataclasses import dataclass, field, replace
@@ -88,3 +89,19 @@ class Token:
         return f"Token(kind={self.kind!r}, service={self.service!r}{ident}, id={self.fingerprint})"
 
     __str__ = __repr__
+
+
+def utc_text(ms: int) -> str:
+    """Milliseconds since the epoch as people read them in ``show`` output and logs."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def describe_token(alias: str, token: Token) -> dict[str, object]:
+    """The non-secret facts about a token, for ``show`` and logs."""
+    out: dict[str, object] = {"alias": alias, "kind": token.kind, "service": token.service, "id": token.fingerprint}
+    ident = token.decode_identifier() if token.is_delegation_token else None
+    if ident is not None:
+        out.update(owner=ident.owner, renewer=ident.renewer, real_user=ident.real_user or None,
+                   issue_date=utc_text(ident.issue_date), max_date=utc_text(ident.max_date),
+                   sequence_number=ident.sequence_number, master_key_id=ident.master_key_id)
+    return out
