@@ -19,8 +19,8 @@ import json
 import re
 import statistics
 import sys
+import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -98,10 +98,16 @@ def plugin_delay(bed: Testbed, api: k8s.CoreV1Api, trials: int, workdir: Path) -
         argv += ["--conf", f"{key}={value}"]
     seconds = 40 + 20 * trials
     argv += [f"local://{JOBS_DIR}/refresh_job.py", f"{bed.hdfs.uri}/user/alice/bench", str(seconds), "2"]
-    import subprocess
-    job = threading.Thread(target=subprocess.run, args=(argv,), kwargs={"env": env, "capture_output": True},
-                           daemon=True)
-    job.start()
+    job = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return _reissue_delays(bed, api, trials, workdir)
+    finally:
+        job.terminate()  # spark-submit waits for the job; the measurements are done
+        job.wait(60)
+
+
+def _reissue_delays(bed: Testbed, api: k8s.CoreV1Api, trials: int, workdir: Path) -> list[float]:
+    assert bed.hdfs is not None and bed.kdc is not None
     executor = None
     deadline = time.time() + 240
     while executor is None and time.time() < deadline:

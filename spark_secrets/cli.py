@@ -114,11 +114,12 @@ def cmd_tokens_cancel(args: argparse.Namespace) -> int:
 
 def _submission(spark_args: Sequence[str], kubeconfig: str | None):  # type: ignore[no-untyped-def]
     from spark_secrets.kube import KubeClient
+    from submit_steps.settings import Settings
     from submit_steps.sparkconf import conf_from_submit_args
     from submit_steps.submission import Submission
 
     conf = conf_from_submit_args(spark_args)
-    if not (conf.get("spark.secrets.hadoop.filesystems") or conf.get("spark.kerberos.access.hadoopFileSystems")):
+    if not Settings(conf).filesystems:
         raise ConfigError("no filesystems to obtain tokens for",
                           "add --conf spark.secrets.hadoop.filesystems=hdfs://<nameservice or namenode:port>")
     return Submission(conf, KubeClient.from_config(kubeconfig))

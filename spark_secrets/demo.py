@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from spark_secrets.labels import ANNOTATION_EXPIRY
 from spark_secrets.token import describe_token
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import SparkSecretsError
@@ -140,7 +141,7 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
                *[f"  {n}" for n in notes],
                f"Secret {secret.metadata.name}: labels "
                + ", ".join(f"{k}={v}" for k, v in sorted(secret.metadata.labels.items())),
-               f"  owned by {owner.kind} {owner.name}; expiry {secret.metadata.annotations['spark-secrets.io/expiry']}"
+               f"  owned by {owner.kind} {owner.name}; expiry {secret.metadata.annotations[ANNOTATION_EXPIRY]}"
                " (an estimate until the renew service's first renewal)",
                f"driver pod {pod.metadata.name}: HADOOP_TOKEN_FILE_LOCATION={env_vars.get('HADOOP_TOKEN_FILE_LOCATION')}",
                "  no token bytes in its spec, env or Spark conf: only the Secret's name"]

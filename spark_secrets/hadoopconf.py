@@ -24,6 +24,10 @@ DEFAULT_HTTPS_PORT = 9871
 _SITE_FILES = ("core-site.xml", "hdfs-site.xml")
 
 
+#: The URI schemes a filesystem to obtain tokens for may have (the steps, the CLI and the renew service).
+FILESYSTEM_SCHEMES = ("hdfs", "webhdfs", "swebhdfs", "http", "https")
+
+
 class HadoopConf(Mapping[str, str]):
     """The properties of a Hadoop client configuration directory (later files override earlier)."""
 
@@ -149,7 +153,7 @@ def resolve_filesystem(uri: str, conf: HadoopConf | None = None) -> FileSystemTa
     text = uri.strip().rstrip("/")
     parts = urlsplit(text)
     scheme, host = parts.scheme.lower(), parts.hostname
-    if scheme not in ("http", "https", "hdfs", "webhdfs", "swebhdfs") or not host:
+    if scheme not in FILESYSTEM_SCHEMES or not host:
         raise ConfigError(f"{uri!r} is not a filesystem Hadoop can issue tokens for",
                           "use hdfs://<nameservice or host:port>, webhdfs://, swebhdfs:// or http(s)://<namenode>:<port>")
     if scheme in ("http", "https"):

@@ -30,6 +30,9 @@ ANNOTATION_RENEWED_AT = f"{DOMAIN}/renewed-at"
 LABEL_PERSISTENT = f"{DOMAIN}/persistent"
 #: The service account of the job's driver; in controller mode it is granted ``get`` on the Secret.
 ANNOTATION_SERVICE_ACCOUNT = f"{DOMAIN}/service-account"
+#: The key of the token file in a token Secret unless ``spark.secrets.secret.key`` says otherwise
+#: (Spark's own Kerberos step uses the same name).
+DEFAULT_TOKEN_KEY = "hadoop-tokens"
 #: The label selector of every token Secret.
 TOKEN_SECRET_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_KIND}={KIND_HADOOP_TOKENS}"
 

@@ -16,8 +16,8 @@ from spark_secrets.credentials import Credentials
 from spark_secrets.errors import SparkSecretsError, TokenFormatError
 from spark_secrets.identifier import DelegationTokenIdentifier
 from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_FILESYSTEMS,
-                                  ANNOTATION_KEY, ANNOTATION_RENEWED_AT, ANNOTATION_SERVICE_ACCOUNT, LABEL_OWNER,
-                                  LABEL_PERSISTENT, parse_rfc3339)
+                                  ANNOTATION_KEY, ANNOTATION_RENEWED_AT, ANNOTATION_SERVICE_ACCOUNT,
+                                  DEFAULT_TOKEN_KEY, LABEL_OWNER, LABEL_PERSISTENT, parse_rfc3339)
 from spark_secrets.token import Token
 
 RENEW = "renew"
@@ -50,6 +50,8 @@ class TokenSecret:
     service_account: str | None = None
     #: The expiry is the submission's estimate, not an answer from the token's server.
     expiry_estimated: bool = False
+    #: The token-file format the submission chose (0 Writable, 1 protobuf); re-issues keep it.
+    file_format: int = 0
 
     def __repr__(self) -> str:
         return f"TokenSecret({self.namespace}/{self.name}, rv={self.resource_version}, tokens={len(self.credentials)})"
@@ -89,12 +91,13 @@ class TokenSecret:
         meta = obj.get("metadata") or {}
         ref = f"{meta.get('namespace')}/{meta.get('name')}"
         notes = meta.get("annotations") or {}
-        key = notes.get(ANNOTATION_KEY, "hadoop-tokens")
+        key = notes.get(ANNOTATION_KEY, DEFAULT_TOKEN_KEY)
         raw = (obj.get("data") or {}).get(key)
         if raw is None:
             raise UnusableSecret(f"token Secret {ref} has no key {key!r}", "recreate it with spark-secrets")
         try:
-            creds = Credentials.from_bytes(base64.b64decode(raw))
+            data = base64.b64decode(raw)
+            creds = Credentials.from_bytes(data)
         except (TokenFormatError, ValueError) as exc:
             problem = exc.problem if isinstance(exc, TokenFormatError) else "not base64"
             raise UnusableSecret(f"token Secret {ref} does not hold a Hadoop token file ({problem})") from None
@@ -120,7 +123,7 @@ class TokenSecret:
                    owners=owners, created_ms=created, persistent=labels.get(LABEL_PERSISTENT) == "true",
                    owner_label=str(labels.get(LABEL_OWNER, "")),
                    service_account=notes.get(ANNOTATION_SERVICE_ACCOUNT) or None,
-                   expiry_estimated=notes.get(ANNOTATION_EXPIRY_ESTIMATED) == "true")
+                   expiry_estimated=notes.get(ANNOTATION_EXPIRY_ESTIMATED) == "true", file_format=data[4])
 
 
 @dataclass(frozen=True)

@@ -462,7 +462,7 @@ class RenewService:
             i for i in (t.decode_identifier() for t in creds if t.is_delegation_token) if i is not None))
         expiry = min(renew_token(t, self.auth(), conf=self.hadoop_conf, verify=self.verify)
                      for t in fresh.distinct_tokens())
-        data = base64.b64encode(creds.to_bytes()).decode("ascii")
+        data = base64.b64encode(creds.to_bytes(ts.file_format)).decode("ascii")
         now = self._now()
         try:
             self._patch(ts, {"data": {ts.key: data},

@@ -8,10 +8,11 @@ import tempfile
 from pathlib import Path
 
 from spark_secrets.credentials import WRITABLE, Credentials
+from spark_secrets.labels import DEFAULT_TOKEN_KEY
 
 
 def private_token_file(creds: Credentials, version: int = WRITABLE) -> Path:
     """Write ``creds`` to a new 0600 file in a new 0700 directory, removed when this process exits."""
     directory = Path(tempfile.mkdtemp(prefix="spark-secrets-"))
     atexit.register(shutil.rmtree, directory, True)
-    return creds.save(directory / "hadoop-tokens", version=version)
+    return creds.save(directory / DEFAULT_TOKEN_KEY, version=version)

@@ -13,6 +13,7 @@ import yaml
 
 from spark_secrets.errors import ConfigError
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
+from spark_secrets.labels import ANNOTATION_KEY, DEFAULT_TOKEN_KEY
 from submit_steps.spec import LABEL_TOKEN_SECRET, SubmissionSpec
 
 FORMATS = ("properties", "spark-operator", "pod-template")
@@ -69,7 +70,7 @@ def render_pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = N
     that mounts the token Secret and sets ``HADOOP_TOKEN_FILE_LOCATION`` itself; merged into the
     job's own template ``into`` when given (its first container is the one Spark uses by default)."""
     secret = _secret_name(spec)
-    key = spec.secrets[-1].annotations.get("spark-secrets.io/token-file-key", "hadoop-tokens")
+    key = spec.secrets[-1].annotations.get(ANNOTATION_KEY, DEFAULT_TOKEN_KEY)
     pod: dict[str, Any] = copy.deepcopy(dict(into)) if into else {"apiVersion": "v1", "kind": "Pod"}
     if pod.get("kind") != "Pod":
         raise ConfigError("the file given with --into is not a pod template", "give the job's pod template YAML (kind: Pod)")

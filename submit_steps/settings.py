@@ -11,14 +11,16 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlsplit
 
 from spark_secrets.errors import ConfigError
+from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES
+from spark_secrets.labels import DEFAULT_TOKEN_KEY
 
 PREFIX = "spark.secrets."
 #: Spark's own list of filesystems to obtain tokens for (used when ours is not set).
 SPARK_FILESYSTEMS = "spark.kerberos.access.hadoopFileSystems"
-FILESYSTEM_SCHEMES = ("hdfs", "webhdfs", "swebhdfs", "http", "https")
 #: Where Spark's own Kerberos step mounts an existing token Secret in the driver.
 SPARK_CREDENTIALS_DIR = "/mnt/secrets/hadoop-credentials"
 LAYOUTS = ("none", "namespace-per-user", "group", "precreated", "controller")
@@ -57,7 +59,7 @@ SETTINGS: tuple[Setting, ...] = (
             "The `<user>` in the layout's names. Default: the short name of your Kerberos principal."),
     Setting("spark.secrets.secret.name", None,
             "Name of the token Secret. Default: derived from the app name plus a random suffix."),
-    Setting("spark.secrets.secret.key", "hadoop-tokens", "Key of the token file inside the Secret."),
+    Setting("spark.secrets.secret.key", DEFAULT_TOKEN_KEY, "Key of the token file inside the Secret."),
     Setting("spark.secrets.tokenFile.format", "0",
             "Token-file format: 0 = Writable (Hadoop 2 and 3), 1 = protobuf (Hadoop 3 only)."),
     Setting("spark.secrets.renewInterval", None,
@@ -105,7 +107,8 @@ def _bool(key: str, text: str) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated view of a Spark conf that the steps use."""
+    """The validated view of a Spark conf that the steps use: every value is parsed (and checked) once,
+    when the settings are made, and kept."""
 
     conf: Mapping[str, str]
 
@@ -123,11 +126,17 @@ class Settings:
         value = self.conf.get(key)
         return value if value not in (None, "") else _DEFAULTS.get(key)
 
-    @property
-    def enabled(self) -> bool:
-        return _bool("spark.secrets.enabled", self.get("spark.secrets.enabled") or "true")
+    def _value(self, key: str) -> str:
+        """A setting whose default is in :data:`SETTINGS`, so it always has a value."""
+        value = self.get(key)
+        assert value is not None, f"{key} has no default in SETTINGS"
+        return value
 
-    @property
+    @cached_property
+    def enabled(self) -> bool:
+        return _bool("spark.secrets.enabled", self._value("spark.secrets.enabled"))
+
+    @cached_property
     def filesystems(self) -> tuple[str, ...]:
         key = "spark.secrets.hadoop.filesystems"
         raw = self.get(key) or self.conf.get(SPARK_FILESYSTEMS) or ""
@@ -140,7 +149,7 @@ class Settings:
                                   "http(s)://<namenode>:<port>")
         return urls
 
-    @property
+    @cached_property
     def ca_bundle(self) -> str | bool:
         """``verify=`` for HTTPS NameNodes: a PEM path, or True for the system's CAs."""
         path = self.get("spark.secrets.hadoop.caBundle")
@@ -151,14 +160,14 @@ class Settings:
                               "give a PEM file of CA certificates")
         return path
 
-    @property
+    @cached_property
     def layout(self) -> str:
-        value = (self.get("spark.secrets.layout") or "none").strip()
+        value = self._value("spark.secrets.layout").strip()
         if value not in LAYOUTS:
             raise ConfigError(f"spark.secrets.layout={value!r} is not a layout", f"use one of {', '.join(LAYOUTS)}")
         return value
 
-    @property
+    @cached_property
     def layout_user(self) -> str | None:
         value = self.get("spark.secrets.layout.user")
         if value is not None and not _DNS_LABEL.match(value):
@@ -166,21 +175,21 @@ class Settings:
                               "use lowercase letters, digits and '-'")
         return value
 
-    @property
+    @cached_property
     def renewer(self) -> str | None:
         return self.get("spark.secrets.renewer")
 
-    @property
+    @cached_property
     def min_ticket_lifetime(self) -> dt.timedelta:
-        return parse_duration("spark.secrets.ticket.minLifetime", self.get("spark.secrets.ticket.minLifetime") or "0")
+        return parse_duration("spark.secrets.ticket.minLifetime", self._value("spark.secrets.ticket.minLifetime"))
 
-    @property
+    @cached_property
     def renew_interval(self) -> dt.timedelta | None:
         """The configured renew interval, or None when unset."""
         value = self.get("spark.secrets.renewInterval")
         return None if value is None else parse_duration("spark.secrets.renewInterval", value)
 
-    @property
+    @cached_property
     def secret_name(self) -> str | None:
         name = self.get("spark.secrets.secret.name")
         if name is not None and (len(name) > 253 or not all(_DNS_LABEL.match(p) for p in name.split("."))):
@@ -188,22 +197,22 @@ class Settings:
                               "use lowercase letters, digits, '-' and '.', at most 253 characters")
         return name
 
-    @property
+    @cached_property
     def secret_key(self) -> str:
-        key = self.get("spark.secrets.secret.key") or "hadoop-tokens"
+        key = self._value("spark.secrets.secret.key")
         if not re.match(r"^[-._a-zA-Z0-9]+$", key) or len(key) > 253:
             raise ConfigError(f"spark.secrets.secret.key={key!r} is not a valid Secret key",
                               "use letters, digits, '-', '_' and '.'")
         return key
 
-    @property
+    @cached_property
     def token_file_format(self) -> int:
-        value = self.get("spark.secrets.tokenFile.format") or "0"
+        value = self._value("spark.secrets.tokenFile.format")
         if value not in ("0", "1"):
             raise ConfigError(f"spark.secrets.tokenFile.format={value!r}", "use 0 (Writable) or 1 (protobuf)")
         return int(value)
 
-    @property
+    @cached_property
     def plugin_jar(self) -> str | None:
         """The plugin jar's path inside the images, ``"none"``, or None when not given."""
         value = self.get("spark.secrets.plugin.jar")
@@ -217,29 +226,29 @@ class Settings:
 
     def _refresh_values(self) -> tuple[object, ...]:
         """The plugin's settings are read by the JVM; check their form here, before submitting."""
-        ratio_text = self.get("spark.secrets.refresh.ratio") or "0.75"
+        ratio_text = self._value("spark.secrets.refresh.ratio")
         try:
             ratio = float(ratio_text)
         except ValueError:
             ratio = -1.0
         if not 0 < ratio < 1:
             raise ConfigError(f"spark.secrets.refresh.ratio={ratio_text!r}", "use a fraction between 0 and 1, e.g. 0.75")
-        return (ratio, _bool("spark.secrets.refresh.enabled", self.get("spark.secrets.refresh.enabled") or "true"),
-                _bool("spark.secrets.refresh.watch", self.get("spark.secrets.refresh.watch") or "true"),
-                *(parse_duration(k, self.get(k) or "0") for k in ("spark.secrets.refresh.pollInterval",
+        return (ratio, _bool("spark.secrets.refresh.enabled", self._value("spark.secrets.refresh.enabled")),
+                _bool("spark.secrets.refresh.watch", self._value("spark.secrets.refresh.watch")),
+                *(parse_duration(k, self._value(k)) for k in ("spark.secrets.refresh.pollInterval",
                                                                   "spark.secrets.refresh.maxBackoff")))
 
-    @property
+    @cached_property
     def user_steps(self) -> tuple[str, ...]:
         raw = self.get("spark.secrets.steps") or ""
         return tuple(s.strip() for s in raw.split(",") if s.strip())
 
     # -- Spark's own settings the steps depend on --------------------------------------------------
-    @property
+    @cached_property
     def app_name(self) -> str:
         return self.conf.get("spark.app.name") or "spark"
 
-    @property
+    @cached_property
     def namespace(self) -> str:
         return self.conf.get("spark.kubernetes.namespace") or "default"
 

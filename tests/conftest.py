@@ -48,12 +48,8 @@ def ha_hdfs(testbed: Testbed) -> Iterator[SecureHdfs]:
     """A second secure HDFS in the same realm: nameservice ``ns1`` with NameNodes nn1 (standby) and
     nn2 (active), and short token lifetimes (:data:`HA_LIFETIMES`)."""
     cluster = SecureHdfs(testbed.dir / "hdfs-ha", testbed.kdc_required(), nameservice="ns1", lifetimes=HA_LIFETIMES)
-    try:
-        cluster.start()
-        cluster.make_home_dirs(USERS)
+    with cluster.serving(USERS):
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

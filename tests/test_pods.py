@@ -246,13 +246,8 @@ RENEWER_PORT = 18080
 @pytest.fixture(scope="module")
 def pod_hdfs(testbed: Testbed) -> Iterator[SecureHdfs]:
     """A third secure HDFS (same realm) whose tokens live 45 s, at most 120 s."""
-    cluster = SecureHdfs(testbed.dir / "hdfs-pods", testbed.kdc_required(), lifetimes=POD_LIFETIMES)
-    try:
-        cluster.start()
-        cluster.make_home_dirs(USERS)
+    with SecureHdfs(testbed.dir / "hdfs-pods", testbed.kdc_required(), lifetimes=POD_LIFETIMES).serving(USERS) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _apply(bed: Testbed, manifest: dict[str, object]) -> None:

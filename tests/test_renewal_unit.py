@@ -122,3 +122,11 @@ def test_durations_read_as_people_write_them() -> None:
     from spark_secrets.renewer import duration_text
     assert [duration_text(ms) for ms in (20_000, 90_000, 3_600_000, 7_200_000, DAY, 7 * DAY)] == \
         ["20s", "90s", "1h", "2h", "1d", "7d"]
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_the_token_file_format_is_read_so_a_reissue_keeps_it(version: int) -> None:
+    ts = _secret(ISSUED + DAY)
+    obj = {"metadata": {"namespace": "alice", "name": "x"},
+           "data": {"hadoop-tokens": base64.b64encode(ts.credentials.to_bytes(version)).decode()}}
+    assert TokenSecret.from_object(obj).file_format == version

@@ -358,3 +358,9 @@ def test_group_layouts_need_the_namespace_and_none_never_asks_for_the_user() -> 
         Settings(_layout("per-team"))
     with pytest.raises(ConfigError, match="cannot be part of Kubernetes names"):
         Settings({**_layout("group"), "spark.secrets.layout.user": "Alice Smith"})
+
+
+def test_settings_are_parsed_once_and_kept() -> None:
+    settings = Settings(dict(BASE))
+    assert settings.filesystems is settings.filesystems  # the same parsed tuple, not a new parse per read
+    assert settings.renew_interval is None and settings.min_ticket_lifetime == dt.timedelta(minutes=5)

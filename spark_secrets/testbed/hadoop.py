@@ -9,9 +9,10 @@ made active, so clients must skip the first NameNode they try.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -332,6 +333,16 @@ class SecureHdfs:
         self.admin_fs("-chmod", "1777", "/tmp")
 
     # -- lifecycle -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def serving(self, users: Sequence[str] = ()) -> Iterator[SecureHdfs]:
+        """Started, with home directories for ``users``; stopped on exit (tests' extra clusters)."""
+        try:
+            self.start()
+            self.make_home_dirs(users)
+            yield self
+        finally:
+            self.stop()
+
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         for name in ("hdfs/localhost", "HTTP/localhost"):

@@ -114,29 +114,9 @@ def spark_image_archive(progress: Progress = print) -> tuple[str, Path]:
     inputs did not change. The reference's tag changes with the content, so a node never runs a
     stale image under an old name.
     """
-    images = _images_dir()
-    with _locked(images):
-        debian = _debian_stage(images, progress)
-        python = _pyspark_stage(images, progress)
-        files = _project_files()
-        digest = hashlib.sha256(Path(__file__).read_bytes())
-        digest.update(f"\0{debian.name}\0{python.name}".encode())
-        for target, source in files:
-            digest.update(f"\0{target}\0".encode() + source.read_bytes())
-        key = digest.hexdigest()[:16]
-        version = re.sub(r"[^\w.-]", "_", _host_version("pyspark"))  # a tag allows no "+"
-        ref = f"{SPARK_REPOSITORY}:{version}-{key[:12]}"
-        archive = images / f"spark-{key}.tar"
-        if archive.is_file():
-            return ref, archive
-        started = time.monotonic()
-        progress(f"images: packing {ref}")
-        with tempfile.TemporaryDirectory(dir=images, prefix=".overlay-") as tmp:
-            overlay = _overlay(Path(tmp), files)
-            oci_archive([debian, python, overlay], archive, ref, _spark_config())
-        _prune(images, "spark-", keep=archive.name)
-        progress(f"images: packed {archive.name} ({_mib(archive)}) in {time.monotonic() - started:.1f} s")
-        return ref, archive
+    version = re.sub(r"[^\w.-]", "_", _host_version("pyspark"))  # a tag allows no "+"
+    return _image("spark-", lambda key: f"{SPARK_REPOSITORY}:{version}-{key[:12]}", _pyspark_stage, _spark_config(),
+                  progress)
 
 
 #: The renew service's image (``docker/renewer.Dockerfile``'s recipe on the same Debian stage).
@@ -149,30 +129,36 @@ def renewer_image_archive(progress: Progress = print) -> tuple[str, Path]:
     """The renew service's image: the Debian stage (Python 3, MIT Kerberos libraries), this project's
     runtime dependencies (built by the host's pip for the same CPython minor version) and its
     packages; entry point ``python3 -m spark_secrets renewer``, a non-root user, ``HOME=/tmp``."""
+    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "PYTHONPATH": f"{PYTHON_DIR}:{RENEWER_DEPS_DIR}", "HOME": "/tmp", "LANG": "C.UTF-8"}
+    config = {"Env": [f"{k}={v}" for k, v in env.items()], "WorkingDir": "/tmp",
+              "Entrypoint": ["python3", "-m", "spark_secrets", "renewer"], "User": f"{RENEWER_UID}:{RENEWER_UID}"}
+    return _image("renewer-image-", lambda key: f"{RENEWER_REPOSITORY}:{key[:12]}", _renewer_deps_stage, config,
+                  progress)
+
+
+def _image(prefix: str, ref_for: Callable[[str], str], stage: Callable[[Path, Progress], Path],
+           config: dict[str, Any], progress: Progress) -> tuple[str, Path]:
+    """The Debian stage, one image-specific ``stage`` and this project's files, packed once per content."""
     images = _images_dir()
     with _locked(images):
         debian = _debian_stage(images, progress)
-        deps = _renewer_deps_stage(images, progress)
+        middle = stage(images, progress)
         files = _project_files()
         digest = hashlib.sha256(Path(__file__).read_bytes())
-        digest.update(f"\0{debian.name}\0{deps.name}".encode())
+        digest.update(f"\0{debian.name}\0{middle.name}".encode())
         for target, source in files:
             digest.update(f"\0{target}\0".encode() + source.read_bytes())
         key = digest.hexdigest()[:16]
-        ref = f"{RENEWER_REPOSITORY}:{key[:12]}"
-        archive = images / f"renewer-image-{key}.tar"
+        ref, archive = ref_for(key), images / f"{prefix}{key}.tar"
         if archive.is_file():
             return ref, archive
         started = time.monotonic()
         progress(f"images: packing {ref}")
         with tempfile.TemporaryDirectory(dir=images, prefix=".overlay-") as tmp:
             overlay = _overlay(Path(tmp), files)
-            env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                   "PYTHONPATH": f"{PYTHON_DIR}:{RENEWER_DEPS_DIR}", "HOME": "/tmp", "LANG": "C.UTF-8"}
-            config = {"Env": [f"{k}={v}" for k, v in env.items()], "WorkingDir": "/tmp",
-                      "Entrypoint": ["python3", "-m", "spark_secrets", "renewer"], "User": f"{RENEWER_UID}:{RENEWER_UID}"}
-            oci_archive([debian, deps, overlay], archive, ref, config)
-        _prune(images, "renewer-image-", keep=archive.name)
+            oci_archive([debian, middle, overlay], archive, ref, config)
+        _prune(images, prefix, keep=archive.name)
         progress(f"images: packed {archive.name} ({_mib(archive)}) in {time.monotonic() - started:.1f} s")
         return ref, archive
 
@@ -186,21 +172,8 @@ def _renewer_deps_stage(images: Path, progress: Progress) -> Path:
     names = [re.split(r"[<>=!~ ;\[]", line.strip())[0] for line in cfg["options"]["install_requires"].splitlines()
              if line.strip()]
     pins = [f"{name}=={_host_version(name)}" for name in names]
-    tree = images / f"renewer-deps-{_digest(sys.version.split()[0][:4], *pins)}"
-    if tree.is_dir():
-        return tree
-    partial = tree.with_name(tree.name + ".part")
-    shutil.rmtree(partial, ignore_errors=True)
-    started = time.monotonic()
-    progress(f"images: pip install {' '.join(pins)} into {RENEWER_DEPS_DIR}")
-    target = partial / RENEWER_DEPS_DIR.lstrip("/")
-    _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-          "--no-warn-script-location", "--target", target, *pins], "pip install the renew service's dependencies")
-    shutil.rmtree(target / "bin", ignore_errors=True)
-    partial.rename(tree)
-    _prune(images, "renewer-deps-", keep=tree.name)
-    progress(f"images: pip install done in {time.monotonic() - started:.0f} s")
-    return tree
+    return _pip_stage(images, "renewer-deps-", _digest(sys.version.split()[0][:4], *pins), RENEWER_DEPS_DIR, pins,
+                      progress, with_deps=True)
 
 
 def _spark_config() -> dict[str, Any]:
@@ -364,21 +337,28 @@ def _remove_tree(path: Path) -> None:
 
 def _pyspark_stage(images: Path, progress: Progress) -> Path:
     spark, py4j = _host_version("pyspark"), _host_version("py4j")
-    tree = images / f"pyspark-{spark}-py4j-{py4j}"
+    # The host's pip and its wheel cache: pyspark is an sdist only, built once already for the host.
+    return _pip_stage(images, "pyspark-", f"{spark}-py4j-{py4j}", PYTHON_DIR, [f"pyspark=={spark}", f"py4j=={py4j}"],
+                      progress, with_deps=False)
+
+
+def _pip_stage(images: Path, prefix: str, key: str, target_dir: str, requirements: Sequence[str], progress: Progress,
+               *, with_deps: bool) -> Path:
+    """``requirements`` installed by the host's pip into ``target_dir`` of a cached tree."""
+    tree = images / f"{prefix}{key}"
     if tree.is_dir():
         return tree
     partial = tree.with_name(tree.name + ".part")
     shutil.rmtree(partial, ignore_errors=True)
     started = time.monotonic()
-    progress(f"images: pip install pyspark=={spark} py4j=={py4j} into {PYTHON_DIR}")
-    target = partial / PYTHON_DIR.lstrip("/")
-    # The host's pip and its wheel cache: pyspark is an sdist only, built once already for the host.
-    _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-          "--no-warn-script-location", "--target", target, f"pyspark=={spark}", f"py4j=={py4j}"],
-         f"pip install pyspark=={spark}")
-    shutil.rmtree(target / "bin", ignore_errors=True)  # copies of pyspark/bin, with the host's shebang
+    progress(f"images: pip install {' '.join(requirements)} into {target_dir}")
+    target = partial / target_dir.lstrip("/")
+    _run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+          *(() if with_deps else ("--no-deps",)), "--no-warn-script-location", "--target", target, *requirements],
+         f"pip install {' '.join(requirements)}")
+    shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts with the host's interpreter path
     partial.rename(tree)
-    _prune(images, "pyspark-", keep=tree.name)
+    _prune(images, prefix, keep=tree.name)
     progress(f"images: pip install done in {time.monotonic() - started:.0f} s")
     return tree
 

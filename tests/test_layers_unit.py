@@ -1,0 +1,74 @@
+"""Imports go one way: CLI → services and steps → protocol clients → codecs (README, "Import layers").
+The test bed is a development tool: only the demo (a CLI command) may import it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Lowest first; a module may import its own layer and the ones before it.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "codecs": ("spark_secrets.errors", "spark_secrets.writable", "spark_secrets.identifier", "spark_secrets.token",
+               "spark_secrets.credentials", "spark_secrets.labels"),
+    "protocol clients": ("spark_secrets.hadoopconf", "spark_secrets.kerberos", "spark_secrets.spnego",
+                         "spark_secrets.webhdfs", "spark_secrets.fetcher", "spark_secrets.kube",
+                         "spark_secrets.plugin"),
+    "services and steps": ("spark_secrets.renewal", "spark_secrets.renewer", "spark_secrets.grants",
+                           "spark_secrets.ownership", "spark_secrets.lease", "spark_secrets.rbac", "submit_steps"),
+    "CLI": ("spark_secrets.cli", "spark_secrets.__main__", "spark_secrets.demo"),
+}
+DEV_TOOLS = ("spark_secrets.testbed", "spark_secrets.jvm")
+
+
+def _layer(module: str) -> int | None:
+    for rank, prefixes in enumerate(LAYERS.values()):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return rank
+    return None
+
+
+def violations(module: str, source: str) -> list[str]:
+    """The imports of ``module`` (given its source) that point up the layers, or into the test bed."""
+    mine = _layer(module)
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+        for name in names:
+            theirs = _layer(name)
+            if mine is not None and theirs is not None and theirs > mine:
+                found.append(f"{module} ({list(LAYERS)[mine]}) imports {name} ({list(LAYERS)[theirs]})")
+            if name.startswith(DEV_TOOLS[0]) and module != "spark_secrets.demo":
+                found.append(f"{module} imports the test bed ({name})")
+    return found
+
+
+def _modules() -> list[tuple[str, Path]]:
+    out = []
+    for package in ("spark_secrets", "submit_steps"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            if not module.startswith(DEV_TOOLS) and module not in ("spark_secrets", "submit_steps"):
+                out.append((module, path))
+    return out
+
+
+def test_every_module_has_a_layer() -> None:
+    assert [m for m, _ in _modules() if _layer(m) is None] == []
+
+
+@pytest.mark.parametrize(("module", "path"), _modules(), ids=[m for m, _ in _modules()])
+def test_imports_only_point_down(module: str, path: Path) -> None:
+    assert violations(module, path.read_text()) == []
+
+
+def test_the_check_sees_an_upward_import_and_the_test_bed() -> None:
+    """Control: the checker does fail on what it forbids."""
+    assert violations("spark_secrets.token", "from spark_secrets.renewer import RenewService") == [
+        "spark_secrets.token (codecs) imports spark_secrets.renewer (services and steps)"]
+    assert violations("submit_steps.secret", "import spark_secrets.testbed.bed") == [
+        "submit_steps.secret imports the test bed (spark_secrets.testbed.bed)"]
+    assert violations("spark_secrets.cli", "from spark_secrets.token import Token") == []
