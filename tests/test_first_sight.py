@@ -122,9 +122,9 @@ def test_secret_stays_valid_through_random_kills_whatever_the_estimate(
 
     seconds = 3 * MAX_LIFETIME_S + 5
     checks, control_checks = Checks(), Checks()
-    checkers = [threading.Thread(target=_check_every_second, args=(ha_hdfs, current, seconds, checks)),
+    checkers = [threading.Thread(target=_check_every_second, args=(ha_hdfs, current, seconds, checks), daemon=True),
                 threading.Thread(target=_check_every_second, args=(ha_hdfs, lambda: control_bytes, 2 * RENEW_INTERVAL_S,
-                                                                   control_checks))]
+                                                                   control_checks), daemon=True)]
     for thread in checkers:
         thread.start()
     rng = random.Random()
