@@ -79,8 +79,7 @@ class RenewerProcess:
             raise AssertionError(self.log.read_text()[-2000:])
 
     def metrics(self) -> dict[str, float]:
-        text = requests.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^spark_secrets_(\w+) (\S+)$", text, re.M)}
+        return metrics(f"http://127.0.0.1:{self.port}")
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + 60
@@ -98,6 +97,12 @@ class RenewerProcess:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+
+
+def metrics(url: str) -> dict[str, float]:
+    """The renew service's ``/metrics`` at ``url``, by name without the ``spark_secrets_`` prefix."""
+    text = requests.get(f"{url}/metrics", timeout=5).text
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^spark_secrets_(\w+) (\S+)$", text, re.M)}
 
 
 def wait_until(what: str, check: Callable[[], bool], seconds: float, renewer: RenewerProcess | None = None) -> float:

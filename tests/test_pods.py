@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -34,7 +33,7 @@ from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS
                                          node_pod_template, spark_env, spark_home)
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
 
-from renewers import CONF, RenewerProcess, manifest, manifests, wait_until
+from renewers import CONF, RenewerProcess, manifest, manifests, metrics, wait_until
 
 pytestmark = pytest.mark.testbed
 
@@ -334,11 +333,6 @@ def renewer_pod(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str) -> 
         apps.delete_namespaced_deployment("spark-secrets-renewer", system)
 
 
-def _metrics(url: str) -> dict[str, float]:
-    text = requests.get(f"{url}/metrics", timeout=5).text
-    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^spark_secrets_(\w+) (\S+)$", text, re.M)}
-
-
 def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as_a_pod(
         testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str, renewer_pod: str, tmp_path: Path) -> None:
     """Executors read secure HDFS every few seconds for 3x the max lifetime; kubelet projects the
@@ -377,7 +371,7 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as
             if not seen or seen[-1] != data:
                 seen.append(data)
         time.sleep(2)
-    metrics = _metrics(renewer_pod)
+    service = metrics(renewer_pod)
     logs = {}
     for name in ("plugin", "control"):
         (driver,) = _pods(api, f"long-{name}", "driver", long_namespace)
@@ -389,7 +383,7 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as
     sequences = {t.decode_identifier().sequence_number for data in seen
                  for t in Credentials.from_bytes(data) if t.is_delegation_token}
     assert len(sequences) >= 4, sequences  # the first token and at least three re-issued ones reached the pods
-    assert metrics["reissues_total"] >= 3 and metrics["failures_total"] == 0, metrics
+    assert service["reissues_total"] >= 3 and service["failures_total"] == 0, service
     assert "token refresher" in logs["plugin"]
 
     # Control: no plugin, same tokens and renew service: the first expiry ends it, with the NameNode's words.

@@ -216,17 +216,10 @@ state = "{d / 'state'}"
 
     def _kill_shims(self) -> None:
         """containerd-shim processes outlive containerd by design; ours are found by their socket path."""
-        marker = str(self.socket)
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if "containerd-shim" in cmdline and marker in cmdline:
+        for pid, cmdline in _processes_mentioning(str(self.socket)):
+            if "containerd-shim" in cmdline:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(proc.name), 9)
+                    os.kill(pid, 9)
 
     def _unmount_all(self) -> None:
         """Every mount under the node's directory (kubelet volumes, overlay roots, netns), deepest first."""
@@ -324,13 +317,20 @@ state = "{d / 'state'}"
             found.append(f"interface {BRIDGE}")
         found += [f"iptables chain {table}/{chain}" for table, chain in _kubelet_chains("iptables")]
         found += [f"cgroup {path}" for path in _pod_cgroups()]
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                with contextlib.suppress(OSError):
-                    cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                    if prefix in cmdline:
-                        found.append(f"process {proc.name}: {cmdline[:120]}")
+        found += [f"process {pid}: {cmdline[:120]}" for pid, cmdline in _processes_mentioning(prefix)]
         return found
+
+
+def _processes_mentioning(text: str) -> list[tuple[int, str]]:
+    """(pid, command line) of every process whose command line contains ``text``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if text in cmdline:
+                    found.append((int(proc.name), cmdline))
+    return found
 
 
 def _kubelet_chains(tool: str) -> list[tuple[str, str]]:
