@@ -1,11 +1,13 @@
-"""Benchmark: the renew service with 1,000 and 10,000 token Secrets on the real API server.
+"""Benchmark: the renew service with 1,000, 10,000 and 100,000 token Secrets on the real API server.
 
-    python3 benchmarks/renewer.py [--counts 1000,10000]
+    python3 benchmarks/renewer.py [--counts 1000,10000,100000]
 
-For each count: the time `spark-secrets renewer` takes from process start to ready (every Secret
-listed and parsed) against the time a bare list of the same Secrets takes (the peer: the least any
-resync can cost), its resident memory once ready, and the Kubernetes API requests it makes per
-renewal (20 of the Secrets are made due at once, with real tokens).
+For each count: the time `spark-secrets renewer` takes from process start to ready (every Secret's
+metadata listed and scheduled) against a bare paged metadata list of the same Secrets by another
+client (the peer: the least any resync can cost) and against the service with no Secrets at all (the
+process's own start); its resident memory once ready above the same service idle, per tracked Secret;
+and the Kubernetes API writes it makes per renewal (20 of the Secrets are made due at once, with
+real tokens). The bulk Secrets look like ones the service renewed a moment ago (not due for hours).
 """
 
 from __future__ import annotations
@@ -25,17 +27,19 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.labels import (ANNOTATION_EXPIRY, ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_RENEWED_AT,
-                                  KIND_HADOOP_TOKENS,
-                                  LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY, TOKEN_SECRET_SELECTOR, rfc3339)
+from spark_secrets.credentials import Credentials
+from spark_secrets.kube import KubeClient
+from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, KIND_HADOOP_TOKENS, LABEL_KIND,
+                                       LABEL_MANAGED_BY, MANAGED_BY, TOKEN_SECRET_SELECTOR, schedule_annotations)
 from spark_secrets.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 
 
-def _secret(name: str, data: bytes, expiry_ms: int, filesystem: str, renewed_ms: int | None = None) -> dict[str, object]:
-    notes = {ANNOTATION_EXPIRY: rfc3339(expiry_ms), ANNOTATION_KEY: "hadoop-tokens", ANNOTATION_FILESYSTEMS: filesystem}
-    if renewed_ms is not None:
-        notes[ANNOTATION_RENEWED_AT] = rfc3339(renewed_ms)
+def _secret(name: str, creds: Credentials, expiry_ms: int, filesystem: str, renewed_ms: int) -> dict[str, object]:
+    """A token Secret as the submission writes it, after a renewal at ``renewed_ms``."""
+    data = creds.to_bytes()
+    notes = {ANNOTATION_KEY: "hadoop-tokens", ANNOTATION_FILESYSTEMS: filesystem,
+             **{k: v for k, v in schedule_annotations(creds, expiry_ms, renewed_at_ms=renewed_ms).items() if v}}
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": name, "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS},
                          "annotations": notes},
@@ -62,79 +66,102 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+class _Service:
+    """``spark-secrets renewer`` on one namespace, as a user would start it."""
+
+    def __init__(self, bed: Testbed, namespace: str, log: Path) -> None:
+        assert bed.kube is not None and bed.hdfs is not None
+        env = {**bed.env(RENEWER), "KUBECONFIG": str(bed.kube.kubeconfig(RENEWER)),
+               "HADOOP_CONF_DIR": str(bed.hdfs.client_conf_dir())}
+        argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
+                "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache",
+                str(bed.dir / f"cc-{namespace}"), "-n", namespace, "--listen", "127.0.0.1:18080"]
+        self.began = time.perf_counter()
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+        _wait("http://127.0.0.1:18080/readyz", 600)
+        self.ready_s = time.perf_counter() - self.began
+        time.sleep(1.0)  # let the first scheduling pass settle before reading memory
+        self.rss_mb = _rss_mb(self.proc.pid)
+
+    def metrics(self) -> dict[str, float]:
+        text = requests.get("http://127.0.0.1:18080/metrics", timeout=5).text
+        return {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines() if ln.startswith("spark_secrets_")}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", default="1000,10000", help="Secret counts to measure (default 1000,10000)")
+    parser.add_argument("--counts", default="1000,10000,100000",
+                        help="Secret counts to measure (default 1000,10000,100000)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
     with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp, \
-            Testbed(Path(tmp)) as bed:
+            Testbed(Path(tmp), components=("kdc", "hdfs", "kube")) as bed:
         assert bed.kube is not None and bed.hdfs is not None
         kube = bed.kube
-        for kind, name, rules in (("ClusterRole", "bench-renewer", [
-                {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "patch"]},
-                {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]),):
-            kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": {"name": name},
-                        "rules": rules})
+        kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "bench-renewer"},
+                    "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch", "patch"]},
+                              {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]}]})
         kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
                     "metadata": {"name": "bench-renewer"},
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "bench-renewer"},
                     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
         admin = k8s.CoreV1Api(k8s_config.new_client_from_config(str(kube.kubeconfig("admin"))))
+        peer = KubeClient.from_config(str(kube.kubeconfig("admin")))
         os.environ["KRB5CCNAME"] = f"FILE:{bed.ticket_cache('alice')}"
         filesystem = bed.hdfs.webhdfs_url
-        idle = obtain_tokens([filesystem], RENEWER, SpnegoAuth()).to_bytes()
-        far = int(time.time() * 1000) + 20 * 3_600_000
-        created = 0
-        print("renew service resync against a bare list of the same Secrets (real API server, etcd)")
+        bulk = obtain_tokens([filesystem], RENEWER, SpnegoAuth())
+        now = int(time.time() * 1000)
+        far = now + 20 * 3_600_000
+
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-empty"}})
+        empty = _Service(bed, "bench-empty", bed.dir / "r-empty.log")
+        empty.stop()
+        print("renew service: start to ready and memory, against a bare metadata list of the same Secrets "
+              "and the same service with none (real API server, etcd)")
+        print(f"  {0:>6} Secrets: ready in {empty.ready_s:6.2f} s, RSS {empty.rss_mb:6.1f} MB (the idle process)")
         for count in (int(c) for c in args.counts.split(",")):
             ns = f"bench-{count}"
             kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
             began = time.perf_counter()
-            with ThreadPoolExecutor(8) as pool:
+            with ThreadPoolExecutor(16) as pool:
                 list(pool.map(lambda i: admin.create_namespaced_secret(
-                    ns, _secret(f"job-{i:05d}-hadoop-tokens", idle, far, filesystem), _preload_content=False),
+                    ns, _secret(f"job-{i:06d}-hadoop-tokens", bulk, far, filesystem, now), _preload_content=False),
                     range(count)))
-            created += count
-            print(f"  {count} Secrets created in {time.perf_counter() - began:.1f} s", flush=True)
+            print(f"  ({count} Secrets created in {time.perf_counter() - began:.1f} s)", flush=True)
             began = time.perf_counter()
-            listed = admin.list_namespaced_secret(ns, label_selector=TOKEN_SECRET_SELECTOR, _preload_content=False)
-            size = len(listed.data)  # the whole body, read
+            items, _ = peer.list_secret_metadata(ns, TOKEN_SECRET_SELECTOR)
             list_s = time.perf_counter() - began
-            env = {**bed.env(RENEWER), "KUBECONFIG": str(kube.kubeconfig(RENEWER)),
-                   "HADOOP_CONF_DIR": str(bed.hdfs.client_conf_dir())}
-            argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
-                    "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache",
-                    str(bed.dir / f"cc-{count}"), "-n", ns, "--listen", "127.0.0.1:18080"]
-            began = time.perf_counter()
-            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=(bed.dir / f"r{count}.log").open("w"))
+            assert len(items) == count, len(items)
+            service = _Service(bed, ns, bed.dir / f"r{count}.log")
             try:
-                _wait("http://127.0.0.1:18080/readyz", 600)
-                ready_s = time.perf_counter() - began
-                rss = _rss_mb(proc.pid)
-                # 20 Secrets with real, distinct tokens, due now: requests per renewal.
-                now = int(time.time() * 1000)
+                # 20 Secrets with real, distinct tokens, due now: API writes per renewal.
+                due_now = int(time.time() * 1000)
                 for i in range(20):  # last renewed 10 min ago, expiring in 60 s: due at once
-                    data = obtain_tokens([filesystem], RENEWER, SpnegoAuth()).to_bytes()
-                    admin.create_namespaced_secret(ns, _secret(f"due-{i:02d}-hadoop-tokens", data, now + 60_000,
-                                                               filesystem, now - 600_000), _preload_content=False)
+                    creds = obtain_tokens([filesystem], RENEWER, SpnegoAuth())
+                    admin.create_namespaced_secret(ns, _secret(f"due-{i:02d}-hadoop-tokens", creds, due_now + 60_000,
+                                                               filesystem, due_now - 600_000), _preload_content=False)
                 deadline = time.monotonic() + 120
                 metrics: dict[str, float] = {}
                 while time.monotonic() < deadline:
-                    text = requests.get("http://127.0.0.1:18080/metrics", timeout=5).text
-                    metrics = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines()
-                               if ln.startswith("spark_secrets_")}
+                    metrics = service.metrics()
                     if metrics.get("spark_secrets_renewals_total", 0) >= 20:
                         break
                     time.sleep(0.2)
-                per = metrics["spark_secrets_api_requests_total"] / max(1, metrics["spark_secrets_renewals_total"])
+                renewals = max(1.0, metrics["spark_secrets_renewals_total"])
+                writes = metrics["spark_secrets_api_writes_total"] / renewals
+                reads = (metrics["spark_secrets_api_requests_total"] - metrics["spark_secrets_api_writes_total"]) / renewals
             finally:
-                proc.terminate()
-                proc.wait(30)
-            print(f"  {count:>6} Secrets: ready in {ready_s:6.2f} s (bare list {list_s:5.2f} s, {size / 1e6:.1f} MB; "
-                  f"x{ready_s / list_s:.1f}), RSS {rss:6.1f} MB, "
-                  f"{per:.2f} API requests per renewal ({int(metrics['spark_secrets_renewals_total'])} renewals)",
-                  flush=True)
+                service.stop()
+            per_secret_kb = (service.rss_mb - empty.rss_mb) * 1024 / count
+            print(f"  {count:>6} Secrets: ready in {service.ready_s:6.2f} s (bare metadata list {list_s:5.2f} s, "
+                  f"x{service.ready_s / list_s:.1f}; idle start {empty.ready_s:.2f} s), RSS {service.rss_mb:6.1f} MB = "
+                  f"{per_secret_kb:.2f} KB per Secret above idle; per renewal {writes:.2f} API writes and {reads:.2f} "
+                  f"reads ({int(metrics['spark_secrets_renewals_total'])} renewals)", flush=True)
+            admin.delete_namespace(ns, _preload_content=False)  # the next count starts from a quieter API server
     return 0
 
 

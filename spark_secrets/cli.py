@@ -184,9 +184,8 @@ def cmd_renewer(args: argparse.Namespace) -> int:
 
     from spark_secrets.hadoopconf import HadoopConf
     from spark_secrets.kube import KubeClient
-    from spark_secrets.renewal import Policy
-    from spark_secrets.lease import LeaderElector
-    from spark_secrets.renewer import HealthServer, KeytabSession, RenewService
+    from spark_secrets.renew import HealthServer, KeytabSession, Policy, RenewService
+    from spark_secrets.renew.lease import LeaderElector
     from submit_steps.settings import parse_duration
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -204,12 +203,12 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     elector = None
     if args.lease:
         lease_ns, _, lease_name = args.lease.rpartition("/")
-        elector = LeaderElector(kube.api_client, lease_ns or "spark-secrets-system", lease_name,
+        elector = LeaderElector(kube, lease_ns or "spark-secrets-system", lease_name,
                                 duration=parse_duration("--lease-duration", args.lease_duration).total_seconds())
         elector.start()
     grants = None
     if args.grant_access:
-        from spark_secrets.grants import AccessGrants
+        from spark_secrets.renew.grants import AccessGrants
 
         if "{owner}" not in args.grant_service_account and "{" in args.grant_service_account:
             raise ConfigError(f"--grant-service-account {args.grant_service_account!r}",
@@ -224,7 +223,7 @@ def cmd_renewer(args: argparse.Namespace) -> int:
                                                .total_seconds() * 1000),
                            grants=grants)
     host, _, port = args.listen.rpartition(":")
-    health = HealthServer(service, host or "0.0.0.0", int(port))
+    health = HealthServer(service.metrics, host or "0.0.0.0", int(port))
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     print(f"spark-secrets renewer: {login.principal} watching {', '.join(args.namespace or ['all namespaces'])}; "
           f"health on :{health.port}", file=sys.stderr, flush=True)

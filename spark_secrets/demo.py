@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from spark_secrets.labels import ANNOTATION_EXPIRY
+from spark_secrets.tokensecret import ANNOTATION_EXPIRY
 from spark_secrets.token import describe_token
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import SparkSecretsError

@@ -1,4 +1,23 @@
-"""One exception hierarchy for the whole project, rooted in :class:`SparkSecretsError`.
+"""One exception hierarchy for the whole project, rooted in :class:`SparkSecretsError`::
+
+    SparkSecretsError
+    ├── ConfigError               a setting is missing, malformed or inconsistent
+    ├── TokenFormatError          bytes that should be a token, identifier or token file
+    ├── KerberosError             no ticket, expired ticket, unusable keytab
+    ├── HdfsError                 a NameNode refused or failed
+    │   ├── NameNodeUnavailable
+    │   ├── HdfsAuthenticationError
+    │   ├── HdfsPermissionError
+    │   └── InvalidTokenError
+    │       └── TokenExpiredError
+    ├── KubernetesError           the API server refused or failed
+    │   ├── KubernetesForbidden   (403)
+    │   ├── KubernetesNotFound    (404)
+    │   ├── KubernetesConflict    (409)
+    │   └── KubernetesGone        (410)
+    ├── UnusableSecret            a token Secret the renew service cannot work with
+    ├── PluginError               the JVM plugin's jar
+    └── TestbedError              the local test bed (development only)
 
 Every error names the problem and, where there is one, the fix, so that the CLI can print
 ``str(error)`` as a single line. No error message ever carries secret bytes.
@@ -34,6 +53,30 @@ class HdfsError(SparkSecretsError):
 
 class KubernetesError(SparkSecretsError):
     """The Kubernetes API server refused or failed a request."""
+
+
+class KubernetesForbidden(KubernetesError):
+    """RBAC denied the request (HTTP 403)."""
+
+
+class KubernetesNotFound(KubernetesError):
+    """The object does not exist (HTTP 404)."""
+
+
+class KubernetesConflict(KubernetesError):
+    """The object exists already, or changed since it was read (HTTP 409)."""
+
+
+class KubernetesGone(KubernetesError):
+    """A watch or list asked for a resourceVersion the server no longer has (HTTP 410): list again."""
+
+
+class UnusableSecret(SparkSecretsError):
+    """A token Secret the renew service cannot work with (no key, unparsable file, no tokens)."""
+
+
+class PluginError(SparkSecretsError):
+    """The JVM plugin's jar is missing or cannot be built."""
 
 
 class TestbedError(SparkSecretsError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,19 +17,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from spark_secrets.errors import KubernetesError
-
-
-class KubernetesForbidden(KubernetesError):
-    """RBAC denied the request (HTTP 403)."""
-
-
-class KubernetesNotFound(KubernetesError):
-    """The object does not exist (HTTP 404)."""
-
-
-class KubernetesConflict(KubernetesError):
-    """The object exists already, or changed since it was read (HTTP 409)."""
+from spark_secrets.errors import (KubernetesConflict, KubernetesError, KubernetesForbidden, KubernetesGone,
+                                  KubernetesNotFound)
 
 
 class _NoBodies(logging.Filter):
@@ -38,6 +27,11 @@ class _NoBodies(logging.Filter):
 
 
 logging.getLogger("kubernetes.client.rest").addFilter(_NoBodies())
+
+
+#: Ask for metadata only (``PartialObjectMetadata``): labels and annotations, no data.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 @dataclass(frozen=True)
@@ -54,6 +48,22 @@ def _message(exc: ApiException) -> str:
         return str(json.loads(exc.body or "{}").get("message") or exc.reason)
     except (ValueError, AttributeError):
         return str(exc.reason)
+
+
+def error_for(status: int | None, what: str, message: str) -> KubernetesError:
+    """The error for an API server's refusal of ``what`` with HTTP ``status`` and ``message``."""
+    if status == 401:
+        return KubernetesError(f"cannot {what}: the API server did not accept your credentials",
+                               "refresh your kubeconfig credentials")
+    if status == 403:
+        return KubernetesForbidden(f"Kubernetes refused to {what}: {message}", "ask an admin for the RBAC role this needs")
+    if status == 404:
+        return KubernetesNotFound(f"cannot {what}: not found ({message})")
+    if status == 409:
+        return KubernetesConflict(f"cannot {what}: {message}")
+    if status == 410:
+        return KubernetesGone(f"cannot {what}: HTTP 410 {message}", "list again")
+    return KubernetesError(f"cannot {what}: HTTP {status} {message}")
 
 
 class KubeClient:
@@ -87,21 +97,12 @@ class KubeClient:
 
     # -- errors ----------------------------------------------------------------------------------
     def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` with the API server's refusals turned into this project's errors
+        (:func:`error_for`) and connection failures into one line naming the server."""
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
-            message = _message(exc)
-            if exc.status == 403:
-                raise KubernetesForbidden(f"Kubernetes refused to {what}: {message}",
-                                          "ask an admin for the RBAC role this needs") from None
-            if exc.status == 404:
-                raise KubernetesNotFound(f"cannot {what}: not found ({message})") from None
-            if exc.status == 409:
-                raise KubernetesConflict(f"cannot {what}: {message}") from None
-            if exc.status == 401:
-                raise KubernetesError(f"cannot {what}: the API server did not accept your credentials",
-                                      "refresh your kubeconfig credentials") from None
-            raise KubernetesError(f"cannot {what}: HTTP {exc.status} {message}") from None
+            raise error_for(exc.status, what, _message(exc)) from None
         except (HTTPError, OSError) as exc:
             raise KubernetesError(f"cannot {what}: API server {self.api_client.configuration.host} unreachable "
                                   f"({type(exc).__name__})", "check the cluster address in your kubeconfig") from None
@@ -147,6 +148,74 @@ class KubeClient:
             {"apiVersion": "v1", "kind": owner.kind, "name": owner.name, "uid": owner.uid}]}}
         self.call(f"set the owner of Secret {secret.namespace}/{secret.name}", self.core.patch_namespaced_secret,
                    secret.name, secret.namespace, patch, _preload_content=False)
+
+    def list_secret_metadata(self, namespace: str | None, label_selector: str,
+                             page: int = 500) -> tuple[list[dict[str, Any]], str]:
+        """Every matching Secret's metadata (no data crosses the wire), in pages of ``page``, and the
+        resourceVersion to watch from."""
+        fn, args = ((self.core.list_namespaced_secret, (namespace,)) if namespace
+                    else (self.core.list_secret_for_all_namespaces, ()))
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            options: dict[str, Any] = {"label_selector": label_selector, "limit": page}
+            if token:
+                options["_continue"] = token
+            resp = self.call(f"list Secrets in {namespace or 'all namespaces'}", fn, *args,
+                             _headers={"Accept": METADATA_LIST}, _preload_content=False, **options)
+            body = json.loads(resp.data)
+            items += body.get("items") or []
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return items, str(body["metadata"]["resourceVersion"])
+
+    def watch_secret_metadata(self, namespace: str | None, label_selector: str, resource_version: str,
+                              timeout_seconds: int) -> Iterator[dict[str, Any]]:
+        """Watch events (``type``, ``object``: metadata only) from ``resource_version`` until the
+        server ends the watch; an ``ERROR`` event (e.g. 410 Gone) is yielded as the server sent it."""
+        fn, args = ((self.core.list_namespaced_secret, (namespace,)) if namespace
+                    else (self.core.list_secret_for_all_namespaces, ()))
+        resp = self.call(f"watch Secrets in {namespace or 'all namespaces'}", fn, *args, watch=True,
+                         label_selector=label_selector, resource_version=resource_version,
+                         timeout_seconds=timeout_seconds, allow_watch_bookmarks=True,
+                         _headers={"Accept": METADATA_ITEM}, _preload_content=False,
+                         _request_timeout=timeout_seconds + 30)
+        buffer = b""
+        try:
+            for chunk in resp.stream(65536, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        except (HTTPError, OSError) as exc:
+            raise KubernetesError(f"the watch of Secrets in {namespace or 'all namespaces'} broke "
+                                  f"({type(exc).__name__})") from None
+        finally:
+            resp.release_conn()
+
+    def create_event(self, namespace: str, event: Mapping[str, Any]) -> None:
+        self.call(f"record an Event in {namespace}", self.core.create_namespaced_event, namespace, dict(event),
+                  _preload_content=False)
+
+    # -- Leases --------------------------------------------------------------------------------------
+    def read_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        api = k8s.CoordinationV1Api(self.api_client)
+        resp = self.call(f"read Lease {namespace}/{name}", api.read_namespaced_lease, name, namespace,
+                         _preload_content=False)
+        return dict(json.loads(resp.data))
+
+    def create_lease(self, namespace: str, lease: Mapping[str, Any]) -> None:
+        api = k8s.CoordinationV1Api(self.api_client)
+        self.call(f"create Lease {namespace}/{lease['metadata']['name']}", api.create_namespaced_lease, namespace,
+                  dict(lease), _preload_content=False)
+
+    def replace_lease(self, namespace: str, lease: Mapping[str, Any]) -> None:
+        """Replace it; the ``resourceVersion`` in ``lease`` makes this conditional (409 if it changed)."""
+        api = k8s.CoordinationV1Api(self.api_client)
+        name = lease["metadata"]["name"]
+        self.call(f"update Lease {namespace}/{name}", api.replace_namespaced_lease, name, namespace, dict(lease),
+                  _preload_content=False)
 
     # -- pods --------------------------------------------------------------------------------------
     def list_pods(self, namespace: str | None) -> list[dict[str, Any]]:

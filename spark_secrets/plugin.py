@@ -10,14 +10,10 @@ import hashlib
 import os
 from pathlib import Path
 
-from spark_secrets.errors import SparkSecretsError
+from spark_secrets.errors import PluginError
 from spark_secrets.jvm import build
 
 PLUGIN_CLASS = "io.sparksecrets.plugin.TokenRefreshPlugin"
-
-
-class PluginError(SparkSecretsError):
-    """The plugin jar is not packaged and cannot be built here."""
 
 
 def packaged_jar() -> Path | None:

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.labels import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_PERSISTENT, MANAGED_BY
+from spark_secrets.tokensecret import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_PERSISTENT, MANAGED_BY
 
 Manifest = dict[str, Any]
 

@@ -10,7 +10,8 @@ and the same variable through ``spark.executorEnv``.
 from __future__ import annotations
 
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
-from submit_steps.spec import LABEL_TOKEN_SECRET, SubmissionSpec
+from spark_secrets.tokensecret import LABEL_TOKEN_SECRET
+from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep
 
 class PodWiringStep(SubmitStep):

@@ -13,8 +13,9 @@ import yaml
 
 from spark_secrets.errors import ConfigError
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
-from spark_secrets.labels import ANNOTATION_KEY, DEFAULT_TOKEN_KEY
-from submit_steps.spec import LABEL_TOKEN_SECRET, SubmissionSpec
+from spark_secrets.tokensecret import ANNOTATION_KEY, DEFAULT_TOKEN_KEY
+from spark_secrets.tokensecret import LABEL_TOKEN_SECRET
+from submit_steps.spec import SubmissionSpec
 
 FORMATS = ("properties", "spark-operator", "pod-template")
 #: Conf keys a pod template replaces (it mounts the Secret and sets the variable itself).

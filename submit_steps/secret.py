@@ -8,11 +8,11 @@ import secrets as random
 from spark_secrets.errors import ConfigError
 from spark_secrets.hadoopconf import HadoopConf
 from submit_steps.settings import Settings
-from spark_secrets.labels import ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_SERVICE_ACCOUNT, rfc3339
-from submit_steps.spec import (ANNOTATION_EXPIRY, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_FILESYSTEMS,
-                               ANNOTATION_PRINCIPAL, ANNOTATION_RENEWER, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND,
-                               LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, SECRET_MAX_BYTES, SecretPlan,
-                               SubmissionSpec)
+from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_PRINCIPAL,
+                                       ANNOTATION_RENEWER, ANNOTATION_SERVICE_ACCOUNT, KIND_HADOOP_TOKENS, LABEL_APP,
+                                       LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, identifiers_of,
+                                       schedule_annotations)
+from submit_steps.spec import SECRET_MAX_BYTES, SecretPlan, SubmissionSpec
 from submit_steps.step import SubmitStep
 
 SUFFIX = "-hadoop-tokens"
@@ -71,10 +71,9 @@ class TokenSecretStep(SubmitStep):
         if len(data) > SECRET_MAX_BYTES - 1024:
             raise ConfigError(f"the token file is {len(data)} bytes, too large for a Kubernetes Secret (1 MiB)",
                               "obtain tokens from fewer NameNodes per job")
-        idents = [t.decode_identifier() for t in creds if t.is_delegation_token]
-        known = [i for i in idents if i is not None]
+        known = identifiers_of(creds)
         owner = spec.principal or (known[0].owner if known else "unknown")
-        annotations = {
+        annotations: dict[str, str] = {
             ANNOTATION_PRINCIPAL: owner,
             ANNOTATION_FILESYSTEMS: ",".join(self.settings.filesystems),
             ANNOTATION_KEY: self.settings.secret_key,
@@ -82,9 +81,9 @@ class TokenSecretStep(SubmitStep):
         if known:
             interval_ms = estimated_renew_interval_ms(self.settings, self._hadoop_conf or HadoopConf.load())
             annotations[ANNOTATION_RENEWER] = known[0].renewer
-            annotations[ANNOTATION_EXPIRY] = rfc3339(min(min(i.issue_date + interval_ms, i.max_date) for i in known))
-            annotations[ANNOTATION_EXPIRY_ESTIMATED] = "true"
-            annotations[ANNOTATION_MAX_DATE] = rfc3339(min(i.max_date for i in known))
+            expiry = min(min(i.issue_date + interval_ms, i.max_date) for i in known)
+            annotations.update({k: v for k, v in schedule_annotations(creds, expiry, estimated=True).items()
+                                if v is not None})
         target = spec.target
         if target is not None and target.service_account:
             annotations[ANNOTATION_SERVICE_ACCOUNT] = target.service_account

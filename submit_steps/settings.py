@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from spark_secrets.errors import ConfigError
 from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES
-from spark_secrets.labels import DEFAULT_TOKEN_KEY
+from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
 
 PREFIX = "spark.secrets."
 #: Spark's own list of filesystems to obtain tokens for (used when ours is not set).

@@ -8,10 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from spark_secrets.credentials import Credentials
 
-from spark_secrets.labels import (  # noqa: F401 - re-exported for the steps
-    ANNOTATION_EXPIRY, ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_MAX_DATE, ANNOTATION_PRINCIPAL,
-    ANNOTATION_RENEWED_AT, ANNOTATION_RENEWER, DOMAIN, KIND_HADOOP_TOKENS, LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER,
-    LABEL_TOKEN_SECRET, MANAGED_BY)
+from spark_secrets.tokensecret import ANNOTATION_RENEWED_AT
 
 #: Kubernetes refuses Secrets whose data exceeds 1 MiB.
 SECRET_MAX_BYTES = 1 << 20

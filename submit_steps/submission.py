@@ -20,7 +20,8 @@ from spark_secrets.kube import KubeClient, KubernetesForbidden, KubernetesNotFou
 from submit_steps.builder import StepBuilder
 from submit_steps.layout import LayoutStep
 from submit_steps.sparkconf import insert_conf_flags
-from submit_steps.spec import LABEL_TOKEN_SECRET, SecretPlan, SubmissionSpec, Target
+from spark_secrets.tokensecret import LABEL_TOKEN_SECRET
+from submit_steps.spec import SecretPlan, SubmissionSpec, Target
 
 Progress = Callable[[str], None]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
 from spark_secrets.testbed.bed import ALL_COMPONENTS, USERS, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
 from spark_secrets.testbed.jvm import compile_java
@@ -41,6 +42,9 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testbed]:
 
 #: The HA cluster's short token lifetimes (ms): tokens expire within a test's time.
 HA_LIFETIMES = TokenLifetimes(renew_interval_ms=20_000, max_lifetime_ms=40_000, key_update_interval_ms=20_000)
+MAX_LIFETIME_S = HA_LIFETIMES.max_lifetime_ms / 1000
+#: The token Secret's data key the submission steps write by default.
+KEY = DEFAULT_TOKEN_KEY
 
 
 @pytest.fixture(scope="session")

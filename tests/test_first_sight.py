@@ -30,14 +30,14 @@ from spark_secrets.fetcher import obtain_tokens
 from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kerberos import current_ticket_cache
 from spark_secrets.kube import KubeClient
-from spark_secrets.labels import parse_rfc3339
+from spark_secrets.tokensecret import parse_rfc3339
 from spark_secrets.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs, write_client_conf
 from submit_steps.submission import Submission
 
 from renewers import RenewerProcess
-from sparkjobs import KEY, MAX_LIFETIME_S
+from conftest import KEY, MAX_LIFETIME_S
 
 pytestmark = pytest.mark.testbed
 

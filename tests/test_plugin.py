@@ -1,6 +1,7 @@
-"""The JVM refresher plugin on the real test bed: PySpark jobs on the HA cluster (tokens live 20 s,
-at most 40 s) outlive the max lifetime while the test swaps the token file kubelet-style; the same
-job without the plugin fails; bad files keep the job running; swaps never give a torn read."""
+"""The JVM refresher plugin at the unit level, on the real test bed's HDFS: the refresher in a plain
+Hadoop JVM never gives a torn read while the token file is swapped thousands of times faster than
+kubelet ever would (a volume without a node: ``testbed.projection``), and the jar is Java 8 bytecode
+shipped in the wheel. Jobs with the plugin run in real pods: ``test_pods.py``."""
 
 from __future__ import annotations
 
@@ -17,11 +18,10 @@ from spark_secrets.fetcher import obtain_tokens
 from spark_secrets.plugin import jar_path
 from spark_secrets.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, Testbed
-from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.jvm import compile_java
 from spark_secrets.testbed.projection import SecretVolume
 
-from sparkjobs import KEY, MAX_LIFETIME_S, Projector, ha_fetch, run_job
+from conftest import KEY
 
 pytestmark = pytest.mark.testbed
 
@@ -36,49 +36,6 @@ def harness(testbed: Testbed, plugin_jar: Path) -> Path:
     """tests/jvm/plugin: drives the plugin's refresher in a plain Hadoop JVM."""
     sources = sorted((Path(__file__).parent / "jvm" / "plugin").glob("*.java"))
     return compile_java(sources, testbed.dir / "plugin-harness", classpath=[plugin_jar])
-
-
-@pytest.mark.parametrize("master", ["local[2]", "local-cluster[1,1,1024]"])
-def test_job_outlives_the_token_max_lifetime_with_the_plugin(testbed: Testbed, ha_hdfs: SecureHdfs, alice_ccache: Path,
-                                                             tmp_path: Path, plugin_jar: Path, master: str) -> None:
-    volume = SecretVolume(tmp_path / "secret-volume")
-    with Projector(volume, ha_fetch(ha_hdfs)) as projector:
-        run = run_job(testbed, ha_hdfs, tmp_path, volume, plugin=plugin_jar, master=master)
-    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-3000:]
-    assert run.seconds > MAX_LIFETIME_S + 5 and run.rounds >= 8
-    assert volume.updates >= 6
-    assert run.stderr.count("driver now uses") >= 4, run.stderr[-3000:]
-    if master.startswith("local-cluster"):
-        # A separate executor JVM refreshed its own tokens.
-        assert len(re.findall(r"executor \d+ now uses", run.executor_logs)) >= 4, run.executor_logs[-3000:]
-    for form in projector.secret_forms():
-        assert form not in run.stderr.encode() and form not in run.executor_logs.encode()
-
-
-def test_without_the_plugin_the_job_fails_once_its_token_expires(testbed: Testbed, ha_hdfs: SecureHdfs,
-                                                                 alice_ccache: Path, tmp_path: Path) -> None:
-    volume = SecretVolume(tmp_path / "secret-volume")
-    with Projector(volume, ha_fetch(ha_hdfs)):
-        run = run_job(testbed, ha_hdfs, tmp_path, volume, plugin=None)
-    assert run.returncode == 1 and "FAILED at" in run.stdout, run.stdout[-1500:]
-    assert "has expired" in run.stderr  # the NameNode's InvalidToken for the job's first token
-    assert run.seconds < MAX_LIFETIME_S
-
-
-def test_spark_35_job_survives_a_corrupt_then_missing_token_file(testbed: Testbed, ha_hdfs: SecureHdfs,
-                                                                  alice_ccache: Path, tmp_path: Path,
-                                                                  plugin_jar: Path) -> None:
-    """Java 8 bytecode on Spark 3.5; garbage and a removed key keep the current tokens."""
-    volume = SecretVolume(tmp_path / "secret-volume")
-    bad = [(9.0, {KEY: b"HDTS\x00\x02garbage"}), (13.0, {"unrelated": b"x"})]
-    with Projector(volume, ha_fetch(ha_hdfs), special=bad):
-        run = run_job(testbed, ha_hdfs, tmp_path, volume, plugin=plugin_jar, line="3.5")
-    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-3000:]
-    assert "Spark version 3.5" in run.stderr or "version 3.5" in run.stderr
-    assert run.seconds > MAX_LIFETIME_S + 5
-    assert "is not a complete Hadoop token file" in run.stderr and "is missing" in run.stderr
-    assert "keeps its current tokens and retries" in run.stderr
-    assert run.stderr.count("driver now uses") >= 4
 
 
 def test_swaps_during_reads_never_give_a_torn_read(testbed: Testbed, alice_ccache: Path, tmp_path: Path,

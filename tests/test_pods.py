@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from kubernetes import config as k8s_config
 
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, TokenExpiredError
-from spark_secrets.fetcher import renew_token
+from spark_secrets.fetcher import obtain_tokens, renew_token
 from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kerberos import keytab_login
 from spark_secrets.spnego import SpnegoAuth
@@ -62,13 +63,13 @@ def pod_template(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _submit(bed: Testbed, app: str, template: Path, conf: dict[str, str], script: str, *args: str,
-            hadoop_conf: Path | None = None, namespace: str = "alice") -> subprocess.CompletedProcess[str]:
-    """`spark-secrets submit -- spark-submit --deploy-mode cluster ...` as alice, waiting for the job."""
+            hadoop_conf: Path | None = None, namespace: str = "alice", line: str = "4") -> subprocess.CompletedProcess[str]:
+    """`spark-secrets submit -- spark-submit --deploy-mode cluster ...` as alice, waiting for the job;
+    ``line`` "3.5" submits with Spark 3.5 and runs its image."""
     assert bed.kube is not None
-    assert bed.node is not None
-    ref = bed.node.images_imported["spark"]
+    ref = bed.image("spark" if line == "4" else f"spark-{line}")
     settings = {**node_job_conf(ref, bed.kube.server, template), "spark.kubernetes.namespace": namespace, **conf}
-    env = spark_env(bed.env("alice", bed.ticket_cache("alice")))
+    env = spark_env(bed.env("alice", bed.ticket_cache("alice")), line)
     if hadoop_conf is not None:
         env["HADOOP_CONF_DIR"] = str(hadoop_conf)
     argv = [sys.executable, "-m", "spark_secrets", "submit", "--", "--master", f"k8s://{bed.kube.server}",
@@ -383,6 +384,8 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as
     sequences = {t.decode_identifier().sequence_number for data in seen
                  for t in Credentials.from_bytes(data) if t.is_delegation_token}
     assert len(sequences) >= 4, sequences  # the first token and at least three re-issued ones reached the pods
+    owners = {t.decode_identifier().owner for data in seen for t in Credentials.from_bytes(data) if t.is_delegation_token}
+    assert owners == {"alice"}, owners  # re-issued for alice, as a proxy user, never for the service itself
     assert service["reissues_total"] >= 3 and service["failures_total"] == 0, service
     assert "token refresher" in logs["plugin"]
 
@@ -394,3 +397,111 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as
     # The job prints Py4J's first line; the NameNode's refusal is in the driver's log above it.
     assert re.search(r"InvalidToken\)?: Token .*(has expired|is expired|can't be found in cache)",
                      logs["control"]), logs["control"][-3000:]
+
+    # End of the job: the driver pod goes, the garbage collector takes its Secret, the service cancels.
+    last = next(t for t in Credentials.from_bytes(seen[-1]) if t.is_delegation_token)
+    (driver,) = _pods(api, "long-plugin", "driver", long_namespace)
+    api.delete_namespaced_pod(driver.metadata.name, long_namespace)
+    wait_until("the renew service did not cancel the ended job's token",
+               lambda: metrics(renewer_pod)["cancellations_total"] >= 1, 120)
+    login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab, tmp_path / "cc")
+    with pytest.raises((InvalidTokenError, TokenExpiredError)):
+        renew_token(last, SpnegoAuth(login.credentials), conf=HadoopConf.load(pod_hdfs.client_conf_dir()))
+    (service_pod,) = api.list_namespaced_pod(RENEWER_NAMESPACE,
+                                             label_selector="app.kubernetes.io/name=spark-secrets-renewer").items
+    service_log = api.read_namespaced_pod_log(service_pod.metadata.name, RENEWER_NAMESPACE)
+    assert "re-issued alice-long/" in service_log and "cancelled a token of deleted" in service_log, service_log[-3000:]
+    for data in seen:  # no token password, in any encoding, in the service's output
+        for token in Credentials.from_bytes(data):
+            for form in (token.password.hex(), base64.b64encode(token.password).decode(), token.encode_url()):
+                assert form not in service_log
+
+
+def _stamped(log: str) -> list[tuple[float, str]]:
+    """(epoch seconds, text) of each line of a pod log read with ``timestamps=True``."""
+    lines = []
+    for line in log.splitlines():
+        stamp, _, text = line.partition(" ")  # RFC 3339 with up to 9 fractional digits, e.g. ...:01.5Z
+        whole, _, fraction = stamp.rstrip("Z").partition(".")
+        seconds = datetime.fromisoformat(whole + "+00:00").timestamp() + float(f"0.{fraction or 0}")
+        lines.append((seconds, text))
+    return lines
+
+
+def test_spark_35_job_in_pods_keeps_its_tokens_through_a_corrupt_then_missing_token_file(
+        testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str, alice_ccache: Path, tmp_path: Path) -> None:
+    """Spark 3.5 (the plugin's Java 8 bytecode, Spark 3.5's pod builders and image) in cluster mode.
+    The test plays the renew service on the job's Secret and kubelet projects each change: garbage
+    bytes, then the key removed, then a new token. The plugin keeps the tokens it has through both
+    bad states, takes the new one, and the job reads HDFS after its first token is dead."""
+    api = _admin(testbed)
+    app = f"spark35-{time.time_ns() % 10**6}"
+    template = node_pod_template(tmp_path / "template.json", KRB5_CONFIG_MAP)
+    conf = {"spark.secrets.hadoop.filesystems": pod_hdfs.uri, "spark.secrets.renewer": RENEWER,
+            "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR, "spark.executor.instances": "1",
+            "spark.hadoop.ipc.client.connection.maxidletime": "1000"}  # every round opens a new connection
+    hadoop = HadoopConf.load(pod_hdfs.client_conf_dir())
+    login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab, tmp_path / "cc")
+    runs: list[subprocess.CompletedProcess[str]] = []
+    job = threading.Thread(target=lambda: runs.append(_submit(
+        testbed, app, template, conf, "refresh_job.py", f"{pod_hdfs.uri}/user/alice/{app}", "130", "2.5",
+        hadoop_conf=pod_hdfs.client_conf_dir(), namespace=long_namespace, line="3.5")))
+    job.start()
+
+    def driver_log() -> str:
+        drivers = _pods(api, app, "driver", long_namespace)
+        if not drivers or drivers[0].status.phase == "Pending":
+            return ""
+        return str(api.read_namespaced_pod_log(drivers[0].metadata.name, long_namespace, timestamps=True))
+
+    def secret() -> k8s.V1Secret:
+        (found,) = api.list_namespaced_secret(long_namespace, label_selector=f"spark-secrets.io/app-name={app}").items
+        return found
+
+    def write(data: dict[str, str | None]) -> None:
+        api.patch_namespaced_secret(secret().metadata.name, long_namespace, {"data": data})
+
+    wait_until("the Spark 3.5 job never read HDFS", lambda: "ROUND 1 ok" in driver_log(), 300)
+    first = Credentials.from_bytes(base64.b64decode(secret().data["hadoop-tokens"]))
+    first_token = next(t for t in first if t.is_delegation_token)
+    renewing = {"first": first_token}
+    expiry: dict[str, float] = {}
+    stop = threading.Event()
+
+    def renew() -> None:  # the renew service's part: keep whichever tokens the job should hold alive
+        while not stop.is_set():
+            for name, token in list(renewing.items()):
+                expiry[name] = renew_token(token, SpnegoAuth(login.credentials), conf=hadoop) / 1000
+            stop.wait(10)
+
+    renewer = threading.Thread(target=renew, daemon=True)
+    renewer.start()
+    try:
+        write({"hadoop-tokens": base64.b64encode(b"HDTS\x00\x02garbage").decode()})
+        wait_until("the plugin never saw the corrupt file", lambda: "is not a complete Hadoop token file" in driver_log(), 60)
+        write({"hadoop-tokens": None})  # the key goes, and with it the file
+        wait_until("the plugin never saw the file missing", lambda: "is missing" in driver_log(), 60)
+        fresh = obtain_tokens([pod_hdfs.uri], RENEWER, SpnegoAuth(), conf=hadoop)
+        write({"hadoop-tokens": base64.b64encode(fresh.to_bytes()).decode()})
+        renewing["fresh"] = next(t for t in fresh if t.is_delegation_token)
+        del renewing["first"]  # from now on the first token lapses at its last renewal's expiry
+        job.join(timeout=600)
+    finally:
+        stop.set()
+        renewer.join()
+    log = driver_log()
+    (driver,) = _pods(api, app, "driver", long_namespace)
+    assert runs and runs[0].returncode == 0 and driver.status.phase == "Succeeded", log[-4000:]
+    assert re.search(r"Running Spark version 3\.5\.\d+", log), log[:3000]
+    assert "keeps its current tokens and retries" in log
+    lines = _stamped(log)
+    missing_at = next(t for t, text in lines if "is missing" in text)
+    assert any("driver now uses" in text for t, text in lines if t > missing_at), log[-4000:]
+    # The job read and wrote HDFS well after the first token stopped being valid.
+    rounds = [t for t, text in lines if text.startswith("ROUND ")]
+    assert rounds and rounds[-1] > expiry["first"] + 10, (rounds[-1:], expiry)
+    with pytest.raises((InvalidTokenError, TokenExpiredError)):
+        renew_token(first_token, SpnegoAuth(login.credentials), conf=hadoop)
+    for token in [*first, *fresh]:
+        assert token.password.hex() not in log and token.encode_url() not in log
+    api.delete_namespaced_pod(driver.metadata.name, long_namespace, grace_period_seconds=0)

@@ -9,8 +9,10 @@ import pytest
 
 from spark_secrets.credentials import Credentials
 from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.labels import rfc3339
-from spark_secrets.renewal import REISSUE, RENEW, Policy, TokenSecret, UnusableSecret
+from spark_secrets.tokensecret import rfc3339
+from spark_secrets.errors import UnusableSecret
+from spark_secrets.renew.policy import REISSUE, RENEW, Policy
+from spark_secrets.tokensecret import TokenSecret
 from spark_secrets.token import Token
 
 HOUR, DAY = 3_600_000, 86_400_000
@@ -107,9 +109,9 @@ def test_unusable_secrets_are_named(data: dict[str, str], problem: str) -> None:
 ])
 def test_a_wrong_estimate_is_named_once_with_the_real_interval(
         caplog: pytest.LogCaptureFixture, estimate: int, actual: int, warned: bool) -> None:
-    from spark_secrets.renewer import RenewService
+    from spark_secrets.renew.service import RenewService
     now = ISSUED + 1_000
-    with caplog.at_level("WARNING", logger="spark_secrets.renewer"):
+    with caplog.at_level("WARNING", logger="spark_secrets.renew"):
         RenewService._check_estimate(_secret(ISSUED + estimate), now + actual, now)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == int(warned)
@@ -119,7 +121,7 @@ def test_a_wrong_estimate_is_named_once_with_the_real_interval(
 
 
 def test_durations_read_as_people_write_them() -> None:
-    from spark_secrets.renewer import duration_text
+    from spark_secrets.renew.policy import duration_text
     assert [duration_text(ms) for ms in (20_000, 90_000, 3_600_000, 7_200_000, DAY, 7 * DAY)] == \
         ["20s", "90s", "1h", "2h", "1d", "7d"]
 

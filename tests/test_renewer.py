@@ -1,12 +1,11 @@
-"""The renew service on the real test bed: a token Secret made by the submission steps (HA cluster,
-tokens live 20 s and at most 40 s) stays valid for more than three max lifetimes while a PySpark job
-with the plugin reads HDFS through a kubelet-style projection of it; deleting the Secret cancels its
-token; the service's output carries no secret bytes."""
+"""The renew service on the real test bed, around token Secrets made by the submission steps (HA
+cluster, tokens live 20 s and at most 40 s): its manifests, two replicas behind a Lease, outages,
+kills and restarts, and owner-less Secrets. A long job kept alive by the service in real pods, and the
+cancellation at its end: ``test_pods.py``; first-sight renewal under kills: ``test_first_sight.py``."""
 
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from pathlib import Path
 
@@ -20,15 +19,13 @@ from spark_secrets.fetcher import renew_token
 from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kerberos import keytab_login
 from spark_secrets.kube import KubeClient
-from spark_secrets.plugin import jar_path
 from spark_secrets.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
-from spark_secrets.testbed.projection import SecretVolume
 from submit_steps.submission import Submission
 
 from renewers import CONF, RenewerProcess, manifests, wait_until
-from sparkjobs import KEY, MAX_LIFETIME_S, run_job
+from conftest import KEY, MAX_LIFETIME_S
 
 pytestmark = pytest.mark.testbed
 
@@ -57,35 +54,6 @@ def test_deployment_manifests_are_accepted_by_the_api_server(testbed: Testbed, p
             assert "HTTP 409" in str(exc), f"{path.name} {manifest['kind']}/{meta['name']}: {exc}"
 
 
-class Kubelet:
-    """Copies the Secret's data into a Secret volume whenever it changes, as kubelet would."""
-
-    def __init__(self, api: k8s.CoreV1Api, name: str, volume: SecretVolume, every: float = 1.0) -> None:
-        self.api, self.name, self.volume, self.every = api, name, volume, every
-        self.seen: list[bytes] = []
-        self._stop = threading.Event()
-        self.sync()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def sync(self) -> None:
-        data = base64.b64decode(self.api.read_namespaced_secret(self.name, "alice").data[KEY])
-        if not self.seen or data != self.seen[-1]:
-            self.seen.append(data)
-            self.volume.update({KEY: data})
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                self.sync()
-            except Exception:  # noqa: BLE001 - the Secret may be gone at the end of the test
-                pass
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _make_secret(testbed: Testbed, cluster: SecureHdfs, app: str, monkeypatch: pytest.MonkeyPatch) -> str:
     assert testbed.kube is not None
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
@@ -95,53 +63,6 @@ def _make_secret(testbed: Testbed, cluster: SecureHdfs, app: str, monkeypatch: p
             "spark.secrets.renewer": RENEWER, "spark.secrets.plugin.jar": "none"}
     spec = Submission(conf, alice, progress=lambda _: None).prepare()
     return spec.secrets[0].name
-
-
-def test_secret_stays_valid_for_three_max_lifetimes_then_deletion_cancels(
-        testbed: Testbed, ha_hdfs: SecureHdfs, renewer_rbac: None, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    name = _make_secret(testbed, ha_hdfs, "long-job", monkeypatch)
-    api = _admin(testbed)
-    renewer = RenewerProcess(testbed, ha_hdfs, tmp_path)
-    try:
-        renewer.wait_ready()
-        volume = SecretVolume(tmp_path / "secret-volume")
-        kubelet = Kubelet(api, name, volume)
-        try:
-            run = run_job(testbed, ha_hdfs, tmp_path, volume, plugin=jar_path(), seconds=3 * MAX_LIFETIME_S + 5)
-        finally:
-            kubelet.stop()
-        assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-2000:] + renewer.log.read_text()[-3000:]
-        assert run.seconds > 3 * MAX_LIFETIME_S
-        metrics = renewer.metrics()
-        assert metrics["reissues_total"] >= 3 and metrics["renewals_total"] >= 1, metrics
-        assert metrics["failures_total"] == 0, renewer.log.read_text()[-3000:]
-        assert metrics["tokens_tracked"] >= 1  # ours, and any other test's token Secrets in namespace alice
-        files = [Credentials.from_bytes(b) for b in kubelet.seen]
-        sequences = {t.decode_identifier().sequence_number for c in files for t in c if t.is_delegation_token}
-        assert len(files) >= 4 and len(sequences) >= 4  # new tokens reached the pod, not just renewals
-        owners = {t.decode_identifier().owner for c in files for t in c if t.is_delegation_token}
-        assert owners == {"alice"}  # re-issued for alice, as a proxy user
-
-        # End of job: the Secret goes, its token is cancelled.
-        last = files[-1].tokens["ha-webhdfs:ns1"]
-        api.delete_namespaced_secret(name, "alice")
-        deadline = time.monotonic() + 30
-        while renewer.metrics()["cancellations_total"] < 1:
-            assert time.monotonic() < deadline, renewer.log.read_text()[-2000:]
-            time.sleep(0.5)
-        login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab,
-                             tmp_path / "check-cc")
-        with pytest.raises((InvalidTokenError, TokenExpiredError)):
-            renew_token(last, SpnegoAuth(login.credentials), conf=HadoopConf.load(ha_hdfs.client_conf_dir()))
-    finally:
-        renewer.stop()
-    log = renewer.log.read_text()
-    assert "re-issued alice/" in log and "cancelled a token of deleted" in log
-    for creds in files:
-        for token in creds:
-            for form in (token.password.hex(), base64.b64encode(token.password).decode(), token.encode_url()):
-                assert form not in log
 
 
 def _current_token_works(api: k8s.CoreV1Api, name: str, cluster: SecureHdfs, tmp_path: Path) -> None:
@@ -154,7 +75,7 @@ def _current_token_works(api: k8s.CoreV1Api, name: str, cluster: SecureHdfs, tmp
 
 def _valid_now(api: k8s.CoreV1Api, name: str) -> bool:
     notes = api.read_namespaced_secret(name, "alice").metadata.annotations
-    from spark_secrets.labels import parse_rfc3339
+    from spark_secrets.tokensecret import parse_rfc3339
     return parse_rfc3339(notes["spark-secrets.io/expiry"]) > time.time() * 1000
 
 

@@ -16,7 +16,7 @@ from submit_steps.layout import LayoutStep, resolve
 from submit_steps.plugin import RefresherPluginStep
 from submit_steps.pods import PodWiringStep
 from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.labels import parse_rfc3339
+from spark_secrets.tokensecret import parse_rfc3339
 from submit_steps.secret import TokenSecretStep, estimated_renew_interval_ms, label_value, secret_name_for
 from submit_steps.settings import SPARK_CREDENTIALS_DIR, Settings, settings_table
 from submit_steps.sparkconf import conf_from_submit_args, insert_conf_flags, read_properties

@@ -20,7 +20,7 @@ from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.spark import SPARK_LINES, cluster_submit_argv, run_spark_submit, spark_env
 from spark_secrets.plugin import PLUGIN_CLASS
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
-from submit_steps.spec import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER
+from spark_secrets.tokensecret import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER
 
 pytestmark = pytest.mark.testbed
 

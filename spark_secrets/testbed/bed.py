@@ -167,6 +167,21 @@ class Testbed:
                          "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]})
 
     # -- helpers for tests -----------------------------------------------------------------------
+    def image(self, name: str) -> str:
+        """The reference of a node image by role: "spark" and "renewer" (imported at start) or
+        "spark-3.5" (built and imported on first use: only its own test needs it)."""
+        if self.node is None:
+            raise TestbedError("this test bed has no kubelet node", "start it with the 'node' component")
+        if name not in self.node.images_imported:
+            from spark_secrets.testbed import images
+            builders = {"spark-3.5": images.spark35_image_archive}
+            if name not in builders:
+                raise TestbedError(f"no node image named {name!r}", f"choose one of spark, renewer, {', '.join(builders)}")
+            ref, archive = builders[name](progress=_progress)
+            images.import_image(archive, self.node.socket, ref)
+            self.node.images_imported[name] = ref
+        return self.node.images_imported[name]
+
     def kdc_required(self) -> Kdc:
         if self.kdc is None:
             raise TestbedError("this test bed has no KDC", "start it with the 'kdc' component")

@@ -1,11 +1,13 @@
 """Container images for the test bed's Kubernetes node, built with no registry and no Docker engine.
 
-Two images, each a single-layer OCI archive that ``ctr images import`` loads into containerd:
+Three images, each a single-layer OCI archive that ``ctr images import`` loads into containerd:
 
 * the sandbox ("pause") image: a static C program that sleeps until SIGTERM;
 * a Spark image: Debian bookworm (debootstrap, then apt in a chroot) with Java 17, Python 3, the MIT
   Kerberos tools and tini; the host's pyspark; this project's plugin jar and Python packages; and
-  ``docker/spark-entrypoint.sh`` as the entry point Spark's Kubernetes backend expects.
+  ``docker/spark-entrypoint.sh`` as the entry point Spark's Kubernetes backend expects (also with
+  Spark 3.5 in place of pyspark, built on first use);
+* the renew service's image.
 
 Builds are cached under ``cache_dir()/images`` in stages keyed by what each is made of. The Debian
 root filesystem (the slow part) and the pyspark tree are kept as directories, so a change to the
@@ -116,6 +118,14 @@ def spark_image_archive(progress: Progress = print) -> tuple[str, Path]:
     """
     version = re.sub(r"[^\w.-]", "_", _host_version("pyspark"))  # a tag allows no "+"
     return _image("spark-", lambda key: f"{SPARK_REPOSITORY}:{version}-{key[:12]}", _pyspark_stage, _spark_config(),
+                  progress)
+
+
+def spark35_image_archive(progress: Progress = print) -> tuple[str, Path]:
+    """The same Spark image with Spark 3.5 (the distribution ``install.sh`` keeps beside pyspark 4 in
+    the cache) in place of the host's pyspark: for the plugin's compatibility test in pods."""
+    version = _spark35_version()
+    return _image("spark35-", lambda key: f"{SPARK_REPOSITORY}:{version}-{key[:12]}", _spark35_stage, _spark_config(),
                   progress)
 
 
@@ -340,6 +350,29 @@ def _pyspark_stage(images: Path, progress: Progress) -> Path:
     # The host's pip and its wheel cache: pyspark is an sdist only, built once already for the host.
     return _pip_stage(images, "pyspark-", f"{spark}-py4j-{py4j}", PYTHON_DIR, [f"pyspark=={spark}", f"py4j=={py4j}"],
                       progress, with_deps=False)
+
+
+def _spark35_version() -> str:
+    stamp = cache_dir() / "spark-3.5" / "stamp"
+    if not stamp.is_file():
+        raise TestbedError(f"no Spark 3.5 in {stamp.parent}", INSTALL_HINT)
+    return stamp.read_text().strip()
+
+
+def _spark35_stage(images: Path, progress: Progress) -> Path:
+    """Spark 3.5's pyspark tree (its own ``python/lib`` holds the py4j Spark puts on the path)."""
+    source = cache_dir() / "spark-3.5" / "pyspark"
+    tree = images / f"pyspark35-{_spark35_version()}"
+    if tree.is_dir():
+        return tree
+    partial = tree.with_name(tree.name + ".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    progress(f"images: copying Spark {_spark35_version()} from {source}")
+    shutil.copytree(source, partial / SPARK_HOME.lstrip("/"), symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "work"))
+    partial.rename(tree)
+    _prune(images, "pyspark35-", keep=tree.name)
+    return tree
 
 
 def _pip_stage(images: Path, prefix: str, key: str, target_dir: str, requirements: Sequence[str], progress: Progress,

@@ -118,6 +118,8 @@ class KubeletNode:
         self._kill_shims()
         self._unmount_all()
         self._bridge_down()
+        for link in self._container_log_links():  # kubelet's /var/log/containers entries for our pods
+            link.unlink(missing_ok=True)
         if self._started_kubelet:
             _remove_kubelet_chains()
             _remove_pod_cgroups()
@@ -318,7 +320,15 @@ state = "{d / 'state'}"
         found += [f"iptables chain {table}/{chain}" for table, chain in _kubelet_chains("iptables")]
         found += [f"cgroup {path}" for path in _pod_cgroups()]
         found += [f"process {pid}: {cmdline[:120]}" for pid, cmdline in _processes_mentioning(prefix)]
+        found += [f"log link {link}" for link in self._container_log_links()]
         return found
+
+    def _container_log_links(self) -> list[Path]:
+        """Kubelet's symlinks in /var/log/containers that point into this node's pod logs."""
+        links = Path("/var/log/containers")
+        target = str((self.dir / "pod-logs").resolve())
+        return [link for link in (links.iterdir() if links.is_dir() else ())
+                if link.is_symlink() and os.readlink(link).startswith(target)]
 
 
 def _processes_mentioning(text: str) -> list[tuple[int, str]]:

@@ -15,9 +15,9 @@ import logging
 from kubernetes import client as k8s
 
 from spark_secrets.kube import KubeClient, KubernetesConflict, KubernetesNotFound
-from spark_secrets.renewal import TokenSecret
+from spark_secrets.tokensecret import TokenSecret
 
-log = logging.getLogger("spark_secrets.grants")
+log = logging.getLogger("spark_secrets.renew.grants")
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 #: Marks the Roles and RoleBindings this module makes.

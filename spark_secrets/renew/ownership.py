@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spark_secrets.labels import parse_rfc3339
-from spark_secrets.renewal import TokenSecret
+from spark_secrets.tokensecret import parse_rfc3339
+from spark_secrets.tokensecret import TokenSecret
 
 KEEP = "keep"
 ADOPT = "adopt"
@@ -71,7 +71,7 @@ def judge(ts: TokenSecret, pods: Sequence[PodInfo], now_ms: int, grace_ms: int) 
     if ts.persistent:
         if running:
             return Verdict(KEEP, "in use")
-        idle_since = max(ended, ts.issue_date_ms)
+        idle_since = max(ended, ts.issue_date_ms or now_ms)  # tokens not named yet: as if just issued
         if now_ms - idle_since > grace_ms:
             return Verdict(RELEASE, "no running pod uses this pre-created Secret")
         return Verdict(KEEP, "recently used")

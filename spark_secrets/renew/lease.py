@@ -11,10 +11,12 @@ import threading
 import time
 import uuid
 
-from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
+from typing import Any
 
-log = logging.getLogger("spark_secrets.lease")
+from spark_secrets.errors import KubernetesConflict, KubernetesForbidden, KubernetesNotFound
+from spark_secrets.kube import KubeClient
+
+log = logging.getLogger("spark_secrets.renew")
 
 
 def _now() -> dt.datetime:
@@ -28,9 +30,9 @@ class LeaderElector:
     ``duration`` (so two leaders never act at once, as long as clocks agree within the margin).
     """
 
-    def __init__(self, api_client: k8s.ApiClient, namespace: str, name: str, *, duration: float = 15.0,
+    def __init__(self, kube: KubeClient, namespace: str, name: str, *, duration: float = 15.0,
                  identity: str | None = None) -> None:
-        self.api = k8s.CoordinationV1Api(api_client)
+        self.kube = kube
         self.namespace, self.name, self.duration = namespace, name, duration
         self.identity = identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self._renewed_at = 0.0  # monotonic time of the last successful acquire/renew
@@ -58,7 +60,7 @@ class LeaderElector:
                     self._renewed_at = time.monotonic()
             except Exception as exc:  # noqa: BLE001 - an API outage: keep trying; leadership lapses by itself
                 why = ("forbidden: bind the lease Role of conf/rbac/common.yaml to this identity"
-                       if getattr(exc, "status", None) == 403 else type(exc).__name__)
+                       if isinstance(exc, KubernetesForbidden) else getattr(exc, "problem", type(exc).__name__))
                 log.warning("cannot renew lease %s/%s (%s)", self.namespace, self.name, why)
             if self.is_leader != was:
                 self.transitions += 1
@@ -70,36 +72,41 @@ class LeaderElector:
         """One round: True when this identity holds the Lease afterwards."""
         now = _now()
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            body = k8s.V1Lease(metadata=k8s.V1ObjectMeta(name=self.name, namespace=self.namespace),
-                               spec=self._spec(now, now, 0))
+            lease = self.kube.read_lease(self.namespace, self.name)
+        except KubernetesNotFound:
+            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": self.name, "namespace": self.namespace}, "spec": self._spec(now, now, 0)}
             try:
-                self.api.create_namespaced_lease(self.namespace, body)
+                self.kube.create_lease(self.namespace, body)
                 return True
-            except ApiException as create_exc:
-                if create_exc.status == 409:
-                    return False
-                raise
-        spec = lease.spec or k8s.V1LeaseSpec()
-        holder = spec.holder_identity
-        renewed = spec.renew_time or spec.acquire_time
-        expired = renewed is None or (now - renewed).total_seconds() > (spec.lease_duration_seconds or self.duration)
+            except KubernetesConflict:
+                return False
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        renewed = _parse(spec.get("renewTime") or spec.get("acquireTime"))
+        expired = renewed is None or (now - renewed).total_seconds() > (spec.get("leaseDurationSeconds") or self.duration)
         if holder != self.identity and not expired:
             return False
-        transitions = (spec.lease_transitions or 0) + (0 if holder == self.identity else 1)
-        acquired = spec.acquire_time if holder == self.identity and spec.acquire_time else now
-        lease.spec = self._spec(acquired, now, transitions)
+        transitions = (spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
+        acquired = _parse(spec.get("acquireTime")) if holder == self.identity and spec.get("acquireTime") else now
+        lease["spec"] = self._spec(acquired or now, now, transitions)
         try:
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)  # carries resourceVersion
-        except ApiException as exc:
-            if exc.status == 409:
-                return False  # someone else took or renewed it first
-            raise
+            self.kube.replace_lease(self.namespace, lease)  # carries resourceVersion
+        except KubernetesConflict:
+            return False  # someone else took or renewed it first
         return True
 
-    def _spec(self, acquired: dt.datetime, renewed: dt.datetime, transitions: int) -> k8s.V1LeaseSpec:
-        return k8s.V1LeaseSpec(holder_identity=self.identity, lease_duration_seconds=int(self.duration),
-                               acquire_time=acquired, renew_time=renewed, lease_transitions=transitions)
+    def _spec(self, acquired: dt.datetime, renewed: dt.datetime, transitions: int) -> dict[str, Any]:
+        return {"holderIdentity": self.identity, "leaseDurationSeconds": int(self.duration),
+                "acquireTime": _micro(acquired), "renewTime": _micro(renewed), "leaseTransitions": transitions}
+
+
+def _micro(stamp: dt.datetime) -> str:
+    """A Lease's MicroTime: RFC 3339 with microseconds, UTC."""
+    return stamp.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -1,0 +1,19 @@
+"""The renew service, room by room:
+
+* :mod:`.watch`: lists and watches token Secrets' metadata (one thread per namespace);
+* :mod:`.service`: the main loop: per-Secret scheduling (:mod:`.policy`) and the actions, through
+  token kinds (:mod:`.kinds`: obtain, renew, cancel one kind of token);
+* :mod:`.housekeeping`: read grants (:mod:`.grants`) and the ownership sweep (:mod:`.ownership`);
+* :mod:`.lease`: leader election among replicas;
+* :mod:`.session`: the service's own Kerberos login from its keytab;
+* :mod:`.metrics` and :mod:`.health`: ``/metrics`` (prometheus_client), ``/healthz``, ``/readyz``.
+
+The Secret's format (labels, annotations, the token file) is :mod:`spark_secrets.tokensecret`'s.
+"""
+
+from spark_secrets.renew.health import HealthServer
+from spark_secrets.renew.policy import Policy
+from spark_secrets.renew.service import RenewService
+from spark_secrets.renew.session import KeytabSession
+
+__all__ = ["HealthServer", "KeytabSession", "Policy", "RenewService"]

@@ -1,0 +1,81 @@
+"""What the renew service counts, exported with ``prometheus_client``.
+
+The main loop updates plain integers (no locks on the hot path); a custom collector turns them into
+metric families when ``/metrics`` is scraped, so the exposition format, escaping and content
+negotiation are the library's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+PREFIX = "spark_secrets"
+
+#: (attribute, name without prefix and suffix, help) of every counter.
+COUNTERS = (
+    ("renewals", "renewals", "Successful token renewals"),
+    ("reissues", "reissues", "Tokens re-issued before their max date"),
+    ("cancellations", "cancellations", "Tokens cancelled after their Secret was deleted"),
+    ("failures", "failures", "Failed renewals, re-issues or cancellations"),
+    ("relists", "relists", "Full re-lists of token Secrets (start, 410 Gone, errors)"),
+    ("adoptions", "adoptions", "Owner-less Secrets given to the driver pod that mounts them"),
+    ("cleanups", "cleanups", "Secrets no pod uses any more, deleted or emptied"),
+    ("grants", "grants", "Read grants made for jobs' service accounts (controller mode)"),
+    ("api_requests", "api_requests", "Kubernetes API requests made for actions"),
+    ("api_writes", "api_writes", "Kubernetes API writes made for actions (patches, deletes, Events)"),
+)
+
+
+@dataclasses.dataclass
+class Metrics:
+    """The service's counters and gauges, as plain values."""
+
+    renewals: int = 0
+    reissues: int = 0
+    cancellations: int = 0
+    failures: int = 0
+    relists: int = 0
+    adoptions: int = 0
+    cleanups: int = 0
+    grants: int = 0
+    api_requests: int = 0
+    api_writes: int = 0
+    tracked: int = 0
+    nearest_expiry_ms: int | None = None
+    ready: bool = False
+    leader: bool = False
+    heartbeat: float = dataclasses.field(default_factory=time.monotonic)
+
+
+class MetricsCollector(Collector):
+    """Reads :class:`Metrics` at scrape time."""
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float]) -> None:
+        self.metrics, self.clock = metrics, clock
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        for attr, name, text in COUNTERS:
+            family = CounterMetricFamily(f"{PREFIX}_{name}", text)
+            family.add_metric([], getattr(m, attr))
+            yield family
+        until = (m.nearest_expiry_ms / 1000 - self.clock()) if m.nearest_expiry_ms else math.nan
+        for name, text, value in (("tokens_tracked", "Token Secrets being kept alive", m.tracked),
+                                  ("leader", "1 when this replica holds the lease and acts", int(m.leader)),
+                                  ("ready", "1 once every watched namespace has been listed", int(m.ready)),
+                                  ("seconds_until_nearest_expiry", "Time left on the token closest to expiring",
+                                   until)):
+            yield GaugeMetricFamily(f"{PREFIX}_{name}", text, value=value)
+
+
+def registry_for(metrics: Metrics, clock: Callable[[], float] = time.time) -> CollectorRegistry:
+    """A registry of its own (not the process-global one), so several services in one process never clash."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MetricsCollector(metrics, clock))
+    return registry

@@ -1,0 +1,339 @@
+"""The renew service's main loop: per-Secret scheduling and the actions (renew, re-issue, cancel).
+
+Stateless: everything it needs is in the Secrets' metadata, so a restart re-lists and misses
+nothing. The watch threads (:mod:`.watch`) feed metadata-only events; the main thread keeps a
+compact view of each Secret, acts on whatever is due, and reads a Secret's data only to act on it.
+Writes carry the resourceVersion they were computed from, so a concurrent change gives 409 and the
+action is recomputed from the newer object.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import heapq
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from requests.auth import AuthBase
+
+from spark_secrets.credentials import Credentials
+from spark_secrets.errors import (HdfsError, KerberosError, KubernetesConflict, KubernetesNotFound, SparkSecretsError,
+                                  TokenExpiredError, UnusableSecret)
+from spark_secrets.hadoopconf import HadoopConf
+from spark_secrets.kube import KubeClient
+from spark_secrets.renew.grants import AccessGrants
+from spark_secrets.renew.housekeeping import Housekeeper, Key
+from spark_secrets.renew.kinds import TokenKind, default_kinds
+from spark_secrets.renew.metrics import Metrics
+from spark_secrets.renew.policy import REISSUE, Policy, estimate_warning
+from spark_secrets.renew.watch import DELETED, SYNC, SecretEvent, SecretWatch
+from spark_secrets.token import Token
+from spark_secrets.tokensecret import TokenSecret, rfc3339, schedule_annotations
+
+log = logging.getLogger("spark_secrets.renew")
+
+
+class RenewService:
+    """Tracks token Secrets in ``namespaces`` (None: all) and acts on them when due."""
+
+    def __init__(self, kube: KubeClient, auth: Callable[[], AuthBase], *, namespaces: Sequence[str] | None = None,
+                 policy: Policy | None = None, hadoop_conf: HadoopConf | None = None, renewer: str,
+                 verify: bool | str = True, watch_timeout: int = 60, clock: Callable[[], float] = time.time,
+                 leader: Callable[[], bool] | None = None, sweep_interval: float = 30.0,
+                 orphan_grace_ms: int = 600_000, grants: AccessGrants | None = None,
+                 kinds: Sequence[TokenKind] | None = None) -> None:
+        self.kube = kube
+        self.namespaces = list(namespaces) if namespaces else None
+        self.policy = policy or Policy()
+        self.renewer = renewer
+        self.watch_timeout = watch_timeout
+        self.clock = clock
+        #: Whether this replica may act now (a Lease); without one it always may.
+        self.leader = leader or (lambda: True)
+        self.kinds = list(kinds) if kinds is not None else default_kinds(auth, renewer, conf=hadoop_conf, verify=verify)
+        self.metrics = Metrics()
+        self.secrets: dict[Key, TokenSecret] = {}
+        self.housekeeper = Housekeeper(kube, self.secrets, self.metrics, report=self._report, now_ms=self._now,
+                                       grants=grants, sweep_interval=sweep_interval, orphan_grace_ms=orphan_grace_ms)
+        self._due: list[tuple[int, Key, str]] = []  # (due ms, key, resourceVersion it was computed from)
+        self._backoff: dict[Key, int] = {}
+        self._events: queue.Queue[SecretEvent] = queue.Queue()
+        self._synced: set[str | None] = set()
+        self._stop = threading.Event()
+        self._watches: list[SecretWatch] = []
+
+    def __repr__(self) -> str:
+        return f"RenewService(namespaces={self.namespaces or 'all'}, tracked={len(self.secrets)})"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        for ns in self.namespaces or [None]:
+            watch = SecretWatch(self.kube, ns, self._events, self.metrics, timeout_seconds=self.watch_timeout)
+            watch.start()
+            self._watches.append(watch)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for watch in self._watches:
+            watch.stop()
+
+    def run(self) -> None:
+        """Until :meth:`stop`: take events, act on what is due."""
+        self.start()
+        while not self._stop.is_set():
+            self.metrics.heartbeat = time.monotonic()
+            wait = self._seconds_to_next_due()
+            try:
+                self._handle(self._events.get(timeout=min(max(wait, 0.05), 5.0)))
+                while True:
+                    self._handle(self._events.get_nowait())
+            except queue.Empty:
+                pass
+            self._run_due()
+            self.housekeeper.run()
+
+    def _now(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- events ----------------------------------------------------------------------------------
+    def _handle(self, event: SecretEvent) -> None:
+        if event.kind == SYNC:
+            present = set()
+            for obj in event.objects:
+                present.add(self._track(obj))
+            gone = [k for k in self.secrets if (event.namespace is None or k[0] == event.namespace) and k not in present]
+            for key in gone:  # deleted while we were not watching: its tokens still need cancelling
+                self._cancel(self.secrets.pop(key))
+                self.housekeeper.revoke(key)
+            self._synced.add(event.namespace)
+            self.metrics.ready = len(self._synced) == len(self.namespaces or [None])
+        elif event.kind == DELETED:
+            meta = event.objects[0].get("metadata") or {}
+            key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+            known = self.secrets.pop(key, None)
+            try:
+                last = TokenSecret.from_metadata(event.objects[0])
+            except UnusableSecret:
+                last = None
+            # A released (emptied) Secret leaves the selection with its schedule annotations gone:
+            # cancel what the service last knew it held.
+            target = last if last is not None and last.handles else known
+            if target is not None:
+                self._cancel(target)
+            self.housekeeper.revoke(key)
+        else:
+            self._track(event.objects[0])
+        self.metrics.tracked = len(self.secrets)
+
+    def _track(self, obj: dict[str, Any]) -> Key:
+        meta = obj.get("metadata") or {}
+        key = (str(meta.get("namespace")), str(meta.get("name")))
+        try:
+            ts = TokenSecret.from_metadata(obj)
+        except UnusableSecret as exc:
+            if key not in self.secrets or self.secrets[key].resource_version != meta.get("resourceVersion"):
+                self._report(key, "SecretUnusable", exc.problem)
+            self.secrets.pop(key, None)
+            return key
+        known = self.secrets.get(key)
+        self.secrets[key] = ts
+        self.housekeeper.tracked(key, known is None or known.uid != ts.uid)
+        if known is None or known.resource_version != ts.resource_version:
+            self._schedule(ts)
+        return key
+
+    def _schedule(self, ts: TokenSecret) -> None:
+        _, due = self.policy.next_action(ts, self._now())
+        heapq.heappush(self._due, (due, (ts.namespace, ts.name), ts.resource_version))
+        self._update_nearest()
+
+    def _update_nearest(self) -> None:
+        self.metrics.nearest_expiry_ms = min((s.expiry_ms for s in self.secrets.values()), default=None)
+
+    def _seconds_to_next_due(self) -> float:
+        return (self._due[0][0] - self._now()) / 1000 if self._due else 5.0
+
+    # -- actions ---------------------------------------------------------------------------------
+    def _run_due(self) -> None:
+        self.metrics.leader = self.leader()
+        if not self.metrics.leader:
+            return  # a standby keeps its view current and acts once it holds the lease
+        now = self._now()
+        while self._due and self._due[0][0] <= now:
+            _, key, rv = heapq.heappop(self._due)
+            ts = self.secrets.get(key)
+            if ts is None or ts.resource_version != rv:
+                continue  # deleted, or superseded by a newer version with its own schedule
+            action, due = self.policy.next_action(ts, now)
+            if due > now:
+                heapq.heappush(self._due, (due, key, rv))
+                continue
+            try:
+                full = self._load(ts)
+                if full is None:
+                    continue  # changed meanwhile: the newer version is scheduled
+                if action == REISSUE:
+                    self._reissue(full)
+                else:
+                    self._renew(full)
+                self._backoff.pop(key, None)
+            except KubernetesConflict:
+                log.info("%s changed while acting on it; using the newer version", ts.ref)
+                self._refresh(ts)
+            except KubernetesNotFound:
+                log.info("%s is gone", ts.ref)
+            except UnusableSecret as exc:
+                self._report(key, "SecretUnusable", exc.problem)
+                self.secrets.pop(key, None)  # until it changes (a new version is tracked again)
+            except SparkSecretsError as exc:
+                self._failed(ts, action, exc)
+
+    def _load(self, ts: TokenSecret) -> TokenSecret | None:
+        """The Secret with its token file, if it is still the version ``ts`` was scheduled from."""
+        self.metrics.api_requests += 1
+        obj = self.kube.read_secret(ts.namespace, ts.name)
+        if str((obj.get("metadata") or {}).get("resourceVersion")) != ts.resource_version:
+            self._track(obj)
+            return None
+        return TokenSecret.from_object(obj)
+
+    def _failed(self, ts: TokenSecret, action: str, exc: SparkSecretsError) -> None:
+        self.metrics.failures += 1
+        key = (ts.namespace, ts.name)
+        delay = min(self._backoff.get(key, 5_000) * 2, 300_000)
+        self._backoff[key] = delay
+        now = self._now()
+        # Never wait past the point where the token could still be saved.
+        limit = max(1_000, (min(ts.expiry_ms, ts.max_date_ms) - now) // 3)
+        retry = now + int(min(delay, limit) * random.uniform(0.8, 1.2))
+        self._report(key, "RenewFailed" if action != REISSUE else "ReissueFailed",
+                     f"{action} of {ts.ref} failed: {exc.problem}; retrying in {(retry - now) / 1000:.0f} s")
+        heapq.heappush(self._due, (retry, key, ts.resource_version))
+
+    def _kind(self, token: Token) -> TokenKind:
+        for kind in self.kinds:
+            if kind.owns_token(token):
+                return kind
+        raise UnusableSecret(f"no token kind renews {token.kind} tokens", "upgrade the renew service")
+
+    def _renew(self, ts: TokenSecret) -> None:
+        expiries = []
+        for token in ts.distinct_tokens():
+            try:
+                expiries.append(self._kind(token).renew(token))
+            except TokenExpiredError:
+                log.info("%s: token past its max date; re-issuing instead", ts.ref)
+                self._reissue(ts)
+                return
+        expiry = min(expiries)
+        now = self._now()
+        assert ts.credentials is not None
+        self._patch(ts, {"metadata": {"annotations": schedule_annotations(ts.credentials, expiry, renewed_at_ms=now)}})
+        self.metrics.renewals += 1
+        log.info("renewed %s (%d token(s), %s): now expires %s", ts.ref, len(expiries), self._seq(ts), rfc3339(expiry))
+        if not ts.expiry_known:
+            self._check_estimate(ts, expiry, now)
+
+    @staticmethod
+    def _check_estimate(ts: TokenSecret, expiry_ms: int, now_ms: int) -> None:
+        """One line when the submission's estimated renew interval was off by more than a tenth."""
+        warning = estimate_warning(ts, expiry_ms, now_ms)
+        if warning:
+            log.warning("%s", warning)
+
+    def _reissue(self, ts: TokenSecret) -> None:
+        if not ts.filesystems:
+            raise UnusableSecret(f"{ts.ref} names no filesystems", "recreate it with spark-secrets")
+        self._extend_for_rollover(ts)
+        creds = Credentials()
+        for kind in self.kinds:
+            targets = [t for t in ts.filesystems if kind.owns_target(t)]
+            if targets:
+                obtained = kind.obtain(targets, ts.owner)
+                creds.tokens.update(obtained.tokens)
+                creds.secret_keys.update(obtained.secret_keys)
+        fresh = dataclasses.replace(ts, credentials=creds)
+        expiry = min(self._kind(t).renew(t) for t in fresh.distinct_tokens())
+        data = base64.b64encode(creds.to_bytes(ts.file_format)).decode("ascii")
+        now = self._now()
+        try:
+            self._patch(ts, {"data": {ts.key: data},
+                             "metadata": {"annotations": schedule_annotations(creds, expiry, renewed_at_ms=now)}})
+        except KubernetesConflict:
+            # Someone else (another replica) changed the Secret first: this token goes nowhere, so cancel it.
+            self._cancel(fresh)
+            raise
+        self.metrics.reissues += 1
+        log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner, self._seq(fresh),
+                 rfc3339(expiry), rfc3339(fresh.max_date_ms))
+
+    def _extend_for_rollover(self, ts: TokenSecret) -> None:
+        """Renew the outgoing tokens once more (up to their max date) before writing new ones: pods keep
+        using them until kubelet projects the new file (about a minute at its default sync period),
+        and a token renewed long ago could lapse in that gap."""
+        if ts.expiry_ms <= self._now():
+            return  # already lapsed: nothing to keep alive
+        for token in ts.distinct_tokens():
+            try:
+                self._kind(token).renew(token)
+            except SparkSecretsError as exc:  # best effort: the re-issue itself matters more
+                log.info("%s: could not extend the outgoing token before the re-issue: %s", ts.ref, exc.problem)
+
+    def _cancel(self, ts: TokenSecret) -> None:
+        tokens = ts.cancel_tokens()
+        if not tokens:
+            log.warning("cannot cancel the tokens of deleted %s: it named none (written by an older spark-secrets)",
+                        ts.ref)
+        for token in tokens:
+            try:
+                self._kind(token).cancel(token)
+                self.metrics.cancellations += 1
+                log.info("cancelled a token of deleted %s (%s)", ts.ref, self._seq(ts))
+            except HdfsError as exc:
+                # Already expired or cancelled is fine: nothing can use it any more.
+                log.info("token of deleted %s not cancelled: %s", ts.ref, exc.problem)
+            except (KerberosError, UnusableSecret) as exc:
+                self.metrics.failures += 1
+                log.warning("cannot cancel tokens of deleted %s: %s", ts.ref, exc.problem)
+
+    def _patch(self, ts: TokenSecret, patch: dict[str, Any]) -> None:
+        """A merge patch that only applies to the version the action was computed from (else 409)."""
+        patch["metadata"]["resourceVersion"] = ts.resource_version
+        self.metrics.api_requests += 1
+        self.metrics.api_writes += 1
+        self.kube.patch_secret(ts.namespace, ts.name, patch)
+
+    def _refresh(self, ts: TokenSecret) -> None:
+        self.metrics.api_requests += 1
+        try:
+            self._track(self.kube.read_secret(ts.namespace, ts.name))
+        except KubernetesNotFound:
+            self.secrets.pop((ts.namespace, ts.name), None)
+
+    def _report(self, key: Key, reason: str, message: str) -> None:
+        """A log line and a Kubernetes Event on the Secret (best effort)."""
+        log.warning("%s", message)
+        namespace, name = key
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        event = {"apiVersion": "v1", "kind": "Event",
+                 "metadata": {"generateName": f"{name}.", "namespace": namespace},
+                 "involvedObject": {"apiVersion": "v1", "kind": "Secret", "name": name, "namespace": namespace},
+                 "reason": reason, "message": message[:1000], "type": "Warning",
+                 "source": {"component": "spark-secrets-renewer"}, "firstTimestamp": now, "lastTimestamp": now,
+                 "count": 1}
+        try:
+            self.metrics.api_requests += 1
+            self.metrics.api_writes += 1
+            self.kube.create_event(namespace, event)
+        except SparkSecretsError as exc:  # an Event is a courtesy, never a reason to stop
+            log.info("could not record an Event on %s/%s (%s)", namespace, name, exc.problem)
+
+    @staticmethod
+    def _seq(ts: TokenSecret) -> str:
+        return "sequence " + ",".join(str(i.sequence_number) for i in ts.identifiers[:1])
