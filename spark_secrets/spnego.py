@@ -111,7 +111,8 @@ def _explain(exc: gssapi.exceptions.GSSError, host: str, service: str) -> Kerber
     if isinstance(exc, gssapi.exceptions.MissingCredentialsError) or "no credentials" in lowered \
             or "not found (filename" in lowered:
         return KerberosError("no Kerberos ticket found", KINIT_HINT)
-    if "server not found" in lowered:
+    # MIT krb5 1.20 says "Server HTTP/host@REALM not found in Kerberos database"; older ones leave out the name.
+    if "server not found" in lowered or "not found in kerberos database" in lowered:
         return KerberosError(f"the KDC has no principal {service}/{host}",
                              "use the NameNode's fully qualified host name in the URL")
     return KerberosError(f"Kerberos failed for {service}/{host} ({message})", KINIT_HINT)

@@ -197,10 +197,13 @@ UNSPECIFIED = "Major (851968): Unspecified GSS failure.  Minor code may provide 
      "the Kerberos ticket has expired"),
     (lambda: _gss_error(gssapi.exceptions.GSSError, UNSPECIFIED + "Server not found in Kerberos database"),
      "the KDC has no principal HTTP/nn.example.com"),
+    (lambda: _gss_error(gssapi.exceptions.GSSError,
+                        UNSPECIFIED + "Server HTTP/nn.example.com@EXAMPLE.COM not found in Kerberos database"),
+     "the KDC has no principal HTTP/nn.example.com"),
     (lambda: _gss_error(gssapi.exceptions.GSSError, UNSPECIFIED + "Cannot contact any KDC for realm 'EXAMPLE.COM'"),
      "Kerberos failed for HTTP/nn.example.com (Major (851968): Unspecified GSS failure. Minor code may provide "
      "more information, Minor (100006): Cannot contact any KDC for realm 'EXAMPLE.COM')"),
-], ids=["no-ticket", "expired-credentials", "ticket-expired", "unknown-server", "other"])
+], ids=["no-ticket", "expired-credentials", "ticket-expired", "unknown-server", "unknown-server-named", "other"])
 def test_gss_failures_become_one_line_errors_before_anything_is_sent(
         error: Callable[[], Exception], problem: str) -> None:
     FakeContext.fail_with = error()
