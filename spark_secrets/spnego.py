@@ -31,14 +31,14 @@ class SpnegoAuth(AuthBase):
 
     Settings of ``requests_gssapi.HTTPSPNEGOAuth``, and why:
 
-    * ``opportunistic_auth``: the token goes with the first request, as Hadoop's own
-      ``KerberosAuthenticator`` does, instead of waiting for a 401: one round trip, not two.
+    * ``opportunistic_auth``: the token goes with the first request, as the hand-written code
+      before did; Hadoop's servers accept it up front, and it saves the round trip to a 401.
     * ``mutual_authentication=OPTIONAL``: Hadoop's ``KerberosAuthenticationHandler`` answers a
-      request it authenticated with ``WWW-Authenticate: Negotiate <token>`` (the Kerberos AP-REP),
-      and that token is verified; a token that does not verify fails the request. A response
-      without a token is accepted, as before: Hadoop sends none when it authenticated the request
-      by its signed ``hadoop.auth`` cookie (a ``requests.Session`` keeps it) rather than by SPNEGO,
-      and REQUIRED would fail those requests.
+      request it authenticated with ``WWW-Authenticate: Negotiate <token>`` (SPNEGO's answer, with
+      the Kerberos AP-REP), and that token is verified; a token that does not verify fails the
+      request. A response without a token is accepted, as before: Hadoop sends none when its
+      signed ``hadoop.auth`` cookie (a ``requests.Session`` keeps it), not SPNEGO, authenticated
+      the request, and REQUIRED would fail those requests (seen on the test bed, tests/test_tokens.py).
     * ``sanitize_mutual_error_response=False``: error answers keep their body, the NameNode's
       ``RemoteException`` that :mod:`spark_secrets.webhdfs` turns into a one-line error.
 
