@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from spark_secrets.credentials import PROTOBUF, WRITABLE, Credentials
 from spark_secrets.errors import (HdfsPermissionError, InvalidTokenError, KerberosError, NameNodeUnavailable)
@@ -195,6 +196,37 @@ def test_unreachable_namenode(alice_ccache: Path) -> None:
 
     with pytest.raises(NameNodeUnavailable, match="cannot connect"):
         obtain_tokens([f"http://localhost:{free_port()}"], renewer=RENEWER, auth=SpnegoAuth())
+
+
+# -- SPNEGO ----------------------------------------------------------------------------------------
+def test_namenode_sends_a_mutual_token_only_when_spnego_authenticated(testbed: Testbed, alice_ccache: Path) -> None:
+    """Why SpnegoAuth verifies the server's token when there is one, and accepts answers without:
+    the NameNode's second answer in a session is authenticated by its ``hadoop.auth`` cookie."""
+    assert testbed.hdfs is not None
+    url = f"{testbed.hdfs.webhdfs_url}/webhdfs/v1/?op=GETHOMEDIRECTORY"
+    session = requests.Session()
+    first = session.get(url, auth=SpnegoAuth(), timeout=30)
+    assert first.status_code == 200 and first.headers.get("WWW-Authenticate", "").startswith("Negotiate ")
+    assert "hadoop.auth" in session.cookies
+    second = session.get(url, auth=SpnegoAuth(), timeout=30)
+    assert second.status_code == 200 and "WWW-Authenticate" not in second.headers
+
+
+def test_spnego_failures_are_one_line_errors(testbed: Testbed, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    assert testbed.hdfs is not None
+    url = testbed.hdfs.webhdfs_url
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'none'}")
+    with pytest.raises(KerberosError, match=r"^no Kerberos ticket found: run kinit"):
+        obtain_tokens([url], renewer=RENEWER, auth=SpnegoAuth())
+    short = testbed.ticket_cache("alice", lifetime="2s", renewable=None)
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{short}")
+    time.sleep(3)
+    with pytest.raises(KerberosError, match=r"^the Kerberos ticket has expired: run kinit"):
+        obtain_tokens([url], renewer=RENEWER, auth=SpnegoAuth())
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
+    with pytest.raises(KerberosError, match=r"^the KDC has no principal HTTP/nn-unknown: use the NameNode's fully"):
+        obtain_tokens([f"http://nn-unknown:{testbed.hdfs.ports.http}"], renewer=RENEWER, auth=SpnegoAuth())
 
 
 # -- ticket cache --------------------------------------------------------------------------------
