@@ -11,6 +11,7 @@ demo: install  ## start the embedded test bed and run the main job on it
 
 test: install  ## every test: lint, unit tests and integration tests on the real test bed
 	$(PYTHON) -m ruff check spark_secrets submit_steps tests benchmarks
+	$(PYTHON) -m mypy
 	$(PYTHON) -m pytest -ra
 
 unit:  ## unit tests only (no test bed)

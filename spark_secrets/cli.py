@@ -20,7 +20,7 @@ PROG = "spark-secrets"
 
 
 # -- commands ---------------------------------------------------------------------------------------
-def _auth(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _auth(args: argparse.Namespace):
     from spark_secrets.kerberos import current_ticket_cache, keytab_login
     from spark_secrets.spnego import SpnegoAuth
 
@@ -70,7 +70,7 @@ def _verify(args: argparse.Namespace) -> bool | str:
     return bundle or True
 
 
-def _groups(creds: Credentials, filesystem: str | None):  # type: ignore[no-untyped-def]
+def _groups(creds: Credentials, filesystem: str | None):
     """One (NameNodes to ask, token) per distinct token identifier in ``creds``."""
     from spark_secrets.fetcher import namenodes_for
     from spark_secrets.hadoopconf import resolve_filesystem
@@ -112,7 +112,7 @@ def cmd_tokens_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def _submission(spark_args: Sequence[str], kubeconfig: str | None):  # type: ignore[no-untyped-def]
+def _submission(spark_args: Sequence[str], kubeconfig: str | None):
     from spark_secrets.kube import KubeClient
     from submit_steps.settings import Settings
     from submit_steps.sparkconf import conf_from_submit_args
@@ -279,8 +279,13 @@ def cmd_jar(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from spark_secrets.demo import run_demo
-
+    try:
+        from spark_secrets.testbed.demo import run_demo
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("spark_secrets.testbed"):
+            raise
+        raise ConfigError("the demo's test bed is not installed (it ships with the source, not the wheel)",
+                          "git clone the project and run: make demo") from None
     return run_demo(keep=args.keep)
 
 

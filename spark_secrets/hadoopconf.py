@@ -53,7 +53,7 @@ class HadoopConf(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._props[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self._props)
 
     def __len__(self) -> int:

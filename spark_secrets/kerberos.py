@@ -55,7 +55,7 @@ def current_ticket_cache(ccache: str | None = None, min_lifetime: dt.timedelta |
     Raises KerberosError naming the fix for: no cache or no TGT, an expired TGT, a TGT that
     expires before ``min_lifetime`` from now, and a principal outside ``realm``.
     """
-    store = {b"ccache": ccache.encode()} if ccache else None
+    store: dict[bytes | str, bytes | str] | None = {b"ccache": ccache.encode()} if ccache else None
     where = ccache or os.environ.get("KRB5CCNAME") or "the default ticket cache"
     try:
         if store:
@@ -96,7 +96,7 @@ def keytab_login(principal: str, keytab: Path, ccache: Path) -> TicketCache:
     if not keytab.is_file():
         raise KerberosError(f"keytab {keytab} does not exist", "mount the keytab Secret or fix --keytab")
     ccache.unlink(missing_ok=True)
-    store = {b"client_keytab": str(keytab).encode(), b"ccache": f"FILE:{ccache}".encode()}
+    store: dict[bytes | str, bytes | str] = {b"client_keytab": str(keytab).encode(), b"ccache": f"FILE:{ccache}".encode()}
     try:
         name = gssapi.Name(principal, gssapi.NameType.kerberos_principal)
         creds = gssapi.Credentials(name=name, usage="initiate", store=store)

@@ -218,6 +218,11 @@ class KubeClient:
                   _preload_content=False)
 
     # -- pods --------------------------------------------------------------------------------------
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        resp = self.call(f"read pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace,
+                         _preload_content=False)
+        return dict(json.loads(resp.data))
+
     def list_pods(self, namespace: str | None) -> list[dict[str, Any]]:
         """Every pod in ``namespace`` (None: all namespaces), as plain dicts."""
         resp = (self.call(f"list pods in {namespace}", self.core.list_namespaced_pod, namespace,

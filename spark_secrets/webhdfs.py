@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -33,8 +34,8 @@ class _RedactTokenParams(logging.Filter):
     """Keeps urllib3's debug lines from printing ``token=``/``delegation=`` query values."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args and any(p in str(a) for a in record.args for p in _SECRET_PARAMS):  # type: ignore[union-attr]
-            record.args = tuple(_redact(str(a)) if isinstance(a, str) else a for a in record.args)  # type: ignore[union-attr]
+        if record.args and any(p in str(a) for a in record.args for p in _SECRET_PARAMS):
+            record.args = tuple(_redact(str(a)) if isinstance(a, str) else a for a in record.args)
         return True
 
 
@@ -102,7 +103,7 @@ class WebHdfsClient:
         self.call("PUT", "CANCELDELEGATIONTOKEN", {"token": token.encode_url()})
 
     # -- transport -------------------------------------------------------------------------------
-    def call(self, method: str, op: str, params: Mapping[str, str | None]) -> dict[str, object]:
+    def call(self, method: str, op: str, params: Mapping[str, str | None]) -> dict[str, Any]:
         query = {"op": op, **{k: v for k, v in params.items() if v is not None}}
         try:
             resp = self.session.request(method, f"{self.url}/webhdfs/v1/", params=query, auth=self.auth,

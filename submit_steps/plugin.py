@@ -42,6 +42,8 @@ class RefresherPluginStep(SubmitStep):
         master = conf.get("spark.master", "")
         deploy_mode = conf.get("spark.submit.deployMode")
         in_image = self.settings.plugin_jar
+        driver_jar: str | None
+        executor_jar: str | None
         if master.startswith("local"):  # driver and executors are JVMs on this machine
             driver_jar = executor_jar = str(self._local_jar())
         elif deploy_mode == "cluster" or deploy_mode is None:

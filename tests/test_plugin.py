@@ -74,6 +74,10 @@ def test_plugin_jar_is_java8_bytecode_and_ships_in_the_wheel(tmp_path: Path, plu
     (wheel,) = tmp_path.glob("spark_secrets-*.whl")
     with zipfile.ZipFile(wheel) as whl:
         jar_bytes = whl.read("spark_secrets/jvm/spark-secrets-plugin.jar")
+        wheel_files = whl.namelist()
+    # Development tools stay in the checkout: no test bed, no demo in what users install.
+    assert not [n for n in wheel_files if n.startswith("spark_secrets/testbed/") or n.endswith("demo.py")]
+    assert "spark_secrets/renew/service.py" in wheel_files and "submit_steps/notebook.py" in wheel_files
     (tmp_path / "plugin.jar").write_bytes(jar_bytes)
     with zipfile.ZipFile(tmp_path / "plugin.jar") as jar:
         names = jar.namelist()

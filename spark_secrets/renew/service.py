@@ -73,7 +73,8 @@ class RenewService:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
-        for ns in self.namespaces or [None]:
+        where: list[str | None] = list(self.namespaces) if self.namespaces else [None]
+        for ns in where:
             watch = SecretWatch(self.kube, ns, self._events, self.metrics, timeout_seconds=self.watch_timeout)
             watch.start()
             self._watches.append(watch)

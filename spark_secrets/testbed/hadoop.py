@@ -427,7 +427,7 @@ class SecureHdfs:
     def _ready(self) -> bool:
         state = self._jmx("Hadoop:service=NameNode,name=FSNamesystemState")
         info = self._jmx("Hadoop:service=NameNode,name=NameNodeInfo")
-        return int(state.get("NumLiveDataNodes", 0)) >= 1 and not info.get("Safemode")
+        return int(str(state.get("NumLiveDataNodes", 0))) >= 1 and not info.get("Safemode")
 
     @property
     def running(self) -> bool:

@@ -14,8 +14,10 @@ import ssl
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.daemon import Daemon, free_port, port_open
@@ -94,8 +96,8 @@ class KubeControlPlane:
         return path
 
     # -- raw admin requests (the test bed's own set-up; the project uses the kubernetes client) ----
-    def request(self, method: str, path: str, body: dict[str, object] | None = None,
-                user: str = ADMIN) -> dict[str, object]:
+    def request(self, method: str, path: str, body: Mapping[str, object] | None = None,
+                user: str = ADMIN) -> dict[str, Any]:
         """One API request as ``user``; raises TestbedError with the status on failure."""
         req = urllib.request.Request(self.server + path, method=method,
                                      data=json.dumps(body).encode() if body is not None else None)
@@ -110,11 +112,11 @@ class KubeControlPlane:
                                exc.read().decode(errors="replace")[:300]) from None
         return json.loads(data) if data else {}
 
-    def apply(self, manifest: dict[str, object]) -> dict[str, object]:
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Create one object as admin (``409 AlreadyExists`` is fine)."""
         api = manifest["apiVersion"]
         kind = str(manifest["kind"]).lower() + "s"
-        ns = manifest.get("metadata", {}).get("namespace")  # type: ignore[union-attr]
+        ns = manifest.get("metadata", {}).get("namespace")
         base = "/api/v1" if api == "v1" else f"/apis/{api}"
         path = f"{base}/namespaces/{ns}/{kind}" if ns else f"{base}/{kind}"
         try:

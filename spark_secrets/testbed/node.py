@@ -301,8 +301,8 @@ state = "{d / 'state'}"
     def _wait_ready(self) -> None:
         def ready() -> bool:
             node = self.kube.request("GET", f"/api/v1/nodes/{NODE_NAME}")
-            conditions = node.get("status", {}).get("conditions", [])  # type: ignore[union-attr]
-            taints = node.get("spec", {}).get("taints") or []  # type: ignore[union-attr]
+            conditions = node.get("status", {}).get("conditions", [])
+            taints = node.get("spec", {}).get("taints") or []
             return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) and not any(
                 t.get("key") == "node.kubernetes.io/not-ready" for t in taints)
         self.kubelet.wait_until(ready, 120, "Ready (with the not-ready taint removed)")

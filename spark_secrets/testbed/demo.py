@@ -1,4 +1,6 @@
-"""The main job on the embedded default: the whole flow as user alice, on the real local test bed."""
+"""The main job on the embedded default: the whole flow as user alice, on the real local test bed.
+
+A development tool like the rest of the test bed: it ships with the source checkout, not the wheel."""
 
 from __future__ import annotations
 
@@ -117,9 +119,9 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
                 "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR}
         admin = k8s.CoreV1Api(k8s_config.new_client_from_config(str(kube.kubeconfig("admin"))))
         if bed.node is not None:  # the job runs in pods on the node, to the end
-            job = Path(__file__).parent / "testbed" / "jobs" / "etl_job.py"
-            admin.create_namespaced_config_map("alice", {"metadata": {"name": JOBS_CONFIG_MAP},
-                                                         "data": {job.name: job.read_text()}})
+            job = Path(__file__).parent / "jobs" / "etl_job.py"
+            kube.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": JOBS_CONFIG_MAP, "namespace": "alice"},
+                        "data": {job.name: job.read_text()}})
             template = node_pod_template(bed.dir / "pod-template.json", KRB5_CONFIG_MAP)
             conf.update(node_job_conf(bed.node.images_imported["spark"], kube.server, template))
             argv = cluster_submit_argv(kube.server, "alice", "demo-etl", conf=conf, main_class=None,
@@ -133,24 +135,25 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
         rc = submission.run_spark_submit(argv[1:], spark_submit=argv[0], env=env, log=bed.dir / "spark-submit.log")
         if rc != 0 or submission.owner is None:
             raise SparkSecretsError(f"spark-secrets submit failed (exit {rc})", "; ".join(notes)[-300:])
-        pod = admin.read_namespaced_pod(submission.owner.name, "alice")
-        secret = admin.read_namespaced_secret(submission.created[0].name if submission.created else "", "alice")
-        env_vars = {e.name: e.value for e in pod.spec.containers[0].env}
-        owner = secret.metadata.owner_references[0]
+        pod = alice.read_pod("alice", submission.owner.name)
+        secret = alice.read_secret("alice", submission.created[0].name if submission.created else "")
+        env_vars = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
+        meta, owner = secret["metadata"], secret["metadata"]["ownerReferences"][0]
+        phase = pod.get("status", {}).get("phase")
         out = [f"spark-secrets submit -- spark-submit (Spark {spark_version()}) --deploy-mode cluster, as alice:",
                *[f"  {n}" for n in notes],
-               f"Secret {secret.metadata.name}: labels "
-               + ", ".join(f"{k}={v}" for k, v in sorted(secret.metadata.labels.items())),
-               f"  owned by {owner.kind} {owner.name}; expiry {secret.metadata.annotations[ANNOTATION_EXPIRY]}"
+               f"Secret {meta['name']}: labels " + ", ".join(f"{k}={v}" for k, v in sorted(meta["labels"].items())),
+               f"  owned by {owner['kind']} {owner['name']}; expiry {meta['annotations'][ANNOTATION_EXPIRY]}"
                " (an estimate until the renew service's first renewal)",
-               f"driver pod {pod.metadata.name}: HADOOP_TOKEN_FILE_LOCATION={env_vars.get('HADOOP_TOKEN_FILE_LOCATION')}",
+               f"driver pod {submission.owner.name}: "
+               f"HADOOP_TOKEN_FILE_LOCATION={env_vars.get('HADOOP_TOKEN_FILE_LOCATION')}",
                "  no token bytes in its spec, env or Spark conf: only the Secret's name"]
         if bed.node is not None:
-            log = admin.read_namespaced_pod_log(pod.metadata.name, "alice")
+            log = admin.read_namespaced_pod_log(submission.owner.name, "alice")
             done = [line for line in log.splitlines() if line.startswith("DEMO ")]
-            if pod.status.phase != "Succeeded" or not done:
-                raise SparkSecretsError(f"the job's driver pod ended {pod.status.phase}", log[-400:])
-            out += [f"  ran in pods on the node and ended {pod.status.phase}: {done[0][5:]}"]
+            if phase != "Succeeded" or not done:
+                raise SparkSecretsError(f"the job's driver pod ended {phase}", log[-400:])
+            out += [f"  ran in pods on the node and ended {phase}: {done[0][5:]}"]
         return out
 
     def cancel() -> list[str]:
