@@ -186,7 +186,7 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     from spark_secrets.kube import KubeClient
     from spark_secrets.renew import HealthServer, KeytabSession, Policy, RenewService
     from spark_secrets.renew.lease import LeaderElector
-    from submit_steps.settings import parse_duration
+    from spark_secrets.duration import parse_duration
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.all_namespaces and not args.namespace:

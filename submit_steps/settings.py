@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import urlsplit
 
+from spark_secrets.duration import parse_duration
 from spark_secrets.errors import ConfigError
 from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES
 from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
@@ -86,16 +87,7 @@ SETTINGS: tuple[Setting, ...] = (
 )
 _KNOWN = {s.key for s in SETTINGS}
 _DEFAULTS = {s.key: s.default for s in SETTINGS}
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|min|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "min": 60, "m": 60, "h": 3600, "d": 86400, None: 1}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def parse_duration(key: str, text: str) -> dt.timedelta:
-    match = _DURATION.match(text)
-    if not match:
-        raise ConfigError(f"{key}={text!r} is not a duration", "write it like 90s, 30min, 12h or 7d")
-    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _bool(key: str, text: str) -> bool:

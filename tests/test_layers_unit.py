@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Lowest first; a module may import its own layer and the ones before it.
 LAYERS: dict[str, tuple[str, ...]] = {
     "codecs": ("spark_secrets.errors", "spark_secrets.writable", "spark_secrets.identifier", "spark_secrets.token",
-               "spark_secrets.credentials", "spark_secrets.tokensecret"),
+               "spark_secrets.credentials", "spark_secrets.tokensecret", "spark_secrets.duration"),
     "protocol clients": ("spark_secrets.hadoopconf", "spark_secrets.kerberos", "spark_secrets.spnego",
                          "spark_secrets.webhdfs", "spark_secrets.fetcher", "spark_secrets.kube",
                          "spark_secrets.plugin"),

@@ -121,7 +121,7 @@ def test_a_wrong_estimate_is_named_once_with_the_real_interval(
 
 
 def test_durations_read_as_people_write_them() -> None:
-    from spark_secrets.renew.policy import duration_text
+    from spark_secrets.duration import duration_text
     assert [duration_text(ms) for ms in (20_000, 90_000, 3_600_000, 7_200_000, DAY, 7 * DAY)] == \
         ["20s", "90s", "1h", "2h", "1d", "7d"]
 

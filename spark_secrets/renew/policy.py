@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from spark_secrets.duration import duration_text
 from spark_secrets.tokensecret import TokenSecret
 
 RENEW = "renew"
@@ -44,15 +45,6 @@ class Policy:
         lead = max(0, renew_at - now_ms)
         spread = int(lead * self.jitter * (rng or random).random())
         return RENEW, renew_at - spread
-
-
-def duration_text(ms: int) -> str:
-    """``ms`` rounded to the largest unit that keeps it a whole number above 1: 20s, 36h, 7d."""
-    seconds = round(ms / 1000)
-    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds >= 2 * size or (seconds >= size and seconds % size == 0):
-            return f"{round(seconds / size)}{unit}"
-    return f"{seconds}s"
 
 
 def estimate_warning(ts: TokenSecret, expiry_ms: int, now_ms: int) -> str | None:
