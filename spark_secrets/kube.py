@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,12 +150,12 @@ class KubeClient:
                    secret.name, secret.namespace, patch, _preload_content=False)
 
     def list_secret_metadata(self, namespace: str | None, label_selector: str,
-                             page: int = 500) -> tuple[list[dict[str, Any]], str]:
-        """Every matching Secret's metadata (no data crosses the wire), in pages of ``page``, and the
-        resourceVersion to watch from."""
+                             on_page: Callable[[list[dict[str, Any]]], None], page: int = 500) -> str:
+        """Every matching Secret's metadata (no data crosses the wire), handed to ``on_page`` a page of
+        ``page`` at a time (so a list of 100,000 is never held at once); returns the resourceVersion to
+        watch from."""
         fn, args = ((self.core.list_namespaced_secret, (namespace,)) if namespace
                     else (self.core.list_secret_for_all_namespaces, ()))
-        items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
             options: dict[str, Any] = {"label_selector": label_selector, "limit": page}
@@ -164,10 +164,10 @@ class KubeClient:
             resp = self.call(f"list Secrets in {namespace or 'all namespaces'}", fn, *args,
                              _headers={"Accept": METADATA_LIST}, _preload_content=False, **options)
             body = json.loads(resp.data)
-            items += body.get("items") or []
+            on_page(body.get("items") or [])
             token = (body.get("metadata") or {}).get("continue")
             if not token:
-                return items, str(body["metadata"]["resourceVersion"])
+                return str(body["metadata"]["resourceVersion"])
 
     def watch_secret_metadata(self, namespace: str | None, label_selector: str, resource_version: str,
                               timeout_seconds: int) -> Iterator[dict[str, Any]]:

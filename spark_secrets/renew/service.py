@@ -32,7 +32,7 @@ from spark_secrets.renew.housekeeping import Housekeeper, Key
 from spark_secrets.renew.kinds import TokenKind, default_kinds
 from spark_secrets.renew.metrics import Metrics
 from spark_secrets.renew.policy import REISSUE, Policy, estimate_warning
-from spark_secrets.renew.watch import DELETED, SYNC, SecretEvent, SecretWatch
+from spark_secrets.renew.watch import DELETED, LISTING, PAGE, SYNC, SecretEvent, SecretWatch
 from spark_secrets.token import Token
 from spark_secrets.tokensecret import TokenSecret, rfc3339, schedule_annotations
 
@@ -65,8 +65,10 @@ class RenewService:
         self._backoff: dict[Key, int] = {}
         self._events: queue.Queue[SecretEvent] = queue.Queue()
         self._synced: set[str | None] = set()
+        self._listing: dict[str | None, set[Key]] = {}  # keys seen so far by a list in progress, per namespace
         self._stop = threading.Event()
         self._watches: list[SecretWatch] = []
+        self._nearest_at = 0.0
 
     def __repr__(self) -> str:
         return f"RenewService(namespaces={self.namespaces or 'all'}, tracked={len(self.secrets)})"
@@ -98,16 +100,21 @@ class RenewService:
                 pass
             self._run_due()
             self.housekeeper.run()
+            self._update_nearest()
 
     def _now(self) -> int:
         return int(self.clock() * 1000)
 
     # -- events ----------------------------------------------------------------------------------
     def _handle(self, event: SecretEvent) -> None:
-        if event.kind == SYNC:
-            present = set()
+        if event.kind == LISTING:  # a list in pages: LISTING, PAGE..., SYNC
+            self._listing[event.namespace] = set()
+        elif event.kind == PAGE:
+            present = self._listing.setdefault(event.namespace, set())
             for obj in event.objects:
                 present.add(self._track(obj))
+        elif event.kind == SYNC:
+            present = self._listing.pop(event.namespace, set())
             gone = [k for k in self.secrets if (event.namespace is None or k[0] == event.namespace) and k not in present]
             for key in gone:  # deleted while we were not watching: its tokens still need cancelling
                 self._cancel(self.secrets.pop(key))
@@ -142,6 +149,7 @@ class RenewService:
                 self._report(key, "SecretUnusable", exc.problem)
             self.secrets.pop(key, None)
             return key
+        key = (ts.namespace, ts.name)  # the Secret's own (interned) strings, not the event's copies
         known = self.secrets.get(key)
         self.secrets[key] = ts
         self.housekeeper.tracked(key, known is None or known.uid != ts.uid)
@@ -152,10 +160,13 @@ class RenewService:
     def _schedule(self, ts: TokenSecret) -> None:
         _, due = self.policy.next_action(ts, self._now())
         heapq.heappush(self._due, (due, (ts.namespace, ts.name), ts.resource_version))
-        self._update_nearest()
 
     def _update_nearest(self) -> None:
-        self.metrics.nearest_expiry_ms = min((s.expiry_ms for s in self.secrets.values()), default=None)
+        """The nearest expiry for /metrics: a pass over every Secret, so at most once a second (a
+        pass per event would make a list of N Secrets cost N² at start)."""
+        if time.monotonic() - self._nearest_at >= 1.0:
+            self._nearest_at = time.monotonic()
+            self.metrics.nearest_expiry_ms = min((s.expiry_ms for s in self.secrets.values()), default=None)
 
     def _seconds_to_next_due(self) -> float:
         return (self._due[0][0] - self._now()) / 1000 if self._due else 5.0

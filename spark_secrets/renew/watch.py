@@ -18,13 +18,15 @@ from spark_secrets.tokensecret import TOKEN_SECRET_SELECTOR
 
 log = logging.getLogger("spark_secrets.renew")
 
-SYNC = "SYNC"  # a full list of one namespace
+LISTING = "LISTING"  # a full list of one namespace begins
+PAGE = "PAGE"  # one page of it
+SYNC = "SYNC"  # the full list of one namespace is complete
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
 
 
 @dataclasses.dataclass
 class SecretEvent:
-    kind: str  # SYNC, ADDED, MODIFIED or DELETED
+    kind: str  # LISTING, PAGE, SYNC, ADDED, MODIFIED or DELETED
     namespace: str | None
     objects: list[dict[str, Any]]
 
@@ -55,10 +57,12 @@ class SecretWatch:
         while not self._stop.is_set():
             try:
                 if resource_version is None:
-                    items, resource_version = self.kube.list_secret_metadata(self.namespace, TOKEN_SECRET_SELECTOR,
-                                                                              self.page)
+                    self.events.put(SecretEvent(LISTING, self.namespace, []))
+                    resource_version = self.kube.list_secret_metadata(
+                        self.namespace, TOKEN_SECRET_SELECTOR,
+                        lambda items: self.events.put(SecretEvent(PAGE, self.namespace, items)), self.page)
                     self.metrics.relists += 1
-                    self.events.put(SecretEvent(SYNC, self.namespace, items))
+                    self.events.put(SecretEvent(SYNC, self.namespace, []))
                 for event in self.kube.watch_secret_metadata(self.namespace, TOKEN_SECRET_SELECTOR, resource_version,
                                                              self.timeout_seconds):
                     kind, obj = event.get("type"), event.get("object") or {}

@@ -1,0 +1,73 @@
+"""The renew service's main loop on metadata-only events (injected token kind, no API server)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spark_secrets.credentials import Credentials
+from spark_secrets.renew.service import RenewService
+from spark_secrets.renew.watch import LISTING, PAGE, SYNC, SecretEvent
+from spark_secrets.token import Token
+from spark_secrets.tokensecret import schedule_annotations
+
+from test_renewal_unit import DAY, ISSUED, _secret
+
+
+class _Kind:
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.cancelled: list[bytes] = []
+
+    def owns_token(self, token: Token) -> bool:
+        return True
+
+    def owns_target(self, target: str) -> bool:
+        return True
+
+    def obtain(self, targets: Any, owner: str) -> Credentials:
+        raise AssertionError("not expected")
+
+    def renew(self, token: Token) -> int:
+        raise AssertionError("not expected")
+
+    def cancel(self, token: Token) -> None:
+        assert token.password == b""  # the service never held the password
+        self.cancelled.append(token.identifier)
+
+
+def _meta(name: str) -> dict[str, object]:
+    creds = _secret(ISSUED + DAY).credentials
+    assert creds is not None
+    notes = {k: v for k, v in schedule_annotations(creds, 4_000_000_000_000, renewed_at_ms=ISSUED).items() if v}
+    return {"metadata": {"namespace": "alice", "name": name, "uid": f"u-{name}", "resourceVersion": "1",
+                         "annotations": {**notes, "spark-secrets.io/filesystems": "hdfs://ns1"}}}
+
+
+def _service(kind: _Kind) -> RenewService:
+    return RenewService(object(), lambda: None, namespaces=["alice"], renewer="spark-renewer",  # type: ignore[arg-type]
+                        kinds=[kind], clock=lambda: ISSUED / 1000)
+
+
+def test_a_paged_list_with_an_empty_page_loses_nothing_and_a_relist_cancels_only_the_gone() -> None:
+    kind = _Kind()
+    service = _service(kind)
+    for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [_meta("a"), _meta("b")]),
+                  SecretEvent(PAGE, "alice", []), SecretEvent(PAGE, "alice", [_meta("c")]),
+                  SecretEvent(SYNC, "alice", [])):
+        service._handle(event)
+    assert sorted(n for _, n in service.secrets) == ["a", "b", "c"] and kind.cancelled == []
+    assert service.metrics.ready and service.metrics.tracked == 3
+    assert all(not ts.has_data for ts in service.secrets.values())  # metadata only: no token passwords held
+    # A relist (after 410 Gone or an outage) that no longer sees b and c: their tokens are cancelled.
+    for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [_meta("a")]),
+                  SecretEvent(SYNC, "alice", [])):
+        service._handle(event)
+    assert sorted(n for _, n in service.secrets) == ["a"] and len(kind.cancelled) == 2
+
+
+def test_a_deleted_secret_is_cancelled_from_the_metadata_of_the_delete_event() -> None:
+    kind = _Kind()
+    service = _service(kind)
+    service._handle(SecretEvent("DELETED", "alice", [_meta("gone")]))  # never seen before: still cancelled
+    assert len(kind.cancelled) == 1
