@@ -132,3 +132,17 @@ def test_the_token_file_format_is_read_so_a_reissue_keeps_it(version: int) -> No
     obj = {"metadata": {"namespace": "alice", "name": "x"},
            "data": {"hadoop-tokens": base64.b64encode(ts.credentials.to_bytes(version)).decode()}}
     assert TokenSecret.from_object(obj).file_format == version
+
+
+def test_an_estimate_cut_at_the_max_date_reads_as_at_least_despite_whole_second_annotations(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The expiry annotation keeps whole seconds, the identifier's max date milliseconds."""
+    from spark_secrets.renew.service import RenewService
+    now = ISSUED + 1_000
+    max_date = ISSUED + 7 * DAY
+    cut = _secret(max_date - 700)  # the submission's estimate, written as rfc3339(max date): 0.7 s short
+    with caplog.at_level("WARNING", logger="spark_secrets.renew"):
+        RenewService._check_estimate(cut, now + 20_000, now)
+        RenewService._check_estimate(_secret(max_date - 3_000_000), now + 20_000, now)  # control: not cut
+    lines = [r.getMessage() for r in caplog.records]
+    assert "estimated at least 7d" in lines[0] and "at least" not in lines[1], lines

@@ -53,7 +53,8 @@ def estimate_warning(ts: TokenSecret, expiry_ms: int, now_ms: int) -> str | None
     if expiry_ms >= ts.max_date_ms:
         return None  # capped at the max date: the answer does not say what the interval is
     actual, guessed = expiry_ms - now_ms, ts.expiry_ms - ts.issue_date_ms
-    capped = ts.expiry_ms >= ts.max_date_ms  # the estimate was cut at the max date: it was at least this
+    # The estimate was cut at the max date (it was at least this); annotations keep whole seconds.
+    capped = ts.expiry_ms >= ts.max_date_ms - 1000
     if guessed > 0 and (capped or abs(actual - guessed) > max(0.1 * actual, 2_000)):
         return (f"{ts.ref}: the token server's renew interval is about {duration_text(actual)}, the submission "
                 f"estimated {'at least ' if capped else ''}{duration_text(guessed)}; set "
