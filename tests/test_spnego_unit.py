@@ -56,18 +56,14 @@ class FakeContext:
 
 
 def _gss_error(base: type[gssapi.exceptions.GSSError], text: str) -> gssapi.exceptions.GSSError:
-    """A GSSError of type ``base`` whose message is ``text`` (as MIT krb5 words it)."""
+    """A GSSError of type ``base`` whose message is ``text`` (as MIT krb5 words it).
 
-    class Fake(base):  # type: ignore[valid-type, misc]
-        def __init__(self) -> None:
-            self.maj_code, self.min_code, self.token = 0, 0, None
-            Exception.__init__(self, text)
-
-        def gen_message(self) -> str:
-            return text
-
-    error = Fake.__new__(Fake)  # not Fake(): GSSError's metaclass picks the class from status codes
-    error.__init__()
+    An instance of the real class, never a subclass: GSSError's metaclass registers every subclass by
+    its status codes, and a test subclass would then be raised for real errors in later tests."""
+    error = base.__new__(base)  # not base(): the metaclass picks the class from status codes
+    Exception.__init__(error, text)
+    error.maj_code, error.min_code, error.token = 0, 0, None
+    error.gen_message = lambda: text  # type: ignore[method-assign]
     return error
 
 
