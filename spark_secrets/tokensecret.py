@@ -71,8 +71,7 @@ def rfc3339(ms: int) -> str:
 
 def parse_rfc3339(text: str) -> int:
     """Milliseconds since the epoch of an RFC 3339 UTC time (``...Z``, seconds or milliseconds)."""
-    stamp = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int(stamp.timestamp() * 1000)
+    return int(dt.datetime.fromisoformat(text).timestamp() * 1000)  # Python 3.11 reads the "Z" itself
 
 
 # -- the writer's side ------------------------------------------------------------------------------
@@ -122,7 +121,7 @@ def _interned(text: object) -> str:
     return sys.intern(str(text))  # namespaces and keys repeat across thousands of Secrets
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs a third of the start at 100,000 Secrets
 class TokenSecret:
     """What the renew service knows of one token Secret; ``repr`` shows no secret bytes.
 
