@@ -128,9 +128,11 @@ def main() -> int:
             kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
             began = time.perf_counter()
             with ThreadPoolExecutor(16) as pool:
-                list(pool.map(lambda i: admin.create_namespaced_secret(
-                    ns, _secret(f"job-{i:06d}-hadoop-tokens", bulk, far, filesystem, now), _preload_content=False),
-                    range(count)))
+                # .data reads each answer, so its connection goes back to the pool instead of staying open
+                for _ in pool.map(lambda i: admin.create_namespaced_secret(
+                        ns, _secret(f"job-{i:06d}-hadoop-tokens", bulk, far, filesystem, now),
+                        _preload_content=False).data, range(count)):
+                    pass
             print(f"  ({count} Secrets created in {time.perf_counter() - began:.1f} s)", flush=True)
             began = time.perf_counter()
             pages: list[int] = []
