@@ -10,7 +10,10 @@ action is recomputed from the newer object.
 from __future__ import annotations
 
 import base64
+import ctypes
 import dataclasses
+import functools
+import gc
 import heapq
 import logging
 import queue
@@ -121,6 +124,7 @@ class RenewService:
                 self.housekeeper.revoke(key)
             self._synced.add(event.namespace)
             self.metrics.ready = len(self._synced) == len(self.namespaces or [None])
+            _give_back_memory()  # a list of 100,000 leaves megabytes of freed pages behind
         elif event.kind == DELETED:
             meta = event.objects[0].get("metadata") or {}
             key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
@@ -349,3 +353,19 @@ class RenewService:
     @staticmethod
     def _seq(ts: TokenSecret) -> str:
         return "sequence " + ",".join(str(i.sequence_number) for i in ts.identifiers[:1])
+
+
+def _give_back_memory() -> None:
+    """Return the heap freed by a full list to the OS (glibc's ``malloc_trim``; a no-op elsewhere)."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None

@@ -35,7 +35,7 @@ class SecretWatch:
     """Feeds :class:`SecretEvent` to ``events`` until :meth:`stop`; never ends on an API-server outage."""
 
     def __init__(self, kube: KubeClient, namespace: str | None, events: queue.Queue[SecretEvent], metrics: Metrics,
-                 *, timeout_seconds: int = 60, page: int = 2000) -> None:
+                 *, timeout_seconds: int = 60, page: int = 500) -> None:
         self.kube, self.namespace, self.events, self.metrics = kube, namespace, events, metrics
         self.timeout_seconds, self.page = timeout_seconds, page
         self._stop = threading.Event()
