@@ -512,6 +512,23 @@ def test_a_missing_path_is_left_to_hdfscli(cluster: FakeWebHdfs, tokens_path: Pa
         client.status("/nope")
 
 
+def test_words_in_a_path_are_not_taken_for_a_token_or_standby_refusal(cluster: FakeWebHdfs, tokens_path: Path) -> None:
+    """Hadoop answers most IOExceptions with 403: only the exception's name says what it is about."""
+    client = client_for(cluster, tokens_path)
+    assert client.status("/data/standby/expired/token", strict=False) is None
+    original = cluster._namenode
+
+    def exists(request: requests.PreparedRequest, op: str, path: str, query: dict[str, str], token: Token) -> Any:
+        if op == "MKDIRS":
+            return cluster._remote(request, 403, "FileAlreadyExistsException", f"{path} is an expired standby token")
+        return original(request, op, path, query, token)
+
+    cluster._namenode = exists  # type: ignore[method-assign]
+    with pytest.raises(Exception) as err:
+        client.makedirs("/user/alice/x")
+    assert not isinstance(err.value, SparkSecretsError) and "expired standby" in str(err.value)
+
+
 def test_no_secret_in_logs_reprs_or_errors(cluster: FakeWebHdfs, tokens_path: Path, web_token: Token,
                                           caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 #: (connect, read) seconds; reads of a DataNode's stream may pause while the consumer works.
 DEFAULT_TIMEOUT = (10.0, 120.0)
 _RETRY_ELSEWHERE = ("StandbyException", "RetriableException")
+#: The remote exceptions that are about who the caller is or what it may do (the rest goes to HdfsCLI).
+_SECURITY = ("SecurityException", "InvalidToken", "AccessControlException", "AuthorizationException")
 _DENIED = re.compile(r'user=(?P<user>[^,\s]+), access=(?P<access>[A-Z_]+), inode="(?P<path>[^"]*)":'
                      r'(?P<owner>[^:]*):(?P<group>[^:]*):(?P<mode>[-a-zA-Z+]+)')
 
@@ -168,7 +170,7 @@ class TokenFileClient(Client):
                 continue
             if not resp.ok:
                 exception, message = _remote_exception(resp)
-                if exception in _RETRY_ELSEWHERE or "standby" in message.lower():
+                if exception in _RETRY_ELSEWHERE or (not exception and "standby" in message.lower()):
                     log.info("skipping NameNode %s of %s for %s: %s", host, self.target.uri, op, exception or "standby")
                     skipped.append(f"{host}: {'standby' if 'standby' in (exception + message).lower() else exception}")
                     resp.close()
@@ -212,9 +214,12 @@ class TokenFileClient(Client):
 
     # -- errors ----------------------------------------------------------------------------------
     def _refusal(self, resp: requests.Response, op: str, where: str, token: Token | None) -> HdfsError | None:
-        """This project's error for a refusal about the token or permissions; ``None`` for the rest."""
-        error = remote_error(resp, op, where)
+        """This project's error for a refusal about the token or permissions; ``None`` for the rest
+        (a missing path, an existing file, ...: Hadoop answers most IOExceptions with 403 too)."""
         exception, message = _remote_exception(resp)
+        if exception not in _SECURITY and not (not exception and resp.status_code in (401, 403)):
+            return None
+        error = remote_error(resp, op, where)
         message = " ".join(redact(message).split())[:300]
         token = token or self.tokens.token_for(self.wanted)
         if isinstance(error, TokenExpiredError):

@@ -3,7 +3,7 @@
 A job's token file is replaced while the job runs: the renew service re-issues tokens into the token
 Secret and kubelet swaps the mounted file atomically (a ``..data`` symlink moved to a new directory),
 and a client-mode driver's private file is rewritten the same way (temp file and rename). Every use
-``stat``\\s the path (following symlinks), and the file is read again when its device, inode, mtime
+stats the path (following symlinks), and the file is read again when its device, inode, mtime
 or size changed, and at least every ``recheck`` seconds (then compared by content), so a swap is seen
 at the next request. A file that is missing or unreadable for a moment while it is replaced keeps the
 last good tokens in use (logged once); only the first read has to succeed.
