@@ -176,10 +176,12 @@ class WebHdfsHandler(pafs.FileSystemHandler):
     def __init__(self, fs: str | None = None, *, token_file: str | Path | None = None,
                  ca_bundle: str | bool | None = None, conf: str | Path | None = None,
                  client: TokenFileClient | None = None) -> None:
-        self._args: dict[str, Any] = {"fs": fs, "token_file": token_file, "ca_bundle": ca_bundle, "conf": conf}
         self.client = client if client is not None else hdfs_client(fs, token_file=token_file, ca_bundle=ca_bundle,
                                                                     conf=conf)
         self.uri = self.client.target.uri
+        # What an unpickled copy is made from: the same filesystem, the rest looked up where it is unpickled
+        # unless given here (HADOOP_TOKEN_FILE_LOCATION and HADOOP_CONF_DIR differ between driver and executors).
+        self._args: dict[str, Any] = {"fs": self.uri, "token_file": token_file, "ca_bundle": ca_bundle, "conf": conf}
         parts = urlsplit(self.uri)
         self._authority = parts.netloc.lower()
 
