@@ -7,6 +7,7 @@ errors for a cancelled token, a token left unrenewed and a path owned by someone
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -89,6 +90,31 @@ def test_a_dataset_spark_wrote_is_read_by_pyarrow_and_pandas_with_the_token_only
     pd = pytest.importorskip("pandas")
     frame = pd.read_parquet(target, filesystem=fs)
     assert len(frame) == 20000 and int(frame["twice"].sum()) == 2 * 199990000
+
+
+def test_a_pandas_udf_reads_and_writes_through_the_pickled_filesystem(testbed: Testbed, tmp_path: Path,
+                                                                    no_ticket: None) -> None:
+    """The filesystem made on the driver goes into a mapInPandas UDF; Python workers (local mode: no
+    pods yet) read a dataset and write a file each with the token file alone, and a token-only JVM
+    reads those back."""
+    hdfs = testbed.hdfs
+    assert hdfs is not None
+    tokens = _alice_tokens(hdfs, testbed).save(tmp_path / "job.tokens")
+    base = f"/user/alice/runtime-udf-{time.time_ns()}"
+    fs = arrow_filesystem(hdfs.uri, token_file=tokens, conf=hdfs.client_conf_dir())
+    pq.write_table(pa.table({"id": list(range(777))}), f"{base}/in/data.parquet", filesystem=fs)
+    env = spark_env({**testbed.env("alice", tmp_path / "no-such-ccache"), "HADOOP_TOKEN_FILE_LOCATION": str(tokens),
+                     "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    job = subprocess.run([sys.executable, str(SCRIPTS / "udf_job.py"), "local[2]", hdfs.uri, f"{hdfs.uri}{base}/in",
+                          f"{hdfs.uri}{base}/out"], env=env, capture_output=True, text=True, timeout=400)
+    assert job.returncode == 0, job.stderr[-3000:]
+    lines = [line for line in job.stdout.splitlines() if line.startswith("UDF")]
+    assert len(lines) == 2 and all("read 777 rows" in line for line in lines), job.stdout
+    pids = [re.search(r"in worker (\d+) \(driver (\d+)\)", line).groups() for line in lines]  # type: ignore[union-attr]
+    assert all(worker != driver for worker, driver in pids)  # unpickled in Python worker processes
+    for part in (0, 1):
+        cat = hdfs.fs("-cat", f"{base}/out/part-{part}.parquet", token_file=tokens)
+        assert pq.read_table(pa.BufferReader(cat.stdout)).column("part").to_pylist() == [part], cat.stderr[-800:]
 
 
 def test_what_arrow_writes_a_token_only_jvm_reads(testbed: Testbed, tmp_path: Path, no_ticket: None) -> None:
