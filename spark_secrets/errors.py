@@ -3,6 +3,7 @@
     SparkSecretsError
     ├── ConfigError               a setting is missing, malformed or inconsistent
     ├── TokenFormatError          bytes that should be a token, identifier or token file
+    ├── MissingTokenError         a token file holds no token for the filesystem asked for
     ├── KerberosError             no ticket, expired ticket, unusable keytab
     ├── HdfsError                 a NameNode refused or failed
     │   ├── NameNodeUnavailable
@@ -41,6 +42,10 @@ class ConfigError(SparkSecretsError):
 
 class TokenFormatError(SparkSecretsError):
     """Bytes that should be a Hadoop token, identifier or token file are not."""
+
+
+class MissingTokenError(SparkSecretsError):
+    """A token file holds no delegation token for the filesystem a job's code asked for."""
 
 
 class KerberosError(SparkSecretsError):

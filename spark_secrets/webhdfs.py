@@ -35,11 +35,11 @@ class _RedactTokenParams(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args and any(p in str(a) for a in record.args for p in _SECRET_PARAMS):
-            record.args = tuple(_redact(str(a)) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(redact(str(a)) if isinstance(a, str) else a for a in record.args)
         return True
 
 
-def _redact(text: str) -> str:
+def redact(text: str) -> str:
     for param in _SECRET_PARAMS:
         start = text.find(param)
         while start != -1:
@@ -124,10 +124,10 @@ class WebHdfsClient:
                 return dict(resp.json())
             except (ValueError, TypeError):
                 raise HdfsError(f"NameNode {self.host} answered {op} with something other than JSON") from None
-        raise _remote_error(resp, op, self.host)
+        raise remote_error(resp, op, self.host)
 
 
-def _remote_error(resp: requests.Response, op: str, host: str) -> HdfsError:
+def remote_error(resp: requests.Response, op: str, host: str) -> HdfsError:
     """Map a WebHDFS error response (``RemoteException`` JSON or a bare status) to a typed error."""
     exception, message = "", ""
     try:
@@ -135,7 +135,7 @@ def _remote_error(resp: requests.Response, op: str, host: str) -> HdfsError:
         exception, message = str(remote.get("exception", "")), str(remote.get("message", ""))
     except (ValueError, KeyError, TypeError):
         pass
-    message = " ".join(_redact(message).split())[:500]
+    message = " ".join(redact(message).split())[:500]
     where = f"NameNode {host} refused {op}"
     lowered = message.lower()
     if resp.status_code == 401 and not exception:
