@@ -14,7 +14,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "codecs": ("spark_secrets.errors", "spark_secrets.writable", "spark_secrets.identifier", "spark_secrets.token",
                "spark_secrets.credentials", "spark_secrets.labels"),
     "protocol clients": ("spark_secrets.hadoopconf", "spark_secrets.kerberos", "spark_secrets.spnego",
-                         "spark_secrets.webhdfs", "spark_secrets.fetcher", "spark_secrets.kube",
+                         "spark_secrets.webhdfs", "spark_secrets.fetcher", "spark_secrets.kubeconfig", "spark_secrets.kube",
                          "spark_secrets.plugin"),
     "services and steps": ("spark_secrets.renewal", "spark_secrets.renewer", "spark_secrets.grants",
                            "spark_secrets.ownership", "spark_secrets.lease", "spark_secrets.rbac", "submit_steps"),
