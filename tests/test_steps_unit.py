@@ -364,3 +364,33 @@ def test_settings_are_parsed_once_and_kept() -> None:
     settings = Settings(dict(BASE))
     assert settings.filesystems is settings.filesystems  # the same parsed tuple, not a new parse per read
     assert settings.renew_interval is None and settings.min_ticket_lifetime == dt.timedelta(minutes=5)
+
+
+def test_the_hadoop_configuration_is_read_once_per_submission(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token step (which resolves filesystems) and the Secret step (which estimates the expiry)
+    share one read of HADOOP_CONF_DIR."""
+    import submit_steps.tokens
+
+    loads: list[HadoopConf] = []
+
+    def load(conf_dir: object = None) -> HadoopConf:
+        loads.append(HadoopConf({"dfs.namenode.delegation.token.renew-interval": "20000"}, "/etc/hadoop/conf"))
+        return loads[-1]
+
+    def obtain(filesystems, renewer, auth, *, conf, verify):  # type: ignore[no-untyped-def]
+        assert conf is loads[0]
+        return _creds()
+
+    monkeypatch.setattr(HadoopConf, "load", staticmethod(load))
+    monkeypatch.setattr(submit_steps.tokens, "obtain_tokens", obtain)
+    settings = Settings(dict(BASE))
+    spec = StepBuilder(BASE, [DelegationTokenStep(settings, ticket=_Ticket), TokenSecretStep(settings)]).run()
+    assert len(loads) == 1
+    (plan,) = spec.secrets
+    assert parse_rfc3339(plan.annotations["spark-secrets.io/expiry"]) == 1_795_000_000_000 + 20_000
+
+
+def test_an_empty_hadoop_configuration_given_to_the_secret_step_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(HadoopConf, "load", staticmethod(lambda conf_dir=None: pytest.fail("read HADOOP_CONF_DIR")))
+    spec = TokenSecretStep(Settings(dict(BASE)), HadoopConf({})).apply(SubmissionSpec(conf=BASE, credentials=_creds()))
+    assert parse_rfc3339(spec.secrets[0].annotations["spark-secrets.io/expiry"]) == 1_795_000_000_000 + 86_400_000
