@@ -55,7 +55,7 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> tuple[float, float,
     wall = time.perf_counter() - began
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
-        raise SystemExit(f"{what} failed: {proc.stderr[-2000:]}")
+        raise SystemExit(f"{what} failed (exit status {proc.returncode}): {proc.stderr[-2000:]}{proc.stdout[-1000:]}")
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), proc.stdout
 
 
