@@ -17,6 +17,8 @@ from spark_secrets.webhdfs import WebHdfsClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: At most this many filesystems are asked at the same time.
+MAX_PARALLEL_FETCHES = 8
 
 
 def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | None, auth: AuthBase | None, *,
@@ -27,29 +29,46 @@ def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | 
     Each filesystem's NameNodes are asked in order; an unreachable or standby one is skipped. The
     token is stored twice with the same identifier and password: as ``HDFS_DELEGATION_TOKEN`` under
     the service ``hdfs://`` clients select (RPC ``ip:port``, or ``ha-hdfs:<ns>`` for a nameservice),
-    and as a (S)WebHDFS token under the HTTP ``ip:port`` (or ``ha-webhdfs:<ns>``).
+    and as a (S)WebHDFS token under the HTTP ``ip:port`` (or ``ha-webhdfs:<ns>``). Several
+    filesystems are asked at the same time; the tokens are stored in the order given, and the first
+    filesystem (in that order) that fails is the error raised.
     """
     creds = credentials if credentials is not None else Credentials()
     wanted = list(filesystems)
     if conf is None and any(isinstance(fs, str) for fs in wanted):
         conf = HadoopConf.load()  # once, not once per filesystem
     targets = [fs if isinstance(fs, FileSystemTarget) else resolve_filesystem(fs, conf) for fs in wanted]
-    for target in targets:
-        _obtain_one(target, creds, renewer, auth, doas, verify)
+
+    def one(target: FileSystemTarget) -> tuple[Token, Token]:
+        return _obtain_one(target, renewer, auth, doas, verify)
+
+    if len(targets) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(targets), MAX_PARALLEL_FETCHES),
+                                thread_name_prefix="spark-secrets-fetch") as pool:
+            futures = [pool.submit(one, target) for target in targets]
+        obtained = [future.result() for future in futures]  # in order: the first failure is raised
+    else:
+        obtained = [one(target) for target in targets]
+    for pair in obtained:
+        for token in pair:
+            creds.add(token)
     return creds
 
 
-def _obtain_one(target: FileSystemTarget, creds: Credentials, renewer: str | None, auth: AuthBase | None,
-                doas: str | None, verify: bool | str) -> None:
-    def fetch(client: WebHdfsClient) -> None:
+def _obtain_one(target: FileSystemTarget, renewer: str | None, auth: AuthBase | None, doas: str | None,
+                verify: bool | str) -> tuple[Token, Token]:
+    """The token for ``hdfs://`` clients and its (S)WebHDFS twin, from the first active NameNode."""
+    def fetch(client: WebHdfsClient) -> tuple[Token, Token]:
         token = client.get_delegation_token(renewer, doas=doas)
         used = next(nn for nn in target.namenodes if nn.http_url == client.url)
         web_kind = SWEBHDFS_DELEGATION_KIND if target.https else WEBHDFS_DELEGATION_KIND
-        creds.add(token.with_service(target.hdfs_service(token.service), kind=HDFS_DELEGATION_KIND))
-        creds.add(token.with_service(target.web_service(used), kind=web_kind))
         log.info("obtained a delegation token for %s from %s", target.uri, client.host)
+        return (token.with_service(target.hdfs_service(token.service), kind=HDFS_DELEGATION_KIND),
+                token.with_service(target.web_service(used), kind=web_kind))
 
-    _on_active(target, "GETDELEGATIONTOKEN", fetch, auth, verify)
+    return _on_active(target, "GETDELEGATIONTOKEN", fetch, auth, verify)
 
 
 def namenodes_for(token: Token, conf: HadoopConf | None = None) -> FileSystemTarget:

@@ -1,24 +1,30 @@
 """The Kubernetes API calls this project makes, with one-line errors and no secret bytes in them.
 
-Built on the ``kubernetes`` client; its debug log of response bodies (which would carry Secret
-data) is filtered out.
+The calls made here (access reviews, Secrets, pods) are plain REST over ``requests``, configured by
+:mod:`spark_secrets.kubeconfig`, so that a submission never imports the ``kubernetes`` package
+(whose import alone takes about a third of a second). The renew service's watches, Leases, Events
+and RBAC objects use that package's API classes through :attr:`KubeClient.api_client`, made on
+first use from the same configuration; :meth:`KubeClient.call` maps their errors the same way.
+Response bodies (which would carry Secret data) are never logged: the ``kubernetes`` client's debug
+log of them is filtered out, and ``requests`` logs none.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
+import requests
+from requests.adapters import HTTPAdapter
 
 from spark_secrets.errors import (KubernetesConflict, KubernetesError, KubernetesForbidden, KubernetesGone,
                                   KubernetesNotFound)
+from spark_secrets.kubeconfig import ClusterAccess, KubeconfigError, load_in_cluster, load_kubeconfig
 
 
 class _NoBodies(logging.Filter):
@@ -28,10 +34,14 @@ class _NoBodies(logging.Filter):
 
 logging.getLogger("kubernetes.client.rest").addFilter(_NoBodies())
 
-
 #: Ask for metadata only (``PartialObjectMetadata``): labels and annotations, no data.
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 METADATA_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+#: A dict body sent with PATCH is a strategic merge patch, as the ``kubernetes`` client sends it.
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+#: Connection attempts before a request counts as failed (urllib3's default, which the ``kubernetes``
+#: client uses).
+RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -43,18 +53,16 @@ class ObjectRef:
     resource_version: str = ""
 
 
-def _message(exc: ApiException) -> str:
+def _message(body: bytes | str | None, reason: str | None) -> str:
+    """The API server's ``Status`` message, else the HTTP reason."""
     try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+        return str(json.loads(body or "{}").get("message") or reason)
     except (ValueError, AttributeError):
-        return str(exc.reason)
+        return str(reason)
 
 
-def error_for(status: int | None, what: str, message: str) -> KubernetesError:
-    """The error for an API server's refusal of ``what`` with HTTP ``status`` and ``message``."""
-    if status == 401:
-        return KubernetesError(f"cannot {what}: the API server did not accept your credentials",
-                               "refresh your kubeconfig credentials")
+def status_error(what: str, status: int | None, message: str) -> KubernetesError:
+    """The one-line error for an HTTP error ``status`` of the request that was to ``what``."""
     if status == 403:
         return KubernetesForbidden(f"Kubernetes refused to {what}: {message}", "ask an admin for the RBAC role this needs")
     if status == 404:
@@ -63,111 +71,202 @@ def error_for(status: int | None, what: str, message: str) -> KubernetesError:
         return KubernetesConflict(f"cannot {what}: {message}")
     if status == 410:
         return KubernetesGone(f"cannot {what}: HTTP 410 {message}", "list again")
+    if status == 401:
+        return KubernetesError(f"cannot {what}: the API server did not accept your credentials",
+                               "refresh your kubeconfig credentials")
     return KubernetesError(f"cannot {what}: HTTP {status} {message}")
+
+
+class _ServerNameAdapter(HTTPAdapter):
+    """Connects by the server's address but expects the certificate of ``tls-server-name``."""
+
+    def __init__(self, server_hostname: str, **kwargs: Any) -> None:
+        self._server_hostname = server_hostname
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, server_hostname=self._server_hostname, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return super().proxy_manager_for(proxy, server_hostname=self._server_hostname, **kwargs)
 
 
 class KubeClient:
     """A user's (or service's) view of one API server."""
 
-    def __init__(self, api_client: k8s.ApiClient, namespace: str | None = None) -> None:
-        self.api_client = api_client
-        self.core = k8s.CoreV1Api(api_client)
+    def __init__(self, access: ClusterAccess, namespace: str | None = None) -> None:
+        self.access = access
         self.namespace = namespace or "default"
+        self._local = threading.local()  # one requests.Session per thread
+        self._lock = threading.Lock()
+        self._api_client: Any = None
+        self._core: Any = None
 
     @classmethod
     def from_config(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
         """From ``kubeconfig`` (default ``KUBECONFIG`` or ``~/.kube/config``), else in-cluster."""
         try:
-            api = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
-            _, active = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
-            namespace = (active or {}).get("context", {}).get("namespace")
-            return cls(api, namespace)
-        except (k8s_config.ConfigException, FileNotFoundError, OSError, TypeError) as exc:
+            access = load_kubeconfig(kubeconfig, context)
+        except (KubeconfigError, OSError, UnicodeDecodeError) as exc:
             if kubeconfig is None:
                 try:
-                    k8s_config.load_incluster_config()
-                    return cls(k8s.ApiClient(), None)
-                except k8s_config.ConfigException:
+                    return cls(load_in_cluster(), None)
+                except (KubeconfigError, OSError):
                     pass
             raise KubernetesError(f"no usable Kubernetes configuration ({exc})",
                                   "set KUBECONFIG or run inside a pod with a service account") from None
+        return cls(access, access.namespace)
 
     def __repr__(self) -> str:
-        return f"KubeClient({self.api_client.configuration.host}, namespace={self.namespace})"
+        return f"KubeClient({self.access.server}, namespace={self.namespace})"
+
+    # -- the kubernetes package, for the renew service ------------------------------------------------
+    @property
+    def api_client(self) -> Any:
+        """A ``kubernetes.client.ApiClient`` for the same server and credentials, made on first use."""
+        with self._lock:
+            if self._api_client is None:
+                from kubernetes import client as k8s
+                from kubernetes import config as k8s_config
+
+                try:
+                    if self.access.in_cluster:
+                        k8s_config.load_incluster_config()
+                        self._api_client = k8s.ApiClient()
+                    else:
+                        self._api_client = k8s_config.new_client_from_config(config_file=self.access.kubeconfig,
+                                                                             context=self.access.context)
+                except (k8s_config.ConfigException, OSError, TypeError) as exc:
+                    raise KubernetesError(f"no usable Kubernetes configuration ({exc})",
+                                          "set KUBECONFIG or run inside a pod with a service account") from None
+            return self._api_client
+
+    @property
+    def core(self) -> Any:
+        """``kubernetes.client.CoreV1Api`` on :attr:`api_client`."""
+        if self._core is None:
+            from kubernetes import client as k8s
+
+            self._core = k8s.CoreV1Api(self.api_client)
+        return self._core
 
     # -- errors ----------------------------------------------------------------------------------
     def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        """``fn(*args, **kwargs)`` with the API server's refusals turned into this project's errors
-        (:func:`error_for`) and connection failures into one line naming the server."""
+        """``fn(*args, **kwargs)``, a ``kubernetes`` client call, with its errors made one-line."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
-            raise error_for(exc.status, what, _message(exc)) from None
+            raise status_error(what, exc.status, _message(exc.body, exc.reason)) from None
         except (HTTPError, OSError) as exc:
-            raise KubernetesError(f"cannot {what}: API server {self.api_client.configuration.host} unreachable "
-                                  f"({type(exc).__name__})", "check the cluster address in your kubeconfig") from None
+            raise self._unreachable(what, exc) from None
+
+    def _unreachable(self, what: str, exc: BaseException) -> KubernetesError:
+        return KubernetesError(f"cannot {what}: API server {self.access.server} unreachable ({type(exc).__name__})",
+                               "check the cluster address in your kubeconfig")
+
+    # -- REST ------------------------------------------------------------------------------------
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            name = self.access.tls_server_name
+            session.mount("https://", _ServerNameAdapter(name, max_retries=RETRIES) if name
+                          else HTTPAdapter(max_retries=RETRIES))
+            session.mount("http://", HTTPAdapter(max_retries=RETRIES))
+            self._local.session = session
+        return session
+
+    def _authorize(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        header = self.access.authorization()
+        if header:
+            request.headers["Authorization"] = header
+        return request
+
+    def request(self, what: str, method: str, path: str, *, params: Mapping[str, str | int] | None = None,
+                body: Any = None, content_type: str = "application/json",
+                accept: str = "application/json") -> dict[str, Any]:
+        """One API request; returns the parsed JSON answer. Errors as :meth:`call` maps them."""
+        headers = {"Accept": accept}
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            headers["Content-Type"] = content_type
+        proxy = self.access.proxy
+        try:
+            # verify, cert and proxies per request: a session-wide verify would lose to REQUESTS_CA_BUNDLE.
+            resp = self._session().request(method, self.access.server + path, params=params, data=data,
+                                           headers=headers, auth=self._authorize, verify=self.access.verify,
+                                           cert=self.access.cert,
+                                           proxies={"http": proxy, "https": proxy} if proxy else None)
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(what, exc) from None
+        except KubeconfigError as exc:
+            raise KubernetesError(f"cannot {what}: {exc}", "check your Kubernetes credentials") from None
+        if not resp.ok:
+            raise status_error(what, resp.status_code, _message(resp.content, resp.reason))
+        return dict(resp.json()) if resp.content else {}
 
     # -- access review ---------------------------------------------------------------------------
     def can_i(self, verb: str, resource: str, namespace: str, group: str = "", name: str | None = None) -> bool:
         """SelfSubjectAccessReview: may the current identity do ``verb`` on ``resource`` (``name``) in ``namespace``?"""
-        review = k8s.V1SelfSubjectAccessReview(spec=k8s.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=k8s.V1ResourceAttributes(verb=verb, resource=resource, namespace=namespace,
-                                                         group=group, name=name)))
-        api = k8s.AuthorizationV1Api(self.api_client)
-        result = self.call(f"review access to {resource} in {namespace}", api.create_self_subject_access_review,
-                            review)
-        return bool(result.status.allowed)
+        attributes = {"verb": verb, "resource": resource, "namespace": namespace, "group": group, "name": name}
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                  "spec": {"resourceAttributes": {k: v for k, v in attributes.items() if v is not None}}}
+        result = self.request(f"review access to {resource} in {namespace}", "POST",
+                              "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
+        return bool((result.get("status") or {}).get("allowed"))
 
     # -- Secrets -----------------------------------------------------------------------------------
+    @staticmethod
+    def _secret_path(namespace: str, name: str | None = None) -> str:
+        base = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets"
+        return base if name is None else f"{base}/{quote(name, safe='')}"
+
     def create_secret(self, manifest: Mapping[str, Any]) -> ObjectRef:
         meta = manifest["metadata"]
-        created = self.call(f"create Secret {meta['namespace']}/{meta['name']}", self.core.create_namespaced_secret,
-                             meta["namespace"], dict(manifest), _preload_content=False)
-        body = json.loads(created.data)["metadata"]  # parsed here so the data never reaches a model's repr
+        created = self.request(f"create Secret {meta['namespace']}/{meta['name']}", "POST",
+                               self._secret_path(meta["namespace"]), body=dict(manifest))
+        body = created["metadata"]
         return ObjectRef("Secret", body["name"], body["namespace"], body["uid"], body["resourceVersion"])
 
     def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
-        resp = self.call(f"read Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace,
-                          _preload_content=False)
-        return dict(json.loads(resp.data))
+        return self.request(f"read Secret {namespace}/{name}", "GET", self._secret_path(namespace, name))
 
     def delete_secret(self, namespace: str, name: str, uid: str | None = None) -> None:
         """Delete it; with ``uid``, only that incarnation (a same-named newer Secret is left alone)."""
-        body = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(uid=uid)) if uid else None
-        self.call(f"delete Secret {namespace}/{name}", self.core.delete_namespaced_secret, name, namespace,
-                  body=body, _preload_content=False)
+        body = {"preconditions": {"uid": uid}} if uid else None
+        self.request(f"delete Secret {namespace}/{name}", "DELETE", self._secret_path(namespace, name), body=body)
 
     def patch_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        """A JSON merge patch (``resourceVersion`` in its metadata makes it conditional)."""
-        self.call(f"update Secret {namespace}/{name}", self.core.patch_namespaced_secret, name, namespace,
-                  dict(patch), _preload_content=False)
+        """A strategic merge patch (``resourceVersion`` in its metadata makes it conditional)."""
+        self.request(f"update Secret {namespace}/{name}", "PATCH", self._secret_path(namespace, name),
+                     body=dict(patch), content_type=STRATEGIC_MERGE_PATCH)
 
     def set_owner(self, secret: ObjectRef, owner: ObjectRef) -> None:
         """Make ``owner`` (a pod) own ``secret``, so the garbage collector deletes it with the pod."""
         patch = {"metadata": {"ownerReferences": [
             {"apiVersion": "v1", "kind": owner.kind, "name": owner.name, "uid": owner.uid}]}}
-        self.call(f"set the owner of Secret {secret.namespace}/{secret.name}", self.core.patch_namespaced_secret,
-                   secret.name, secret.namespace, patch, _preload_content=False)
+        self.request(f"set the owner of Secret {secret.namespace}/{secret.name}", "PATCH",
+                     self._secret_path(secret.namespace, secret.name), body=patch, content_type=STRATEGIC_MERGE_PATCH)
 
     def list_secret_metadata(self, namespace: str | None, label_selector: str,
                              on_page: Callable[[list[dict[str, Any]]], None], page: int = 500) -> str:
         """Every matching Secret's metadata (no data crosses the wire), handed to ``on_page`` a page of
         ``page`` at a time (so a list of 100,000 is never held at once); returns the resourceVersion to
         watch from."""
-        fn, args = ((self.core.list_namespaced_secret, (namespace,)) if namespace
-                    else (self.core.list_secret_for_all_namespaces, ()))
-        token: str | None = None
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets" if namespace else "/api/v1/secrets"
+        params: dict[str, str | int] = {"labelSelector": label_selector, "limit": page}
         while True:
-            options: dict[str, Any] = {"label_selector": label_selector, "limit": page}
-            if token:
-                options["_continue"] = token
-            resp = self.call(f"list Secrets in {namespace or 'all namespaces'}", fn, *args,
-                             _headers={"Accept": METADATA_LIST}, _preload_content=False, **options)
-            body = json.loads(resp.data)
+            body = self.request(f"list Secrets in {namespace or 'all namespaces'}", "GET", path, params=params,
+                                accept=METADATA_LIST)
             on_page(body.get("items") or [])
             token = (body.get("metadata") or {}).get("continue")
             if not token:
                 return str(body["metadata"]["resourceVersion"])
+            params["continue"] = token
 
     def watch_secret_metadata(self, namespace: str | None, label_selector: str, resource_version: str,
                               timeout_seconds: int) -> Iterator[dict[str, Any]]:
@@ -180,6 +279,8 @@ class KubeClient:
                          timeout_seconds=timeout_seconds, allow_watch_bookmarks=True,
                          _headers={"Accept": METADATA_ITEM}, _preload_content=False,
                          _request_timeout=timeout_seconds + 30)
+        from urllib3.exceptions import HTTPError
+
         buffer = b""
         try:
             for chunk in resp.stream(65536, decode_content=True):
@@ -195,43 +296,42 @@ class KubeClient:
             resp.release_conn()
 
     def create_event(self, namespace: str, event: Mapping[str, Any]) -> None:
-        self.call(f"record an Event in {namespace}", self.core.create_namespaced_event, namespace, dict(event),
-                  _preload_content=False)
+        self.request(f"record an Event in {namespace}", "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events",
+                     body=dict(event))
 
     # -- Leases --------------------------------------------------------------------------------------
+    @staticmethod
+    def _lease_path(namespace: str, name: str | None = None) -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
+        return base if name is None else f"{base}/{quote(name, safe='')}"
+
     def read_lease(self, namespace: str, name: str) -> dict[str, Any]:
-        api = k8s.CoordinationV1Api(self.api_client)
-        resp = self.call(f"read Lease {namespace}/{name}", api.read_namespaced_lease, name, namespace,
-                         _preload_content=False)
-        return dict(json.loads(resp.data))
+        return self.request(f"read Lease {namespace}/{name}", "GET", self._lease_path(namespace, name))
 
     def create_lease(self, namespace: str, lease: Mapping[str, Any]) -> None:
-        api = k8s.CoordinationV1Api(self.api_client)
-        self.call(f"create Lease {namespace}/{lease['metadata']['name']}", api.create_namespaced_lease, namespace,
-                  dict(lease), _preload_content=False)
+        self.request(f"create Lease {namespace}/{lease['metadata']['name']}", "POST", self._lease_path(namespace),
+                     body=dict(lease))
 
     def replace_lease(self, namespace: str, lease: Mapping[str, Any]) -> None:
         """Replace it; the ``resourceVersion`` in ``lease`` makes this conditional (409 if it changed)."""
-        api = k8s.CoordinationV1Api(self.api_client)
         name = lease["metadata"]["name"]
-        self.call(f"update Lease {namespace}/{name}", api.replace_namespaced_lease, name, namespace, dict(lease),
-                  _preload_content=False)
+        self.request(f"update Lease {namespace}/{name}", "PUT", self._lease_path(namespace, name), body=dict(lease))
 
     # -- pods --------------------------------------------------------------------------------------
     def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
-        resp = self.call(f"read pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace,
-                         _preload_content=False)
-        return dict(json.loads(resp.data))
+        return self.request(f"read pod {namespace}/{name}", "GET",
+                            f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}")
 
     def list_pods(self, namespace: str | None) -> list[dict[str, Any]]:
         """Every pod in ``namespace`` (None: all namespaces), as plain dicts."""
-        resp = (self.call(f"list pods in {namespace}", self.core.list_namespaced_pod, namespace,
-                          _preload_content=False) if namespace else
-                self.call("list pods", self.core.list_pod_for_all_namespaces, _preload_content=False))
-        return list(json.loads(resp.data).get("items") or [])
+        if namespace:
+            answer = self.request(f"list pods in {namespace}", "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods")
+        else:
+            answer = self.request("list pods", "GET", "/api/v1/pods")
+        return list(answer.get("items") or [])
 
     def find_pods(self, namespace: str, label_selector: str) -> list[ObjectRef]:
-        pods = self.call(f"list pods in {namespace}", self.core.list_namespaced_pod, namespace,
-                          label_selector=label_selector)
-        return [ObjectRef("Pod", p.metadata.name, namespace, p.metadata.uid, p.metadata.resource_version)
-                for p in pods.items]
+        answer = self.request(f"list pods in {namespace}", "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods",
+                              params={"labelSelector": label_selector})
+        return [ObjectRef("Pod", p["metadata"]["name"], namespace, p["metadata"]["uid"],
+                          p["metadata"].get("resourceVersion", "")) for p in answer.get("items") or []]

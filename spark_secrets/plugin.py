@@ -11,17 +11,20 @@ import os
 from pathlib import Path
 
 from spark_secrets.errors import PluginError
-from spark_secrets.jvm import build
 
 PLUGIN_CLASS = "io.sparksecrets.plugin.TokenRefreshPlugin"
 
 
 def packaged_jar() -> Path | None:
+    from spark_secrets.jvm import build  # the builder only when the jar is looked for
+
     jar = Path(build.__file__).parent / build.JAR_NAME
     return jar if jar.is_file() else None
 
 
 def _source_hash() -> str:
+    from spark_secrets.jvm import build
+
     digest = hashlib.sha256()
     for path in build.sources():
         digest.update(path.relative_to(build.SOURCES).as_posix().encode() + b"\0" + path.read_bytes())
@@ -30,6 +33,8 @@ def _source_hash() -> str:
 
 def jar_path(*, build_if_missing: bool = True) -> Path:
     """The plugin jar: the packaged one, else one built from the installed sources (cached)."""
+    from spark_secrets.jvm import build
+
     packaged = packaged_jar()
     if packaged is not None:
         return packaged

@@ -79,7 +79,8 @@ class TokenSecretStep(SubmitStep):
             ANNOTATION_KEY: self.settings.secret_key,
         }
         if known:
-            interval_ms = estimated_renew_interval_ms(self.settings, self._hadoop_conf or HadoopConf.load())
+            hadoop_conf = self._hadoop_conf if self._hadoop_conf is not None else self.settings.hadoop_conf
+            interval_ms = estimated_renew_interval_ms(self.settings, hadoop_conf)
             annotations[ANNOTATION_RENEWER] = known[0].renewer
             expiry = min(min(i.issue_date + interval_ms, i.max_date) for i in known)
             annotations.update({k: v for k, v in schedule_annotations(creds, expiry, estimated=True).items()

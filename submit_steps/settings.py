@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from spark_secrets.duration import parse_duration
 from spark_secrets.errors import ConfigError
-from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES
+from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES, HadoopConf
 from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
 
 PREFIX = "spark.secrets."
@@ -234,6 +234,11 @@ class Settings:
     def user_steps(self) -> tuple[str, ...]:
         raw = self.get("spark.secrets.steps") or ""
         return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+    @cached_property
+    def hadoop_conf(self) -> HadoopConf:
+        """The Hadoop client configuration (``HADOOP_CONF_DIR``), read once for every step that needs it."""
+        return HadoopConf.load()
 
     # -- Spark's own settings the steps depend on --------------------------------------------------
     @cached_property

@@ -8,7 +8,6 @@ driver pod exists the Secret is made the pod's, so Kubernetes deletes it with th
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -16,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from spark_secrets.errors import SparkSecretsError
-from spark_secrets.kube import KubeClient, KubernetesForbidden, KubernetesNotFound, ObjectRef
+from spark_secrets.errors import KubernetesForbidden, KubernetesNotFound
+from spark_secrets.kube import KubeClient, ObjectRef
 from submit_steps.builder import StepBuilder
 from submit_steps.layout import LayoutStep
 from submit_steps.sparkconf import insert_conf_flags
@@ -125,6 +125,8 @@ class Submission:
                          env: Mapping[str, str] | None = None, poll: float = 0.5, log: Path | None = None) -> int:
         """``spark-submit`` with the steps' flags added; returns its exit status. Its output goes to
         this process's, or to the file ``log``."""
+        import subprocess
+
         spec = self.prepare()
         argv = [spark_submit, *insert_conf_flags(args, spec.conf_flags())]
         run_env = dict(os.environ if env is None else env)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from spark_secrets.credentials import Credentials
 from spark_secrets.fetcher import obtain_tokens
+from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kerberos import TicketCache, current_ticket_cache
 from spark_secrets.spnego import SpnegoAuth
 from submit_steps.settings import Settings
@@ -16,8 +17,9 @@ from submit_steps.step import SubmitStep
 Fetch = Callable[[Sequence[str], "str | None", TicketCache, "str | bool"], Credentials]
 
 
-def _fetch(filesystems: Sequence[str], renewer: str | None, ticket: TicketCache, verify: str | bool) -> Credentials:
-    return obtain_tokens(filesystems, renewer, SpnegoAuth(ticket.credentials), verify=verify)
+def _fetch(filesystems: Sequence[str], renewer: str | None, ticket: TicketCache, verify: str | bool,
+           conf: HadoopConf | None = None) -> Credentials:
+    return obtain_tokens(filesystems, renewer, SpnegoAuth(ticket.credentials), conf=conf, verify=verify)
 
 
 class DelegationTokenStep(SubmitStep):
@@ -27,7 +29,8 @@ class DelegationTokenStep(SubmitStep):
                  fetch: Fetch | None = None) -> None:
         super().__init__(settings)
         self._ticket = ticket or (lambda: current_ticket_cache(min_lifetime=settings.min_ticket_lifetime))
-        self._fetch = fetch or _fetch
+        self._fetch = fetch or (lambda filesystems, renewer, ticket, verify:
+                                _fetch(filesystems, renewer, ticket, verify, settings.hadoop_conf))
 
     @property
     def enabled(self) -> bool:

@@ -67,3 +67,9 @@ def test_the_secret_names_its_tokens_for_cancelling_without_their_passwords() ->
     text = repr(plan) + str(plan.annotations) + str(plan.labels)
     assert password.decode() not in text and password.hex() not in text
     assert plan.data["hadoop-tokens"] == creds(password).to_bytes()  # control: the password is in the data only
+
+
+def test_an_empty_hadoop_configuration_given_to_the_secret_step_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(HadoopConf, "load", staticmethod(lambda conf_dir=None: pytest.fail("read HADOOP_CONF_DIR")))
+    spec = TokenSecretStep(Settings(dict(BASE)), HadoopConf({})).apply(SubmissionSpec(conf=BASE, credentials=creds()))
+    assert parse_rfc3339(spec.secrets[0].annotations["spark-secrets.io/expiry"]) == 1_795_000_000_000 + 86_400_000

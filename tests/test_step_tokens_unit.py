@@ -9,7 +9,11 @@ from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
 from submit_steps.tokens import DelegationTokenStep
 
-from steps_support import BASE, NN, builder
+from spark_secrets.hadoopconf import HadoopConf
+from spark_secrets.tokensecret import parse_rfc3339
+from submit_steps.builder import StepBuilder
+from submit_steps.secret import TokenSecretStep
+from steps_support import BASE, NN, Ticket, builder, creds
 
 
 def test_renewer_defaults_to_the_user() -> None:
@@ -30,3 +34,27 @@ def test_ticket_errors_stop_before_fetching() -> None:
     with pytest.raises(KerberosError, match="kinit"):
         step.apply(SubmissionSpec(conf=settings.conf))
     assert fetched == []
+
+
+def test_the_hadoop_configuration_is_read_once_per_submission(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token step (which resolves filesystems) and the Secret step (which estimates the expiry)
+    share one read of HADOOP_CONF_DIR."""
+    import submit_steps.tokens
+
+    loads: list[HadoopConf] = []
+
+    def load(conf_dir: object = None) -> HadoopConf:
+        loads.append(HadoopConf({"dfs.namenode.delegation.token.renew-interval": "20000"}, "/etc/hadoop/conf"))
+        return loads[-1]
+
+    def obtain(filesystems, renewer, auth, *, conf, verify):  # type: ignore[no-untyped-def]
+        assert conf is loads[0]
+        return creds()
+
+    monkeypatch.setattr(HadoopConf, "load", staticmethod(load))
+    monkeypatch.setattr(submit_steps.tokens, "obtain_tokens", obtain)
+    settings = Settings(dict(BASE))
+    spec = StepBuilder(BASE, [DelegationTokenStep(settings, ticket=Ticket), TokenSecretStep(settings)]).run()
+    assert len(loads) == 1
+    (plan,) = spec.secrets
+    assert parse_rfc3339(plan.annotations["spark-secrets.io/expiry"]) == 1_795_000_000_000 + 20_000

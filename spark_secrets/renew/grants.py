@@ -14,7 +14,8 @@ import logging
 
 from kubernetes import client as k8s
 
-from spark_secrets.kube import KubeClient, KubernetesConflict, KubernetesNotFound
+from spark_secrets.errors import KubernetesConflict, KubernetesNotFound
+from spark_secrets.kube import KubeClient
 from spark_secrets.tokensecret import TokenSecret
 
 log = logging.getLogger("spark_secrets.renew.grants")
