@@ -240,10 +240,11 @@ class KubeClient:
         body = {"preconditions": {"uid": uid}} if uid else None
         self.request(f"delete Secret {namespace}/{name}", "DELETE", self._secret_path(namespace, name), body=body)
 
-    def patch_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        """A strategic merge patch (``resourceVersion`` in its metadata makes it conditional)."""
-        self.request(f"update Secret {namespace}/{name}", "PATCH", self._secret_path(namespace, name),
-                     body=dict(patch), content_type=STRATEGIC_MERGE_PATCH)
+    def patch_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A strategic merge patch (``resourceVersion`` in its metadata makes it conditional); returns the
+        Secret as it now is."""
+        return self.request(f"update Secret {namespace}/{name}", "PATCH", self._secret_path(namespace, name),
+                            body=dict(patch), content_type=STRATEGIC_MERGE_PATCH)
 
     def set_owner(self, secret: ObjectRef, owner: ObjectRef) -> None:
         """Make ``owner`` (a pod) own ``secret``, so the garbage collector deletes it with the pod."""

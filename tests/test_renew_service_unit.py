@@ -71,3 +71,49 @@ def test_a_deleted_secret_is_cancelled_from_the_metadata_of_the_delete_event() -
     service = _service(kind)
     service._handle(SecretEvent("DELETED", "alice", [_meta("gone")]))  # never seen before: still cancelled
     assert len(kind.cancelled) == 1
+
+
+class _Kube:
+    """Answers the reads and patches of one Secret the way the API server does (new resourceVersion)."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.obj
+
+    def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        meta = dict(self.obj["metadata"])
+        assert patch["metadata"]["resourceVersion"] == meta["resourceVersion"]  # conditional on what was read
+        notes = {**meta["annotations"], **patch["metadata"]["annotations"]}
+        meta.update(annotations={k: v for k, v in notes.items() if v is not None},
+                    resourceVersion=str(int(meta["resourceVersion"]) + 1))
+        self.obj = {**self.obj, "metadata": meta}
+        return self.obj
+
+
+def test_a_renewal_schedules_the_next_one_from_its_own_answer_without_waiting_for_the_watch() -> None:
+    import base64
+
+    full = _secret(ISSUED + DAY)
+    assert full.credentials is not None
+    meta = _meta("job")["metadata"]
+    meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k != "spark-secrets.io/renewed-at"}
+    obj = {"metadata": meta, "data": {"hadoop-tokens": base64.b64encode(full.credentials.to_bytes()).decode()}}
+
+    class _Renewing(_Kind):
+        def renew(self, token: Token) -> int:
+            return ISSUED + 20_000
+
+    kube = _Kube(obj)
+    service = RenewService(kube, lambda: None, namespaces=["alice"], renewer="spark-renewer",  # type: ignore[arg-type]
+                           kinds=[_Renewing()], clock=lambda: ISSUED / 1000)
+    service._handle(SecretEvent(LISTING, "alice", []))
+    service._handle(SecretEvent(PAGE, "alice", [obj]))
+    service._handle(SecretEvent(SYNC, "alice", []))
+    service._run_due()  # first sight: renewed now; no watch event follows (the watch is down)
+    assert service.metrics.renewals == 1
+    (ts,) = service.secrets.values()
+    assert ts.resource_version == "2" and ts.expiry_ms == ISSUED + 20_000 and not ts.has_data
+    (due,) = [due for due, _, rv in service._due if rv == "2"]
+    assert ISSUED + 14_250 <= due <= ISSUED + 15_000  # the next renewal at 0.75 of 20 s, less up to 5 % jitter

@@ -319,11 +319,15 @@ class RenewService:
                 log.warning("cannot cancel tokens of deleted %s: %s", ts.ref, exc.problem)
 
     def _patch(self, ts: TokenSecret, patch: dict[str, Any]) -> None:
-        """A merge patch that only applies to the version the action was computed from (else 409)."""
+        """A merge patch that only applies to the version the action was computed from (else 409).
+
+        The answer (the Secret as it now is) is tracked at once, so the next action is scheduled even
+        when the watch is down or late (an API-server outage right after a renewal would otherwise leave
+        the service waiting for an event that comes only after the outage, past the token's expiry)."""
         patch["metadata"]["resourceVersion"] = ts.resource_version
         self.metrics.api_requests += 1
         self.metrics.api_writes += 1
-        self.kube.patch_secret(ts.namespace, ts.name, patch)
+        self._track(self.kube.patch_secret(ts.namespace, ts.name, patch))
 
     def _refresh(self, ts: TokenSecret) -> None:
         self.metrics.api_requests += 1
