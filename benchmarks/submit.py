@@ -5,8 +5,10 @@ built-in Kerberos step adds (its JVM obtaining tokens from the same TGT), in the
 
 Every spark-submit runs in cluster mode against the test bed's API server and returns once the
 driver pod exists. "Added" time is measured against the same spark-submit with Hadoop security off
-(no HADOOP_CONF_DIR), which obtains no tokens and makes no token Secret: per round, each variant's
-difference to that round's baseline; the median of those is printed. Both entry points are timed:
+(no HADOOP_CONF_DIR), which obtains no tokens and makes no token Secret: per round (variants in a
+random order), each variant's difference to that round's baseline; the median of those is printed,
+and the difference of the fastest runs. One more untimed run of each spark-submit counts the
+classes its JVM loads: work done, whatever else the machine is doing. Both entry points are timed:
 ``spark-secrets conf`` plus spark-submit with the flags it prints (issue 15's goal: at most 0.25 of
 what the built-in step adds), and ``spark-secrets submit`` around the same spark-submit. CPU time
 (user + system, children included) is printed beside wall time as a cross-check on a busy machine.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import random
 import resource
 import shlex
 import statistics
@@ -89,22 +92,39 @@ def main() -> int:
             argv = cluster_submit_argv(server, "alice", name)
             return [argv[0], *extra, *argv[1:]]
 
-        print(f"one cluster-mode spark-submit to the test bed's API server ({args.rounds} rounds, medians; "
-              "added times are medians of each round's differences)", flush=True)
-        for r in range(args.rounds):
-            sample("baseline", spark_submit(f"bench-base-{r}"), insecure)
-            sample("builtin", spark_submit(f"bench-builtin-{r}"), env)
+        def conf_then_submit(r: int) -> None:
             conf_args = ["--name", f"bench-ours-{r}"] + [x for k, v in ours.items() for x in ("--conf", f"{k}={v}")]
             flags = sample("conf-cli", [*cli, "conf", "--", *conf_args], env)
             sample("ours-submit", spark_submit(f"bench-ours-{r}", shlex.split(flags)), env)
+
+        def wrapped(r: int) -> None:
             argv = spark_submit(f"bench-wrapped-{r}", [x for k, v in ours.items() for x in ("--conf", f"{k}={v}")])
             sample("wrapper", [*cli, "submit", "--spark-submit", argv[0], "--", *argv[1:]], env)
+
+        variants = [lambda r: sample("baseline", spark_submit(f"bench-base-{r}"), insecure),
+                    lambda r: sample("builtin", spark_submit(f"bench-builtin-{r}"), env), conf_then_submit, wrapped]
+        print(f"one cluster-mode spark-submit to the test bed's API server ({args.rounds} rounds, variants in a "
+              "random order per round)", flush=True)
+        for r in range(args.rounds):
+            for variant in random.Random(r).sample(variants, len(variants)):
+                variant(r)
             sample("python", [sys.executable, "-c", "pass"], env)
             os.environ.update(KRB5CCNAME=env["KRB5CCNAME"], HADOOP_CONF_DIR=env["HADOOP_CONF_DIR"])
             kube = KubeClient.from_config(env["KUBECONFIG"])
             sub = Submission({**ours, "spark.app.name": f"bench-inproc-{r}"}, kube, progress=lambda _: None)
             wall["steps"].append(_timed(sub.prepare))
             sub.cleanup()
+
+        # Work done, not time: the classes each spark-submit JVM loads (one more, untimed run each).
+        classes: dict[str, int] = {}
+        conf_args = ["--name", "bench-classes"] + [x for k, v in ours.items() for x in ("--conf", f"{k}={v}")]
+        flags = _run([*cli, "conf", "--", *conf_args], env, "conf")[2]
+        for key, environment, extra in (("baseline", insecure, []), ("builtin", env, []),
+                                        ("ours-submit", env, shlex.split(flags))):
+            log = Path(tmp) / f"classes-{key}.log"
+            opts = f"{environment.get('SPARK_SUBMIT_OPTS', '')} -Xlog:class+load=info:file={log}".strip()
+            _run(spark_submit(f"bench-classes-{key}", extra), {**environment, "SPARK_SUBMIT_OPTS": opts}, key)
+            classes[key] = sum(1 for _ in log.open())
 
         def med(values: list[float]) -> float:
             return statistics.median(values) * 1000
@@ -140,6 +160,9 @@ def main() -> int:
                 line += (f"   x{added(wall, plus) / added(wall, builtin):.2f}  x{added_min(plus) / added_min(builtin):.2f}"
                          f"  x{added(cpu, plus) / added(cpu, builtin):.2f}")
             print(line)
+        print(f"\n  classes loaded by spark-submit's JVM: baseline {classes['baseline']}, built-in step "
+              f"{classes['builtin']} ({classes['builtin'] - classes['baseline']:+d}), with spark-secrets' flags "
+              f"{classes['ours-submit']} ({classes['ours-submit'] - classes['baseline']:+d})")
         conf = ("conf-cli", "ours-submit")
         print(f"\n  issue 15, spark-secrets conf + flags / built-in: x{added(wall, conf) / added(wall, builtin):.2f} "
               f"(medians of differences), x{added_min(conf) / added_min(builtin):.2f} (fastest runs); goal <= x0.25")
