@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from spark_secrets.errors import (KubernetesConflict, KubernetesError, KubernetesForbidden, KubernetesGone,
-                                  KubernetesNotFound, SparkSecretsError)
-from spark_secrets.kube import KubeClient, ObjectRef, status_error
+                                  KubernetesNotFound)
+from spark_secrets.kube import KubeClient, ObjectRef
 from spark_secrets.kubeconfig import KubeconfigError, load_in_cluster, load_kubeconfig
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -275,18 +275,3 @@ def test_a_submission_does_not_import_the_kubernetes_package(tmp_path: Path) -> 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout
     assert out.strip() == "[]"
-
-
-@pytest.mark.parametrize(("status", "kind", "words"), [
-    (401, KubernetesError, "did not accept your credentials"),
-    (403, KubernetesForbidden, "Kubernetes refused to read Secret a/b: secrets is forbidden"),
-    (404, KubernetesNotFound, "not found (secrets is forbidden)"),
-    (409, KubernetesConflict, "cannot read Secret a/b: secrets is forbidden"),
-    (410, KubernetesGone, "HTTP 410"),
-    (500, KubernetesError, "HTTP 500 secrets is forbidden"),
-])
-def test_status_to_exception(status: int, kind: type[KubernetesError], words: str) -> None:
-    """The same map for the REST calls and for the kubernetes package's (watches)."""
-    error = status_error("read Secret a/b", status, "secrets is forbidden")
-    assert type(error) is kind and isinstance(error, SparkSecretsError)
-    assert words in str(error) and "\n" not in str(error)
