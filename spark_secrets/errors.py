@@ -76,6 +76,10 @@ class KubernetesGone(KubernetesError):
     """A watch or list asked for a resourceVersion the server no longer has (HTTP 410): list again."""
 
 
+class KubernetesInvalid(KubernetesError):
+    """The API server found the request invalid (HTTP 422), e.g. a streaming list where it has none."""
+
+
 class UnusableSecret(SparkSecretsError):
     """A token Secret the renew service cannot work with (no key, unparsable file, no tokens)."""
 

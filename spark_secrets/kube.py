@@ -1,10 +1,11 @@
 """The Kubernetes API calls this project makes, with one-line errors and no secret bytes in them.
 
-The calls made here (access reviews, Secrets, pods) are plain REST over ``requests``, configured by
-:mod:`spark_secrets.kubeconfig`, so that a submission never imports the ``kubernetes`` package
-(whose import alone takes about a third of a second). The renew service's watches, Leases, Events
-and RBAC objects use that package's API classes through :attr:`KubeClient.api_client`, made on
-first use from the same configuration; :meth:`KubeClient.call` maps their errors the same way.
+The calls made here (access reviews, Secrets and their watches, pods, Events, Leases) are plain REST
+over ``requests``, configured by :mod:`spark_secrets.kubeconfig`, so that neither a submission nor the
+renew service's start imports the ``kubernetes`` package (whose import alone takes about a third of
+a second). The renew service's RBAC grants use that package's API classes through
+:attr:`KubeClient.api_client`, made on first use from the same configuration; :meth:`KubeClient.call`
+maps their errors the same way.
 Response bodies (which would carry Secret data) are never logged: the ``kubernetes`` client's debug
 log of them is filtered out, and ``requests`` logs none.
 """
@@ -23,7 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from spark_secrets.errors import (KubernetesConflict, KubernetesError, KubernetesForbidden, KubernetesGone,
-                                  KubernetesNotFound)
+                                  KubernetesInvalid, KubernetesNotFound)
 from spark_secrets.kubeconfig import ClusterAccess, KubeconfigError, load_in_cluster, load_kubeconfig
 
 
@@ -71,6 +72,8 @@ def status_error(what: str, status: int | None, message: str) -> KubernetesError
         return KubernetesConflict(f"cannot {what}: {message}")
     if status == 410:
         return KubernetesGone(f"cannot {what}: HTTP 410 {message}", "list again")
+    if status == 422:
+        return KubernetesInvalid(f"cannot {what}: HTTP 422 {message}")
     if status == 401:
         return KubernetesError(f"cannot {what}: the API server did not accept your credentials",
                                "refresh your kubeconfig credentials")
@@ -269,32 +272,45 @@ class KubeClient:
                 return str(body["metadata"]["resourceVersion"])
             params["continue"] = token
 
-    def watch_secret_metadata(self, namespace: str | None, label_selector: str, resource_version: str,
+    def watch_secret_metadata(self, namespace: str | None, label_selector: str, resource_version: str | None,
                               timeout_seconds: int) -> Iterator[dict[str, Any]]:
-        """Watch events (``type``, ``object``: metadata only) from ``resource_version`` until the
-        server ends the watch; an ``ERROR`` event (e.g. 410 Gone) is yielded as the server sent it."""
-        fn, args = ((self.core.list_namespaced_secret, (namespace,)) if namespace
-                    else (self.core.list_secret_for_all_namespaces, ()))
-        resp = self.call(f"watch Secrets in {namespace or 'all namespaces'}", fn, *args, watch=True,
-                         label_selector=label_selector, resource_version=resource_version,
-                         timeout_seconds=timeout_seconds, allow_watch_bookmarks=True,
-                         _headers={"Accept": METADATA_ITEM}, _preload_content=False,
-                         _request_timeout=timeout_seconds + 30)
-        from urllib3.exceptions import HTTPError
+        """Watch events (``type``, ``object``: metadata only) until the server ends the watch after
+        ``timeout_seconds``; an ``ERROR`` event (e.g. 410 Gone) is yielded as the server sent it.
 
-        buffer = b""
+        From ``resource_version``; or, when it is ``None``, a *streaming list* (``sendInitialEvents``):
+        every matching Secret first as an ``ADDED`` event served from the API server's watch cache, then
+        a ``BOOKMARK`` annotated ``k8s.io/initial-events-end``, then changes, all on one connection.
+        A server without streaming lists (the ``WatchList`` feature off, as in Kubernetes 1.33) answers
+        :class:`KubernetesInvalid`."""
+        where = f"Secrets in {namespace or 'all namespaces'}"
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets" if namespace else "/api/v1/secrets"
+        params: dict[str, str | int] = {"watch": "true", "labelSelector": label_selector,
+                                        "allowWatchBookmarks": "true", "timeoutSeconds": timeout_seconds}
+        if resource_version is None:
+            params.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
+        else:
+            params["resourceVersion"] = resource_version
+        proxy = self.access.proxy
         try:
-            for chunk in resp.stream(65536, decode_content=True):
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
-        except (HTTPError, OSError) as exc:
-            raise KubernetesError(f"the watch of Secrets in {namespace or 'all namespaces'} broke "
-                                  f"({type(exc).__name__})") from None
+            resp = self._session().get(self.access.server + path, params=params, headers={"Accept": METADATA_ITEM},
+                                       auth=self._authorize, verify=self.access.verify, cert=self.access.cert,
+                                       proxies={"http": proxy, "https": proxy} if proxy else None,
+                                       stream=True, timeout=(30, timeout_seconds + 30))
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(f"watch {where}", exc) from None
+        except KubeconfigError as exc:
+            raise KubernetesError(f"cannot watch {where}: {exc}", "check your Kubernetes credentials") from None
+        try:
+            if not resp.ok:
+                raise status_error(f"watch {where}", resp.status_code, _message(resp.content, resp.reason))
+            # One JSON event per line; urllib3 hands over each HTTP chunk as it arrives.
+            for line in resp.iter_lines(chunk_size=65536):
+                if line:
+                    yield json.loads(line)
+        except requests.exceptions.RequestException as exc:
+            raise KubernetesError(f"the watch of {where} broke ({type(exc).__name__})") from None
         finally:
-            resp.release_conn()
+            resp.close()
 
     def create_event(self, namespace: str, event: Mapping[str, Any]) -> None:
         self.request(f"record an Event in {namespace}", "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events",

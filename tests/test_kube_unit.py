@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from spark_secrets.errors import (KubernetesConflict, KubernetesError, KubernetesForbidden, KubernetesGone,
-                                  KubernetesNotFound)
+                                  KubernetesInvalid, KubernetesNotFound)
 from spark_secrets.kube import KubeClient, ObjectRef
 from spark_secrets.kubeconfig import KubeconfigError, load_in_cluster, load_kubeconfig
 
@@ -160,12 +160,13 @@ def test_in_cluster_service_account(tmp_path: Path) -> None:
 
 # -- REST calls ---------------------------------------------------------------------------------------
 class _FakeApiServer(ThreadingHTTPServer):
-    """Records requests; answers from ``replies`` (status, JSON body) by method and path."""
+    """Records requests; answers from ``replies`` (status, JSON body) by method and path; a list of
+    bodies is a watch's answer, one JSON event per line."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.seen: list[dict[str, Any]] = []
-        self.replies: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self.replies: dict[tuple[str, str], tuple[int, dict[str, Any] | list[dict[str, Any]]]] = {}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -178,7 +179,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.seen.append({"method": self.command, "path": path, "query": query, "headers": dict(self.headers),
                                  "body": json.loads(body) if body else None})
         status, answer = self.server.replies.get((self.command, path), (404, {"kind": "Status", "message": "nope"}))
-        data = json.dumps(answer).encode()
+        if isinstance(answer, list):
+            data = b"".join(json.dumps(event).encode() + b"\n" for event in answer)
+        else:
+            data = json.dumps(answer).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -246,7 +250,7 @@ def test_calls_send_the_token_and_the_bodies_the_kubernetes_client_sent(api: tup
     (401, KubernetesError, "did not accept your credentials"),
     (500, KubernetesError, "cannot read Secret team-a/s: HTTP 500 secrets \"s\" is forbidden"),
     (410, KubernetesGone, "cannot read Secret team-a/s: HTTP 410"),
-    (422, KubernetesError, "HTTP 422"),
+    (422, KubernetesInvalid, "cannot read Secret team-a/s: HTTP 422"),
 ])
 def test_status_codes_map_to_one_line_errors(api: tuple[_FakeApiServer, KubeClient], status: int,
                                              error: type[Exception], text: str) -> None:
@@ -271,6 +275,42 @@ def test_a_submission_does_not_import_the_kubernetes_package(tmp_path: Path) -> 
     path = _kubeconfig(tmp_path / "config")
     code = ("import sys; from spark_secrets.kube import KubeClient; import spark_secrets.cli, submit_steps.submission, "
             f"submit_steps.builder; KubeClient.from_config({str(path)!r}); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_watch_without_a_resource_version_is_a_streaming_list(api: tuple[_FakeApiServer, KubeClient]) -> None:
+    server, kube = api
+    events = [{"type": "ADDED", "object": {"metadata": {"name": "a", "resourceVersion": "5"}}},
+              {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9",
+                                                           "annotations": {"k8s.io/initial-events-end": "true"}}}}]
+    server.replies[("GET", SECRETS)] = (200, events)
+    assert list(kube.watch_secret_metadata("team-a", "x=y", None, 7)) == events
+    assert list(kube.watch_secret_metadata("team-a", "x=y", "9", 7)) == events
+    first, resumed = (dict(p.split("=", 1) for p in seen["query"].split("&")) for seen in server.seen)
+    assert first == {"watch": "true", "labelSelector": "x%3Dy", "allowWatchBookmarks": "true", "timeoutSeconds": "7",
+                     "sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"}
+    assert resumed == {"watch": "true", "labelSelector": "x%3Dy", "allowWatchBookmarks": "true", "timeoutSeconds": "7",
+                       "resourceVersion": "9"}
+    assert server.seen[0]["headers"]["Accept"] == "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+    assert server.seen[0]["headers"]["Authorization"] == "Bearer t0ken"
+
+
+def test_a_server_without_streaming_lists_answers_invalid(api: tuple[_FakeApiServer, KubeClient]) -> None:
+    """What Kubernetes 1.33 (WatchList off by default) answers; the renew service then lists in pages."""
+    server, kube = api
+    server.replies[("GET", SECRETS)] = (422, {"kind": "Status", "message": "sendInitialEvents is forbidden for watch "
+                                                                          "unless the WatchList feature gate is enabled"})
+    with pytest.raises(KubernetesInvalid, match="cannot watch Secrets in team-a: HTTP 422 sendInitialEvents"):
+        list(kube.watch_secret_metadata("team-a", "x=y", None, 7))
+
+
+def test_the_renew_service_does_not_import_the_kubernetes_package(tmp_path: Path) -> None:
+    """Only controller mode's RBAC grants use it; its import would add about a third of a second to
+    every start of the service."""
+    code = ("import sys; import spark_secrets.renew.service, spark_secrets.renew.watch, spark_secrets.renew.lease; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout

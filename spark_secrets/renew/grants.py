@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from kubernetes import client as k8s
-
 from spark_secrets.errors import KubernetesConflict, KubernetesNotFound
 from spark_secrets.kube import KubeClient
 from spark_secrets.tokensecret import TokenSecret
@@ -40,6 +38,8 @@ class AccessGrants:
     def __init__(self, kube: KubeClient, service_account_pattern: str = "spark-{owner}") -> None:
         self.kube = kube
         self.pattern = service_account_pattern
+        from kubernetes import client as k8s  # only in controller mode: its import costs ~0.3 s at start
+
         self.rbac = k8s.RbacAuthorizationV1Api(kube.api_client)
 
     def __repr__(self) -> str:
