@@ -222,6 +222,28 @@ class KubeClient:
                               "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
         return bool((result.get("status") or {}).get("allowed"))
 
+    def whoami(self) -> tuple[str, tuple[str, ...]]:
+        """SelfSubjectReview (Kubernetes 1.28+): this client's user name and groups, as the API server
+        authenticated it."""
+        review = self.request("review who this client is", "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                              body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        info = (review.get("status") or {}).get("userInfo") or {}
+        return str(info.get("username", "")), tuple(str(g) for g in info.get("groups") or ())
+
+    def may(self, user: str, groups: tuple[str, ...], verb: str, resource: str, namespace: str,
+            name: str | None = None) -> bool:
+        """LocalSubjectAccessReview: may ``user`` (in ``groups``) do ``verb`` on ``resource`` in
+        ``namespace``? Asking needs ``create`` on localsubjectaccessreviews there (the ``admin`` role)."""
+        attributes = {"verb": verb, "resource": resource, "namespace": namespace, "name": name}
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+                  "metadata": {"namespace": namespace},
+                  "spec": {"user": user, "groups": list(groups),
+                           "resourceAttributes": {k: v for k, v in attributes.items() if v is not None}}}
+        result = self.request(f"review the access of {user} to {resource} in {namespace}", "POST",
+                              f"/apis/authorization.k8s.io/v1/namespaces/{quote(namespace, safe='')}"
+                              "/localsubjectaccessreviews", body=review)
+        return bool((result.get("status") or {}).get("allowed"))
+
     # -- Secrets -----------------------------------------------------------------------------------
     @staticmethod
     def _secret_path(namespace: str, name: str | None = None) -> str:

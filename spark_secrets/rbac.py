@@ -117,7 +117,10 @@ def common(*, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]),
         _cluster_role("spark-secrets-renewer-grants", [
             {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": ["get", "create", "delete"]}]),
-        _cluster_role("spark-secrets-submitter", _SPARK_RULES),
+        # and may ask whether the renew service and their job's account may do their part there
+        # (spark-secrets doctor), as the built-in admin role may
+        _cluster_role("spark-secrets-submitter", [*_SPARK_RULES, {
+            "apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]}]),
         _cluster_role("spark-secrets-token-creator", [_secret_rule(["create"])]),
         _cluster_role("spark-secrets-driver", _SPARK_RULES),
         _role("spark-secrets-renewer-keytab", renewer_namespace, [_secret_rule(["get"], [KEYTAB_SECRET])]),
@@ -126,6 +129,12 @@ def common(*, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
         _role("spark-secrets-renewer-lease", renewer_namespace, [
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]),
         _binding("spark-secrets-renewer-lease", renewer_namespace, "Role", "spark-secrets-renewer-lease", [renewer]),
+        # Anyone signed in may read the service's Lease (who holds it, since when, its principal):
+        # spark-secrets doctor tells from it whether the service runs. It holds no secret.
+        _role("spark-secrets-renewer-status", renewer_namespace, [
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"], "resourceNames": [LEASE]}]),
+        _binding("spark-secrets-renewer-status", renewer_namespace, "Role", "spark-secrets-renewer-status",
+                 [group_subject("system:authenticated")]),
     ]
 
 

@@ -47,6 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spark.secrets.renewer", None,
             "Principal (or short name) of the renew service, set as the tokens' renewer. Default: the "
             "submitting user, who can then renew and cancel them with `spark-secrets tokens`."),
+    Setting("spark.secrets.renewService.lease", "spark-secrets-system/spark-secrets-renewer",
+            "`namespace/name` of the renew service's Lease (its `--lease`), where `spark-secrets doctor` reads "
+            "whether the service runs, its principal and its Kubernetes identity."),
     Setting("spark.secrets.ticket.minLifetime", "5min",
             "Refuse to submit when the TGT expires sooner than this (units s, min, h, d)."),
     Setting("spark.secrets.layout", "none",
@@ -88,6 +91,7 @@ SETTINGS: tuple[Setting, ...] = (
 _KNOWN = {s.key for s in SETTINGS}
 _DEFAULTS = {s.key: s.default for s in SETTINGS}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
 def _bool(key: str, text: str) -> bool:
@@ -112,7 +116,7 @@ class Settings:
         # Touch every property once so bad values fail before anything happens.
         _ = (self.enabled, self.filesystems, self.ca_bundle, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
              self.renew_interval, self.secret_name, self.user_steps, self.plugin_jar, self._refresh_values(),
-             self.layout, self.layout_user)
+             self.layout, self.layout_user, self.renew_service_lease)
 
     def get(self, key: str) -> str | None:
         value = self.conf.get(key)
@@ -172,6 +176,15 @@ class Settings:
         return self.get("spark.secrets.renewer")
 
     @cached_property
+    def renew_service_lease(self) -> tuple[str, str]:
+        value = self._value("spark.secrets.renewService.lease").strip()
+        namespace, _, name = value.partition("/")
+        if not (_DNS_LABEL.fullmatch(namespace) and _DNS_SUBDOMAIN.fullmatch(name)):
+            raise ConfigError(f"spark.secrets.renewService.lease={value!r} is not namespace/name",
+                              "give the --lease of the renew service, e.g. spark-secrets-system/spark-secrets-renewer")
+        return namespace, name
+
+    @cached_property
     def min_ticket_lifetime(self) -> dt.timedelta:
         return parse_duration("spark.secrets.ticket.minLifetime", self._value("spark.secrets.ticket.minLifetime"))
 
@@ -229,6 +242,11 @@ class Settings:
                 _bool("spark.secrets.refresh.watch", self._value("spark.secrets.refresh.watch")),
                 *(parse_duration(k, self._value(k)) for k in ("spark.secrets.refresh.pollInterval",
                                                                   "spark.secrets.refresh.maxBackoff")))
+
+    @cached_property
+    def refresh_enabled(self) -> bool:
+        """Whether the plugin re-reads the token file (``spark.secrets.refresh.enabled``)."""
+        return bool(self._refresh_values()[1])
 
     @cached_property
     def user_steps(self) -> tuple[str, ...]:

@@ -36,8 +36,15 @@ def test_no_cluster_role_but_the_renew_service_reads_secrets() -> None:
 
 
 def test_only_the_renew_service_is_bound_in_its_own_namespace_and_only_to_its_keytab() -> None:
+    """Everyone else signed in may only read the service's Lease (spark-secrets doctor reads it)."""
     bindings = [m for m in rbac.common() if m["kind"] == "RoleBinding"]
-    assert {s["name"] for b in bindings for s in b["subjects"]} == {rbac.RENEWER_ACCOUNT}
+    others = [b for b in bindings if any(s["name"] != rbac.RENEWER_ACCOUNT for s in b["subjects"])]
+    assert [(b["metadata"]["name"], b["subjects"]) for b in others] == [
+        ("spark-secrets-renewer-status", [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group",
+                                           "name": "system:authenticated"}])]
+    (status,) = [m for m in rbac.common() if m["kind"] == "Role" and m["metadata"]["name"] == others[0]["roleRef"]["name"]]
+    assert status["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"],
+                                "resourceNames": [rbac.LEASE]}]
     (keytab,) = [m for m in rbac.common() if m["metadata"]["name"] == "spark-secrets-renewer-keytab"
                  and m["kind"] == "Role"]
     assert _secret_verbs(keytab) == [({"get"}, [rbac.KEYTAB_SECRET])]

@@ -18,6 +18,13 @@ from spark_secrets.kube import KubeClient
 
 log = logging.getLogger("spark_secrets.renew")
 
+#: What the holder writes into its Lease, so that ``spark-secrets doctor`` can tell a user which
+#: renewer principal tokens must name and whether the service may work in the job's namespace.
+LEASE_PRINCIPAL = "spark-secrets.io/principal"
+LEASE_USER = "spark-secrets.io/kubernetes-user"
+LEASE_GROUPS = "spark-secrets.io/kubernetes-groups"
+LEASE_NAMESPACES = "spark-secrets.io/namespaces"
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
@@ -31,8 +38,10 @@ class LeaderElector:
     """
 
     def __init__(self, kube: KubeClient, namespace: str, name: str, *, duration: float = 15.0,
-                 identity: str | None = None) -> None:
+                 identity: str | None = None, annotations: dict[str, str] | None = None) -> None:
         self.kube = kube
+        #: Written into the Lease by its holder: who the service is, for ``spark-secrets doctor``.
+        self.annotations = dict(annotations or {})
         self.namespace, self.name, self.duration = namespace, name, duration
         self.identity = identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self._renewed_at = 0.0  # monotonic time of the last successful acquire/renew
@@ -75,7 +84,8 @@ class LeaderElector:
             lease = self.kube.read_lease(self.namespace, self.name)
         except KubernetesNotFound:
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": self.name, "namespace": self.namespace}, "spec": self._spec(now, now, 0)}
+                    "metadata": {"name": self.name, "namespace": self.namespace, "annotations": self.annotations},
+                    "spec": self._spec(now, now, 0)}
             try:
                 self.kube.create_lease(self.namespace, body)
                 return True
@@ -90,6 +100,8 @@ class LeaderElector:
         transitions = (spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
         acquired = _parse(spec.get("acquireTime")) if holder == self.identity and spec.get("acquireTime") else now
         lease["spec"] = self._spec(acquired or now, now, transitions)
+        meta = lease.setdefault("metadata", {})
+        meta["annotations"] = {**(meta.get("annotations") or {}), **self.annotations}
         try:
             self.kube.replace_lease(self.namespace, lease)  # carries resourceVersion
         except KubernetesConflict:
