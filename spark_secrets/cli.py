@@ -194,6 +194,34 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import time
+
+    from spark_secrets.kube import KubeClient
+    from spark_secrets.status import job_statuses
+
+    if args.watch is not None and args.watch < 1:
+        raise ConfigError(f"--watch {args.watch}", "give an interval of 1 second or more")
+    kube = KubeClient.from_config(args.kubeconfig)
+    namespace = None if args.all_namespaces else (args.namespace or kube.namespace)
+    shown = None
+    while True:
+        jobs = job_statuses(kube, namespace, args.name)
+        if args.json:
+            text = json.dumps([j.as_dict() for j in jobs], indent=2)
+        else:
+            text = "\n".join(line for j in jobs for line in j.lines()) or f"no token Secrets in {namespace or 'any namespace'}"
+        if text != shown:
+            if args.watch is not None and not args.json:
+                print(f"-- {dt.datetime.now(dt.timezone.utc).strftime('%H:%M:%S')}Z")
+            print(text, flush=True)
+            shown = text
+        if args.watch is None:
+            return 0
+        time.sleep(args.watch)
+
+
 def cmd_renewer(args: argparse.Namespace) -> int:
     import logging
     import signal
@@ -231,7 +259,7 @@ def cmd_renewer(args: argparse.Namespace) -> int:
             raise ConfigError(f"--grant-service-account {args.grant_service_account!r}",
                               "use a name, or a pattern with {owner} such as spark-{owner}")
         grants = AccessGrants(kube, args.grant_service_account)
-    service = RenewService(kube, login, renewer=login.short_name,
+    service = RenewService(kube, login, renewer=login.short_name, principal=login.principal,
                            namespaces=None if args.all_namespaces else args.namespace, policy=policy,
                            hadoop_conf=HadoopConf.load(), verify=_verify(args),
                            leader=(lambda: elector.is_leader) if elector else None,
@@ -451,6 +479,23 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
     doctor.add_argument("spark_args", nargs=argparse.REMAINDER, metavar="-- SPARK-SUBMIT-OPTIONS")
     doctor.set_defaults(func=cmd_doctor)
+
+    status = sub.add_parser(
+        "status", help="show running jobs' tokens: expiry, next and last renewal, pods, Events",
+        description="For each token Secret (of one job, by Secret or app name, or all in the namespace): each "
+                    "token's kind, service, owner, renewer and dates, when the tokens expire, what the renew service "
+                    "does next and did last (and which principal did it), the pods that mount the Secret and "
+                    "whether they run, and the Events about it. Reads only the Secrets' metadata: the tokens "
+                    "themselves never reach this command.",
+        epilog="example: spark-secrets status etl -n spark-alice --watch 10")
+    status.add_argument("name", nargs="?", help="a token Secret's name or a job's app name (default: all)")
+    status.add_argument("--namespace", "-n", help="namespace (default: the kubeconfig's)")
+    status.add_argument("--all-namespaces", "-A", action="store_true", help="every namespace you may list")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--watch", "-w", type=float, nargs="?", const=5.0, metavar="SECONDS",
+                        help="keep going, printing again whenever something changes (every 5 s by default)")
+    status.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+    status.set_defaults(func=cmd_status)
 
     submit = sub.add_parser(
         "submit", help="run spark-submit with the token Secret wired in, and clean up on failure",

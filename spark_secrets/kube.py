@@ -369,6 +369,12 @@ class KubeClient:
             answer = self.request("list pods", "GET", "/api/v1/pods")
         return list(answer.get("items") or [])
 
+    def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """The Events about one object."""
+        answer = self.request(f"list Events in {namespace}", "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/events",
+                              params={"fieldSelector": f"involvedObject.kind={kind},involvedObject.name={name}"})
+        return list(answer.get("items") or [])
+
     def find_pods(self, namespace: str, label_selector: str) -> list[ObjectRef]:
         answer = self.request(f"list pods in {namespace}", "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods",
                               params={"labelSelector": label_selector})

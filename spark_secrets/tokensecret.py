@@ -51,6 +51,11 @@ ANNOTATION_MAX_DATE = f"{DOMAIN}/max-date"
 ANNOTATION_KEY = f"{DOMAIN}/token-file-key"
 #: When the renew service last renewed or re-issued the tokens.
 ANNOTATION_RENEWED_AT = f"{DOMAIN}/renewed-at"
+#: What the renew service last did to the tokens ("renewed" or "re-issued"), who it was (its
+#: principal), and what it plans next ("renew 2026-12-01T10:00:00Z"), for ``spark-secrets status``.
+ANNOTATION_LAST_ACTION = f"{DOMAIN}/last-action"
+ANNOTATION_ACTED_BY = f"{DOMAIN}/acted-by"
+ANNOTATION_NEXT_ACTION = f"{DOMAIN}/next-action"
 #: The distinct delegation tokens of the file, passwords removed, space-separated URL-safe strings.
 ANNOTATION_TOKENS = f"{DOMAIN}/tokens"
 #: The service account of the job's driver; in controller mode it is granted ``get`` on the Secret.
@@ -62,7 +67,7 @@ DEFAULT_TOKEN_KEY = "hadoop-tokens"
 TOKEN_SECRET_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_KIND}={KIND_HADOOP_TOKENS}"
 #: What the renew service keeps current on every renewal; a released Secret loses them all.
 SCHEDULE_ANNOTATIONS = (ANNOTATION_EXPIRY, ANNOTATION_MAX_DATE, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_RENEWED_AT,
-                        ANNOTATION_TOKENS)
+                        ANNOTATION_TOKENS, ANNOTATION_LAST_ACTION, ANNOTATION_ACTED_BY, ANNOTATION_NEXT_ACTION)
 
 
 def rfc3339(ms: int) -> str:

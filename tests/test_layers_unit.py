@@ -18,7 +18,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
                          "spark_secrets.webhdfs", "spark_secrets.fetcher", "spark_secrets.kubeconfig", "spark_secrets.kube",
                          "spark_secrets.plugin"),
     "services and steps": ("spark_secrets.renew", "spark_secrets.rbac", "spark_secrets.runtime", "spark_secrets.doctor",
-                           "submit_steps"),
+                           "spark_secrets.status", "submit_steps"),
     "CLI": ("spark_secrets.cli", "spark_secrets.__main__"),
 }
 DEV_TOOLS = ("spark_secrets.testbed", "spark_secrets.jvm")

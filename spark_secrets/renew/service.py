@@ -37,7 +37,8 @@ from spark_secrets.renew.metrics import Metrics
 from spark_secrets.renew.policy import REISSUE, Policy, estimate_warning
 from spark_secrets.renew.watch import DELETED, LISTING, PAGE, SYNC, SecretEvent, SecretWatch
 from spark_secrets.token import Token
-from spark_secrets.tokensecret import TokenSecret, rfc3339, schedule_annotations
+from spark_secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_LAST_ACTION, ANNOTATION_NEXT_ACTION, TokenSecret,
+                                       rfc3339, schedule_annotations)
 
 log = logging.getLogger("spark_secrets.renew")
 
@@ -50,8 +51,10 @@ class RenewService:
                  verify: bool | str = True, watch_timeout: int = 60, clock: Callable[[], float] = time.time,
                  leader: Callable[[], bool] | None = None, sweep_interval: float = 30.0,
                  orphan_grace_ms: int = 600_000, grants: AccessGrants | None = None,
-                 kinds: Sequence[TokenKind] | None = None) -> None:
+                 kinds: Sequence[TokenKind] | None = None, principal: str | None = None) -> None:
         self.kube = kube
+        #: Who the service is, in the Secrets it writes (``acted-by``): its principal.
+        self.principal = principal or renewer
         self.namespaces = list(namespaces) if namespaces else None
         self.policy = policy or Policy()
         self.renewer = renewer
@@ -250,7 +253,9 @@ class RenewService:
         expiry = min(expiries)
         now = self._now()
         assert ts.credentials is not None
-        self._patch(ts, {"metadata": {"annotations": schedule_annotations(ts.credentials, expiry, renewed_at_ms=now)}})
+        notes = {**schedule_annotations(ts.credentials, expiry, renewed_at_ms=now),
+                 **self._plan(ts, "renewed", expiry, ts.max_date_ms, now)}
+        self._patch(ts, {"metadata": {"annotations": notes}})
         self.metrics.renewals += 1
         log.info("renewed %s (%d token(s), %s): now expires %s", ts.ref, len(expiries), self._seq(ts), rfc3339(expiry))
         if not ts.expiry_known:
@@ -279,8 +284,9 @@ class RenewService:
         data = base64.b64encode(creds.to_bytes(ts.file_format)).decode("ascii")
         now = self._now()
         try:
-            self._patch(ts, {"data": {ts.key: data},
-                             "metadata": {"annotations": schedule_annotations(creds, expiry, renewed_at_ms=now)}})
+            notes = {**schedule_annotations(creds, expiry, renewed_at_ms=now),
+                     **self._plan(fresh, "re-issued", expiry, fresh.max_date_ms, now)}
+            self._patch(ts, {"data": {ts.key: data}, "metadata": {"annotations": notes}})
         except KubernetesConflict:
             # Someone else (another replica) changed the Secret first: this token goes nowhere, so cancel it.
             self._cancel(fresh)
@@ -288,6 +294,15 @@ class RenewService:
         self.metrics.reissues += 1
         log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner, self._seq(fresh),
                  rfc3339(expiry), rfc3339(fresh.max_date_ms))
+
+    def _plan(self, ts: TokenSecret, done: str, expiry_ms: int, max_date_ms: int, now_ms: int) -> dict[str, str]:
+        """What was done, by whom, and what comes next (about when), in the same write: for
+        ``spark-secrets status``, which may read metadata but not the tokens."""
+        after = dataclasses.replace(ts, expiry_ms=expiry_ms, renewed_at_ms=now_ms, max_date_annotation_ms=max_date_ms,
+                                    expiry_estimated=False)
+        action, due = self.policy.next_action(after, now_ms)
+        return {ANNOTATION_LAST_ACTION: done, ANNOTATION_ACTED_BY: self.principal,
+                ANNOTATION_NEXT_ACTION: f"{'re-issue' if action == REISSUE else 'renew'} {rfc3339(max(due, now_ms))}"}
 
     def _extend_for_rollover(self, ts: TokenSecret) -> None:
         """Renew the outgoing tokens once more (up to their max date) before writing new ones: pods keep

@@ -1,0 +1,171 @@
+"""`spark-secrets doctor` on the test bed: a healthy setup is all ✔ with exit 0, and each ✗ is provoked
+for real (an expired TGT, a renewer mismatch, the renew service stopped, RBAC bindings removed, a
+NameNode down, the plugin jar unset in cluster mode) and named with its fix. Every ✗ check is ✔ in
+the healthy run, so each assertion can fail."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from renewers import CONF, RenewerProcess, bind_lease, bind_renewer, manifest, wait_until
+
+from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, USERS, Testbed
+from spark_secrets.testbed.hadoop import SecureHdfs
+
+ROOT = Path(__file__).resolve().parent.parent
+LEASE = "spark-secrets-renewer"  # the default spark.secrets.renewService.lease names it
+JAR = "local:///opt/spark/jars/spark-secrets-plugin.jar"
+
+
+class Doctor:
+    def __init__(self, bed: Testbed, cluster: SecureHdfs) -> None:
+        assert bed.kube is not None
+        self.bed, self.cluster = bed, cluster
+        self.ccache = bed.ticket_cache("alice")
+
+    def args(self, *, renewer: bool = True, jar: bool = True, filesystem: str | None = None) -> list[str]:
+        assert self.bed.kube is not None
+        conf = {"spark.kubernetes.namespace": "alice",
+                "spark.kubernetes.authenticate.driver.serviceAccountName": "spark",
+                "spark.secrets.hadoop.filesystems": filesystem or self.cluster.uri}
+        if renewer:
+            conf["spark.secrets.renewer"] = RENEWER
+        if jar:
+            conf["spark.secrets.plugin.jar"] = JAR
+        out = ["--master", f"k8s://{self.bed.kube.server}", "--deploy-mode", "cluster"]
+        for key, value in conf.items():
+            out += ["--conf", f"{key}={value}"]
+        return out
+
+    def run(self, *spark_args: str, ccache: Path | None = None, flags: tuple[str, ...] = ("--probe", "--duration", "1d"),
+            conf_dir: Path | None = None) -> tuple[int, dict[str, tuple[str, str, str]], str]:
+        env = self.bed.env("alice", ccache or self.ccache)
+        env["HADOOP_CONF_DIR"] = str(conf_dir or self.cluster.client_conf_dir())
+        env["PYTHONPATH"] = str(ROOT)
+        text = subprocess.run([sys.executable, "-m", "spark_secrets", "doctor", *flags, "--", *spark_args],
+                              capture_output=True, text=True, env=env, timeout=180)
+        machine = subprocess.run([sys.executable, "-m", "spark_secrets", "doctor", *flags, "--json", "--",
+                                  *spark_args], capture_output=True, text=True, env=env, timeout=180)
+        assert machine.returncode == text.returncode, (machine.stderr, text.stderr)
+        checks = {c["name"]: (c["status"], c["detail"], c["fix"]) for c in json.loads(machine.stdout)["checks"]}
+        return text.returncode, checks, text.stdout
+
+
+@pytest.fixture(scope="module")
+def doctor(testbed: Testbed, ha_hdfs: SecureHdfs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doctor]:
+    """The renew service running (with its Lease, on the HA cluster), alice's namespace bound as the
+    layouts bind theirs, and conf/rbac/common.yaml's Lease status access."""
+    kube = testbed.kube
+    assert kube is not None
+    bind_renewer(testbed)
+    bind_lease(testbed)
+    for kind in ("Role", "RoleBinding"):
+        kube.apply(manifest(CONF / "rbac" / "common.yaml", kind, "spark-secrets-renewer-status"))
+    service = RenewerProcess(testbed, ha_hdfs, tmp_path_factory.mktemp("doctor-renewer"),
+                             extra=("--lease", f"{RENEWER_NAMESPACE}/{LEASE}", "--lease-duration", "6s"))
+    doc = Doctor(testbed, ha_hdfs)
+    doc.service = service  # type: ignore[attr-defined]
+    try:
+        wait_until("the renew service holds its Lease", lambda: "principal" in json.dumps(
+            kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{RENEWER_NAMESPACE}/leases/{LEASE}")), 60,
+            service)
+        yield doc
+    finally:
+        service.stop()
+        kube.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/{RENEWER_NAMESPACE}/leases/{LEASE}")
+
+
+def test_a_healthy_setup_is_all_green(doctor: Doctor) -> None:
+    status, checks, text = doctor.run(*doctor.args())
+    assert status == 0, text
+    assert {name: c[0] for name, c in checks.items()} == {name: "ok" for name in checks}, text
+    assert set(checks) == {"settings", "ticket", f"filesystem {doctor.cluster.uri}", f"probe {doctor.cluster.uri}",
+                           "your access", "driver account", "renew service", "renewer", "renew service access",
+                           "token refresher", "duration"}
+    assert "standby" in checks[f"filesystem {doctor.cluster.uri}"][1]  # nn1 of ns1 is the standby
+    assert "active" in checks[f"filesystem {doctor.cluster.uri}"][1]
+    assert "20s after each renewal, 40s at most" in checks[f"probe {doctor.cluster.uri}"][1]  # learnt, not told
+    assert "spark-renewer/localhost@" in checks["renewer"][1]
+    lines = text.splitlines()
+    assert all(line.startswith("✔ ") for line in lines[:-1]) and lines[-1].startswith("nothing would fail"), text
+
+
+def test_an_expired_ticket(doctor: Doctor) -> None:
+    ccache = doctor.bed.ticket_cache("alice", lifetime="3s", renewable=None)
+    time.sleep(4)
+    status, checks, text = doctor.run(*doctor.args(), ccache=ccache)
+    assert status == 1
+    state, detail, fix = checks["ticket"]
+    assert state == "fail" and "has expired" in detail and "kinit" in fix, text
+    assert "✗ ticket: the Kerberos ticket in" in text
+
+
+def test_tokens_that_would_name_someone_else_as_renewer(doctor: Doctor) -> None:
+    status, checks, _ = doctor.run(*doctor.args(renewer=False))
+    assert status == 1
+    state, detail, fix = checks["renewer"]
+    assert state == "fail" and "tokens would name alice as renewer" in detail
+    assert fix == f"--conf spark.secrets.renewer={RENEWER}"
+    assert checks["duration"][0] == "fail"  # nothing would renew a day-long job's tokens
+
+
+def test_the_plugin_jar_unset_in_cluster_mode(doctor: Doctor) -> None:
+    status, checks, _ = doctor.run(*doctor.args(jar=False))
+    assert status == 1
+    state, detail, fix = checks["token refresher"]
+    assert state == "fail" and "cluster mode without spark.secrets.plugin.jar" in detail
+    assert "spark.secrets.plugin.jar=local://" in fix
+
+
+def test_rbac_bindings_removed(doctor: Doctor) -> None:
+    kube = doctor.bed.kube
+    assert kube is not None
+    bindings = {name: kube.request("GET", f"/apis/rbac.authorization.k8s.io/v1/namespaces/alice/rolebindings/{name}")
+                for name in ("spark-secrets-renewer-user", "spark-edit")}
+    try:
+        for name in bindings:
+            kube.request("DELETE", f"/apis/rbac.authorization.k8s.io/v1/namespaces/alice/rolebindings/{name}")
+        status, checks, _ = doctor.run(*doctor.args(), flags=())
+    finally:
+        for body in bindings.values():
+            meta = body["metadata"]
+            kube.apply({**body, "metadata": {"name": meta["name"], "namespace": meta["namespace"]}})
+    assert status == 1
+    state, detail, fix = checks["renew service access"]
+    assert state == "fail" and f"({RENEWER}) may not list, watch, get, patch Secrets in alice" in detail
+    assert "spark-secrets rbac" in fix
+    state, detail, _ = checks["driver account"]
+    assert state == "fail" and "spark may not get Secrets in alice" in detail
+
+
+def test_a_namenode_down(doctor: Doctor, tmp_path: Path) -> None:
+    cluster = SecureHdfs(tmp_path / "hdfs", doctor.bed.kdc_required())
+    with cluster.serving(USERS):
+        status, checks, _ = doctor.run(*doctor.args(filesystem=cluster.uri), flags=(),
+                                       conf_dir=cluster.client_conf_dir())
+        assert checks[f"filesystem {cluster.uri}"][0] == "ok"  # control: the same check while it runs
+        cluster.stop()
+        status, checks, text = doctor.run(*doctor.args(filesystem=cluster.uri), flags=(),
+                                          conf_dir=cluster.client_conf_dir())
+    assert status == 1
+    state, detail, fix = checks[f"filesystem {cluster.uri}"]
+    assert state == "fail" and "no active NameNode" in detail and "down (cannot connect" in detail, text
+    assert "start the NameNode" in fix
+
+
+def test_the_renew_service_stopped(doctor: Doctor) -> None:
+    """Last: it stops the module's renew service."""
+    doctor.service.stop()  # type: ignore[attr-defined]
+    time.sleep(7)  # its 6 s Lease runs out
+    status, checks, _ = doctor.run(*doctor.args())
+    assert status == 1
+    state, detail, fix = checks["renew service"]
+    assert state == "fail" and f"not running: its Lease {RENEWER_NAMESPACE}/{LEASE} was last renewed" in detail
+    assert "kubectl -n spark-secrets-system get pods" in fix
+    assert checks["duration"][0] == "fail"
