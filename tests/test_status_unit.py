@@ -54,7 +54,7 @@ def test_a_renewed_job_with_its_pods_and_events() -> None:
     assert lines[1] == (f"  expires {rfc3339(ISSUED + DAY)} (in 1 h 0 min); max date {rfc3339(ISSUED + 7 * DAY)}; "
                         f"next renew at {rfc3339(ISSUED + DAY * 3 // 4)}")
     assert lines[2] == f"  last renewed {rfc3339(ISSUED + 1000)} by spark-renewer/host@EXAMPLE.TEST"
-    assert "pods: etl-driver (driver, Running), etl-exec-1 (executor, Pending)" in lines
+    assert "  pods: etl-driver (driver, Running), etl-exec-1 (executor, Pending)" in lines
     text = "\n".join(lines) + json.dumps(status.as_dict())
     for form in (PASSWORD.hex(), base64.b64encode(PASSWORD).decode(), base64.urlsafe_b64encode(PASSWORD).decode()):
         assert form.rstrip("=") not in text
