@@ -156,6 +156,8 @@ class TokenSecret:
     expiry_estimated: bool = False
     #: The token-file format the submission chose (0 Writable, 1 protobuf); re-issues keep it.
     file_format: int = 0
+    #: The job's app name (label), for the expiry metrics by namespace and app.
+    app: str = ""
 
     def __repr__(self) -> str:
         held = f"tokens={len(self.credentials)}" if self.credentials is not None else "metadata only"
@@ -240,6 +242,7 @@ class TokenSecret:
                    owners=owners, created_ms=created, persistent=labels.get(LABEL_PERSISTENT) == "true",
                    owner_label=_interned(labels.get(LABEL_OWNER, "")),
                    service_account=notes.get(ANNOTATION_SERVICE_ACCOUNT) or None,
+                   app=_interned(labels.get(LABEL_APP, "")),
                    # no expiry annotation: nothing known, so renew at first sight as for an estimate
                    expiry_estimated=notes.get(ANNOTATION_EXPIRY_ESTIMATED) == "true" or ANNOTATION_EXPIRY not in notes)
 

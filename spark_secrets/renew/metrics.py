@@ -16,6 +16,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 PREFIX = "spark_secrets"
+#: At most this many (namespace, app) series of ``seconds_until_expiry``: those nearest expiry, which
+#: are the ones an alert is about (a label per Secret would grow without bound).
+EXPIRY_SERIES = 200
 
 #: (attribute, name without prefix and suffix, help) of every counter.
 COUNTERS = (
@@ -48,6 +51,8 @@ class Metrics:
     api_writes: int = 0
     tracked: int = 0
     nearest_expiry_ms: int | None = None
+    #: ``((namespace, app), earliest expiry ms)`` of the :data:`EXPIRY_SERIES` pairs nearest expiry.
+    expiry_by_app: list[tuple[tuple[str, str], int]] = dataclasses.field(default_factory=list)
     ready: bool = False
     leader: bool = False
     heartbeat: float = dataclasses.field(default_factory=time.monotonic)
@@ -72,6 +77,13 @@ class MetricsCollector(Collector):
                                   ("seconds_until_nearest_expiry", "Time left on the token closest to expiring",
                                    until)):
             yield GaugeMetricFamily(f"{PREFIX}_{name}", text, value=value)
+        by_app = GaugeMetricFamily(f"{PREFIX}_seconds_until_expiry",
+                                   f"Time left on the earliest-expiring token of each job (namespace, app); the "
+                                   f"{EXPIRY_SERIES} nearest expiry", labels=["namespace", "app"])
+        now = self.clock()
+        for (namespace, app), expiry_ms in m.expiry_by_app:
+            by_app.add_metric([namespace, app], expiry_ms / 1000 - now)
+        yield by_app
 
 
 def registry_for(metrics: Metrics, clock: Callable[[], float] = time.time) -> CollectorRegistry:

@@ -33,7 +33,7 @@ from spark_secrets.kube import KubeClient
 from spark_secrets.renew.grants import AccessGrants
 from spark_secrets.renew.housekeeping import Housekeeper, Key
 from spark_secrets.renew.kinds import TokenKind, default_kinds
-from spark_secrets.renew.metrics import Metrics
+from spark_secrets.renew.metrics import EXPIRY_SERIES, Metrics
 from spark_secrets.renew.policy import REISSUE, Policy, estimate_warning
 from spark_secrets.renew.watch import DELETED, LISTING, PAGE, SYNC, SecretEvent, SecretWatch
 from spark_secrets.token import Token
@@ -173,7 +173,12 @@ class RenewService:
         pass per event would make a list of N Secrets cost N² at start)."""
         if time.monotonic() - self._nearest_at >= 1.0:
             self._nearest_at = time.monotonic()
-            self.metrics.nearest_expiry_ms = min((s.expiry_ms for s in self.secrets.values()), default=None)
+            earliest: dict[tuple[str, str], int] = {}
+            for s in self.secrets.values():
+                if s.expiry_ms and s.expiry_ms < earliest.get((s.namespace, s.app), 1 << 62):
+                    earliest[(s.namespace, s.app)] = s.expiry_ms
+            self.metrics.expiry_by_app = heapq.nsmallest(EXPIRY_SERIES, earliest.items(), key=lambda kv: kv[1])
+            self.metrics.nearest_expiry_ms = self.metrics.expiry_by_app[0][1] if earliest else None
 
     def _seconds_to_next_due(self) -> float:
         return (self._due[0][0] - self._now()) / 1000 if self._due else 5.0
