@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from renewers import CONF, RenewerProcess, bind_lease, bind_renewer, manifest, wait_until
 
 from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, USERS, Testbed
+from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.hadoop import SecureHdfs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -157,6 +159,68 @@ def test_a_namenode_down(doctor: Doctor, tmp_path: Path) -> None:
     state, detail, fix = checks[f"filesystem {cluster.uri}"]
     assert state == "fail" and "no active NameNode" in detail and "down (cannot connect" in detail, text
     assert "start the NameNode" in fix
+
+
+def test_status_of_a_running_job_across_a_renewal_and_a_reissue(doctor: Doctor) -> None:
+    """A token Secret made by `spark-secrets conf`, mounted by a running pod, on the HA cluster whose
+    tokens live 20 s (40 s at most): the renew service renews it at first sight, then re-issues it,
+    and `status` (as alice, metadata only) shows each change; the expiry gauge names the job."""
+    from spark_secrets.testbed import images
+
+    bed, kube = doctor.bed, doctor.bed.kube
+    assert kube is not None
+    env = bed.env("alice", doctor.ccache)
+    env.update(HADOOP_CONF_DIR=str(doctor.cluster.client_conf_dir()), PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-m", "spark_secrets", "conf", "--", "--name", "statusjob",
+                    "--conf", "spark.kubernetes.namespace=alice", "--conf", f"spark.secrets.renewer={RENEWER}",
+                    "--conf", f"spark.secrets.hadoop.filesystems={doctor.cluster.uri}"],
+                   env=env, check=True, capture_output=True, timeout=120)
+
+    def status() -> dict[str, object]:
+        out = subprocess.run([sys.executable, "-m", "spark_secrets", "status", "statusjob", "-n", "alice", "--json"],
+                             env=env, check=True, capture_output=True, text=True, timeout=60).stdout
+        (job,) = json.loads(out)
+        return job
+
+    secret = str(status()["secret"])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "statusjob-driver", "namespace": "alice",
+                                                           "labels": {"spark-role": "driver"}},
+           "spec": {"containers": [{"name": "c", "image": images.PAUSE_IMAGE, "imagePullPolicy": "Never",
+                                    "volumeMounts": [{"name": "t", "mountPath": "/mnt/t"}]}],
+                    "volumes": [{"name": "t", "secret": {"secretName": secret}}]}}
+    kube.apply(pod)
+    phase = "Running" if bed.node is not None else "Pending"
+    try:
+        seen: dict[str, dict[str, object]] = {}
+        deadline = time.monotonic() + 90
+        while "re-issued" not in seen and time.monotonic() < deadline:
+            job = status()
+            if job["last_action"] and job["pods"] and job["pods"][0]["phase"] == phase:  # type: ignore[index]
+                seen.setdefault(str(job["last_action"]), job)
+            time.sleep(1)
+        assert set(seen) == {"renewed", "re-issued"}, seen.keys()
+        renewed, reissued = seen["renewed"], seen["re-issued"]
+        for job in (renewed, reissued):
+            assert str(job["acted_by"]).startswith("spark-renewer/localhost@") and job["next_action"]
+            assert job["pods"] == [{"name": "statusjob-driver", "role": "driver", "phase": phase}]
+            (token,) = job["tokens"]  # type: ignore[misc]
+            assert (token["owner"], token["renewer"], token["service"]) == ("alice", RENEWER, "ha-webhdfs:ns1")
+        assert reissued["tokens"][0]["sequence"] != renewed["tokens"][0]["sequence"]  # type: ignore[index]
+        assert str(reissued["expiry"]) > str(renewed["expiry"]) and reissued["max_date"] != renewed["max_date"]
+        text = subprocess.run([sys.executable, "-m", "spark_secrets", "status", "-n", "alice"], env=env, check=True,
+                              capture_output=True, text=True, timeout=60).stdout
+        assert f"alice/{secret}  app statusjob  owner alice" in text and "last re-issued" in text
+        gauge = [line for line in requests.get(f"http://127.0.0.1:{doctor.service.port}/metrics",  # type: ignore[attr-defined]
+                                               timeout=5).text.splitlines()
+                 if line.startswith('spark_secrets_seconds_until_expiry{app="statusjob",namespace="alice"}')]
+        assert len(gauge) == 1 and float(gauge[0].split()[-1]) > 0, gauge
+    finally:
+        for path in ("/api/v1/namespaces/alice/pods/statusjob-driver?gracePeriodSeconds=0",
+                     f"/api/v1/namespaces/alice/secrets/{secret}"):
+            try:
+                kube.request("DELETE", path)
+            except TestbedError:  # the garbage collector may have taken the Secret with the pod
+                pass
 
 
 def test_the_renew_service_stopped(doctor: Doctor) -> None:
