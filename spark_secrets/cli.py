@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -229,46 +230,56 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     from spark_secrets.hadoopconf import HadoopConf
     from spark_secrets.kube import KubeClient
     from spark_secrets.renew import HealthServer, KeytabSession, Policy, RenewService
-    from spark_secrets.renew.lease import LeaderElector
     from spark_secrets.duration import parse_duration
+    from spark_secrets.renew.lease import LEASE_HEALTH, LeaderElector
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Every option is checked before the KDC or the API server is contacted.
     if not args.all_namespaces and not args.namespace:
         raise ConfigError("no namespaces to watch", "give --namespace NS (repeatable) or --all-namespaces")
-    ratio = float(args.ratio)
+    try:
+        ratio = float(args.ratio)
+    except ValueError:
+        ratio = -1.0
     if not 0 < ratio < 1:
         raise ConfigError(f"--ratio {args.ratio}", "use a fraction between 0 and 1, e.g. 0.75")
+    reissue_before = parse_duration("--reissue-before", args.reissue_before)
+    lease_duration = parse_duration("--lease-duration", args.lease_duration).total_seconds()
+    sweep_interval = parse_duration("--sweep-interval", args.sweep_interval).total_seconds()
+    orphan_grace = parse_duration("--orphan-grace", args.orphan_grace)
+    if args.lease and not re.fullmatch(r"([a-z0-9][-a-z0-9]*/)?[a-z0-9][-a-z0-9.]*", args.lease):
+        raise ConfigError(f"--lease {args.lease!r} is not NAMESPACE/NAME", "e.g. spark-secrets-system/spark-secrets-renewer")
+    if args.grant_access and "{owner}" not in args.grant_service_account and "{" in args.grant_service_account:
+        raise ConfigError(f"--grant-service-account {args.grant_service_account!r}",
+                          "use a name, or a pattern with {owner} such as spark-{owner}")
+    host, _, port_text = args.listen.rpartition(":")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(f"--listen {args.listen!r} has no port", "give HOST:PORT or :PORT, e.g. :8080")
     ccache = Path(args.ccache or Path.home() / ".cache" / "spark-secrets" / "renewer-ccache")
     ccache.parent.mkdir(parents=True, exist_ok=True)
     login = KeytabSession(args.principal, Path(args.keytab), ccache)
-    policy = Policy(ratio=ratio, reissue_before_ms=int(parse_duration("--reissue-before", args.reissue_before)
-                                                       .total_seconds() * 1000))
+    policy = Policy(ratio=ratio, reissue_before_ms=int(reissue_before.total_seconds() * 1000))
     kube = KubeClient.from_config(args.kubeconfig)
     elector = None
     if args.lease:
         lease_ns, _, lease_name = args.lease.rpartition("/")
-        elector = LeaderElector(kube, lease_ns or "spark-secrets-system", lease_name,
-                                duration=parse_duration("--lease-duration", args.lease_duration).total_seconds(),
+        elector = LeaderElector(kube, lease_ns or "spark-secrets-system", lease_name, duration=lease_duration,
                                 annotations=_lease_annotations(kube, login.principal, args.namespace))
-        elector.start()
     grants = None
     if args.grant_access:
         from spark_secrets.renew.grants import AccessGrants
 
-        if "{owner}" not in args.grant_service_account and "{" in args.grant_service_account:
-            raise ConfigError(f"--grant-service-account {args.grant_service_account!r}",
-                              "use a name, or a pattern with {owner} such as spark-{owner}")
         grants = AccessGrants(kube, args.grant_service_account)
     service = RenewService(kube, login, renewer=login.short_name, principal=login.principal,
                            namespaces=None if args.all_namespaces else args.namespace, policy=policy,
                            hadoop_conf=HadoopConf.load(), verify=_verify(args),
                            leader=(lambda: elector.is_leader) if elector else None,
-                           sweep_interval=parse_duration("--sweep-interval", args.sweep_interval).total_seconds(),
-                           orphan_grace_ms=int(parse_duration("--orphan-grace", args.orphan_grace)
-                                               .total_seconds() * 1000),
+                           sweep_interval=sweep_interval, orphan_grace_ms=int(orphan_grace.total_seconds() * 1000),
                            grants=grants)
-    host, _, port = args.listen.rpartition(":")
-    health = HealthServer(service.metrics, host or "0.0.0.0", int(port))
+    health = HealthServer(service.metrics, host or "0.0.0.0", int(port_text))
+    if elector is not None:
+        elector.annotations[LEASE_HEALTH] = f"http://{_reachable_host(host)}:{health.port}"
+        elector.start()
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     print(f"spark-secrets renewer: {login.principal} watching {', '.join(args.namespace or ['all namespaces'])}; "
           f"health on :{health.port}", file=sys.stderr, flush=True)
@@ -279,6 +290,18 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     finally:
         health.close()
     return 0
+
+
+def _reachable_host(host: str) -> str:
+    """The address others reach the health server at: the pod's IP (``POD_IP``, from the downward
+    API) or the host's, when it listens on every address."""
+    import os
+    import socket
+
+    if host not in ("", "0.0.0.0", "::"):
+        return f"[{host}]" if ":" in host else host
+    address = os.environ.get("POD_IP") or socket.gethostbyname(socket.gethostname())
+    return f"[{address}]" if ":" in address else address
 
 
 def _lease_annotations(kube, principal: str, namespaces: Sequence[str] | None) -> dict[str, str]:

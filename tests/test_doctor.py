@@ -94,6 +94,7 @@ def test_a_healthy_setup_is_all_green(doctor: Doctor) -> None:
     assert "active" in checks[f"filesystem {doctor.cluster.uri}"][1]
     assert "20s after each renewal, 40s at most" in checks[f"probe {doctor.cluster.uri}"][1]  # learnt, not told
     assert "spark-renewer/localhost@" in checks["renewer"][1]
+    assert checks["renew service"][1].endswith("; ready")  # its /readyz, from the address in its Lease
     lines = text.splitlines()
     assert all(line.startswith("✔ ") for line in lines[:-1]) and lines[-1].startswith("nothing would fail"), text
 

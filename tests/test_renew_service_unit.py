@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from spark_secrets.credentials import Credentials
 from spark_secrets.renew.service import RenewService
@@ -117,3 +122,18 @@ def test_a_renewal_schedules_the_next_one_from_its_own_answer_without_waiting_fo
     assert ts.resource_version == "2" and ts.expiry_ms == ISSUED + 20_000 and not ts.has_data
     (due,) = [due for due, _, rv in service._due if rv == "2"]
     assert ISSUED + 14_250 <= due <= ISSUED + 15_000  # the next renewal at 0.75 of 20 s, less up to 5 % jitter
+
+
+@pytest.mark.parametrize(("option", "message"), [
+    (["--ratio", "abc"], "spark-secrets: error: --ratio abc: use a fraction between 0 and 1, e.g. 0.75"),
+    (["--lease-duration", "soon"], "spark-secrets: error: --lease-duration='soon' is not a duration"),
+    (["--lease", "Not A Lease"], "spark-secrets: error: --lease 'Not A Lease' is not NAMESPACE/NAME"),
+    (["--listen", "localhost"], "spark-secrets: error: --listen 'localhost' has no port"),
+])
+def test_bad_service_options_fail_before_anything_is_contacted(tmp_path: Path, option: list[str], message: str) -> None:
+    """The keytab does not even exist: the option is named first, in one line, with exit status 2."""
+    run = subprocess.run([sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(tmp_path / "none.keytab"),
+                          "--principal", "spark-renewer", "-n", "alice", *option], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert run.stderr.startswith(message), run.stderr

@@ -11,7 +11,7 @@ from spark_secrets.doctor.report import FAIL, OK, WARN, Check
 from spark_secrets.duration import duration_text
 from spark_secrets.errors import KubernetesForbidden, KubernetesNotFound, SparkSecretsError
 from spark_secrets.kube import KubeClient
-from spark_secrets.renew.lease import LEASE_GROUPS, LEASE_NAMESPACES, LEASE_PRINCIPAL, LEASE_USER
+from spark_secrets.renew.lease import LEASE_GROUPS, LEASE_HEALTH, LEASE_NAMESPACES, LEASE_PRINCIPAL, LEASE_USER
 
 #: What the service must be allowed on Secrets in a job's namespace (conf/rbac: spark-secrets-renewer).
 SERVICE_VERBS = ("list", "watch", "get", "patch")
@@ -34,6 +34,7 @@ class RenewServiceView:
     user: str | None
     groups: tuple[str, ...]
     namespaces: tuple[str, ...] | None  # None: every namespace
+    health: str | None = None  # its health server's base URL, as it sees itself
 
     @property
     def running(self) -> bool:
@@ -64,15 +65,35 @@ def read_service(kube: KubeClient, namespace: str, name: str) -> tuple[Check, Re
         lease=where, holder=str(spec.get("holderIdentity") or "nobody"), renewed_ago_s=ago,
         term_s=float(spec.get("leaseDurationSeconds") or 15), principal=notes.get(LEASE_PRINCIPAL),
         user=notes.get(LEASE_USER), groups=tuple(g for g in notes.get(LEASE_GROUPS, "").split(",") if g),
-        namespaces=None if listed == "*" else tuple(n for n in listed.split(",") if n))
+        namespaces=None if listed == "*" else tuple(n for n in listed.split(",") if n),
+        health=notes.get(LEASE_HEALTH))
     when = "never" if ago == float("inf") else f"{duration_text(int(ago * 1000))} ago"
     if not view.running:
         return Check("renew service", FAIL, f"not running: its Lease {where} was last renewed {when} by {view.holder} "
                                             f"(a holder renews every {duration_text(int(view.term_s * 1000 / 3))})",
                      f"start it: kubectl -n {namespace} get pods,deployments (conf/renewer/renewer.yaml), and read "
                      "its log"), view
-    return Check("renew service", OK, f"running: {view.holder} holds its Lease {where}, renewed {when}"
-                                      + (f"; principal {view.principal}" if view.principal else "")), view
+    detail = f"running: {view.holder} holds its Lease {where}, renewed {when}" + (
+        f"; principal {view.principal}" if view.principal else "")
+    ready = _readiness(view.health)
+    if ready is False:
+        return Check("renew service", WARN, f"{detail}; but its {view.health}/readyz says it is not ready (it has "
+                                            "not listed every namespace it watches)",
+                     f"read its log: kubectl -n {namespace} logs deploy/spark-secrets-renewer"), view
+    return Check("renew service", OK, detail + ("; ready" if ready else "; its /readyz is not reachable from here"
+                                                if view.health else "")), view
+
+
+def _readiness(base: str | None) -> bool | None:
+    """``/readyz`` of the service when this machine reaches it (None when not)."""
+    if not base:
+        return None
+    import requests
+
+    try:
+        return requests.get(f"{base}/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return None
 
 
 def check_renewer(would_name: str, configured: str | None, service: RenewServiceView | None) -> Check:

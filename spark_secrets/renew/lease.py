@@ -24,6 +24,8 @@ LEASE_PRINCIPAL = "spark-secrets.io/principal"
 LEASE_USER = "spark-secrets.io/kubernetes-user"
 LEASE_GROUPS = "spark-secrets.io/kubernetes-groups"
 LEASE_NAMESPACES = "spark-secrets.io/namespaces"
+#: Where its ``/readyz`` (and ``/metrics``) answer, as the holder sees itself.
+LEASE_HEALTH = "spark-secrets.io/health"
 
 
 def _now() -> dt.datetime:
