@@ -151,6 +151,36 @@ def test_job_with_two_executor_pods_reads_and_writes_hdfs_with_only_the_mounted_
             api.delete_namespaced_pod(pod.metadata.name, "alice", grace_period_seconds=0)
 
 
+def test_pandas_udf_on_executor_pods_reads_and_writes_hdfs_through_the_runtime(
+        testbed: Testbed, pod_template: Path) -> None:
+    """Python code on executor pods (a pandas UDF) reads a dataset Spark wrote, with pyarrow.dataset and
+    pandas through spark_secrets.runtime, lists it with HdfsCLI and writes files a token-only Spark JVM
+    reads back: only the mounted token file, no ticket cache, in the job's own image."""
+    assert testbed.hdfs is not None and testbed.kube is not None
+    api = _admin(testbed)
+    app = f"runtime-{time.time_ns() % 10**8}"
+    base = f"/user/alice/{app}"
+    conf = {"spark.secrets.hadoop.filesystems": testbed.hdfs.uri, "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR}
+    try:
+        proc = _submit(testbed, app, pod_template, conf, "runtime_pods.py", testbed.hdfs.uri, base, "2")
+        (driver,) = _pods(api, app, "driver")
+        log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
+        assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
+        assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Succeeded"
+        results = _lines(log, "UDF")
+        assert sorted(r["part"] for r in results) == list(range(8)), log[-3000:]
+        executors = {p.metadata.name for p in _pods(api, app, "executor")}
+        assert {r["pod"] for r in results} <= executors and len(executors) == 2, (results, executors)
+        for r in results:
+            assert (r["rows_arrow"], r["rows_pandas"], r["twice"]) == (20_000, 20_000, 2 * sum(range(20_000))), r
+            assert r["files"] == 4 and r["token_file"] == f"{SPARK_CREDENTIALS_DIR}/hadoop-tokens", r
+            assert r["klist_rc"] != 0 and "No credentials cache found" in str(r["klist"]), r
+        assert "JVM READ BACK [0, 1, 2, 3, 4, 5, 6, 7]" in log, log[-3000:]
+    finally:
+        for pod in api.list_namespaced_pod("alice", label_selector=f"spark-app-name={app}").items:
+            api.delete_namespaced_pod(pod.metadata.name, "alice", grace_period_seconds=0)
+
+
 def test_notebook_on_the_host_in_client_mode_with_executor_pods_reads_hdfs(
         testbed: Testbed, pod_template: Path, tmp_path: Path) -> None:
     """The notebook process is the driver (client mode, token file private to it, no ticket cache);

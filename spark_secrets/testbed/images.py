@@ -110,7 +110,8 @@ def pause_archive() -> Path:
 
 
 def spark_image_archive(progress: Progress = print) -> tuple[str, Path]:
-    """The Spark image's reference and archive: Debian + Java 17 + the host's pyspark + this project.
+    """The Spark image's reference and archive: Debian + Java 17 + the host's pyspark, pandas, pyarrow and HdfsCLI
+    (what a job's Python code uses) + this project.
 
     The first build takes a few minutes (debootstrap, apt, pip); later calls reuse the stages whose
     inputs did not change. The reference's tag changes with the content, so a node never runs a
@@ -345,11 +346,18 @@ def _remove_tree(path: Path) -> None:
 # -- stage 2: pyspark and py4j at the host's versions ----------------------------------------------
 
 
+#: What a job's Python code uses besides pyspark: the ``runtime`` extra (HdfsCLI, pyarrow) and pandas
+#: for pandas UDFs, at the host's versions.
+JOB_PACKAGES = ("pandas", "pyarrow", "hdfs", "requests")
+
+
 def _pyspark_stage(images: Path, progress: Progress) -> Path:
     spark, py4j = _host_version("pyspark"), _host_version("py4j")
+    pins = [f"{name}=={_host_version(name)}" for name in JOB_PACKAGES]
     # The host's pip and its wheel cache: pyspark is an sdist only, built once already for the host.
-    return _pip_stage(images, "pyspark-", f"{spark}-py4j-{py4j}", PYTHON_DIR, [f"pyspark=={spark}", f"py4j=={py4j}"],
-                      progress, with_deps=False)
+    # The job packages bring their dependencies (numpy, ...); pyspark's only one is py4j, pinned here.
+    return _pip_stage(images, "pyspark-", _digest(f"{spark}-py4j-{py4j}", sys.version.split()[0][:4], *pins),
+                      PYTHON_DIR, [f"pyspark=={spark}", f"py4j=={py4j}", *pins], progress, with_deps=True)
 
 
 def _spark35_version() -> str:
