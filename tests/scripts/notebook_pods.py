@@ -8,8 +8,8 @@ Usage: notebook_pods.py FILESYSTEM TARGET CONF_JSON"""
 import json
 import os
 import sys
-import time
 
+from executors import wait_for_executors
 from pyspark.sql import SparkSession
 
 from submit_steps.notebook import configure
@@ -23,10 +23,7 @@ setup = configure(builder, {"spark.secrets.hadoop.filesystems": filesystem, "spa
 os.environ["KRB5CCNAME"] = "FILE:/nonexistent/no-ticket-here"  # neither JVM nor executors get a ticket
 spark = builder.getOrCreate()
 sc = spark.sparkContext
-deadline = time.monotonic() + 180
-while sc._jsc.sc().getExecutorMemoryStatus().size() - 1 < int(conf["spark.executor.instances"]):
-    assert time.monotonic() < deadline, "executors did not register"
-    time.sleep(0.5)
+wait_for_executors(spark, int(conf["spark.executor.instances"]))
 spark.range(0, 5000, numPartitions=4).write.mode("overwrite").parquet(target)
 print("COUNT", spark.read.parquet(target).count(), flush=True)
 pods = sc.parallelize(range(8), 8).map(lambda _: os.environ.get("SPARK_EXECUTOR_POD_NAME", "")).distinct().collect()

@@ -8,18 +8,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 
+from executors import wait_for_executors
 from pyspark.sql import SparkSession
 
 target, wanted = sys.argv[1], int(sys.argv[2])
 spark = SparkSession.builder.appName("pod-job").getOrCreate()
 sc = spark.sparkContext
-deadline = time.monotonic() + 180
-while sc._jsc.sc().getExecutorMemoryStatus().size() - 1 < wanted:  # the driver counts too
-    if time.monotonic() > deadline:
-        sys.exit(f"only {sc._jsc.sc().getExecutorMemoryStatus().size() - 1} of {wanted} executors registered")
-    time.sleep(0.5)
+wait_for_executors(spark, wanted)
 
 
 def probe(index, _rows):

@@ -9,18 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 
+from executors import wait_for_executors
 from pyspark.sql import SparkSession
 
 fs_uri, base, wanted = sys.argv[1], sys.argv[2], int(sys.argv[3])
 spark = SparkSession.builder.appName("runtime-pods").getOrCreate()
-sc = spark.sparkContext
-deadline = time.monotonic() + 180
-while sc._jsc.sc().getExecutorMemoryStatus().size() - 1 < wanted:  # the driver counts too
-    if time.monotonic() > deadline:
-        sys.exit(f"only {sc._jsc.sc().getExecutorMemoryStatus().size() - 1} of {wanted} executors registered")
-    time.sleep(0.5)
+wait_for_executors(spark, wanted)
 
 spark.range(0, 20_000, numPartitions=4).selectExpr("id", "id * 2 as twice").write.mode("overwrite").parquet(
     f"{fs_uri}{base}/jvm")
