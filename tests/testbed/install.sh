@@ -80,6 +80,20 @@ else
   step "Hadoop jars cached ($(ls "$cache/hadoop/lib" | wc -l) jars)"
 fi
 
+# -- Images for the node: Debian by debootstrap, the host's pyspark, this project (root only) -----------
+# Built in the background while Go compiles below: debootstrap and apt wait on the network, go build
+# on the CPU, so on a fresh machine the two overlap instead of adding up.
+if [ "$(id -u)" = 0 ]; then
+  step "container images for the test bed's node, built meanwhile (cached by content; about 3-4 min cold)"
+  images_log="$(mktemp)"
+  python3 -c 'from spark_secrets.testbed import images as i; i.pause_archive(); i.spark_image_archive(); i.renewer_image_archive()' \
+      > "$images_log" 2>&1 &
+  images_pid=$!
+  trap 'kill "$images_pid" 2>/dev/null || true' EXIT  # an earlier step failed: do not leave it running
+else
+  step "not root: the test bed's node (and its images) need root"
+fi
+
 # -- Kubernetes control plane and etcd, from the Go module proxy -----------------------------------
 kube_version="$(grep -Eo "^\s*(require\s+)?k8s.io/kubernetes v[0-9.]+" "$here/kube/go.mod" | awk "{print \$NF}")"
 kube_minor="$(echo "$kube_version" | cut -d. -f2)"
@@ -117,12 +131,16 @@ else
   step "CoreDNS $coredns_version cached"
 fi
 
-# -- Images for the node: Debian by debootstrap, the host's pyspark, this project (root only) -----------
-if [ "$(id -u)" = 0 ]; then
-  step "container images for the test bed's node (cached by content; about 2-3 min cold, seconds after)"
-  python3 -c 'from spark_secrets.testbed import images as i; i.pause_archive(); i.spark_image_archive(); i.renewer_image_archive()'
-else
-  step "not root: the test bed's node (and its images) need root"
+# -- the images, built meanwhile: wait for them ----------------------------------------------------
+if [ -n "${images_pid:-}" ]; then
+  if wait "$images_pid"; then
+    cat "$images_log"
+    step "container images ready"
+  else
+    cat "$images_log" >&2
+    echo "install.sh: building the node's container images failed (log above)" >&2
+    exit 1
+  fi
 fi
 
 step "done: cache $cache"
