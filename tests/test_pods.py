@@ -160,7 +160,8 @@ def test_pandas_udf_on_executor_pods_reads_and_writes_hdfs_through_the_runtime(
     api = _admin(testbed)
     app = f"runtime-{time.time_ns() % 10**8}"
     base = f"/user/alice/{app}"
-    conf = {"spark.secrets.hadoop.filesystems": testbed.hdfs.uri, "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR}
+    conf = {"spark.secrets.hadoop.filesystems": testbed.hdfs.uri, "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR,
+            "spark.kubernetes.executor.deleteOnTermination": "false"}  # kept to name them
     try:
         proc = _submit(testbed, app, pod_template, conf, "runtime_pods.py", testbed.hdfs.uri, base, "2")
         (driver,) = _pods(api, app, "driver")
@@ -170,7 +171,7 @@ def test_pandas_udf_on_executor_pods_reads_and_writes_hdfs_through_the_runtime(
         results = _lines(log, "UDF")
         assert sorted(r["part"] for r in results) == list(range(8)), log[-3000:]
         executors = {p.metadata.name for p in _pods(api, app, "executor")}
-        assert {r["pod"] for r in results} <= executors and len(executors) == 2, (results, executors)
+        assert {r["pod"] for r in results} == executors and len(executors) == 2, (results, executors)
         for r in results:
             assert (r["rows_arrow"], r["rows_pandas"], r["twice"]) == (20_000, 20_000, 2 * sum(range(20_000))), r
             assert r["files"] == 4 and r["token_file"] == f"{SPARK_CREDENTIALS_DIR}/hadoop-tokens", r
