@@ -4,6 +4,7 @@ lifetimes (unknown to a client otherwise) the duration check compares with the j
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from requests.auth import AuthBase
@@ -63,9 +64,11 @@ def probe(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | str, user: 
         creds = obtain_tokens([target], user, auth, verify=verify)
     except SparkSecretsError as exc:
         return Check(name, FAIL, f"cannot obtain a delegation token: {exc.problem}", exc.fix or ""), None
+    obtained = time.monotonic()
     token = next(iter(creds))
     ident = token.decode_identifier()
     try:
+        waited_ms = int((time.monotonic() - obtained) * 1000)  # the NameNode's clock moved on as much
         expiry = renew_token(token, auth, target=target, verify=verify)
     except SparkSecretsError as exc:
         return Check(name, FAIL, f"a new token cannot be renewed: {exc.problem}", exc.fix or ""), None
@@ -76,6 +79,6 @@ def probe(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | str, user: 
             pass  # it expires by itself; the renewal's answer is what counted
     if ident is None:
         return Check(name, FAIL, "the NameNode's token has no identifier this client can read"), None
-    lifetimes = Lifetimes(renew_ms=max(0, expiry - ident.issue_date), max_ms=ident.max_date - ident.issue_date)
+    lifetimes = Lifetimes(renew_ms=max(0, expiry - ident.issue_date - waited_ms), max_ms=ident.max_date - ident.issue_date)
     return Check(name, OK, f"obtained, renewed and cancelled a token: it lives {duration_text(lifetimes.renew_ms)} "
                            f"after each renewal, {duration_text(lifetimes.max_ms)} at most"), lifetimes
