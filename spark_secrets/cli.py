@@ -513,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: spark-secrets status etl -n spark-alice --watch 10")
     status.add_argument("name", nargs="?", help="a token Secret's name or a job's app name (default: all)")
     status.add_argument("--namespace", "-n", help="namespace (default: the kubeconfig's)")
-    status.add_argument("--all-namespaces", "-A", action="store_true", help="every namespace you may list")
+    status.add_argument("--all-namespaces", "--all", "-A", action="store_true", help="every namespace you may list")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.add_argument("--watch", "-w", type=float, nargs="?", const=5.0, metavar="SECONDS",
                         help="keep going, printing again whenever something changes (every 5 s by default)")
