@@ -19,6 +19,11 @@ KRB5 = gssapi.MechType.kerberos
 KINIT_HINT = "run kinit (or set KRB5CCNAME to your ticket cache)"
 
 
+def short_name(principal: str) -> str:
+    """``spark-renewer/host@REALM`` → ``spark-renewer``: the name HDFS compares (auth_to_local's default)."""
+    return principal.split("@")[0].split("/")[0]
+
+
 @dataclass(frozen=True)
 class TicketCache:
     """What the current ticket cache holds: whose TGT, and until when."""
@@ -33,7 +38,7 @@ class TicketCache:
 
     @property
     def short_name(self) -> str:
-        return self.principal.split("@")[0].split("/")[0]
+        return short_name(self.principal)
 
     @property
     def remaining(self) -> dt.timedelta:

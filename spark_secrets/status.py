@@ -12,11 +12,10 @@ from typing import Any
 
 from spark_secrets.errors import KubernetesForbidden, SparkSecretsError
 from spark_secrets.kube import KubeClient
-from spark_secrets.token import Token
 from spark_secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED,
                                        ANNOTATION_LAST_ACTION, ANNOTATION_MAX_DATE, ANNOTATION_NEXT_ACTION,
                                        ANNOTATION_PRINCIPAL, ANNOTATION_RENEWED_AT, ANNOTATION_TOKENS, LABEL_APP,
-                                       LABEL_OWNER, TOKEN_SECRET_SELECTOR)
+                                       LABEL_OWNER, TOKEN_SECRET_SELECTOR, handle_tokens, rfc3339)
 
 #: Events shown per Secret, newest last.
 EVENTS = 5
@@ -95,21 +94,12 @@ def _until(stamp: str, now: dt.datetime) -> str:
 
 def _tokens(handles: str) -> tuple[TokenView, ...]:
     out = []
-    for text in handles.split():
-        try:
-            token = Token.decode_url(text)
-        except SparkSecretsError:
-            continue
+    for token in handle_tokens(handles):
         ident = token.decode_identifier()
-        if ident is None:
-            continue
-        out.append(TokenView(token.kind, token.service, ident.owner, ident.renewer, ident.sequence_number,
-                             _stamp(ident.issue_date), _stamp(ident.max_date)))
+        if ident is not None:
+            out.append(TokenView(token.kind, token.service, ident.owner, ident.renewer, ident.sequence_number,
+                                 rfc3339(ident.issue_date), rfc3339(ident.max_date)))
     return tuple(out)
-
-
-def _stamp(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _mounts(pod: Mapping[str, Any]) -> set[str]:

@@ -95,6 +95,17 @@ def token_handles(creds: Credentials) -> str:
     return " ".join(Token(t.identifier, b"", t.kind, t.service).encode_url() for t in distinct_tokens(creds))
 
 
+def handle_tokens(handles: str) -> list[Token]:
+    """The tokens of a ``tokens`` annotation (passwords empty); unreadable entries are skipped."""
+    tokens = []
+    for text in handles.split():
+        try:
+            tokens.append(Token.decode_url(text))
+        except (TokenFormatError, ValueError):
+            continue
+    return tokens
+
+
 def identifiers_of(tokens: Iterable[Token]) -> tuple[DelegationTokenIdentifier, ...]:
     return tuple(i for i in (t.decode_identifier() for t in tokens if t.is_delegation_token) if i is not None)
 
@@ -207,13 +218,7 @@ class TokenSecret:
         """What cancelling needs: the distinct tokens (from the data if read, else the annotation)."""
         if self.credentials is not None:
             return distinct_tokens(self.credentials)
-        tokens = []
-        for text in self.handles.split():
-            try:
-                tokens.append(Token.decode_url(text))
-            except (TokenFormatError, ValueError):
-                continue
-        return tokens
+        return handle_tokens(self.handles)
 
     @classmethod
     def from_metadata(cls, obj: Mapping[str, Any]) -> TokenSecret:

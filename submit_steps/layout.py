@@ -11,17 +11,13 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.kerberos import current_ticket_cache
+from spark_secrets.kerberos import current_ticket_cache, short_name
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec, Target
 from submit_steps.step import SubmitStep
 
 NAMESPACE = "spark.kubernetes.namespace"
 DRIVER_ACCOUNT = "spark.kubernetes.authenticate.driver.serviceAccountName"
-
-
-def _short(principal: str) -> str:
-    return principal.split("@")[0].split("/")[0]
 
 
 def resolve(settings: Settings, user: Callable[[], str]) -> Target:
@@ -60,7 +56,7 @@ class LayoutStep(SubmitStep):
         if self._user is not None:
             return self._user()
         if spec is not None and spec.principal:
-            return _short(spec.principal)
+            return short_name(spec.principal)
         return current_ticket_cache().short_name
 
     def target(self, spec: SubmissionSpec | None = None) -> Target:

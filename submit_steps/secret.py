@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets as random
 
+from spark_secrets.kerberos import short_name
 from spark_secrets.errors import ConfigError
 from spark_secrets.hadoopconf import HadoopConf
 from submit_steps.settings import Settings
@@ -93,7 +94,7 @@ class TokenSecretStep(SubmitStep):
             namespace=target.namespace if target else self.settings.namespace, data={self.settings.secret_key: data},
             fill=bool(target and target.fill),
             labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS,
-                    LABEL_OWNER: label_value(owner.split("@")[0].split("/")[0]),
+                    LABEL_OWNER: label_value(short_name(owner)),
                     LABEL_APP: label_value(self.settings.app_name)},
             annotations=annotations)
         return spec.add_secret(plan).add_note(f"token Secret {plan.namespace}/{plan.name} "

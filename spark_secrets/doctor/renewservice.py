@@ -10,16 +10,13 @@ from dataclasses import dataclass
 from spark_secrets.doctor.report import FAIL, OK, WARN, Check
 from spark_secrets.duration import duration_text
 from spark_secrets.errors import KubernetesForbidden, KubernetesNotFound, SparkSecretsError
+from spark_secrets.kerberos import short_name
 from spark_secrets.kube import KubeClient
-from spark_secrets.renew.lease import LEASE_GROUPS, LEASE_HEALTH, LEASE_NAMESPACES, LEASE_PRINCIPAL, LEASE_USER
+from spark_secrets.renew.lease import (LEASE_GROUPS, LEASE_HEALTH, LEASE_NAMESPACES, LEASE_PRINCIPAL, LEASE_USER,
+                                       parse_micro_time)
 
 #: What the service must be allowed on Secrets in a job's namespace (conf/rbac: spark-secrets-renewer).
 SERVICE_VERBS = ("list", "watch", "get", "patch")
-
-
-def short_name(principal: str) -> str:
-    """``spark-renewer/host@REALM`` → ``spark-renewer``: how HDFS compares a renewer (auth_to_local's default)."""
-    return principal.split("@")[0].split("/")[0]
 
 
 @dataclass(frozen=True)
@@ -58,8 +55,9 @@ def read_service(kube: KubeClient, namespace: str, name: str) -> tuple[Check, Re
     stamp = spec.get("renewTime") or spec.get("acquireTime")
     ago = float("inf")
     if stamp:
-        renewed = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-        ago = max(0.0, (dt.datetime.now(dt.timezone.utc) - renewed).total_seconds())
+        renewed = parse_micro_time(str(stamp))
+        if renewed is not None:
+            ago = max(0.0, (dt.datetime.now(dt.timezone.utc) - renewed).total_seconds())
     listed = notes.get(LEASE_NAMESPACES, "*")
     view = RenewServiceView(
         lease=where, holder=str(spec.get("holderIdentity") or "nobody"), renewed_ago_s=ago,

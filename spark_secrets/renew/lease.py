@@ -95,12 +95,12 @@ class LeaderElector:
                 return False
         spec = lease.get("spec") or {}
         holder = spec.get("holderIdentity")
-        renewed = _parse(spec.get("renewTime") or spec.get("acquireTime"))
+        renewed = parse_micro_time(spec.get("renewTime") or spec.get("acquireTime"))
         expired = renewed is None or (now - renewed).total_seconds() > (spec.get("leaseDurationSeconds") or self.duration)
         if holder != self.identity and not expired:
             return False
         transitions = (spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
-        acquired = _parse(spec.get("acquireTime")) if holder == self.identity and spec.get("acquireTime") else now
+        acquired = parse_micro_time(spec.get("acquireTime")) if holder == self.identity and spec.get("acquireTime") else now
         lease["spec"] = self._spec(acquired or now, now, transitions)
         meta = lease.setdefault("metadata", {})
         meta["annotations"] = {**(meta.get("annotations") or {}), **self.annotations}
@@ -120,7 +120,8 @@ def _micro(stamp: dt.datetime) -> str:
     return stamp.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _parse(text: str | None) -> dt.datetime | None:
+def parse_micro_time(text: str | None) -> dt.datetime | None:
+    """A Lease's MicroTime (or None for none)."""
     if not text:
         return None
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
