@@ -15,6 +15,7 @@ from pathlib import Path
 
 from spark_secrets.credentials import PROTOBUF, WRITABLE, Credentials
 from spark_secrets.errors import ConfigError, SparkSecretsError
+from spark_secrets.identifier import KMS_DELEGATION_KIND
 from spark_secrets.token import Token, describe_token, utc_text
 
 PROG = "spark-secrets"
@@ -74,7 +75,7 @@ def _verify(args: argparse.Namespace) -> bool | str:
 def _groups(creds: Credentials, filesystem: str | None):
     """One (NameNodes to ask, token) per distinct token identifier in ``creds``."""
     from spark_secrets.fetcher import namenodes_for
-    from spark_secrets.hadoopconf import resolve_filesystem
+    from spark_secrets.hadoopconf import FileSystemTarget, resolve_filesystem
 
     by_id: dict[bytes, list[Token]] = {}
     for token in creds:
@@ -82,8 +83,11 @@ def _groups(creds: Credentials, filesystem: str | None):
             by_id.setdefault(token.identifier, []).append(token)
     if not by_id:
         raise ConfigError("the token file holds no delegation tokens")
-    out = []
+    out: list[tuple[FileSystemTarget | None, Token]] = []
     for tokens in by_id.values():
+        if tokens[0].kind == KMS_DELEGATION_KIND:
+            out.append((None, tokens[0]))  # its service names its KMS
+            continue
         if filesystem is not None:
             out.append((resolve_filesystem(filesystem), tokens[0]))
             continue

@@ -5,8 +5,9 @@
     ├── TokenFormatError          bytes that should be a token, identifier or token file
     ├── MissingTokenError         a token file holds no token for the filesystem asked for
     ├── KerberosError             no ticket, expired ticket, unusable keytab
-    ├── HdfsError                 a NameNode refused or failed
-    │   ├── NameNodeUnavailable
+    ├── HdfsError                 a Hadoop server (NameNode, KMS) refused or failed
+    │   ├── ServerUnavailable     it did not answer (the next of a set may)
+    │   │   └── NameNodeUnavailable
     │   ├── HdfsAuthenticationError
     │   ├── HdfsPermissionError
     │   └── InvalidTokenError
@@ -53,7 +54,7 @@ class KerberosError(SparkSecretsError):
 
 
 class HdfsError(SparkSecretsError):
-    """The NameNode refused or failed a request."""
+    """A Hadoop server (a NameNode, a KMS) refused or failed a request."""
 
 
 class KubernetesError(SparkSecretsError):
@@ -94,7 +95,11 @@ class TestbedError(SparkSecretsError):
     __test__ = False  # not a pytest test class despite the name
 
 
-class NameNodeUnavailable(HdfsError):
+class ServerUnavailable(HdfsError):
+    """A Hadoop server did not answer (connection refused, timeout): the next one of a set may."""
+
+
+class NameNodeUnavailable(ServerUnavailable):
     """No NameNode answered (connection refused, timeout, or only standby NameNodes)."""
 
 

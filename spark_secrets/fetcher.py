@@ -9,9 +9,23 @@ from typing import TypeVar
 from requests.auth import AuthBase
 
 from spark_secrets.credentials import Credentials
-from spark_secrets.errors import NameNodeUnavailable
+from spark_secrets.errors import NameNodeUnavailable, SparkSecretsError
 from spark_secrets.hadoopconf import FileSystemTarget, HadoopConf, resolve_filesystem
-from spark_secrets.identifier import HDFS_DELEGATION_KIND, SWEBHDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
+from spark_secrets.identifier import (
+    HDFS_DELEGATION_KIND,
+    KMS_DELEGATION_KIND,
+    SWEBHDFS_DELEGATION_KIND,
+    WEBHDFS_DELEGATION_KIND,
+)
+from spark_secrets.kms import (
+    IGNORE_NAMENODE_PROVIDER,
+    KeyProvider,
+    add_kms_token,
+    cancel_kms_token,
+    configured_provider,
+    obtain_kms_token,
+    renew_kms_token,
+)
 from spark_secrets.token import Token
 from spark_secrets.webhdfs import WebHdfsClient
 
@@ -23,8 +37,10 @@ MAX_PARALLEL_FETCHES = 8
 
 def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | None, auth: AuthBase | None, *,
                   doas: str | None = None, credentials: Credentials | None = None,
-                  conf: HadoopConf | None = None, verify: bool | str = True) -> Credentials:
-    """One delegation token per filesystem, stored for ``hdfs://`` and for WebHDFS use.
+                  conf: HadoopConf | None = None, verify: bool | str = True,
+                  kms_problems: list[SparkSecretsError] | None = None) -> Credentials:
+    """One delegation token per filesystem, stored for ``hdfs://`` and for WebHDFS use, and a KMS
+    token for each key provider (KMS) the filesystems' encryption zones use.
 
     Each filesystem's NameNodes are asked in order; an unreachable or standby one is skipped. The
     token is stored twice with the same identifier and password: as ``HDFS_DELEGATION_TOKEN`` under
@@ -32,6 +48,10 @@ def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | 
     and as a (S)WebHDFS token under the HTTP ``ip:port`` (or ``ha-webhdfs:<ns>``). Several
     filesystems are asked at the same time; the tokens are stored in the order given, and the first
     filesystem (in that order) that fails is the error raised.
+
+    The key provider is the one the active NameNode names (its server defaults), else the client
+    configuration's, as the HDFS client chooses. A KMS that fails raises too, unless
+    ``kms_problems`` is given: then the failure is appended there and the HDFS tokens still returned.
     """
     creds = credentials if credentials is not None else Credentials()
     wanted = list(filesystems)
@@ -39,8 +59,8 @@ def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | 
         conf = HadoopConf.load()  # once, not once per filesystem
     targets = [fs if isinstance(fs, FileSystemTarget) else resolve_filesystem(fs, conf) for fs in wanted]
 
-    def one(target: FileSystemTarget) -> tuple[Token, Token]:
-        return _obtain_one(target, renewer, auth, doas, verify)
+    def one(target: FileSystemTarget) -> tuple[Token, Token, str | None]:
+        return _obtain_one(target, renewer, auth, doas, verify, conf)
 
     if len(targets) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -51,24 +71,46 @@ def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | 
         obtained = [future.result() for future in futures]  # in order: the first failure is raised
     else:
         obtained = [one(target) for target in targets]
-    for pair in obtained:
-        for token in pair:
-            creds.add(token)
+    providers: dict[str, list[str]] = {}
+    for target, (hdfs_token, web_token, provider) in zip(targets, obtained):
+        creds.add(hdfs_token)
+        creds.add(web_token)
+        if provider:
+            providers.setdefault(provider, []).append(target.uri)
+    for uri, users in providers.items():
+        try:
+            key_provider = KeyProvider.parse(uri)
+            add_kms_token(creds, key_provider, obtain_kms_token(key_provider, renewer, auth, doas=doas, verify=verify),
+                          users)
+        except SparkSecretsError as exc:
+            if kms_problems is None:
+                raise
+            log.warning("no KMS token from %s (for %s): %s", uri, ", ".join(users), exc.problem)
+            kms_problems.append(exc)
     return creds
 
 
 def _obtain_one(target: FileSystemTarget, renewer: str | None, auth: AuthBase | None, doas: str | None,
-                verify: bool | str) -> tuple[Token, Token]:
-    """The token for ``hdfs://`` clients and its (S)WebHDFS twin, from the first active NameNode."""
-    def fetch(client: WebHdfsClient) -> tuple[Token, Token]:
+                verify: bool | str, conf: HadoopConf | None) -> tuple[Token, Token, str | None]:
+    """The token for ``hdfs://`` clients, its (S)WebHDFS twin, and the filesystem's key provider (if
+    any), from the first active NameNode."""
+    def fetch(client: WebHdfsClient) -> tuple[Token, Token, str | None]:
         token = client.get_delegation_token(renewer, doas=doas)
         used = next(nn for nn in target.namenodes if nn.http_url == client.url)
         web_kind = SWEBHDFS_DELEGATION_KIND if target.https else WEBHDFS_DELEGATION_KIND
         log.info("obtained a delegation token for %s from %s", target.uri, client.host)
         return (token.with_service(target.hdfs_service(token.service), kind=HDFS_DELEGATION_KIND),
-                token.with_service(target.web_service(used), kind=web_kind))
+                token.with_service(target.web_service(used), kind=web_kind), _key_provider(client, conf))
 
     return _on_active(target, "GETDELEGATIONTOKEN", fetch, auth, verify)
+
+
+def _key_provider(client: WebHdfsClient, conf: HadoopConf | None) -> str | None:
+    """The KMS for the filesystem's encryption zones: the NameNode's (unless the configuration says to
+    ignore it), else the client configuration's, in ``HdfsKMSUtil``'s order."""
+    ignore = conf is not None and (conf.get(IGNORE_NAMENODE_PROVIDER) or "").strip().lower() == "true"
+    provider = None if ignore else client.key_provider_uri()
+    return provider or (configured_provider(conf) if conf is not None else None)
 
 
 def namenodes_for(token: Token, conf: HadoopConf | None = None) -> FileSystemTarget:
@@ -113,13 +155,19 @@ def _on_active(target: FileSystemTarget, op: str, call: Callable[[WebHdfsClient]
 
 def renew_token(token: Token, auth: AuthBase | None, *, target: FileSystemTarget | None = None,
                 conf: HadoopConf | None = None, verify: bool | str = True) -> int:
-    """Renew at the token's (active) NameNode; returns the new expiry in ms since the epoch."""
+    """Renew at the server that issued the token (the active NameNode, or any instance of its KMS);
+    returns the new expiry in ms since the epoch."""
+    if token.kind == KMS_DELEGATION_KIND:
+        return renew_kms_token(token, auth, verify=verify)
     target = target or namenodes_for(token, conf)
     return _on_active(target, "RENEWDELEGATIONTOKEN", lambda c: c.renew_delegation_token(token), auth, verify)
 
 
 def cancel_token(token: Token, auth: AuthBase | None, *, target: FileSystemTarget | None = None,
                  conf: HadoopConf | None = None, verify: bool | str = True) -> None:
-    """Cancel at the token's (active) NameNode."""
+    """Cancel at the server that issued the token (the active NameNode, or any instance of its KMS)."""
+    if token.kind == KMS_DELEGATION_KIND:
+        cancel_kms_token(token, auth, verify=verify)
+        return
     target = target or namenodes_for(token, conf)
     _on_active(target, "CANCELDELEGATIONTOKEN", lambda c: c.cancel_delegation_token(token), auth, verify)

@@ -100,9 +100,11 @@ class RenewerProcess:
 
 
 def metrics(url: str) -> dict[str, float]:
-    """The renew service's ``/metrics`` at ``url``, by name without the ``spark_secrets_`` prefix."""
+    """The renew service's ``/metrics`` at ``url``, by name without the ``spark_secrets_`` prefix (with
+    its labels as exposed, ``token_operations_total{kind="kms",operation="renew"}``)."""
     text = requests.get(f"{url}/metrics", timeout=5).text
-    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^spark_secrets_(\w+) (\S+)$", text, re.M)}
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"^spark_secrets_(\w+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
 
 
 def wait_until(what: str, check: Callable[[], bool], seconds: float, renewer: RenewerProcess | None = None) -> float:

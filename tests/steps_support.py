@@ -35,7 +35,7 @@ def creds(password: bytes = b"p" * 20) -> Credentials:
 def builder(conf: dict[str, str], fetched: list[tuple[object, ...]] | None = None) -> StepBuilder:
     settings = Settings(conf)
 
-    def fetch(namenodes, renewer, ticket, verify):  # type: ignore[no-untyped-def]
+    def fetch(namenodes, renewer, ticket, verify, problems):  # type: ignore[no-untyped-def]
         if fetched is not None:
             fetched.append((tuple(namenodes), renewer))
         return creds()

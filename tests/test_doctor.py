@@ -19,6 +19,7 @@ from renewers import CONF, RenewerProcess, bind_lease, bind_renewer, manifest, w
 from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, USERS, Testbed
 from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.hadoop import SecureHdfs
+from spark_secrets.testbed.kube import KubeControlPlane
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = "spark-secrets-renewer"  # the default spark.secrets.renewService.lease names it
@@ -59,6 +60,17 @@ class Doctor:
         return text.returncode, checks, text.stdout
 
 
+def lease_written(kube: KubeControlPlane) -> bool:
+    """Whether the renew service has written its principal into its Lease (which may not exist yet)."""
+    try:
+        lease = kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{RENEWER_NAMESPACE}/leases/{LEASE}")
+    except TestbedError as exc:
+        if "HTTP 404" in str(exc):
+            return False
+        raise
+    return "principal" in json.dumps(lease)
+
+
 @pytest.fixture(scope="module")
 def doctor(testbed: Testbed, ha_hdfs: SecureHdfs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Doctor]:
     """The renew service running (with its Lease, on the HA cluster), alice's namespace bound as the
@@ -74,9 +86,7 @@ def doctor(testbed: Testbed, ha_hdfs: SecureHdfs, tmp_path_factory: pytest.TempP
     doc = Doctor(testbed, ha_hdfs)
     doc.service = service  # type: ignore[attr-defined]
     try:
-        wait_until("the renew service holds its Lease", lambda: "principal" in json.dumps(
-            kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{RENEWER_NAMESPACE}/leases/{LEASE}")), 60,
-            service)
+        wait_until("the renew service holds its Lease", lambda: lease_written(kube), 60, service)
         yield doc
     finally:
         service.stop()

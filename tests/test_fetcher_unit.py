@@ -21,7 +21,7 @@ def _fake(monkeypatch: pytest.MonkeyPatch, delays: list[float], failing: frozens
     peak = [0]
     lock = threading.Lock()
 
-    def obtain_one(target, renewer, auth, doas, verify):  # type: ignore[no-untyped-def]
+    def obtain_one(target, renewer, auth, doas, verify, conf):  # type: ignore[no-untyped-def]
         i = TARGETS.index(target)
         with lock:
             running.append(i)
@@ -32,7 +32,7 @@ def _fake(monkeypatch: pytest.MonkeyPatch, delays: list[float], failing: frozens
         if i in failing:
             raise NameNodeUnavailable(f"nn{i} is down")
         return (Token(b"id%d" % i, b"pw", "HDFS_DELEGATION_TOKEN", f"10.0.0.{i}:8020"),
-                Token(b"id%d" % i, b"pw", "WEBHDFS delegation", f"10.0.0.{i}:9870"))
+                Token(b"id%d" % i, b"pw", "WEBHDFS delegation", f"10.0.0.{i}:9870"), None)  # no KMS
 
     monkeypatch.setattr(fetcher, "_obtain_one", obtain_one)
     return peak

@@ -15,7 +15,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "codecs": ("spark_secrets.errors", "spark_secrets.writable", "spark_secrets.identifier", "spark_secrets.token",
                "spark_secrets.credentials", "spark_secrets.tokensecret", "spark_secrets.duration"),
     "protocol clients": ("spark_secrets.hadoopconf", "spark_secrets.kerberos", "spark_secrets.spnego",
-                         "spark_secrets.webhdfs", "spark_secrets.fetcher", "spark_secrets.kubeconfig", "spark_secrets.kube",
+                         "spark_secrets.webhdfs", "spark_secrets.kms", "spark_secrets.fetcher", "spark_secrets.kubeconfig", "spark_secrets.kube",
                          "spark_secrets.plugin"),
     "services and steps": ("spark_secrets.renew", "spark_secrets.rbac", "spark_secrets.runtime", "spark_secrets.doctor",
                            "spark_secrets.status", "submit_steps"),

@@ -47,7 +47,7 @@ def test_the_hadoop_configuration_is_read_once_per_submission(monkeypatch: pytes
         loads.append(HadoopConf({"dfs.namenode.delegation.token.renew-interval": "20000"}, "/etc/hadoop/conf"))
         return loads[-1]
 
-    def obtain(filesystems, renewer, auth, *, conf, verify):  # type: ignore[no-untyped-def]
+    def obtain(filesystems, renewer, auth, *, conf, verify, kms_problems):  # type: ignore[no-untyped-def]
         assert conf is loads[0]
         return creds()
 

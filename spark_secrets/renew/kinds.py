@@ -16,6 +16,8 @@ from requests.auth import AuthBase
 from spark_secrets.credentials import Credentials
 from spark_secrets.fetcher import cancel_token, obtain_tokens, renew_token
 from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES, HadoopConf
+from spark_secrets.identifier import KMS_DELEGATION_KIND
+from spark_secrets.kms import cancel_kms_token, renew_kms_token
 from spark_secrets.token import Token
 
 
@@ -45,7 +47,8 @@ _HDFS_KINDS = ("HDFS_DELEGATION_TOKEN", "WEBHDFS delegation", "SWEBHDFS delegati
 
 @dataclass
 class HdfsTokens:
-    """HDFS delegation tokens, spoken to over WebHDFS (SPNEGO as the service's own principal)."""
+    """HDFS delegation tokens, spoken to over WebHDFS (SPNEGO as the service's own principal), and
+    when re-issuing, the KMS tokens of the filesystems' encryption zones with them."""
 
     auth: Callable[[], AuthBase]
     renewer: str
@@ -69,6 +72,34 @@ class HdfsTokens:
         cancel_token(token, self.auth(), conf=self.conf, verify=self.verify)
 
 
+@dataclass
+class KmsTokens:
+    """KMS delegation tokens (``kms-dt``), spoken to over the KMS REST API (SPNEGO as the service).
+
+    They come with the filesystems whose encryption zones use that KMS (:class:`HdfsTokens`
+    obtains them), so this kind names no targets of its own; it renews and cancels them at any
+    instance of the KMS the token's service names."""
+
+    auth: Callable[[], AuthBase]
+    verify: bool | str = True
+    name: str = "kms"
+
+    def owns_token(self, token: Token) -> bool:
+        return token.kind == KMS_DELEGATION_KIND
+
+    def owns_target(self, target: str) -> bool:
+        return False
+
+    def obtain(self, targets: Sequence[str], owner: str) -> Credentials:
+        return Credentials()
+
+    def renew(self, token: Token) -> int:
+        return renew_kms_token(token, self.auth(), verify=self.verify)
+
+    def cancel(self, token: Token) -> None:
+        cancel_kms_token(token, self.auth(), verify=self.verify)
+
+
 def default_kinds(auth: Callable[[], AuthBase], renewer: str, *, conf: HadoopConf | None = None,
                   verify: bool | str = True) -> list[TokenKind]:
-    return [HdfsTokens(auth, renewer, conf, verify)]
+    return [HdfsTokens(auth, renewer, conf, verify), KmsTokens(auth, verify)]

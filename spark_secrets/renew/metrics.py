@@ -39,6 +39,10 @@ COUNTERS = (
 class Metrics:
     """The service's counters and gauges, as plain values."""
 
+    def count(self, kind: str, operation: str) -> None:
+        """One token of ``kind`` renewed, obtained or cancelled."""
+        self.by_kind[kind, operation] = self.by_kind.get((kind, operation), 0) + 1
+
     renewals: int = 0
     reissues: int = 0
     cancellations: int = 0
@@ -53,6 +57,8 @@ class Metrics:
     nearest_expiry_ms: int | None = None
     #: ``((namespace, app), earliest expiry ms)`` of the :data:`EXPIRY_SERIES` pairs nearest expiry.
     expiry_by_app: list[tuple[tuple[str, str], int]] = dataclasses.field(default_factory=list)
+    #: Token operations by (kind, operation): ("hdfs", "renew"), ("kms", "cancel"), ...
+    by_kind: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     ready: bool = False
     leader: bool = False
     heartbeat: float = dataclasses.field(default_factory=time.monotonic)
@@ -77,6 +83,11 @@ class MetricsCollector(Collector):
                                   ("seconds_until_nearest_expiry", "Time left on the token closest to expiring",
                                    until)):
             yield GaugeMetricFamily(f"{PREFIX}_{name}", text, value=value)
+        ops = CounterMetricFamily(f"{PREFIX}_token_operations", "Tokens renewed, obtained or cancelled, by token "
+                                  "kind (hdfs, kms, ...) and operation", labels=["kind", "operation"])
+        for (kind, operation), count in sorted(m.by_kind.items()):
+            ops.add_metric([kind, operation], count)
+        yield ops
         by_app = GaugeMetricFamily(f"{PREFIX}_seconds_until_expiry",
                                    f"Time left on the earliest-expiring token of each job (namespace, app); the "
                                    f"{EXPIRY_SERIES} nearest expiry", labels=["namespace", "app"])

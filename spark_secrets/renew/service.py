@@ -249,8 +249,10 @@ class RenewService:
     def _renew(self, ts: TokenSecret) -> None:
         expiries = []
         for token in ts.distinct_tokens():
+            kind = self._kind(token)
             try:
-                expiries.append(self._kind(token).renew(token))
+                expiries.append(kind.renew(token))
+                self.metrics.count(kind.name, "renew")
             except TokenExpiredError:
                 log.info("%s: token past its max date; re-issuing instead", ts.ref)
                 self._reissue(ts)
@@ -285,6 +287,8 @@ class RenewService:
                 creds.tokens.update(obtained.tokens)
                 creds.secret_keys.update(obtained.secret_keys)
         fresh = dataclasses.replace(ts, credentials=creds)
+        for token in fresh.distinct_tokens():
+            self.metrics.count(self._kind(token).name, "obtain")
         expiry = min(self._kind(t).renew(t) for t in fresh.distinct_tokens())
         data = base64.b64encode(creds.to_bytes(ts.file_format)).decode("ascii")
         now = self._now()
@@ -328,7 +332,9 @@ class RenewService:
                         ts.ref)
         for token in tokens:
             try:
-                self._kind(token).cancel(token)
+                kind = self._kind(token)
+                kind.cancel(token)
+                self.metrics.count(kind.name, "cancel")
                 self.metrics.cancellations += 1
                 log.info("cancelled a token of deleted %s (%s)", ts.ref, self._seq(ts))
             except HdfsError as exc:

@@ -42,6 +42,7 @@ DATANODE_MAIN = "org.apache.hadoop.hdfs.server.datanode.DataNode"
 FS_SHELL_MAIN = "org.apache.hadoop.fs.FsShell"
 DTUTIL_MAIN = "org.apache.hadoop.security.token.DtUtilShell"
 HAADMIN_MAIN = "org.apache.hadoop.hdfs.tools.DFSHAAdmin"
+CRYPTO_ADMIN_MAIN = "org.apache.hadoop.hdfs.tools.CryptoAdmin"
 _STORE_PASSWORD = "testbed-store"  # guards throwaway test-bed keystores only
 
 
@@ -71,7 +72,7 @@ class DataNodePorts:
     ipc: int = field(default_factory=free_port)
 
 
-def _site_xml(props: Mapping[str, str]) -> str:
+def site_xml(props: Mapping[str, str]) -> str:
     body = "".join(
         f"  <property><name>{escape(k)}</name><value>{escape(v)}</value></property>\n" for k, v in props.items()
     )
@@ -83,13 +84,15 @@ class SecureHdfs:
 
     def __init__(self, workdir: Path, kdc: Kdc, *, lifetimes: TokenLifetimes | None = None,
                  proxy_users: Sequence[str] = ("spark-renewer",), heap: str = "384m",
-                 nameservice: str | None = None) -> None:
+                 nameservice: str | None = None, key_provider: str | None = None) -> None:
         self.dir = workdir
         self.kdc = kdc
         self.lifetimes = lifetimes or TokenLifetimes()
         self.proxy_users = list(proxy_users)
         self.heap = heap
         self.nameservice = nameservice
+        #: ``hadoop.security.key.provider.path`` of the NameNode (a KMS), for encryption zones.
+        self.key_provider = key_provider
         self.nn_ids: tuple[str, ...] = ("nn1", "nn2") if nameservice else ("nn1",)
         #: The NameNode that serves clients; in HA the second one, so that the first is a standby.
         self.active = self.nn_ids[-1]
@@ -166,6 +169,8 @@ class SecureHdfs:
         for user in self.proxy_users:
             props[f"hadoop.proxyuser.{user}.hosts"] = "*"
             props[f"hadoop.proxyuser.{user}.users"] = "*"
+        if self.key_provider:
+            props["hadoop.security.key.provider.path"] = self.key_provider
         return props
 
     def hdfs_site(self) -> dict[str, str]:
@@ -238,7 +243,9 @@ class SecureHdfs:
         site = {k: v for k, v in self.hdfs_site().items()
                 if "keytab" not in k and not k.startswith(("dfs.datanode.", "dfs.namenode.delegation."))
                 and "edits.dir" not in k}
-        core = {k: v for k, v in self.core_site().items() if "keytab" not in k}
+        # Nor the key provider: clients learn it from the NameNode (its server defaults), as most do.
+        core = {k: v for k, v in self.core_site().items()
+                if "keytab" not in k and k != "hadoop.security.key.provider.path"}
         return core, site
 
     def client_conf_dir(self) -> Path:
@@ -247,12 +254,12 @@ class SecureHdfs:
 
     def _write_conf(self, d: Path, hdfs_site: Mapping[str, str]) -> Path:
         d.mkdir(parents=True, exist_ok=True)
-        (d / "core-site.xml").write_text(_site_xml(self.core_site()))
-        (d / "hdfs-site.xml").write_text(_site_xml(hdfs_site))
-        (d / "ssl-server.xml").write_text(_site_xml({
+        (d / "core-site.xml").write_text(site_xml(self.core_site()))
+        (d / "hdfs-site.xml").write_text(site_xml(hdfs_site))
+        (d / "ssl-server.xml").write_text(site_xml({
             "ssl.server.keystore.location": str(self.keystore), "ssl.server.keystore.password": _STORE_PASSWORD,
             "ssl.server.keystore.keypassword": _STORE_PASSWORD, "ssl.server.keystore.type": "jks"}))
-        (d / "ssl-client.xml").write_text(_site_xml(self._ssl_client()))
+        (d / "ssl-client.xml").write_text(site_xml(self._ssl_client()))
         (d / "log4j.properties").write_text(_LOG4J)
         # HttpServer2 looks its web app up as a classpath directory; WebHDFS itself is
         # registered in code, so the (tarball-only) static UI files are not needed.
@@ -324,6 +331,15 @@ class SecureHdfs:
         proc = self.fs(*args, ccache=self.admin_ccache())
         if proc.returncode != 0:
             raise TestbedError(f"hadoop fs {' '.join(args)} failed", proc.stderr.decode(errors="replace")[-500:])
+
+    def create_zone(self, path: str, key: str, owner: str) -> None:
+        """An encryption zone at ``path`` under ``key`` (``hdfs crypto -createZone``), owned by ``owner``."""
+        self.admin_fs("-mkdir", "-p", path)
+        proc = self.run_client(CRYPTO_ADMIN_MAIN, "-createZone", "-keyName", key, "-path", path,
+                               ccache=self.admin_ccache())
+        if proc.returncode != 0:
+            raise TestbedError(f"hdfs crypto -createZone {path} failed", proc.stderr.decode(errors="replace")[-800:])
+        self.admin_fs("-chown", f"{owner}:users", path)
 
     def make_home_dirs(self, users: Sequence[str]) -> None:
         """``/user/<name>`` owned by each user, and a world-writable sticky ``/tmp``."""
@@ -447,9 +463,9 @@ def write_client_conf(dest: Path, *clusters: SecureHdfs) -> Path:
         nameservices += [cluster.nameservice] if cluster.nameservice else []
     if nameservices:
         site["dfs.nameservices"] = ",".join(sorted(nameservices))
-    (dest / "core-site.xml").write_text(_site_xml(core))
-    (dest / "hdfs-site.xml").write_text(_site_xml(site))
-    (dest / "ssl-client.xml").write_text(_site_xml(clusters[0]._ssl_client()))
+    (dest / "core-site.xml").write_text(site_xml(core))
+    (dest / "hdfs-site.xml").write_text(site_xml(site))
+    (dest / "ssl-client.xml").write_text(site_xml(clusters[0]._ssl_client()))
     (dest / "log4j.properties").write_text(_LOG4J)
     return dest
 

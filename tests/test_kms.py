@@ -1,0 +1,246 @@
+"""KMS tokens for HDFS encryption zones, on a real Hadoop KMS and a secure HDFS that uses it (issue 16).
+
+The cluster's NameNode names the KMS (``hadoop.security.key.provider.path`` in its own configuration);
+the clients' configuration does not, as on most real clusters, so the KMS is learnt from the NameNode.
+The KMS grants tokens for 20 s after each renewal and 40 s at most; nobody tells the client.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from spark_secrets.credentials import Credentials
+from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, ServerUnavailable, SparkSecretsError
+from spark_secrets.fetcher import cancel_token, obtain_tokens, renew_token
+from spark_secrets.hadoopconf import HadoopConf
+from spark_secrets.identifier import KMS_DELEGATION_KIND
+from spark_secrets.kerberos import current_ticket_cache, keytab_login
+from spark_secrets.kms import KeyProvider, obtain_kms_token
+from spark_secrets.kube import KubeClient
+from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, USERS, Testbed
+from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
+from spark_secrets.testbed.kms import Kms
+from spark_secrets.token import Token
+from submit_steps.submission import Submission
+
+from conftest import KEY
+from renewers import RenewerProcess
+
+pytestmark = pytest.mark.testbed
+
+LIFETIMES = TokenLifetimes(renew_interval_ms=20_000, max_lifetime_ms=40_000, key_update_interval_ms=20_000)
+ZONE = "/zone"
+SECRET_TEXT = b"rows only alice may read\n"
+
+
+@dataclass
+class Zone:
+    kms: Kms
+    cluster: SecureHdfs
+    conf: HadoopConf  # the client's: no key provider in it
+
+    def obtain(self, auth: SpnegoAuth, doas: str | None = None) -> Credentials:
+        return obtain_tokens([self.cluster.uri], RENEWER, auth, doas=doas, conf=self.conf)
+
+
+@pytest.fixture(scope="module")
+def ez(testbed: Testbed) -> Iterator[Zone]:
+    """A KMS with key ``k1``, and a secure HDFS whose ``/zone`` is an encryption zone under it, owned by alice."""
+    kdc = testbed.kdc_required()
+    kms = Kms(testbed.dir / "kms", kdc, lifetimes=LIFETIMES)
+    kms.start()
+    cluster = SecureHdfs(testbed.dir / "hdfs-ez", kdc, key_provider=kms.provider_uri, lifetimes=LIFETIMES)
+    try:
+        with cluster.serving(USERS):
+            kms.create_key("k1", cluster.admin_ccache())
+            cluster.create_zone(ZONE, "k1", "alice")
+            conf = HadoopConf.load(cluster.client_conf_dir())
+            assert "key.provider" not in (cluster.client_conf_dir() / "core-site.xml").read_text()
+            yield Zone(kms, cluster, conf)
+    finally:
+        kms.stop()
+
+
+def renewer_auth(testbed: Testbed, tmp_path: Path) -> SpnegoAuth:
+    login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab,
+                         tmp_path / "renewer-cc")
+    return SpnegoAuth(login.credentials)
+
+
+def kms_token(creds: Credentials) -> Token:
+    (token,) = [t for t in creds if t.kind == KMS_DELEGATION_KIND]
+    return token
+
+
+def test_the_kms_token_comes_with_the_filesystem_named_as_hadoop_names_it(ez: Zone, alice_ccache: Path) -> None:
+    creds = ez.obtain(SpnegoAuth())
+    token = kms_token(creds)
+    assert token.service == ez.kms.provider_uri  # learnt from the NameNode, not the client's configuration
+    assert creds.tokens[f"127.0.0.1:{ez.kms.port}"] is token  # the alias Hadoop gives it
+    assert creds.secret_keys == {f"dfs-kms-{ez.cluster.uri}": ez.kms.provider_uri.encode()}
+    ident = token.decode_identifier()
+    assert ident is not None and (ident.owner, ident.renewer) == ("alice", RENEWER)
+    assert ident.max_date - ident.issue_date == LIFETIMES.max_lifetime_ms  # the KMS's, not the NameNode's
+    assert {t.kind for t in creds} == {"HDFS_DELEGATION_TOKEN", "WEBHDFS delegation", KMS_DELEGATION_KIND}
+
+
+def test_a_token_only_jvm_writes_and_reads_in_the_zone_and_fails_without_the_kms_token(
+        ez: Zone, alice_ccache: Path, tmp_path: Path) -> None:
+    creds = ez.obtain(SpnegoAuth())
+    token_file = creds.save(tmp_path / "tokens")
+    put = ez.cluster.fs("-put", "-", f"{ZONE}/data.txt", token_file=token_file, input=SECRET_TEXT)  # no ticket cache
+    assert put.returncode == 0, put.stderr.decode()[-2000:]
+    cat = ez.cluster.fs("-cat", f"{ZONE}/data.txt", token_file=token_file)
+    assert cat.returncode == 0 and cat.stdout == SECRET_TEXT, cat.stderr.decode()[-2000:]
+    # It really is encrypted: the raw bytes (superuser, /.reserved/raw) are not the text.
+    raw = ez.cluster.fs("-cat", f"/.reserved/raw{ZONE}/data.txt", ccache=ez.cluster.admin_ccache())
+    assert raw.returncode == 0 and len(raw.stdout) == len(SECRET_TEXT) and raw.stdout != SECRET_TEXT
+
+    # The same file without the KMS token: the HDFS token still opens the file, the KMS refuses the key.
+    hdfs_only = Credentials({a: t for a, t in creds.tokens.items() if t.kind != KMS_DELEGATION_KIND},
+                            dict(creds.secret_keys))
+    failed = ez.cluster.fs("-cat", f"{ZONE}/data.txt", token_file=hdfs_only.save(tmp_path / "hdfs-only"))
+    err = failed.stderr.decode()
+    assert failed.returncode != 0 and failed.stdout == b""
+    assert "AuthenticationException" in err and f"localhost:{ez.kms.port}/kms/v1/keyversion/k1" in err, err[-2000:]
+    # ... while a file outside the zone still reads with it (the control).
+    assert ez.cluster.fs("-ls", "/user/alice", token_file=tmp_path / "hdfs-only").returncode == 0
+
+
+def test_renew_reissue_as_proxy_user_and_cancel_on_the_kms(ez: Zone, testbed: Testbed, alice_ccache: Path,
+                                                           tmp_path: Path) -> None:
+    token = kms_token(ez.obtain(SpnegoAuth()))
+    service = renewer_auth(testbed, tmp_path)
+    expiry = renew_token(token, service)
+    assert abs(expiry - time.time() * 1000 - LIFETIMES.renew_interval_ms) < 3000
+
+    fresh = kms_token(ez.obtain(service, doas="alice"))  # the renew service re-issues for alice
+    ident = fresh.decode_identifier()
+    assert ident is not None and (ident.owner, ident.real_user, ident.renewer) == ("alice", RENEWER, RENEWER)
+    assert renew_token(fresh, service) > time.time() * 1000
+
+    cancel_token(fresh, service)
+    with pytest.raises(InvalidTokenError) as err:
+        renew_token(fresh, service)
+    assert "unknown token" in str(err.value) and f"KMS localhost:{ez.kms.port} refused" in str(err.value)
+
+    with pytest.raises(HdfsPermissionError) as err2:  # alice is not the renewer
+        renew_token(token, SpnegoAuth())
+    assert "renewer" in str(err2.value)
+
+
+def test_a_proxy_user_the_kms_does_not_allow_is_refused_clearly(ez: Zone, testbed: Testbed) -> None:
+    bob = SpnegoAuth(current_ticket_cache(str(testbed.ticket_cache("bob"))).credentials)
+    with pytest.raises(HdfsPermissionError) as err:
+        obtain_kms_token(KeyProvider.parse(ez.kms.provider_uri), RENEWER, bob, doas="alice")
+    assert "bob is not allowed to impersonate alice" in str(err.value)
+    assert "hadoop.kms.proxyuser.<name>" in (err.value.fix or "")
+
+
+def _kms_accepts(zone: Zone, token_file: bytes) -> str | None:
+    """None when the KMS accepts the file's KMS token alone (no Kerberos), else why not."""
+    token = kms_token(Credentials.from_bytes(token_file))
+    try:
+        resp = requests.get(f"{zone.kms.url}/v1/keys/names", params={"delegation": token.encode_url()}, timeout=5)
+    except requests.RequestException as exc:
+        return type(exc).__name__
+    return None if resp.status_code == 200 else f"HTTP {resp.status_code} {resp.reason[:300]}"
+
+
+def test_the_renew_service_keeps_a_zone_job_alive_past_three_max_lifetimes(
+        ez: Zone, testbed: Testbed, renewer_rbac: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission (no lifetimes told) writes HDFS and KMS tokens; the renew service renews both and
+    re-issues both before the max date. The KMS is asked every second with the Secret's current KMS
+    token alone; at the end a token-only JVM reads the zone with the Secret's file."""
+    assert testbed.kube is not None
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(ez.cluster.client_conf_dir()))
+    alice = KubeClient.from_config(str(testbed.kube.kubeconfig("alice", namespace="alice")))
+    conf = {"spark.app.name": "zone-job", "spark.kubernetes.namespace": "alice",
+            "spark.secrets.hadoop.filesystems": ez.cluster.uri, "spark.secrets.renewer": RENEWER,
+            "spark.secrets.plugin.jar": "none"}
+    name = Submission(conf, alice, progress=lambda _: None).prepare().secrets[0].name
+    api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(testbed.kube.kubeconfig("admin"))))
+
+    def current() -> bytes:
+        return base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
+
+    first = current()
+    assert _kms_accepts(ez, first) is None
+    put = ez.cluster.fs("-put", "-f", "-", f"{ZONE}/job.txt", token_file=Credentials.from_bytes(first).save(tmp_path / "first"),
+                        input=SECRET_TEXT)
+    assert put.returncode == 0, put.stderr.decode()[-2000:]
+    seconds = 3 * LIFETIMES.max_lifetime_ms / 1000 + 5
+    failures: list[tuple[float, str]] = []
+    control: list[tuple[float, str]] = []
+    ok = [0]
+
+    def check(read: object, into: list[tuple[float, str]], until: float, count: bool) -> None:
+        began = time.monotonic()
+        while time.monotonic() - began < until:
+            try:
+                why = _kms_accepts(ez, read())  # type: ignore[operator]
+            except Exception as exc:  # noqa: BLE001 - a failed check, whatever the cause
+                why = f"{type(exc).__name__}: {exc}"
+            if why is None and count:
+                ok[0] += 1
+            elif why is not None:
+                into.append((round(time.monotonic() - began, 1), why))
+            time.sleep(1)
+
+    threads = [threading.Thread(target=check, args=(current, failures, seconds, True), daemon=True),
+               threading.Thread(target=check, args=(lambda: first, control, LIFETIMES.max_lifetime_ms / 1000 + 10,
+                                                    False), daemon=True)]
+    service = RenewerProcess(testbed, ez.cluster, tmp_path / "renewer")
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        final = current()
+        read = ez.cluster.fs("-cat", f"{ZONE}/job.txt", token_file=Credentials.from_bytes(final).save(tmp_path / "final"))
+        log = service.log.read_text()
+        metrics = service.metrics()
+    finally:
+        service.stop()
+        api.delete_namespaced_secret(name, "alice")
+
+    assert failures == [], f"{len(failures)} failed checks, first {failures[:3]}\n{log[-3000:]}"
+    assert ok[0] >= seconds - 10
+    assert kms_token(Credentials.from_bytes(final)).identifier != kms_token(Credentials.from_bytes(first)).identifier
+    assert "re-issued alice/" in log
+    assert metrics.get('token_operations_total{kind="kms",operation="renew"}', 0) >= 2, metrics
+    assert metrics.get('token_operations_total{kind="kms",operation="obtain"}', 0) >= 2, metrics
+    assert read.returncode == 0 and read.stdout == SECRET_TEXT, read.stderr.decode()[-2000:]
+    # The control: the first token, renewed by the service only while it was current, failed by its
+    # max date at the latest (the checker can see a refused token).
+    assert control, "the first KMS token never failed: the checker cannot fail"
+
+
+def test_with_the_kms_down_the_hdfs_tokens_are_still_obtained_and_the_missing_one_named(
+        ez: Zone, alice_ccache: Path) -> None:
+    ez.kms.stop()
+    try:
+        problems: list[SparkSecretsError] = []
+        creds = obtain_tokens([ez.cluster.uri], RENEWER, SpnegoAuth(), conf=ez.conf, kms_problems=problems)
+        assert {t.kind for t in creds} == {"HDFS_DELEGATION_TOKEN", "WEBHDFS delegation"}
+        (problem,) = problems
+        assert isinstance(problem, ServerUnavailable)
+        assert f"no KMS of {ez.kms.provider_uri} answered GETDELEGATIONTOKEN" in str(problem)
+        with pytest.raises(ServerUnavailable):  # the renew service's re-issue: raise, and retry later
+            obtain_tokens([ez.cluster.uri], RENEWER, SpnegoAuth(), conf=ez.conf)
+    finally:
+        ez.kms.start()
+    assert kms_token(ez.obtain(SpnegoAuth()))  # back
+
