@@ -233,6 +233,7 @@ def cmd_renewer(args: argparse.Namespace) -> int:
 
     from spark_secrets.hadoopconf import HadoopConf
     from spark_secrets.kube import KubeClient
+    from spark_secrets.metastore import Metastore
     from spark_secrets.renew import HealthServer, KeytabSession, Policy, RenewService
     from spark_secrets.duration import parse_duration
     from spark_secrets.renew.lease import LEASE_HEALTH, LeaderElector
@@ -259,6 +260,10 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     host, _, port_text = args.listen.rpartition(":")
     if not port_text.isdigit() or int(port_text) > 65535:
         raise ConfigError(f"--listen {args.listen!r} has no port", "give HOST:PORT or :PORT, e.g. :8080")
+    hadoop_conf = HadoopConf.load()
+    hive_uris = args.hive_metastore_uris or hadoop_conf.get("hive.metastore.uris")
+    metastore = Metastore.parse(hive_uris, args.hive_principal or hadoop_conf.get("hive.metastore.kerberos.principal"),
+                                hadoop_conf.get("hive.metastore.token.signature")) if hive_uris else None
     ccache = Path(args.ccache or Path.home() / ".cache" / "spark-secrets" / "renewer-ccache")
     ccache.parent.mkdir(parents=True, exist_ok=True)
     login = KeytabSession(args.principal, Path(args.keytab), ccache)
@@ -276,7 +281,7 @@ def cmd_renewer(args: argparse.Namespace) -> int:
         grants = AccessGrants(kube, args.grant_service_account)
     service = RenewService(kube, login, renewer=login.short_name, principal=login.principal,
                            namespaces=None if args.all_namespaces else args.namespace, policy=policy,
-                           hadoop_conf=HadoopConf.load(), verify=_verify(args),
+                           hadoop_conf=hadoop_conf, verify=_verify(args), metastore=metastore,
                            leader=(lambda: elector.is_leader) if elector else None,
                            sweep_interval=sweep_interval, orphan_grace_ms=int(orphan_grace.total_seconds() * 1000),
                            grants=grants)
@@ -447,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
     renewer.add_argument("--listen", default=":8080", help="address for /healthz, /readyz, /metrics (default :8080)")
     renewer.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)")
     renewer.add_argument("--ca-bundle", metavar="PEM", help="CA certificates for https:// NameNodes")
+    renewer.add_argument("--hive-metastore-uris", metavar="URIS",
+                         help="the Kerberized Hive metastore whose tokens it renews and cancels (comma-separated "
+                              "thrift://host:port; default: hive.metastore.uris from hive-site.xml in HADOOP_CONF_DIR)")
+    renewer.add_argument("--hive-principal", metavar="PRINCIPAL",
+                         help="that metastore's Kerberos principal, _HOST = each URI's host (default: "
+                              "hive.metastore.kerberos.principal from hive-site.xml)")
     renewer.set_defaults(func=cmd_renewer)
 
     render = sub.add_parser(

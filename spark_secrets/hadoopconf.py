@@ -21,7 +21,8 @@ from spark_secrets.errors import ConfigError, HdfsError
 DEFAULT_RPC_PORT = 8020
 DEFAULT_HTTP_PORT = 9870
 DEFAULT_HTTPS_PORT = 9871
-_SITE_FILES = ("core-site.xml", "hdfs-site.xml")
+#: hive-site.xml too: Spark's Hive client reads it there, and with it the metastore's address and principal.
+_SITE_FILES = ("core-site.xml", "hdfs-site.xml", "hive-site.xml")
 
 
 #: The URI schemes a filesystem to obtain tokens for may have (the steps, the CLI and the renew service).

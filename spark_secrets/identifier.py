@@ -12,10 +12,11 @@ HDFS_DELEGATION_KIND = "HDFS_DELEGATION_TOKEN"
 WEBHDFS_DELEGATION_KIND = "WEBHDFS delegation"
 SWEBHDFS_DELEGATION_KIND = "SWEBHDFS delegation"
 KMS_DELEGATION_KIND = "kms-dt"
+HIVE_DELEGATION_KIND = "HIVE_DELEGATION_TOKEN"
 
 #: Token kinds whose identifier is the plain AbstractDelegationTokenIdentifier layout.
 DELEGATION_KINDS = frozenset({HDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND, SWEBHDFS_DELEGATION_KIND,
-                              KMS_DELEGATION_KIND})
+                              KMS_DELEGATION_KIND, HIVE_DELEGATION_KIND})
 
 
 def _utc(ms: int) -> dt.datetime:

@@ -31,10 +31,10 @@ class RefresherPluginStep(SubmitStep):
 
     @property
     def enabled(self) -> bool:
-        return bool(self.settings.filesystems) and self.settings.plugin_jar != "none"
+        return self.settings.wants_tokens and self.settings.plugin_jar != "none"
 
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
-        if not self.settings.filesystems:
+        if not self.settings.wants_tokens:
             return spec
         if self.settings.plugin_jar == "none":
             return spec.add_note("spark.secrets.plugin.jar=none: no token refresher in the JVMs")

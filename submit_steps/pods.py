@@ -17,7 +17,7 @@ from submit_steps.step import SubmitStep
 class PodWiringStep(SubmitStep):
     @property
     def enabled(self) -> bool:
-        return bool(self.settings.filesystems)
+        return self.settings.wants_tokens
 
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
         if not self.enabled or not spec.secrets:

@@ -62,7 +62,7 @@ class TokenSecretStep(SubmitStep):
 
     @property
     def enabled(self) -> bool:
-        return bool(self.settings.filesystems)
+        return self.settings.wants_tokens
 
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
         if not self.enabled or spec.credentials is None:
@@ -76,7 +76,7 @@ class TokenSecretStep(SubmitStep):
         owner = spec.principal or (known[0].owner if known else "unknown")
         annotations: dict[str, str] = {
             ANNOTATION_PRINCIPAL: owner,
-            ANNOTATION_FILESYSTEMS: ",".join(self.settings.filesystems),
+            ANNOTATION_FILESYSTEMS: ",".join(self.settings.token_targets),
             ANNOTATION_KEY: self.settings.secret_key,
         }
         if known:

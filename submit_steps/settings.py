@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from spark_secrets.duration import parse_duration
 from spark_secrets.errors import ConfigError
 from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES, HadoopConf
+from spark_secrets.metastore import Metastore
 from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
 
 PREFIX = "spark.secrets."
@@ -44,6 +45,14 @@ SETTINGS: tuple[Setting, ...] = (
             "`spark.kerberos.access.hadoopFileSystems`. Without either, no tokens are obtained and no Secret is made."),
     Setting("spark.secrets.hadoop.caBundle", None,
             "PEM file of CA certificates to trust for HTTPS NameNodes. Default: the system's (`REQUESTS_CA_BUNDLE` honoured)."),
+    Setting("spark.secrets.hive.metastoreUris", None,
+            "Comma-separated `thrift://host:port` of a Kerberized Hive metastore to obtain a delegation token from "
+            "(tried in turn). Default: `spark.hadoop.hive.metastore.uris`, else `hive.metastore.uris` from "
+            "`hive-site.xml` in `HADOOP_CONF_DIR`; `none` obtains no Hive token."),
+    Setting("spark.secrets.hive.principal", None,
+            "The metastore's Kerberos principal (`_HOST` = each URI's host). Default: "
+            "`spark.hadoop.hive.metastore.kerberos.principal`, else `hive.metastore.kerberos.principal` "
+            "from `hive-site.xml`."),
     Setting("spark.secrets.renewer", None,
             "Principal (or short name) of the renew service, set as the tokens' renewer. Default: the "
             "submitting user, who can then renew and cancel them with `spark-secrets tokens`."),
@@ -116,7 +125,7 @@ class Settings:
         # Touch every property once so bad values fail before anything happens.
         _ = (self.enabled, self.filesystems, self.ca_bundle, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
              self.renew_interval, self.secret_name, self.user_steps, self.plugin_jar, self._refresh_values(),
-             self.layout, self.layout_user, self.renew_service_lease)
+             self.layout, self.layout_user, self.renew_service_lease, self.hive_metastore)
 
     def get(self, key: str) -> str | None:
         value = self.conf.get(key)
@@ -144,6 +153,29 @@ class Settings:
                                   "give hdfs://<nameservice or host:port>, webhdfs://, swebhdfs:// or "
                                   "http(s)://<namenode>:<port>")
         return urls
+
+    @property
+    def wants_tokens(self) -> bool:
+        """Whether the job gets a token Secret: filesystems or a metastore to obtain tokens from."""
+        return bool(self.filesystems) or self.hive_metastore is not None
+
+    @property
+    def token_targets(self) -> tuple[str, ...]:
+        """What the tokens come from, for the renew service's re-issue: filesystems, then metastore URIs."""
+        return self.filesystems + (self.hive_metastore.uris if self.hive_metastore else ())
+
+    def _hive_conf(self, key: str) -> str | None:
+        """A Hive client setting as Spark gives it to Hive: ``spark.hadoop.<key>``, else ``hive-site.xml``."""
+        return self.conf.get(f"spark.hadoop.{key}") or self.hadoop_conf.get(key) or None
+
+    @cached_property
+    def hive_metastore(self) -> Metastore | None:
+        """The Kerberized metastore to obtain a token from, or None (no URIs, or ``none``)."""
+        uris = self.get("spark.secrets.hive.metastoreUris") or self._hive_conf("hive.metastore.uris") or ""
+        if not uris.strip() or uris.strip().lower() == "none":
+            return None
+        principal = self.get("spark.secrets.hive.principal") or self._hive_conf("hive.metastore.kerberos.principal")
+        return Metastore.parse(uris, principal, self._hive_conf("hive.metastore.token.signature"))
 
     @cached_property
     def ca_bundle(self) -> str | bool:

@@ -45,7 +45,7 @@ class Submission:
     # -- phases ----------------------------------------------------------------------------------
     def preflight(self) -> None:
         """Fail early, creating nothing, if the user may not create the Secret in the namespace."""
-        if not (self.settings.enabled and self.settings.filesystems):
+        if not (self.settings.enabled and self.settings.wants_tokens):
             return
         layout = self.builder.step(LayoutStep)
         target = layout.target() if isinstance(layout, LayoutStep) else Target(self.settings.namespace)

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from spark_secrets.credentials import Credentials
+from spark_secrets.fetcher import obtain_tokens
+from spark_secrets.hadoopconf import HadoopConf
+from spark_secrets.spnego import SpnegoAuth
 from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
-from spark_secrets.testbed.bed import ALL_COMPONENTS, USERS, Testbed
+from spark_secrets.testbed.bed import ALL_COMPONENTS, RENEWER, USERS, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
+from spark_secrets.testbed.kms import Kms
+from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.jvm import compile_java
 
 JVM_SOURCES = Path(__file__).parent / "jvm"
@@ -54,6 +61,53 @@ def ha_hdfs(testbed: Testbed) -> Iterator[SecureHdfs]:
     cluster = SecureHdfs(testbed.dir / "hdfs-ha", testbed.kdc_required(), nameservice="ns1", lifetimes=HA_LIFETIMES)
     with cluster.serving(USERS):
         yield cluster
+
+
+#: Short lifetimes of the KMS, its encryption-zone cluster and the metastore (ms): 20 s, at most 40 s.
+EZ_LIFETIMES = TokenLifetimes(renew_interval_ms=20_000, max_lifetime_ms=40_000, key_update_interval_ms=20_000)
+#: The encryption zone, owned by alice, under key ``k1``.
+ZONE = "/zone"
+
+
+@dataclass
+class Zone:
+    """A KMS and a secure HDFS whose NameNode names it; ``conf`` is the clients' (no key provider in it)."""
+
+    kms: Kms
+    cluster: SecureHdfs
+    conf: HadoopConf
+
+    def obtain(self, auth: SpnegoAuth, doas: str | None = None) -> Credentials:
+        return obtain_tokens([self.cluster.uri], RENEWER, auth, doas=doas, conf=self.conf)
+
+
+@pytest.fixture(scope="session")
+def ez(testbed: Testbed) -> Iterator[Zone]:
+    """A KMS with key ``k1``, and a third secure HDFS whose ``/zone`` is an encryption zone under it."""
+    kdc = testbed.kdc_required()
+    kms = Kms(testbed.dir / "kms", kdc, lifetimes=EZ_LIFETIMES)
+    kms.start()
+    cluster = SecureHdfs(testbed.dir / "hdfs-ez", kdc, key_provider=kms.provider_uri, lifetimes=EZ_LIFETIMES)
+    try:
+        with cluster.serving(USERS):
+            kms.create_key("k1", cluster.admin_ccache())
+            cluster.create_zone(ZONE, "k1", "alice")
+            conf = HadoopConf.load(cluster.client_conf_dir())
+            assert "key.provider" not in (cluster.client_conf_dir() / "core-site.xml").read_text()
+            yield Zone(kms, cluster, conf)
+    finally:
+        kms.stop()
+
+
+@pytest.fixture(scope="session")
+def metastore(testbed: Testbed) -> Iterator[HiveMetastore]:
+    """A Kerberized Hive metastore (``hive/localhost``) whose tokens live 20 s, at most 40 s."""
+    server = HiveMetastore(testbed.dir / "metastore", testbed.kdc_required(), lifetimes=EZ_LIFETIMES)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,54 +20,22 @@ from kubernetes import config as k8s_config
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, ServerUnavailable, SparkSecretsError
 from spark_secrets.fetcher import cancel_token, obtain_tokens, renew_token
-from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.identifier import KMS_DELEGATION_KIND
 from spark_secrets.kerberos import current_ticket_cache, keytab_login
 from spark_secrets.kms import KeyProvider, obtain_kms_token
 from spark_secrets.kube import KubeClient
 from spark_secrets.spnego import SpnegoAuth
-from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, USERS, Testbed
-from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
-from spark_secrets.testbed.kms import Kms
+from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.token import Token
 from submit_steps.submission import Submission
 
-from conftest import KEY
+from conftest import EZ_LIFETIMES as LIFETIMES
+from conftest import KEY, ZONE, Zone
 from renewers import RenewerProcess
 
 pytestmark = pytest.mark.testbed
 
-LIFETIMES = TokenLifetimes(renew_interval_ms=20_000, max_lifetime_ms=40_000, key_update_interval_ms=20_000)
-ZONE = "/zone"
 SECRET_TEXT = b"rows only alice may read\n"
-
-
-@dataclass
-class Zone:
-    kms: Kms
-    cluster: SecureHdfs
-    conf: HadoopConf  # the client's: no key provider in it
-
-    def obtain(self, auth: SpnegoAuth, doas: str | None = None) -> Credentials:
-        return obtain_tokens([self.cluster.uri], RENEWER, auth, doas=doas, conf=self.conf)
-
-
-@pytest.fixture(scope="module")
-def ez(testbed: Testbed) -> Iterator[Zone]:
-    """A KMS with key ``k1``, and a secure HDFS whose ``/zone`` is an encryption zone under it, owned by alice."""
-    kdc = testbed.kdc_required()
-    kms = Kms(testbed.dir / "kms", kdc, lifetimes=LIFETIMES)
-    kms.start()
-    cluster = SecureHdfs(testbed.dir / "hdfs-ez", kdc, key_provider=kms.provider_uri, lifetimes=LIFETIMES)
-    try:
-        with cluster.serving(USERS):
-            kms.create_key("k1", cluster.admin_ccache())
-            cluster.create_zone(ZONE, "k1", "alice")
-            conf = HadoopConf.load(cluster.client_conf_dir())
-            assert "key.provider" not in (cluster.client_conf_dir() / "core-site.xml").read_text()
-            yield Zone(kms, cluster, conf)
-    finally:
-        kms.stop()
 
 
 def renewer_auth(testbed: Testbed, tmp_path: Path) -> SpnegoAuth:

@@ -11,13 +11,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import gssapi
 from requests.auth import AuthBase
 
 from spark_secrets.credentials import Credentials
 from spark_secrets.fetcher import cancel_token, obtain_tokens, renew_token
 from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES, HadoopConf
-from spark_secrets.identifier import KMS_DELEGATION_KIND
+from spark_secrets.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
+from spark_secrets.errors import UnusableSecret
 from spark_secrets.kms import cancel_kms_token, renew_kms_token
+from spark_secrets.metastore import (
+    Metastore,
+    add_hive_token,
+    cancel_hive_token,
+    obtain_hive_token,
+    renew_hive_token,
+)
 from spark_secrets.token import Token
 
 
@@ -100,6 +109,47 @@ class KmsTokens:
         cancel_kms_token(token, self.auth(), verify=self.verify)
 
 
+@dataclass
+class HiveTokens:
+    """Hive metastore delegation tokens, spoken to over Thrift with SASL GSSAPI as the service.
+
+    Re-issue asks the metastore URIs the Secret names (its ``thrift://`` targets); renewal and
+    cancelling ask the metastore the service is configured with (a token's service is only the
+    signature clients select it by, not an address)."""
+
+    credentials: Callable[[], gssapi.Credentials | None]
+    renewer: str
+    metastore: Metastore | None = None
+    name: str = "hive"
+
+    def owns_token(self, token: Token) -> bool:
+        return token.kind == HIVE_DELEGATION_KIND
+
+    def owns_target(self, target: str) -> bool:
+        return target.startswith("thrift://")
+
+    def _configured(self) -> Metastore:
+        if self.metastore is None:
+            raise UnusableSecret("a Secret holds a Hive metastore token, but the renew service knows no metastore",
+                                 "give the renew service --hive-metastore-uris and --hive-principal (or a "
+                                 "hive-site.xml in its HADOOP_CONF_DIR)")
+        return self.metastore
+
+    def obtain(self, targets: Sequence[str], owner: str) -> Credentials:
+        configured = self._configured()
+        metastore = Metastore(tuple(targets), configured.principal, configured.signature)
+        creds = Credentials()
+        add_hive_token(creds, obtain_hive_token(metastore, owner, self.renewer, self.credentials()))
+        return creds
+
+    def renew(self, token: Token) -> int:
+        return renew_hive_token(token, self._configured(), self.credentials())
+
+    def cancel(self, token: Token) -> None:
+        cancel_hive_token(token, self._configured(), self.credentials())
+
+
 def default_kinds(auth: Callable[[], AuthBase], renewer: str, *, conf: HadoopConf | None = None,
-                  verify: bool | str = True) -> list[TokenKind]:
-    return [HdfsTokens(auth, renewer, conf, verify), KmsTokens(auth, verify)]
+                  verify: bool | str = True, metastore: Metastore | None = None) -> list[TokenKind]:
+    return [HdfsTokens(auth, renewer, conf, verify), KmsTokens(auth, verify),
+            HiveTokens(lambda: getattr(auth(), "credentials", None), renewer, metastore)]

@@ -32,6 +32,7 @@ from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kube import KubeClient
 from spark_secrets.renew.grants import AccessGrants
 from spark_secrets.renew.housekeeping import Housekeeper, Key
+from spark_secrets.metastore import Metastore
 from spark_secrets.renew.kinds import TokenKind, default_kinds
 from spark_secrets.renew.metrics import EXPIRY_SERIES, Metrics
 from spark_secrets.renew.policy import REISSUE, Policy, estimate_warning
@@ -51,7 +52,8 @@ class RenewService:
                  verify: bool | str = True, watch_timeout: int = 60, clock: Callable[[], float] = time.time,
                  leader: Callable[[], bool] | None = None, sweep_interval: float = 30.0,
                  orphan_grace_ms: int = 600_000, grants: AccessGrants | None = None,
-                 kinds: Sequence[TokenKind] | None = None, principal: str | None = None) -> None:
+                 kinds: Sequence[TokenKind] | None = None, principal: str | None = None,
+                 metastore: Metastore | None = None) -> None:
         self.kube = kube
         #: Who the service is, in the Secrets it writes (``acted-by``): its principal.
         self.principal = principal or renewer
@@ -62,7 +64,8 @@ class RenewService:
         self.clock = clock
         #: Whether this replica may act now (a Lease); without one it always may.
         self.leader = leader or (lambda: True)
-        self.kinds = list(kinds) if kinds is not None else default_kinds(auth, renewer, conf=hadoop_conf, verify=verify)
+        self.kinds = list(kinds) if kinds is not None else default_kinds(auth, renewer, conf=hadoop_conf, verify=verify,
+                                                                         metastore=metastore)
         self.metrics = Metrics()
         self.secrets: dict[Key, TokenSecret] = {}
         self.housekeeper = Housekeeper(kube, self.secrets, self.metrics, report=self._report, now_ms=self._now,

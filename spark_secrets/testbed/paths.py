@@ -23,6 +23,22 @@ def hadoop_lib() -> Path:
     return lib
 
 
+def hive_lib() -> Path:
+    """The Hive standalone metastore's jars (without the Hadoop ones: :func:`hadoop_lib` goes beside them)."""
+    lib = cache_dir() / "hive" / "lib"
+    if not any(lib.glob("hive-standalone-metastore-server-*.jar")):
+        raise TestbedError(f"Hive metastore jars not found in {lib}", INSTALL_HINT)
+    return lib
+
+
+def hive_client_jars() -> str:
+    """``spark.sql.hive.metastore.jars.path`` for a Hive 4.0 metastore: the Hive client jars and Hadoop's."""
+    lib = cache_dir() / "hive-client" / "lib"
+    if not any(lib.glob("hive-exec-*.jar")):
+        raise TestbedError(f"Hive client jars not found in {lib}", INSTALL_HINT)
+    return f"file://{lib}/*.jar,file://{hadoop_lib()}/*.jar"
+
+
 def kube_binary(name: str) -> Path:
     path = cache_dir() / "kube" / "bin" / name
     if not os.access(path, os.X_OK):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test bed and the tests need, idempotently:
 #   Debian packages (MIT Kerberos, Java 17, Maven), this project with its dev extras,
-#   Apache Hadoop jars from Maven Central, and kube-apiserver / kube-controller-manager / etcd
+#   Apache Hadoop and Hive metastore jars from Maven Central, and kube-apiserver / kube-controller-manager / etcd
 #   built from the Go module proxy.
 # Downloads and builds are cached under $SPARK_SECRETS_CACHE (default ~/.cache/spark-secrets),
 # keyed by a hash of their recipe, and rebuilt whenever the cache is missing or stale.
@@ -79,6 +79,22 @@ if [ "$(cat "$cache/hadoop/stamp" 2>/dev/null)" != "$hadoop_stamp" ]; then
 else
   step "Hadoop jars cached ($(ls "$cache/hadoop/lib" | wc -l) jars)"
 fi
+
+# -- Apache Hive: the standalone metastore (run beside the Hadoop jars above, which it does not repeat),
+#    and the 4.0 metastore client Spark loads for it (hive-client) ------------------------------------
+for part in hive hive-client; do
+  part_stamp="$(stamp_of "$here/$part/pom.xml")"
+  if [ "$(cat "$cache/$part/stamp" 2>/dev/null)" != "$part_stamp" ]; then
+    step "Maven: $part jars into $cache/$part/lib"
+    rm -rf "$cache/$part"
+    mkdir -p "$cache/$part"
+    (cd "$here/$part" && mvn -B -q dependency:copy-dependencies -DincludeScope=runtime \
+        -DoutputDirectory="$cache/$part/lib")
+    echo "$part_stamp" > "$cache/$part/stamp"
+  else
+    step "$part jars cached ($(ls "$cache/$part/lib" | wc -l) jars)"
+  fi
+done
 
 # -- Images for the node: Debian by debootstrap, the host's pyspark, this project (root only) -----------
 # Built in the background while Go compiles below: debootstrap and apt wait on the network, go build

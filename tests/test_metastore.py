@@ -1,0 +1,139 @@
+"""Hive metastore tokens on a real, Kerberized Hive 4.0.1 metastore (issue 16).
+
+The metastore grants tokens for 20 s after each renewal and 40 s at most; nobody tells the client.
+Spark SQL jobs run in local mode with only a token file (no ticket cache), as a job's JVMs do.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spark_secrets.credentials import Credentials
+from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, KerberosError, ServerUnavailable
+from spark_secrets.identifier import HIVE_DELEGATION_KIND
+from spark_secrets.kerberos import keytab_login
+from spark_secrets.metastore import (
+    SPARK_ALIAS,
+    Metastore,
+    add_hive_token,
+    cancel_hive_token,
+    obtain_hive_token,
+    renew_hive_token,
+)
+from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
+from spark_secrets.testbed.metastore import HiveMetastore
+from spark_secrets.testbed.paths import hive_client_jars
+from spark_secrets.testbed.spark import spark_env
+
+from conftest import EZ_LIFETIMES as LIFETIMES
+
+pytestmark = pytest.mark.testbed
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+def service_of(server: HiveMetastore) -> Metastore:
+    """As a client configures it: the URI and ``hive/_HOST@REALM``."""
+    return Metastore.parse(server.uri, server.client_conf()["hive.metastore.kerberos.principal"])
+
+
+def renewer_credentials(testbed: Testbed, tmp_path: Path):  # type: ignore[no-untyped-def]
+    return keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab,
+                        tmp_path / "renewer-cc").credentials
+
+
+def sql_job(testbed: Testbed, server: HiveMetastore, token_file: Path, database: str, cwd: Path
+            ) -> subprocess.CompletedProcess[str]:
+    """The Spark SQL job with only ``token_file`` (no ticket cache), with Spark's Hive 4.0 metastore client."""
+    env = spark_env({**testbed.env("alice", cwd / "no-such-ccache"), "HADOOP_TOKEN_FILE_LOCATION": str(token_file),
+                     # The realm, as a job's image has it, without the test bed's useSubjectCredsOnly=false
+                     # (with it and no ticket, the JDK's Kerberos login asks for a user name on stdin).
+                     "SPARK_SUBMIT_OPTS": f"-Djava.security.krb5.conf={testbed.kdc_required().krb5_conf}"})
+    return subprocess.run([sys.executable, str(SCRIPTS / "hive_sql_job.py"), server.uri,
+                           server.client_conf()["hive.metastore.kerberos.principal"], database,
+                           "4.0.1", hive_client_jars()],
+                          env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)  # as in a pod: the JDK's Kerberos login would prompt on a tty
+
+
+def test_a_token_named_as_spark_names_it(metastore: HiveMetastore, alice_ccache: Path) -> None:
+    token = obtain_hive_token(service_of(metastore), "alice", RENEWER)
+    assert (token.kind, token.service) == (HIVE_DELEGATION_KIND, "")  # service = the (empty) token signature
+    ident = token.decode_identifier()
+    assert ident is not None and (ident.owner, ident.renewer) == ("alice", RENEWER)
+    assert ident.max_date - ident.issue_date == LIFETIMES.max_lifetime_ms
+    creds = Credentials()
+    add_hive_token(creds, token)
+    assert creds.tokens == {SPARK_ALIAS: token}
+
+
+def test_a_token_only_spark_sql_job_creates_and_queries_a_table_and_fails_without_the_token(
+        testbed: Testbed, metastore: HiveMetastore, alice_ccache: Path, tmp_path: Path) -> None:
+    creds = Credentials()
+    add_hive_token(creds, obtain_hive_token(service_of(metastore), "alice", RENEWER))
+    job = sql_job(testbed, metastore, creds.save(tmp_path / "tokens"), "alice_sales", tmp_path)
+    assert job.returncode == 0, job.stderr[-3000:]
+    assert "HIVE count=3 sum=6 tables=['events']" in job.stdout
+    # The control: the same job with a token file that lacks the Hive token cannot reach the metastore.
+    empty = Credentials().save(tmp_path / "no-hive-token")
+    failed = sql_job(testbed, metastore, empty, "alice_other", tmp_path)
+    assert failed.returncode != 0 and "HIVE count" not in failed.stdout
+    assert "GSS initiate failed" in failed.stderr or "No valid credentials provided" in failed.stderr, \
+        failed.stderr[-3000:]
+
+
+def test_renew_reissue_as_proxy_user_and_cancel_on_the_metastore(
+        testbed: Testbed, metastore: HiveMetastore, alice_ccache: Path, tmp_path: Path) -> None:
+    service = service_of(metastore)
+    token = obtain_hive_token(service, "alice", RENEWER)
+    renewer = renewer_credentials(testbed, tmp_path)
+    expiry = renew_hive_token(token, service, renewer)
+    assert abs(expiry - time.time() * 1000 - LIFETIMES.renew_interval_ms) < 3000
+
+    fresh = obtain_hive_token(service, "alice", RENEWER, renewer)  # the renew service re-issues for alice
+    ident = fresh.decode_identifier()
+    assert ident is not None and (ident.owner, ident.renewer) == ("alice", RENEWER)
+    assert ident.real_user.startswith(f"{RENEWER_PRINCIPAL}@")
+    cancel_hive_token(fresh, service, renewer)
+    with pytest.raises(InvalidTokenError) as err:
+        renew_hive_token(fresh, service, renewer)
+    assert "does not exist" in str(err.value)
+    with pytest.raises(HdfsPermissionError) as err2:  # alice is not the renewer
+        renew_hive_token(token, service)
+    assert "non-matching renewer" in str(err2.value) and err2.value.fix == "renew as the token's renewer"
+
+
+def test_bad_input_gives_one_line_errors(testbed: Testbed, metastore: HiveMetastore, alice_ccache: Path) -> None:
+    service = service_of(metastore)
+    with pytest.raises(HdfsPermissionError) as refused:  # alice may not act for bob
+        obtain_hive_token(service, "bob", RENEWER)
+    assert "alice@" in str(refused.value) and "not allowed to impersonate bob" in str(refused.value)
+    assert "hadoop.proxyuser" in (refused.value.fix or "")
+
+    wrong = Metastore.parse(metastore.uri, "nohive/_HOST@" + testbed.kdc_required().realm)
+    with pytest.raises(KerberosError) as bad_principal:
+        obtain_hive_token(wrong, "alice", RENEWER)
+    assert "nohive/localhost@" in str(bad_principal.value) and "principal" in (bad_principal.value.fix or "")
+
+    down = Metastore.parse("thrift://localhost:1", service.principal)
+    with pytest.raises(ServerUnavailable) as unavailable:
+        obtain_hive_token(down, "alice", RENEWER)
+    assert "no metastore of thrift://localhost:1 answered get_delegation_token" in str(unavailable.value)
+    # HA URIs: the first one down, the second answers.
+    both = Metastore.parse(f"thrift://localhost:1,{metastore.uri}", service.principal)
+    assert obtain_hive_token(both, "alice", RENEWER).kind == HIVE_DELEGATION_KIND
+    for line in (str(refused.value), str(bad_principal.value), str(unavailable.value)):
+        assert "\n" not in line
+
+
+def test_without_a_ticket_the_login_fails_clearly(metastore: HiveMetastore, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{tmp_path / 'no-such-ccache'}")
+    with pytest.raises(KerberosError) as err:
+        obtain_hive_token(service_of(metastore), "alice", RENEWER)
+    assert "kinit" in (err.value.fix or "")
