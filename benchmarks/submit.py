@@ -1,7 +1,13 @@
 """Benchmark: the time the submission steps add to a spark-submit, against the time Spark's own
 built-in Kerberos step adds (its JVM obtaining tokens from the same TGT), in the same run.
 
-    python3 benchmarks/submit.py [--rounds N]
+    python3 benchmarks/submit.py [--rounds N] [--kinds hdfs|all]
+
+With ``--kinds all`` the job needs every kind of token issue 16 names: its filesystem is an HDFS
+whose NameNode names a KMS (encryption zones), and a Kerberized Hive metastore is configured
+(``spark.hadoop.hive.metastore.*``, which Spark's built-in step and spark-secrets both read), so
+each side obtains HDFS, KMS and Hive metastore tokens; the kinds each side wrote into its Secret
+are read back and printed, so the comparison is like for like.
 
 Every spark-submit runs in cluster mode against the test bed's API server and returns once the
 driver pod exists. "Added" time is measured against the same spark-submit with Hadoop security off
@@ -20,6 +26,8 @@ set and no ``__pycache__``, every start would compile the sources again: about 7
 from __future__ import annotations
 
 import argparse
+import atexit
+import base64
 import compileall
 import os
 import random
@@ -31,13 +39,19 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout, not an installed copy
 
+from spark_secrets.credentials import Credentials  # noqa: E402
 from spark_secrets.kube import KubeClient  # noqa: E402
 from spark_secrets.testbed.bed import RENEWER, Testbed  # noqa: E402
+from spark_secrets.testbed.hadoop import SecureHdfs  # noqa: E402
+from spark_secrets.testbed.kms import Kms  # noqa: E402
+from spark_secrets.testbed.kube import KubeControlPlane  # noqa: E402
+from spark_secrets.testbed.metastore import HiveMetastore  # noqa: E402
 from spark_secrets.testbed.spark import cluster_submit_argv, spark_env  # noqa: E402
 from submit_steps.submission import Submission  # noqa: E402
 
@@ -62,9 +76,47 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> tuple[float, float,
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), proc.stdout
 
 
+@dataclass
+class _Servers:
+    cluster: SecureHdfs
+    metastore: HiveMetastore
+
+
+def _all_kinds(bed: Testbed, tmp: Path) -> _Servers:
+    """A KMS, an HDFS whose NameNode names it, and a Kerberized metastore, in the bed's realm (stopped
+    with the bed's directory: the processes end when the benchmark's process group does)."""
+    kdc = bed.kdc_required()
+    kms = Kms(tmp / "kms", kdc)
+    kms.start()
+    cluster = SecureHdfs(tmp / "hdfs-ez", kdc, key_provider=kms.provider_uri)
+    cluster.start()
+    cluster.make_home_dirs(["alice"])
+    metastore = HiveMetastore(tmp / "metastore", kdc)
+    metastore.start()
+    atexit.register(lambda: [s.stop() for s in (metastore, cluster, kms)])
+    return _Servers(cluster, metastore)
+
+
+def _kinds_in(kube: KubeControlPlane, name_part: str, key: str | None) -> str:
+    """The token kinds in the newest Secret of namespace alice whose name has ``name_part``."""
+    items = [s for s in kube.request("GET", "/api/v1/namespaces/alice/secrets").get("items", [])
+             if name_part in s["metadata"]["name"] and not s["metadata"]["name"].endswith("-delegation-tokens")
+             or name_part == "-delegation-tokens" and s["metadata"]["name"].endswith(name_part)]
+    if not items:
+        return "(no Secret found)"
+    newest = max(items, key=lambda s: s["metadata"]["creationTimestamp"])
+    data = newest.get("data") or {}
+    raw = data.get(key) if key else next(iter(data.values()), None)
+    if raw is None:
+        return "(no token file)"
+    return ", ".join(sorted({t.kind for t in Credentials.from_bytes(base64.b64decode(raw))}))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="repetitions per variant (default 5)")
+    parser.add_argument("--kinds", choices=("hdfs", "all"), default="hdfs",
+                        help="hdfs: HDFS tokens only; all: HDFS, KMS and Hive metastore tokens (default hdfs)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
     for package in ("spark_secrets", "submit_steps"):
@@ -78,6 +130,13 @@ def main() -> int:
         insecure = {k: v for k, v in env.items() if k != "HADOOP_CONF_DIR"}
         ours = {"spark.kubernetes.namespace": "alice", "spark.secrets.hadoop.filesystems": bed.hdfs.uri,
                 "spark.secrets.renewer": RENEWER}
+        shared: dict[str, str] = {}  # conf both sides get
+        if args.kinds == "all":
+            servers = _all_kinds(bed, Path(tmp))
+            env["HADOOP_CONF_DIR"] = str(servers.cluster.client_conf_dir())
+            ours["spark.secrets.hadoop.filesystems"] = servers.cluster.uri
+            shared = {f"spark.hadoop.{k}": v for k, v in servers.metastore.client_conf().items()}
+            ours.update(shared)
         cli = [sys.executable, "-m", "spark_secrets"]
         wall: dict[str, list[float]] = defaultdict(list)
         cpu: dict[str, list[float]] = defaultdict(list)
@@ -89,7 +148,7 @@ def main() -> int:
             return out
 
         def spark_submit(name: str, extra: list[str] = ()) -> list[str]:  # type: ignore[assignment]
-            argv = cluster_submit_argv(server, "alice", name)
+            argv = cluster_submit_argv(server, "alice", name, conf=shared)
             return [argv[0], *extra, *argv[1:]]
 
         def conf_then_submit(r: int) -> None:
@@ -125,6 +184,11 @@ def main() -> int:
             opts = f"{environment.get('SPARK_SUBMIT_OPTS', '')} -Xlog:class+load=info:file={log}".strip()
             _run(spark_submit(f"bench-classes-{key}", extra), {**environment, "SPARK_SUBMIT_OPTS": opts}, key)
             classes[key] = sum(1 for _ in log.open())
+
+        if args.kinds == "all":
+            print("  token kinds in each side's Secret: built-in "
+                  f"{_kinds_in(bed.kube, '-delegation-tokens', 'hadoop-tokens')}; spark-secrets "
+                  f"{_kinds_in(bed.kube, 'bench-', None)}", flush=True)
 
         def med(values: list[float]) -> float:
             return statistics.median(values) * 1000

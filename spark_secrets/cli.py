@@ -12,11 +12,15 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spark_secrets.credentials import PROTOBUF, WRITABLE, Credentials
 from spark_secrets.errors import ConfigError, SparkSecretsError
-from spark_secrets.identifier import KMS_DELEGATION_KIND
+from spark_secrets.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
 from spark_secrets.token import Token, describe_token, utc_text
+
+if TYPE_CHECKING:
+    from spark_secrets.metastore import Metastore
 
 PROG = "spark-secrets"
 
@@ -85,8 +89,8 @@ def _groups(creds: Credentials, filesystem: str | None):
         raise ConfigError("the token file holds no delegation tokens")
     out: list[tuple[FileSystemTarget | None, Token]] = []
     for tokens in by_id.values():
-        if tokens[0].kind == KMS_DELEGATION_KIND:
-            out.append((None, tokens[0]))  # its service names its KMS
+        if tokens[0].kind in (KMS_DELEGATION_KIND, HIVE_DELEGATION_KIND):
+            out.append((None, tokens[0]))  # its KMS is in its service; the metastore comes from the settings
             continue
         if filesystem is not None:
             out.append((resolve_filesystem(filesystem), tokens[0]))
@@ -97,22 +101,48 @@ def _groups(creds: Credentials, filesystem: str | None):
     return out
 
 
+def _metastore(args: argparse.Namespace) -> Metastore:
+    """The metastore a Hive token goes back to: --hive-metastore-uris/--hive-principal, else hive-site.xml."""
+    from spark_secrets.hadoopconf import HadoopConf
+    from spark_secrets.metastore import Metastore
+
+    conf = HadoopConf.load()
+    uris = args.hive_metastore_uris or conf.get("hive.metastore.uris")
+    if not uris:
+        raise ConfigError("the file holds a Hive metastore token but no metastore is named",
+                          "give --hive-metastore-uris and --hive-principal (or a hive-site.xml in HADOOP_CONF_DIR)")
+    return Metastore.parse(uris, args.hive_principal or conf.get("hive.metastore.kerberos.principal"),
+                           conf.get("hive.metastore.token.signature"))
+
+
 def cmd_tokens_renew(args: argparse.Namespace) -> int:
     from spark_secrets.fetcher import renew_token
+    from spark_secrets.metastore import renew_hive_token
 
+    groups = _groups(Credentials.load(args.file), args.filesystem)
+    metastore = _metastore(args) if any(t.kind == HIVE_DELEGATION_KIND for _, t in groups) else None
     auth = _auth(args)
-    for target, token in _groups(Credentials.load(args.file), args.filesystem):
-        expiry = renew_token(token, auth, target=target, verify=_verify(args))
+    for target, token in groups:
+        if metastore is not None and token.kind == HIVE_DELEGATION_KIND:
+            expiry = renew_hive_token(token, metastore, auth.credentials)
+        else:
+            expiry = renew_token(token, auth, target=target, verify=_verify(args))
         print(f"renewed {token!r}: now expires {utc_text(expiry)}")
     return 0
 
 
 def cmd_tokens_cancel(args: argparse.Namespace) -> int:
     from spark_secrets.fetcher import cancel_token
+    from spark_secrets.metastore import cancel_hive_token
 
+    groups = _groups(Credentials.load(args.file), args.filesystem)
+    metastore = _metastore(args) if any(t.kind == HIVE_DELEGATION_KIND for _, t in groups) else None
     auth = _auth(args)
-    for target, token in _groups(Credentials.load(args.file), args.filesystem):
-        cancel_token(token, auth, target=target, verify=_verify(args))
+    for target, token in groups:
+        if metastore is not None and token.kind == HIVE_DELEGATION_KIND:
+            cancel_hive_token(token, metastore, auth.credentials)
+        else:
+            cancel_token(token, auth, target=target, verify=_verify(args))
         print(f"cancelled {token!r}")
     return 0
 
@@ -571,12 +601,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_tokens_show)
 
     for name, func, helptext in (("renew", cmd_tokens_renew, "extend the tokens' expiry (as their renewer)"),
-                                 ("cancel", cmd_tokens_cancel, "make the NameNode forget the tokens")):
+                                 ("cancel", cmd_tokens_cancel, "make the servers (NameNode, KMS, metastore) "
+                                                               "forget the tokens")):
         p = tsub.add_parser(name, help=helptext)
         p.add_argument("file", type=Path)
         p.add_argument("--filesystem", "--namenode", dest="filesystem", metavar="FS",
-                       help="where the tokens were issued, in any --filesystem form of 'fetch' (default: from the "
-                            "tokens' service, with HADOOP_CONF_DIR for nameservices)")
+                       help="where the HDFS tokens were issued, in any --filesystem form of 'fetch' (default: from "
+                            "the tokens' service, with HADOOP_CONF_DIR for nameservices; a KMS token's service "
+                            "names its KMS)")
+        p.add_argument("--hive-metastore-uris", metavar="URIS",
+                       help="where a Hive metastore token goes (default: hive.metastore.uris from hive-site.xml)")
+        p.add_argument("--hive-principal", metavar="PRINCIPAL",
+                       help="that metastore's principal (default: hive.metastore.kerberos.principal)")
         _login_options(p)
         p.set_defaults(func=func)
     return parser

@@ -6,16 +6,21 @@ Spark SQL jobs run in local mode with only a token file (no ticket cache), as a 
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import requests
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, KerberosError, ServerUnavailable
-from spark_secrets.identifier import HIVE_DELEGATION_KIND
+from spark_secrets.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
 from spark_secrets.kerberos import keytab_login
 from spark_secrets.metastore import (
     SPARK_ALIAS,
@@ -25,12 +30,16 @@ from spark_secrets.metastore import (
     obtain_hive_token,
     renew_hive_token,
 )
+from spark_secrets.kube import KubeClient
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.paths import hive_client_jars
 from spark_secrets.testbed.spark import spark_env
 
 from conftest import EZ_LIFETIMES as LIFETIMES
+from conftest import KEY, ZONE, Zone
+from renewers import RenewerProcess
+from submit_steps.submission import Submission
 
 pytestmark = pytest.mark.testbed
 
@@ -47,10 +56,11 @@ def renewer_credentials(testbed: Testbed, tmp_path: Path):  # type: ignore[no-un
                         tmp_path / "renewer-cc").credentials
 
 
-def sql_job(testbed: Testbed, server: HiveMetastore, token_file: Path, database: str, cwd: Path
-            ) -> subprocess.CompletedProcess[str]:
+def sql_job(testbed: Testbed, server: HiveMetastore, token_file: Path, database: str, cwd: Path,
+            **extra_env: str) -> subprocess.CompletedProcess[str]:
     """The Spark SQL job with only ``token_file`` (no ticket cache), with Spark's Hive 4.0 metastore client."""
-    env = spark_env({**testbed.env("alice", cwd / "no-such-ccache"), "HADOOP_TOKEN_FILE_LOCATION": str(token_file),
+    env = spark_env({**testbed.env("alice", cwd / "no-such-ccache"), **extra_env,
+                     "HADOOP_TOKEN_FILE_LOCATION": str(token_file),
                      # The realm, as a job's image has it, without the test bed's useSubjectCredsOnly=false
                      # (with it and no ticket, the JDK's Kerberos login asks for a user name on stdin).
                      "SPARK_SUBMIT_OPTS": f"-Djava.security.krb5.conf={testbed.kdc_required().krb5_conf}"})
@@ -137,3 +147,92 @@ def test_without_a_ticket_the_login_fails_clearly(metastore: HiveMetastore, tmp_
     with pytest.raises(KerberosError) as err:
         obtain_hive_token(service_of(metastore), "alice", RENEWER)
     assert "kinit" in (err.value.fix or "")
+
+
+def _accepted(zone: Zone, token_file: bytes) -> str | None:
+    """None when the KMS and the NameNode accept the file's KMS and WebHDFS tokens alone, else why not."""
+    creds = Credentials.from_bytes(token_file)
+    (kms,) = [t for t in creds if t.kind == KMS_DELEGATION_KIND]
+    (web,) = [t for t in creds if t.kind == WEBHDFS_DELEGATION_KIND]
+    try:
+        answers = [requests.get(f"{zone.kms.url}/v1/keys/names", params={"delegation": kms.encode_url()}, timeout=5),
+                   requests.get(f"{zone.cluster.webhdfs_url}/webhdfs/v1{ZONE}",
+                                params={"op": "GETFILESTATUS", "delegation": web.encode_url()}, timeout=5)]
+    except requests.RequestException as exc:
+        return type(exc).__name__
+    bad = [f"{r.url.split('?')[0]}: HTTP {r.status_code} {r.reason[:200]}" for r in answers if r.status_code != 200]
+    return "; ".join(bad) or None
+
+
+def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_lifetimes(
+        ez: Zone, metastore: HiveMetastore, testbed: Testbed, renewer_rbac: None, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submission (no lifetimes told) writes HDFS, KMS and Hive tokens for a job on an encryption
+    zone and the metastore; the renew service renews and re-issues all of them. The KMS and NameNode
+    are asked every second with the Secret's current tokens alone; after three max lifetimes a
+    token-only Spark SQL job uses the metastore and reads the zone with the Secret's file, while the
+    first file (the control) no longer gets the job anywhere."""
+    assert testbed.kube is not None
+    principal = metastore.client_conf()["hive.metastore.kerberos.principal"]
+    monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(ez.cluster.client_conf_dir()))
+    alice = KubeClient.from_config(str(testbed.kube.kubeconfig("alice", namespace="alice")))
+    conf = {"spark.app.name": "three-kinds", "spark.kubernetes.namespace": "alice",
+            "spark.secrets.hadoop.filesystems": ez.cluster.uri, "spark.secrets.renewer": RENEWER,
+            "spark.secrets.hive.metastoreUris": metastore.uri, "spark.secrets.hive.principal": principal,
+            "spark.secrets.plugin.jar": "none"}
+    name = Submission(conf, alice, progress=lambda _: None).prepare().secrets[0].name
+    api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(testbed.kube.kubeconfig("admin"))))
+
+    def current() -> bytes:
+        return base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
+
+    first = current()
+    assert {t.kind for t in Credentials.from_bytes(first)} == {
+        "HDFS_DELEGATION_TOKEN", WEBHDFS_DELEGATION_KIND, KMS_DELEGATION_KIND, HIVE_DELEGATION_KIND}
+    first_file = Credentials.from_bytes(first).save(tmp_path / "first")
+    put = ez.cluster.fs("-put", "-f", "-", f"{ZONE}/three.txt", token_file=first_file, input=b"all three kinds\n")
+    assert put.returncode == 0, put.stderr.decode()[-2000:]
+
+    seconds = 3 * LIFETIMES.max_lifetime_ms / 1000 + 5
+    failures: list[tuple[float, str]] = []
+    ok = [0]
+
+    def check() -> None:
+        began = time.monotonic()
+        while time.monotonic() - began < seconds:
+            try:
+                why = _accepted(ez, current())
+            except Exception as exc:  # noqa: BLE001 - a failed check, whatever the cause
+                why = f"{type(exc).__name__}: {exc}"
+            if why is None:
+                ok[0] += 1
+            else:
+                failures.append((round(time.monotonic() - began, 1), why))
+            time.sleep(1)
+
+    service = RenewerProcess(testbed, ez.cluster, tmp_path / "renewer",
+                             extra=("--hive-metastore-uris", metastore.uri, "--hive-principal", principal))
+    checker = threading.Thread(target=check, daemon=True)
+    try:
+        checker.start()
+        checker.join()
+        final_file = Credentials.from_bytes(current()).save(tmp_path / "final")
+        log = service.log.read_text()
+        metrics = service.metrics()
+    finally:
+        service.stop()
+        api.delete_namespaced_secret(name, "alice")
+    read_env = {"READ_ALSO": f"{ez.cluster.uri}{ZONE}/three.txt", "HADOOP_CONF_DIR": str(ez.cluster.client_conf_dir())}
+    job = sql_job(testbed, metastore, final_file, "three_kinds", tmp_path, **read_env)
+    control = sql_job(testbed, metastore, first_file, "three_kinds_control", tmp_path, **read_env)
+
+    assert failures == [], f"{len(failures)} failed checks, first {failures[:3]}\n{log[-3000:]}"
+    assert ok[0] >= seconds - 10
+    assert "re-issued alice/" in log
+    for kind in ("hdfs", "kms", "hive"):
+        for op in ("renew", "obtain"):
+            assert metrics.get(f'token_operations_total{{kind="{kind}",operation="{op}"}}', 0) >= 2, (kind, op, metrics)
+    assert job.returncode == 0, job.stderr[-3000:]
+    assert "HIVE count=3 sum=6" in job.stdout and "READ 'all three kinds\\n'" in job.stdout, job.stdout
+    assert control.returncode != 0 and "HIVE count" not in control.stdout  # the first tokens are long dead

@@ -1,10 +1,13 @@
 """A PySpark job (local mode, Hive support) on a Kerberized metastore with whatever tokens its JVM holds:
 creates a database and a table, inserts rows, and prints what a query reads back.
 
+With READ_ALSO=<hdfs URI> in the environment it also reads that text file and prints it.
+
 Usage: hive_sql_job.py METASTORE_URI METASTORE_PRINCIPAL DATABASE [HIVE_VERSION JARS_PATH]
 (the metastore client Spark loads for that metastore version, from those jars, as a user of a newer
 metastore than Spark's built-in 2.3 client configures)"""
 
+import os
 import sys
 
 from pyspark.sql import SparkSession
@@ -30,4 +33,7 @@ spark.sql(f"INSERT INTO {database}.events VALUES (1, 'one'), (2, 'two'), (3, 'th
 rows = spark.sql(f"SELECT count(*), sum(id) FROM {database}.events").collect()[0]
 tables = [t.name for t in spark.catalog.listTables(database)]
 print(f"HIVE count={rows[0]} sum={rows[1]} tables={tables}", flush=True)
+if os.environ.get("READ_ALSO"):  # a file on secure HDFS (in an encryption zone: HDFS and KMS tokens)
+    text = "".join(r.value + "\n" for r in spark.read.text(os.environ["READ_ALSO"]).collect())
+    print(f"READ {text!r}", flush=True)
 spark.stop()
