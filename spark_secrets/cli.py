@@ -42,7 +42,11 @@ def _auth(args: argparse.Namespace):
 def cmd_tokens_fetch(args: argparse.Namespace) -> int:
     from spark_secrets.fetcher import obtain_tokens
 
-    creds = obtain_tokens(args.filesystem, args.renewer, _auth(args), doas=args.doas, verify=_verify(args))
+    problems: list[SparkSecretsError] = []
+    creds = obtain_tokens(args.filesystem, args.renewer, _auth(args), doas=args.doas, verify=_verify(args),
+                          kms_problems=problems)
+    for problem in problems:  # the HDFS tokens are still written: only encryption zones need the KMS
+        print(f"warning: no KMS token, so encryption zones cannot be read with this file: {problem}", file=sys.stderr)
     path = creds.save(args.output, version=args.format)
     print(f"wrote {len(creds)} tokens to {path} (format version {args.format}, mode 0600)")
     for alias, token in creds.tokens.items():

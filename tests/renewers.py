@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import requests
 import yaml
 
 from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, Testbed
+from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
 from spark_secrets.testbed.hadoop import SecureHdfs
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -115,3 +117,28 @@ def wait_until(what: str, check: Callable[[], bool], seconds: float, renewer: Re
             raise AssertionError(what + ("\n" + renewer.log.read_text()[-2500:] if renewer else ""))
         time.sleep(0.1)
     return time.monotonic() - began
+
+
+class SubmittedJob:
+    """A job's token Secret made by the submission steps as alice (as ``spark-secrets conf`` makes it),
+    with ``extra`` settings; :meth:`current` reads the token file in it now, :meth:`delete` ends it."""
+
+    def __init__(self, bed: Testbed, app: str, conf: dict[str, str]) -> None:
+        from kubernetes import client as k8s
+        from kubernetes import config as k8s_config
+
+        from spark_secrets.kube import KubeClient
+        from submit_steps.submission import Submission
+
+        assert bed.kube is not None
+        alice = KubeClient.from_config(str(bed.kube.kubeconfig("alice", namespace="alice")))
+        settings = {"spark.app.name": app, "spark.kubernetes.namespace": "alice", "spark.secrets.renewer": RENEWER,
+                    "spark.secrets.plugin.jar": "none", **conf}
+        self.name = Submission(settings, alice, progress=lambda _: None).prepare().secrets[0].name
+        self.api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(bed.kube.kubeconfig("admin"))))
+
+    def current(self) -> bytes:
+        return base64.b64decode(self.api.read_namespaced_secret(self.name, "alice").data[DEFAULT_TOKEN_KEY])
+
+    def delete(self) -> None:
+        self.api.delete_namespaced_secret(self.name, "alice")

@@ -7,15 +7,12 @@ The KMS grants tokens for 20 s after each renewal and 40 s at most; nobody tells
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, ServerUnavailable, SparkSecretsError
@@ -23,15 +20,13 @@ from spark_secrets.fetcher import cancel_token, obtain_tokens, renew_token
 from spark_secrets.identifier import KMS_DELEGATION_KIND
 from spark_secrets.kerberos import current_ticket_cache, keytab_login
 from spark_secrets.kms import KeyProvider, obtain_kms_token
-from spark_secrets.kube import KubeClient
 from spark_secrets.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.token import Token
-from submit_steps.submission import Submission
 
 from conftest import EZ_LIFETIMES as LIFETIMES
-from conftest import KEY, ZONE, Zone
-from renewers import RenewerProcess
+from conftest import ZONE, Zone
+from renewers import RenewerProcess, SubmittedJob
 
 pytestmark = pytest.mark.testbed
 
@@ -129,18 +124,10 @@ def test_the_renew_service_keeps_a_zone_job_alive_past_three_max_lifetimes(
     """A submission (no lifetimes told) writes HDFS and KMS tokens; the renew service renews both and
     re-issues both before the max date. The KMS is asked every second with the Secret's current KMS
     token alone; at the end a token-only JVM reads the zone with the Secret's file."""
-    assert testbed.kube is not None
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
     monkeypatch.setenv("HADOOP_CONF_DIR", str(ez.cluster.client_conf_dir()))
-    alice = KubeClient.from_config(str(testbed.kube.kubeconfig("alice", namespace="alice")))
-    conf = {"spark.app.name": "zone-job", "spark.kubernetes.namespace": "alice",
-            "spark.secrets.hadoop.filesystems": ez.cluster.uri, "spark.secrets.renewer": RENEWER,
-            "spark.secrets.plugin.jar": "none"}
-    name = Submission(conf, alice, progress=lambda _: None).prepare().secrets[0].name
-    api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(testbed.kube.kubeconfig("admin"))))
-
-    def current() -> bytes:
-        return base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
+    job = SubmittedJob(testbed, "zone-job", {"spark.secrets.hadoop.filesystems": ez.cluster.uri})
+    current = job.current
 
     first = current()
     assert _kms_accepts(ez, first) is None
@@ -180,7 +167,7 @@ def test_the_renew_service_keeps_a_zone_job_alive_past_three_max_lifetimes(
         metrics = service.metrics()
     finally:
         service.stop()
-        api.delete_namespaced_secret(name, "alice")
+        job.delete()
 
     assert failures == [], f"{len(failures)} failed checks, first {failures[:3]}\n{log[-3000:]}"
     assert ok[0] >= seconds - 10

@@ -15,8 +15,6 @@ from pathlib import Path
 
 import pytest
 import requests
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, KerberosError, ServerUnavailable
@@ -30,16 +28,14 @@ from spark_secrets.metastore import (
     obtain_hive_token,
     renew_hive_token,
 )
-from spark_secrets.kube import KubeClient
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.paths import hive_client_jars
 from spark_secrets.testbed.spark import spark_env
 
 from conftest import EZ_LIFETIMES as LIFETIMES
-from conftest import KEY, ZONE, Zone
-from renewers import RenewerProcess
-from submit_steps.submission import Submission
+from conftest import ZONE, Zone
+from renewers import RenewerProcess, SubmittedJob
 
 pytestmark = pytest.mark.testbed
 
@@ -172,20 +168,13 @@ def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_l
     are asked every second with the Secret's current tokens alone; after three max lifetimes a
     token-only Spark SQL job uses the metastore and reads the zone with the Secret's file, while the
     first file (the control) no longer gets the job anywhere."""
-    assert testbed.kube is not None
     principal = metastore.client_conf()["hive.metastore.kerberos.principal"]
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
     monkeypatch.setenv("HADOOP_CONF_DIR", str(ez.cluster.client_conf_dir()))
-    alice = KubeClient.from_config(str(testbed.kube.kubeconfig("alice", namespace="alice")))
-    conf = {"spark.app.name": "three-kinds", "spark.kubernetes.namespace": "alice",
-            "spark.secrets.hadoop.filesystems": ez.cluster.uri, "spark.secrets.renewer": RENEWER,
-            "spark.secrets.hive.metastoreUris": metastore.uri, "spark.secrets.hive.principal": principal,
-            "spark.secrets.plugin.jar": "none"}
-    name = Submission(conf, alice, progress=lambda _: None).prepare().secrets[0].name
-    api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(testbed.kube.kubeconfig("admin"))))
-
-    def current() -> bytes:
-        return base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
+    job = SubmittedJob(testbed, "three-kinds", {"spark.secrets.hadoop.filesystems": ez.cluster.uri,
+                                                "spark.secrets.hive.metastoreUris": metastore.uri,
+                                                "spark.secrets.hive.principal": principal})
+    current = job.current
 
     first = current()
     assert {t.kind for t in Credentials.from_bytes(first)} == {
@@ -222,9 +211,9 @@ def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_l
         metrics = service.metrics()
     finally:
         service.stop()
-        api.delete_namespaced_secret(name, "alice")
+        job.delete()
     read_env = {"READ_ALSO": f"{ez.cluster.uri}{ZONE}/three.txt", "HADOOP_CONF_DIR": str(ez.cluster.client_conf_dir())}
-    job = sql_job(testbed, metastore, final_file, "three_kinds", tmp_path, **read_env)
+    sql = sql_job(testbed, metastore, final_file, "three_kinds", tmp_path, **read_env)
     control = sql_job(testbed, metastore, first_file, "three_kinds_control", tmp_path, **read_env)
 
     assert failures == [], f"{len(failures)} failed checks, first {failures[:3]}\n{log[-3000:]}"
@@ -233,6 +222,11 @@ def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_l
     for kind in ("hdfs", "kms", "hive"):
         for op in ("renew", "obtain"):
             assert metrics.get(f'token_operations_total{{kind="{kind}",operation="{op}"}}', 0) >= 2, (kind, op, metrics)
-    assert job.returncode == 0, job.stderr[-3000:]
-    assert "HIVE count=3 sum=6" in job.stdout and "READ 'all three kinds\\n'" in job.stdout, job.stdout
+    assert sql.returncode == 0, sql.stderr[-3000:]
+    assert "HIVE count=3 sum=6" in sql.stdout and "READ 'all three kinds\\n'" in sql.stdout, sql.stdout
     assert control.returncode != 0 and "HIVE count" not in control.stdout  # the first tokens are long dead
+    # No token's password, in any encoding, in the renew service's log.
+    for token in [*Credentials.load(first_file), *Credentials.load(final_file)]:
+        for form in (token.encode_url(), token.password.hex(), base64.b64encode(token.password).decode(),
+                     base64.urlsafe_b64encode(token.password).decode().rstrip("=")):
+            assert form not in log, token.kind

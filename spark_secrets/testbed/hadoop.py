@@ -260,7 +260,7 @@ class SecureHdfs:
             "ssl.server.keystore.location": str(self.keystore), "ssl.server.keystore.password": _STORE_PASSWORD,
             "ssl.server.keystore.keypassword": _STORE_PASSWORD, "ssl.server.keystore.type": "jks"}))
         (d / "ssl-client.xml").write_text(site_xml(self._ssl_client()))
-        (d / "log4j.properties").write_text(_LOG4J)
+        (d / "log4j.properties").write_text(LOG4J)
         # HttpServer2 looks its web app up as a classpath directory; WebHDFS itself is
         # registered in code, so the (tarball-only) static UI files are not needed.
         for app in ("hdfs", "datanode", "secondary"):
@@ -300,9 +300,9 @@ class SecureHdfs:
 
     def java_env(self, ccache: Path | None = None, token_file: Path | None = None) -> dict[str, str]:
         """Environment for a Hadoop JVM: a private ticket cache, and a token file only if given."""
-        env = self.kdc.env(ccache if ccache is not None else self.dir / "no-such-ccache")
-        env.pop("HADOOP_TOKEN_FILE_LOCATION", None)
-        env["JAVA_HOME"] = str(java_home())
+        env = daemon_env(self.kdc, self.dir)
+        if ccache is not None:
+            env["KRB5CCNAME"] = f"FILE:{ccache}"
         if token_file is not None:
             env["HADOOP_TOKEN_FILE_LOCATION"] = str(token_file)
         return env
@@ -466,17 +466,28 @@ def write_client_conf(dest: Path, *clusters: SecureHdfs) -> Path:
     (dest / "core-site.xml").write_text(site_xml(core))
     (dest / "hdfs-site.xml").write_text(site_xml(site))
     (dest / "ssl-client.xml").write_text(site_xml(clusters[0]._ssl_client()))
-    (dest / "log4j.properties").write_text(_LOG4J)
+    (dest / "log4j.properties").write_text(LOG4J)
     return dest
 
 
-_LOG4J = """log4j.rootLogger=INFO,console
+#: The log4j (reload4j) configuration of every Hadoop-side JVM of the test bed: to stderr, which the daemon's log keeps.
+LOG4J = """log4j.rootLogger=INFO,console
 log4j.appender.console=org.apache.log4j.ConsoleAppender
 log4j.appender.console.target=System.err
 log4j.appender.console.layout=org.apache.log4j.PatternLayout
 log4j.appender.console.layout.ConversionPattern=%d{HH:mm:ss,SSS} %p %c{1}: %m%n
 log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR
 log4j.logger.org.eclipse.jetty=WARN
+log4j.logger.DataNucleus=WARN
+log4j.logger.org.apache.hadoop.hive.metastore.conf.MetastoreConf=WARN
 """
+
+
+def daemon_env(kdc: Kdc, workdir: Path) -> dict[str, str]:
+    """A server JVM's environment: the realm, no ticket cache (it logs in from its keytab), no token file."""
+    env = kdc.env(workdir / "no-such-ccache")
+    env.pop("HADOOP_TOKEN_FILE_LOCATION", None)
+    env["JAVA_HOME"] = str(java_home())
+    return env
 
 __all__ = ["SecureHdfs", "TokenLifetimes", "HdfsPorts", "DataNodePorts", "FS_SHELL_MAIN", "DTUTIL_MAIN"]

@@ -16,7 +16,7 @@ import requests
 
 from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.daemon import Daemon, free_port, port_open
-from spark_secrets.testbed.hadoop import JAVA17_OPENS, TokenLifetimes, site_xml
+from spark_secrets.testbed.hadoop import JAVA17_OPENS, LOG4J, TokenLifetimes, daemon_env, site_xml
 from spark_secrets.testbed.kdc import Kdc
 from spark_secrets.testbed.paths import hadoop_lib, java_home
 
@@ -82,12 +82,7 @@ class Kms:
             "hadoop.user.group.static.mapping.overrides": "alice=users;bob=users;hdfs=supergroup"}))
         (self.conf_dir / "kms-acls.xml").write_text(site_xml(
             {f"default.key.acl.{op}": "*" for op in _KEY_OPS}))
-        (self.conf_dir / "log4j.properties").write_text(
-            "log4j.rootLogger=INFO,console\nlog4j.appender.console=org.apache.log4j.ConsoleAppender\n"
-            "log4j.appender.console.target=System.err\n"
-            "log4j.appender.console.layout=org.apache.log4j.PatternLayout\n"
-            "log4j.appender.console.layout.ConversionPattern=%d{HH:mm:ss,SSS} %p %c{1}: %m%n\n"
-            "log4j.logger.org.eclipse.jetty=WARN\n")
+        (self.conf_dir / "log4j.properties").write_text(LOG4J)
 
     def _argv(self) -> list[str]:
         return [str(java_home() / "bin" / "java"), f"-Xmx{self.heap}", *JAVA17_OPENS, *self.kdc.java_options(),
@@ -101,9 +96,7 @@ class Kms:
         if not self.keytab.exists():
             self.kdc.export_keytab(self.keytab, "HTTP/localhost")
         self._write_conf()
-        env = self.kdc.env(self.dir / "no-such-ccache")
-        env.pop("HADOOP_TOKEN_FILE_LOCATION", None)
-        env["JAVA_HOME"] = str(java_home())
+        env = daemon_env(self.kdc, self.dir)
         env["HADOOP_KEYSTORE_PASSWORD"] = "testbed-kms"  # guards the throwaway key store only
         self.daemon = Daemon("kms", self._argv(), self.dir, env=env)
         self.daemon.start()
@@ -130,8 +123,7 @@ class Kms:
         argv = [str(java_home() / "bin" / "java"), "-Xmx128m", *JAVA17_OPENS, *self.kdc.java_options(),
                 "-cp", f"{self.conf_dir}:{hadoop_lib()}/*", KEY_SHELL_MAIN, "create", name,
                 "-provider", self.provider_uri]
-        env = self.kdc.env(ccache)
-        env.pop("HADOOP_TOKEN_FILE_LOCATION", None)
+        env = {**daemon_env(self.kdc, self.dir), "KRB5CCNAME": f"FILE:{ccache}"}
         proc = subprocess.run(argv, env=env, capture_output=True, timeout=120)
         if proc.returncode != 0:
             raise TestbedError(f"hadoop key create {name} failed", (proc.stdout + proc.stderr).decode(errors="replace")[-800:])

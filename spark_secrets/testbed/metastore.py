@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from spark_secrets.testbed.daemon import Daemon, free_port, port_open
-from spark_secrets.testbed.hadoop import JAVA17_OPENS, TokenLifetimes, site_xml
+from spark_secrets.testbed.hadoop import JAVA17_OPENS, LOG4J, TokenLifetimes, daemon_env, site_xml
 from spark_secrets.testbed.kdc import Kdc
 from spark_secrets.testbed.paths import hadoop_lib, hive_lib, java_home
 
@@ -96,12 +96,7 @@ class HiveMetastore:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         (self.conf_dir / "metastore-site.xml").write_text(site_xml(self.metastore_site()))
         (self.conf_dir / "core-site.xml").write_text(site_xml(self.core_site()))
-        (self.conf_dir / "log4j.properties").write_text(
-            "log4j.rootLogger=INFO,console\nlog4j.appender.console=org.apache.log4j.ConsoleAppender\n"
-            "log4j.appender.console.target=System.err\n"
-            "log4j.appender.console.layout=org.apache.log4j.PatternLayout\n"
-            "log4j.appender.console.layout.ConversionPattern=%d{HH:mm:ss,SSS} %p %c{1}: %m%n\n"
-            "log4j.logger.DataNucleus=WARN\nlog4j.logger.org.apache.hadoop.hive.metastore.conf.MetastoreConf=WARN\n")
+        (self.conf_dir / "log4j.properties").write_text(LOG4J)
 
     def _argv(self) -> list[str]:
         return [str(java_home() / "bin" / "java"), f"-Xmx{self.heap}", *JAVA17_OPENS, *self.kdc.java_options(),
@@ -117,10 +112,7 @@ class HiveMetastore:
         if not self.keytab.exists():
             self.kdc.export_keytab(self.keytab, "hive/localhost")
         self._write_conf()
-        env = self.kdc.env(self.dir / "no-such-ccache")
-        env.pop("HADOOP_TOKEN_FILE_LOCATION", None)
-        env["JAVA_HOME"] = str(java_home())
-        self.daemon = Daemon("metastore", self._argv(), self.dir, env=env, cwd=self.dir)
+        self.daemon = Daemon("metastore", self._argv(), self.dir, env=daemon_env(self.kdc, self.dir), cwd=self.dir)
         seen = self.daemon.log.stat().st_size if self.daemon.log.exists() else 0  # the log is appended to
         self.daemon.start()
         # The port opens a moment before the server takes calls; this line says it does.

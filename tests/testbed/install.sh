@@ -67,22 +67,10 @@ else
   step "Spark $spark35_version cached"
 fi
 
-# -- Apache Hadoop jars (NameNode, DataNode and Hadoop's own CLI tools) ----------------------------
-hadoop_stamp="$(stamp_of "$here/hadoop/pom.xml")"
-if [ "$(cat "$cache/hadoop/stamp" 2>/dev/null)" != "$hadoop_stamp" ]; then
-  step "Maven: Hadoop jars into $cache/hadoop/lib"
-  rm -rf "$cache/hadoop"
-  mkdir -p "$cache/hadoop"
-  (cd "$here/hadoop" && mvn -B -q dependency:copy-dependencies -DincludeScope=runtime \
-      -DoutputDirectory="$cache/hadoop/lib")
-  echo "$hadoop_stamp" > "$cache/hadoop/stamp"
-else
-  step "Hadoop jars cached ($(ls "$cache/hadoop/lib" | wc -l) jars)"
-fi
-
-# -- Apache Hive: the standalone metastore (run beside the Hadoop jars above, which it does not repeat),
-#    and the 4.0 metastore client Spark loads for it (hive-client) ------------------------------------
-for part in hive hive-client; do
+# -- Maven Central jars: Apache Hadoop (NameNode, DataNode, KMS and Hadoop's own CLI tools), Hive's
+#    standalone metastore (run beside the Hadoop jars, which it does not repeat) and the Hive 4.0
+#    metastore client Spark loads for it (hive-client); one cache directory and stamp each --------------
+for part in hadoop hive hive-client; do
   part_stamp="$(stamp_of "$here/$part/pom.xml")"
   if [ "$(cat "$cache/$part/stamp" 2>/dev/null)" != "$part_stamp" ]; then
     step "Maven: $part jars into $cache/$part/lib"
