@@ -7,7 +7,9 @@ import secrets as random
 
 from spark_secrets.kerberos import short_name
 from spark_secrets.errors import ConfigError
+from spark_secrets.credentials import Credentials
 from spark_secrets.hadoopconf import HadoopConf
+from spark_secrets.identifier import HIVE_DELEGATION_KIND
 from submit_steps.settings import Settings
 from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_PRINCIPAL,
                                        ANNOTATION_RENEWER, ANNOTATION_SERVICE_ACCOUNT, KIND_HADOOP_TOKENS, LABEL_APP,
@@ -64,6 +66,11 @@ class TokenSecretStep(SubmitStep):
     def enabled(self) -> bool:
         return self.settings.wants_tokens
 
+    def _targets(self, creds: Credentials) -> tuple[str, ...]:
+        """What the renew service re-issues from: the filesystems, and the metastore if its token is here."""
+        metastore = self.settings.hive_metastore if any(t.kind == HIVE_DELEGATION_KIND for t in creds) else None
+        return self.settings.filesystems + (metastore.uris if metastore else ())
+
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
         if not self.enabled or spec.credentials is None:
             return spec
@@ -76,7 +83,7 @@ class TokenSecretStep(SubmitStep):
         owner = spec.principal or (known[0].owner if known else "unknown")
         annotations: dict[str, str] = {
             ANNOTATION_PRINCIPAL: owner,
-            ANNOTATION_FILESYSTEMS: ",".join(self.settings.token_targets),
+            ANNOTATION_FILESYSTEMS: ",".join(self._targets(creds)),
             ANNOTATION_KEY: self.settings.secret_key,
         }
         if known:

@@ -125,7 +125,9 @@ class Settings:
         # Touch every property once so bad values fail before anything happens.
         _ = (self.enabled, self.filesystems, self.ca_bundle, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
              self.renew_interval, self.secret_name, self.user_steps, self.plugin_jar, self._refresh_values(),
-             self.layout, self.layout_user, self.renew_service_lease, self.hive_metastore)
+             self.layout, self.layout_user, self.renew_service_lease)
+        if any(k.startswith(("spark.secrets.hive.", "spark.hadoop.hive.metastore.")) for k in self.conf):
+            _ = self.hive_metastore  # given here: checked now (else hive-site.xml is read when first needed)
 
     def get(self, key: str) -> str | None:
         value = self.conf.get(key)
@@ -158,11 +160,6 @@ class Settings:
     def wants_tokens(self) -> bool:
         """Whether the job gets a token Secret: filesystems or a metastore to obtain tokens from."""
         return bool(self.filesystems) or self.hive_metastore is not None
-
-    @property
-    def token_targets(self) -> tuple[str, ...]:
-        """What the tokens come from, for the renew service's re-issue: filesystems, then metastore URIs."""
-        return self.filesystems + (self.hive_metastore.uris if self.hive_metastore else ())
 
     def _hive_conf(self, key: str) -> str | None:
         """A Hive client setting as Spark gives it to Hive: ``spark.hadoop.<key>``, else ``hive-site.xml``."""

