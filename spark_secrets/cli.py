@@ -158,9 +158,11 @@ def _submission(spark_args: Sequence[str], kubeconfig: str | None):
     from submit_steps.submission import Submission
 
     conf = conf_from_submit_args(spark_args)
-    if not Settings(conf).filesystems:
-        raise ConfigError("no filesystems to obtain tokens for",
-                          "add --conf spark.secrets.hadoop.filesystems=hdfs://<nameservice or namenode:port>")
+    settings = Settings(conf)
+    if settings.enabled and not (settings.wants_tokens or settings.job_secrets):
+        raise ConfigError("nothing to do: no filesystems or metastore to obtain tokens from, and no job secrets",
+                          "add --conf spark.secrets.hadoop.filesystems=hdfs://<nameservice or namenode:port> "
+                          "or --conf spark.secrets.file.<name>=<reference>")
     return Submission(conf, KubeClient.from_config(kubeconfig))
 
 
@@ -580,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
     submit.add_argument("spark_args", nargs=argparse.REMAINDER, metavar="-- SPARK-SUBMIT-ARGS")
     submit.set_defaults(func=cmd_submit)
+
+    from spark_secrets.secretcommands import add_parser as add_secrets_parser
+    add_secrets_parser(sub)
 
     tokens = sub.add_parser("tokens", help="fetch, show, renew or cancel HDFS delegation tokens",
                             description="Work with Hadoop token files (the HADOOP_TOKEN_FILE_LOCATION format).")

@@ -17,6 +17,10 @@
     │   ├── KubernetesNotFound    (404)
     │   ├── KubernetesConflict    (409)
     │   └── KubernetesGone        (410)
+    ├── VaultError                OpenBao/Vault refused or failed
+    │   ├── VaultForbidden        a policy denies it, or the token expired
+    │   ├── VaultNotFound         no secret at that path
+    │   └── VaultUnavailable      it did not answer
     ├── UnusableSecret            a token Secret the renew service cannot work with
     ├── PluginError               the JVM plugin's jar
     └── TestbedError              the local test bed (development only)
@@ -79,6 +83,22 @@ class KubernetesGone(KubernetesError):
 
 class KubernetesInvalid(KubernetesError):
     """The API server found the request invalid (HTTP 422), e.g. a streaming list where it has none."""
+
+
+class VaultError(SparkSecretsError):
+    """OpenBao/Vault refused or failed a request."""
+
+
+class VaultForbidden(VaultError):
+    """A policy denies the request, or the token is expired or revoked (HTTP 403)."""
+
+
+class VaultNotFound(VaultError):
+    """No secret at that path, or not that version (HTTP 404)."""
+
+
+class VaultUnavailable(VaultError):
+    """OpenBao/Vault did not answer (connection refused, timeout, sealed, TLS)."""
 
 
 class UnusableSecret(SparkSecretsError):

@@ -6,6 +6,7 @@ import importlib
 from collections.abc import Mapping, Sequence
 
 from spark_secrets.errors import ConfigError
+from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.layout import LayoutStep
 from submit_steps.plugin import RefresherPluginStep
 from submit_steps.pods import PodWiringStep
@@ -16,7 +17,7 @@ from submit_steps.step import SubmitStep
 from submit_steps.tokens import DelegationTokenStep
 
 DEFAULT_STEPS: tuple[type[SubmitStep], ...] = (DelegationTokenStep, LayoutStep, TokenSecretStep, PodWiringStep,
-                                                RefresherPluginStep)
+                                                JobSecretsStep, RefresherPluginStep)
 
 
 def load_step(path: str) -> type[SubmitStep]:

@@ -18,13 +18,15 @@ from __future__ import annotations
 import atexit
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from spark_secrets.errors import ConfigError
 from spark_secrets.kube import KubeClient
+from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
 from submit_steps.builder import StepBuilder
+from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.local import private_token_file
 from submit_steps.spec import SubmissionSpec
 from submit_steps.submission import Progress, Submission, stderr_progress
@@ -41,7 +43,8 @@ class NotebookSetup:
 
     @property
     def secret_name(self) -> str | None:
-        return self.spec.secrets[0].name if self.spec.secrets else None
+        """The token Secret's name (None without tokens)."""
+        return next((p.name for p in self.spec.secrets if p.labels.get(LABEL_KIND) == KIND_HADOOP_TOKENS), None)
 
     def close(self) -> None:
         if self.submission is not None:
@@ -78,14 +81,21 @@ def configure(builder: Any, conf: Mapping[str, str] | None = None, *, kube: Kube
         submission = Submission(merged, kube or KubeClient.from_config(), progress=progress)
         spec = submission.prepare()
     else:
-        # No cluster: only the tokens are needed, for the driver in this process.
-        token_step = StepBuilder(merged).step(DelegationTokenStep)
-        assert token_step is not None
-        spec = token_step.apply(SubmissionSpec(conf=merged))
+        # No cluster: only the tokens and the job's secrets are needed, for the driver in this process.
+        steps = StepBuilder(merged)
+        spec = SubmissionSpec(conf=merged)
+        for cls in (DelegationTokenStep, JobSecretsStep):
+            step = steps.step(cls)
+            assert step is not None
+            spec = step.apply(spec)
+        spec = replace(spec, secrets=())  # nothing to create without a cluster
         for note in spec.notes:
             progress(note)
     for key, value in {**spec.added_conf, **(conf or {})}.items():
         builder.config(key, value)
+    if spec.local_secrets is not None:
+        os.environ.update(spec.local_secrets.materialize())
+        progress(f"the job's secrets for this driver in {os.environ['SPARK_SECRETS_DIR']} (0600, removed at exit)")
     token_file = None
     if spec.credentials is not None:
         token_file = private_token_file(spec.credentials)

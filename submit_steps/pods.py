@@ -10,7 +10,7 @@ and the same variable through ``spark.executorEnv``.
 from __future__ import annotations
 
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
-from spark_secrets.tokensecret import LABEL_TOKEN_SECRET
+from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_TOKEN_SECRET
 from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep
 
@@ -20,9 +20,9 @@ class PodWiringStep(SubmitStep):
         return self.settings.wants_tokens
 
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
-        if not self.enabled or not spec.secrets:
+        secret = next((p for p in spec.secrets if p.labels.get(LABEL_KIND) == KIND_HADOOP_TOKENS), None)
+        if not self.enabled or secret is None:
             return spec
-        secret = spec.secrets[-1]
         key = self.settings.secret_key
         token_file = f"{SPARK_CREDENTIALS_DIR}/{key}"
         return spec.add_conf({

@@ -13,7 +13,8 @@ from spark_secrets.identifier import HIVE_DELEGATION_KIND
 from submit_steps.settings import Settings
 from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_PRINCIPAL,
                                        ANNOTATION_RENEWER, ANNOTATION_SERVICE_ACCOUNT, KIND_HADOOP_TOKENS, LABEL_APP,
-                                       LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY, identifiers_of,
+                                       LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER, LABEL_TOKEN_SECRET, MANAGED_BY,
+                                       identifiers_of,
                                        schedule_annotations)
 from submit_steps.spec import SECRET_MAX_BYTES, SecretPlan, SubmissionSpec
 from submit_steps.step import SubmitStep
@@ -100,6 +101,7 @@ class TokenSecretStep(SubmitStep):
             name=(target.fill if target and target.fill else self.name),
             namespace=target.namespace if target else self.settings.namespace, data={self.settings.secret_key: data},
             fill=bool(target and target.fill),
+            driver_selector=f"{LABEL_TOKEN_SECRET}={target.fill if target and target.fill else self.name}",
             labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS,
                     LABEL_OWNER: label_value(short_name(owner)),
                     LABEL_APP: label_value(self.settings.app_name)},

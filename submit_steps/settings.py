@@ -18,6 +18,7 @@ from spark_secrets.duration import parse_duration
 from spark_secrets.errors import ConfigError
 from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES, HadoopConf
 from spark_secrets.metastore import Metastore
+from spark_secrets.reference import JobSecret, parse_job_secret
 from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
 
 PREFIX = "spark.secrets."
@@ -94,10 +95,36 @@ SETTINGS: tuple[Setting, ...] = (
             "Plugin: longest wait between retries after a missing or unreadable token file."),
     Setting("spark.secrets.refresh.watch", "true",
             "Plugin: watch the token file's directory (inotify) to pick up kubelet's swap at once."),
+    Setting("spark.secrets.file.<name>", None,
+            "A job secret as the file `<name>` in the job-secrets directory of the driver and every executor, "
+            "from a reference: `vault:<mount>/<path>#<field>` (OpenBao/Vault KV v2, `@<version>` pins), "
+            "`k8s:<secret>#<key>` (a Secret in the job's namespace, mounted, not copied), `file:<local path>` "
+            "or `env:<LOCAL_VAR>` (read here). Never the value itself."),
+    Setting("spark.secrets.env.<VAR>", None,
+            "A job secret as the environment variable `<VAR>` of the driver and every executor (from a Secret "
+            "with `secretKeyRef`, never a literal), from a reference as for `spark.secrets.file.<name>`."),
+    Setting("spark.secrets.dir", "/mnt/secrets/spark-secrets",
+            "The job-secrets directory inside the pods (a Secret volume, in memory); Python code finds it "
+            "through `SPARK_SECRETS_DIR` and reads secrets with `spark_secrets.runtime.secret(name)`."),
+    Setting("spark.secrets.vault.address", None,
+            "OpenBao/Vault address for `vault:` references. Default: `VAULT_ADDR`, else `BAO_ADDR`."),
+    Setting("spark.secrets.vault.namespace", None,
+            "OpenBao/Vault namespace. Default: `VAULT_NAMESPACE`, else `BAO_NAMESPACE`, else none."),
+    Setting("spark.secrets.vault.caCert", None,
+            "PEM file of the CA that signed OpenBao/Vault's certificate. Default: `VAULT_CACERT`, else the system's."),
+    Setting("spark.secrets.vault.auth", "auto",
+            "How the submitter logs in: `token` (`VAULT_TOKEN`/`BAO_TOKEN`, else `~/.vault-token`, as the CLI "
+            "leaves it), `kubernetes` (the pod's service-account token, role `spark.secrets.vault.role`), "
+            "`approle` (`VAULT_ROLE_ID` and `VAULT_SECRET_ID` from the environment) or `auto` (in that order)."),
+    Setting("spark.secrets.vault.role", None, "The Kubernetes auth role, for `spark.secrets.vault.auth=kubernetes`."),
+    Setting("spark.secrets.vault.authMount", None,
+            "The auth method's mount path. Default: `kubernetes` or `approle`."),
     Setting("spark.secrets.steps", "",
             "Comma-separated dotted paths of extra step classes, run after the default steps."),
 )
-_KNOWN = {s.key for s in SETTINGS}
+#: Settings named by a job secret's name (their rows in SETTINGS show the pattern).
+JOB_SECRET_PREFIXES = ("spark.secrets.file.", "spark.secrets.env.")
+_KNOWN = {s.key for s in SETTINGS if not s.key.endswith(">")}
 _DEFAULTS = {s.key: s.default for s in SETTINGS}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -118,14 +145,15 @@ class Settings:
     conf: Mapping[str, str]
 
     def __post_init__(self) -> None:
-        unknown = sorted(k for k in self.conf if k.startswith(PREFIX) and k not in _KNOWN)
+        unknown = sorted(k for k in self.conf if k.startswith(PREFIX) and k not in _KNOWN
+                         and not k.startswith(JOB_SECRET_PREFIXES))
         if unknown:
             raise ConfigError(f"unknown setting {unknown[0]}",
                               f"known {PREFIX}* settings are: {', '.join(sorted(_KNOWN))}")
         # Touch every property once so bad values fail before anything happens.
         _ = (self.enabled, self.filesystems, self.ca_bundle, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
              self.renew_interval, self.secret_name, self.user_steps, self.plugin_jar, self._refresh_values(),
-             self.layout, self.layout_user, self.renew_service_lease)
+             self.layout, self.layout_user, self.renew_service_lease, self.job_secrets, self.secrets_dir)
         if any(k.startswith(("spark.secrets.hive.", "spark.hadoop.hive.metastore.")) for k in self.conf):
             _ = self.hive_metastore  # given here: checked now (else hive-site.xml is read when first needed)
 
@@ -160,6 +188,23 @@ class Settings:
     def wants_tokens(self) -> bool:
         """Whether the job gets a token Secret: filesystems or a metastore to obtain tokens from."""
         return bool(self.filesystems) or self.hive_metastore is not None
+
+    @cached_property
+    def job_secrets(self) -> tuple[JobSecret, ...]:
+        """The job's ``spark.secrets.file.*`` and ``spark.secrets.env.*``, parsed (no value read yet)."""
+        return tuple(parse_job_secret(k, v) for k, v in sorted(self.conf.items()) if k.startswith(JOB_SECRET_PREFIXES))
+
+    @cached_property
+    def secrets_dir(self) -> str:
+        value = self._value("spark.secrets.dir").rstrip("/")
+        if not value.startswith("/") or value in ("", "/") or SPARK_CREDENTIALS_DIR.startswith(value + "/"):
+            raise ConfigError(f"spark.secrets.dir={value!r} cannot hold the job's secrets",
+                              "give an absolute directory of its own, e.g. /mnt/secrets/spark-secrets")
+        return value
+
+    def vault_setting(self, name: str) -> str | None:
+        """``spark.secrets.vault.<name>``, for :meth:`spark_secrets.vault.VaultConfig.from_settings`."""
+        return self.get(f"spark.secrets.vault.{name}")
 
     def _hive_conf(self, key: str) -> str | None:
         """A Hive client setting as Spark gives it to Hive: ``spark.hadoop.<key>``, else ``hive-site.xml``."""

@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from spark_secrets.credentials import Credentials
 
 from spark_secrets.tokensecret import ANNOTATION_RENEWED_AT
+
+if TYPE_CHECKING:
+    from submit_steps.jobsecrets import LocalSecrets
 
 #: Kubernetes refuses Secrets whose data exceeds 1 MiB.
 SECRET_MAX_BYTES = 1 << 20
@@ -37,6 +41,8 @@ class SecretPlan:
     annotations: Mapping[str, str] = field(default_factory=dict)
     #: Fill this pre-created Secret (a merge patch) instead of creating it.
     fill: bool = False
+    #: The label selector that finds the job's driver pod, which will own this Secret.
+    driver_selector: str | None = None
 
     def __repr__(self) -> str:
         sizes = {k: f"{len(v)} bytes" for k, v in self.data.items()}
@@ -74,6 +80,8 @@ class SubmissionSpec:
     principal: str | None = None
     target: Target | None = None
     notes: tuple[str, ...] = ()
+    #: The job's secrets for a driver that runs here (client mode): see submit_steps.jobsecrets.
+    local_secrets: LocalSecrets | None = field(default=None, repr=False)
 
     def effective_conf(self) -> dict[str, str]:
         return {**self.conf, **self.added_conf}
@@ -83,6 +91,9 @@ class SubmissionSpec:
 
     def add_secret(self, plan: SecretPlan) -> SubmissionSpec:
         return replace(self, secrets=(*self.secrets, plan))
+
+    def with_local_secrets(self, local: LocalSecrets) -> SubmissionSpec:
+        return replace(self, local_secrets=local)
 
     def add_note(self, note: str) -> SubmissionSpec:
         return replace(self, notes=(*self.notes, note))

@@ -18,6 +18,7 @@ from spark_secrets.errors import SparkSecretsError
 from spark_secrets.errors import KubernetesForbidden, KubernetesNotFound
 from spark_secrets.kube import KubeClient, ObjectRef
 from submit_steps.builder import StepBuilder
+from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.layout import LayoutStep
 from submit_steps.sparkconf import insert_conf_flags
 from spark_secrets.tokensecret import LABEL_TOKEN_SECRET
@@ -36,8 +37,13 @@ class Submission:
         self.builder = builder or StepBuilder(conf)
         self.settings = self.builder.settings
         self.kube = kube
+        job_secrets = self.builder.step(JobSecretsStep)
+        if isinstance(job_secrets, JobSecretsStep) and job_secrets.kube is None:
+            job_secrets.kube = kube  # checks k8s: references before anything is created
         self.progress = progress
         self.created: list[ObjectRef] = []
+        #: The label selector that finds the driver pod of each created Secret.
+        self.selectors: dict[str, str] = {}
         self.owner: ObjectRef | None = None
         #: The layout lets the submitter only create Secrets: the renew service attaches and cleans up.
         self.handed_over = False
@@ -45,11 +51,16 @@ class Submission:
     # -- phases ----------------------------------------------------------------------------------
     def preflight(self) -> None:
         """Fail early, creating nothing, if the user may not create the Secret in the namespace."""
-        if not (self.settings.enabled and self.settings.wants_tokens):
+        if not (self.settings.enabled and (self.settings.wants_tokens or self.settings.job_secrets)):
             return
         layout = self.builder.step(LayoutStep)
         target = layout.target() if isinstance(layout, LayoutStep) else Target(self.settings.namespace)
         namespace = target.namespace
+        if self.settings.job_secrets and not self.kube.can_i("create", "secrets", namespace):
+            raise KubernetesForbidden(f"you may not create Secrets in namespace {namespace} for the job's secrets",
+                                      "submit to a namespace where you may, or ask an admin for a RoleBinding there")
+        if not self.settings.wants_tokens:
+            return
         if target.fill:
             if not self.kube.can_i("patch", "secrets", namespace, name=target.fill):
                 raise KubernetesForbidden(f"you may not fill the pre-created Secret {namespace}/{target.fill}",
@@ -70,7 +81,10 @@ class Submission:
                 if plan.fill:  # an admin's Secret that outlives the job: never owned, never deleted by us
                     self._fill(plan)
                     continue
-                self.created.append(self.kube.create_secret(plan.manifest()))
+                ref = self.kube.create_secret(plan.manifest())
+                self.created.append(ref)
+                if plan.driver_selector:
+                    self.selectors[ref.name] = plan.driver_selector
                 self.progress(f"created Secret {plan.namespace}/{plan.name}")
         except BaseException:
             self.cleanup()
@@ -105,7 +119,8 @@ class Submission:
         if self.owner is not None or not self.created or self.handed_over:
             return self.owner
         secret = self.created[0]
-        pods = self.kube.find_pods(secret.namespace, f"{LABEL_TOKEN_SECRET}={secret.name},spark-role=driver")
+        selector = self.selectors.get(secret.name, f"{LABEL_TOKEN_SECRET}={secret.name}")
+        pods = self.kube.find_pods(secret.namespace, f"{selector},spark-role=driver")
         if not pods:
             return None
         try:
@@ -136,6 +151,8 @@ class Submission:
 
             local_file = private_token_file(spec.credentials, self.settings.token_file_format)
             run_env["HADOOP_TOKEN_FILE_LOCATION"] = str(local_file)
+        if spec.local_secrets is not None and not self._is_cluster_mode():
+            run_env.update(spec.local_secrets.materialize())  # this driver runs here: files and env, private
         stop = threading.Event()
 
         def watch_for_driver() -> None:
@@ -162,8 +179,8 @@ class Submission:
                 while self.adopt() is None and not self.handed_over and time.monotonic() < deadline:
                     time.sleep(poll)
             if self.created and self.owner is None and not (self.handed_over and proc.returncode == 0):
-                why = "spark-submit failed" if proc.returncode else "no driver pod owns it"
-                self.progress(f"{why}: removing the token Secret")
+                why = "spark-submit failed" if proc.returncode else "no driver pod owns them"
+                self.progress(f"{why}: removing the job's Secrets")
                 self.cleanup()
             return proc.returncode
         except BaseException:

@@ -21,6 +21,8 @@ from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.kube import KubeControlPlane
 
+pytestmark = pytest.mark.testbed
+
 ROOT = Path(__file__).resolve().parent.parent
 LEASE = "spark-secrets-renewer"  # the default spark.secrets.renewService.lease names it
 JAR = "local:///opt/spark/jars/spark-secrets-plugin.jar"

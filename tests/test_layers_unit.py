@@ -13,14 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Lowest first; a module may import its own layer and the ones before it.
 LAYERS: dict[str, tuple[str, ...]] = {
     "codecs": ("spark_secrets.errors", "spark_secrets.writable", "spark_secrets.identifier", "spark_secrets.token",
-               "spark_secrets.credentials", "spark_secrets.tokensecret", "spark_secrets.duration"),
+               "spark_secrets.credentials", "spark_secrets.tokensecret", "spark_secrets.duration",
+               "spark_secrets.reference", "spark_secrets.jobsecret"),
     "protocol clients": ("spark_secrets.hadoopconf", "spark_secrets.kerberos", "spark_secrets.spnego",
                          "spark_secrets.webhdfs", "spark_secrets.kms", "spark_secrets.fetcher",
                          "spark_secrets.sasl", "spark_secrets.metastore", "spark_secrets.kubeconfig", "spark_secrets.kube",
-                         "spark_secrets.plugin"),
+                         "spark_secrets.plugin", "spark_secrets.vault"),
     "services and steps": ("spark_secrets.renew", "spark_secrets.rbac", "spark_secrets.runtime", "spark_secrets.doctor",
-                           "spark_secrets.status", "submit_steps"),
-    "CLI": ("spark_secrets.cli", "spark_secrets.__main__"),
+                           "spark_secrets.status", "spark_secrets.resolver", "submit_steps"),
+    "CLI": ("spark_secrets.cli", "spark_secrets.secretcommands", "spark_secrets.__main__"),
 }
 DEV_TOOLS = ("spark_secrets.testbed", "spark_secrets.jvm")
 DEMO = "spark_secrets.testbed.demo"

@@ -3,7 +3,9 @@
 * :func:`hdfs_client`: an HdfsCLI client (:mod:`.client`) for one filesystem;
 * :func:`arrow_filesystem`: a ``pyarrow.fs.FileSystem`` (:mod:`.filesystem`) for ``pyarrow.parquet``,
   ``pyarrow.dataset`` and pandas;
-* :mod:`.tokenfile`: the job's token file (``HADOOP_TOKEN_FILE_LOCATION``), re-read when it changes.
+* :mod:`.tokenfile`: the job's token file (``HADOOP_TOKEN_FILE_LOCATION``), re-read when it changes;
+* :func:`secret`, :func:`fresh`, :func:`on_change` (:mod:`.secrets`): the job's own secrets
+  (``spark.secrets.file.*``) by name, current after a rotation.
 
 Both go through WebHDFS (or SWebHDFS) with ``delegation=``: HA nameservices from ``HADOOP_CONF_DIR``
 (standbys skipped), HTTPS with a CA bundle, and this project's one-line errors (no token for the
@@ -17,12 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spark_secrets.runtime.client import TokenFileClient, hdfs_client
+from spark_secrets.runtime.secrets import FreshSecret, MissingSecretError, fresh, on_change, secret, secret_bytes
 from spark_secrets.runtime.tokenfile import TokenFile
 
 if TYPE_CHECKING:
     from pyarrow.fs import PyFileSystem
 
-__all__ = ["TokenFile", "TokenFileClient", "arrow_filesystem", "hdfs_client"]
+__all__ = ["FreshSecret", "MissingSecretError", "TokenFile", "TokenFileClient", "arrow_filesystem", "fresh",
+           "hdfs_client", "on_change", "secret", "secret_bytes"]
 
 
 def arrow_filesystem(fs: str | None = None, *, token_file: str | Path | None = None,

