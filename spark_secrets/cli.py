@@ -296,6 +296,14 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     host, _, port_text = args.listen.rpartition(":")
     if not port_text.isdigit() or int(port_text) > 65535:
         raise ConfigError(f"--listen {args.listen!r} has no port", "give HOST:PORT or :PORT, e.g. :8080")
+    secrets_interval = parse_duration("--secrets-interval", args.secrets_interval).total_seconds()
+    vault_config = None
+    if args.vault_role:
+        from spark_secrets.vault import VaultConfig
+
+        options = {"address": args.vault_address, "namespace": args.vault_namespace, "caCert": args.vault_ca_cert,
+                   "role": args.vault_role, "authMount": args.vault_auth_mount, "auth": "kubernetes"}
+        vault_config = VaultConfig.from_settings(options.get)
     hadoop_conf = HadoopConf.load()
     hive_uris = args.hive_metastore_uris or hadoop_conf.get("hive.metastore.uris")
     metastore = Metastore.parse(hive_uris, args.hive_principal or hadoop_conf.get("hive.metastore.kerberos.principal"),
@@ -315,7 +323,14 @@ def cmd_renewer(args: argparse.Namespace) -> int:
         from spark_secrets.renew.grants import AccessGrants
 
         grants = AccessGrants(kube, args.grant_service_account)
-    service = RenewService(kube, login, renewer=login.short_name, principal=login.principal,
+    rotator = None
+    if vault_config is not None:
+        from spark_secrets.renew.rotation import SecretRotator
+
+        def rotator(svc: RenewService) -> SecretRotator:
+            return SecretRotator(kube, vault_config, namespaces=svc.namespaces, metrics=svc.metrics, report=svc._report,
+                                 interval=secrets_interval, leader=svc.leader)
+    service = RenewService(kube, login, renewer=login.short_name, principal=login.principal, rotator=rotator,
                            namespaces=None if args.all_namespaces else args.namespace, policy=policy,
                            hadoop_conf=hadoop_conf, verify=_verify(args), metastore=metastore,
                            leader=(lambda: elector.is_leader) if elector else None,
@@ -494,6 +509,17 @@ def build_parser() -> argparse.ArgumentParser:
     renewer.add_argument("--hive-principal", metavar="PRINCIPAL",
                          help="that metastore's Kerberos principal, _HOST = each URI's host (default: "
                               "hive.metastore.kerberos.principal from hive-site.xml)")
+    vault = renewer.add_argument_group(
+        "job secrets (rotation of vault: references without a pinned version; off without --vault-role)")
+    vault.add_argument("--vault-role", metavar="ROLE",
+                       help="OpenBao/Vault Kubernetes auth role the service logs in with *as each job's driver service "
+                            "account* (a TokenRequest per job), so that account's policies decide what it may read")
+    vault.add_argument("--vault-address", metavar="URL", help="OpenBao/Vault address (default: VAULT_ADDR, else BAO_ADDR)")
+    vault.add_argument("--vault-auth-mount", metavar="PATH", help="the Kubernetes auth mount (default: kubernetes)")
+    vault.add_argument("--vault-namespace", metavar="NS", help="OpenBao/Vault namespace (default: VAULT_NAMESPACE)")
+    vault.add_argument("--vault-ca-cert", metavar="PEM", help="CA of OpenBao/Vault's certificate (default: VAULT_CACERT)")
+    vault.add_argument("--secrets-interval", default="30s",
+                       help="how often the KV versions of running jobs' secrets are checked (default 30s)")
     renewer.set_defaults(func=cmd_renewer)
 
     render = sub.add_parser(

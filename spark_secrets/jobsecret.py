@@ -17,7 +17,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from spark_secrets.tokensecret import DOMAIN
+# The job's driver service account (the token Secret's annotation): who the renew service reads
+# OpenBao/Vault as, for this job.
+from spark_secrets.tokensecret import ANNOTATION_SERVICE_ACCOUNT as ANNOTATION_SERVICE_ACCOUNT
+from spark_secrets.tokensecret import DOMAIN, LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY
 
 KIND_JOB_SECRETS = "job-secrets"
 #: On the driver pod: the name of the job-secrets Secret it owns once it exists.
@@ -29,6 +32,8 @@ ENV_DIR = "SPARK_SECRETS_DIR"
 ENV_FILES = "SPARK_SECRETS_FILES"
 ENV_KEY_PREFIX = ".env."
 SUFFIX = "-job-secrets"
+#: Selects every job-secrets Secret (the renew service lists their metadata only).
+JOB_SECRETS_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_KIND}={KIND_JOB_SECRETS}"
 
 
 def env_key(var: str) -> str:
@@ -38,6 +43,11 @@ def env_key(var: str) -> str:
 def k8s_dir(secrets_dir: str, secret: str) -> str:
     """Where a ``k8s:`` reference's Secret is mounted: beside the directory, never inside its volume."""
     return f"{secrets_dir}-k8s/{secret}"
+
+
+def data_key(kind: str, name: str) -> str:
+    """The Secret key of a file (``<name>``) or env (``.env.<VAR>``) secret."""
+    return name if kind == "file" else env_key(name)
 
 
 def encode_files(paths: Mapping[str, str]) -> str:

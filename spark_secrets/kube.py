@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -270,6 +270,19 @@ class KubeClient:
         Secret as it now is."""
         return self.request(f"update Secret {namespace}/{name}", "PATCH", self._secret_path(namespace, name),
                             body=dict(patch), content_type=STRATEGIC_MERGE_PATCH)
+
+    def service_account_token(self, namespace: str, name: str, seconds: int = 600,
+                              audiences: Sequence[str] = ()) -> str:
+        """A short-lived token of ``system:serviceaccount:<namespace>:<name>`` (TokenRequest), to act as
+        that account elsewhere (OpenBao/Vault's Kubernetes auth); never stored."""
+        spec: dict[str, Any] = {"expirationSeconds": seconds}
+        if audiences:
+            spec["audiences"] = list(audiences)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        answer = self.request(f"request a token of service account {namespace}/{name}", "POST",
+                              f"/api/v1/namespaces/{quote(namespace, safe='')}/serviceaccounts/"
+                              f"{quote(name, safe='')}/token", body=body)
+        return str((answer.get("status") or {}).get("token") or "")
 
     def set_owner(self, secret: ObjectRef, owner: ObjectRef) -> None:
         """Make ``owner`` (a pod) own ``secret``, so the garbage collector deletes it with the pod."""

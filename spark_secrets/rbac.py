@@ -117,6 +117,10 @@ def common(*, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]),
         _cluster_role("spark-secrets-renewer-grants", [
             {"apiGroups": [RBAC], "resources": ["roles", "rolebindings"], "verbs": ["get", "create", "delete"]}]),
+        # Rotating job secrets (--vault-role): a short-lived token of a job's driver account, to read
+        # OpenBao/Vault as that job. Bind it only in namespaces whose jobs' secrets it keeps current.
+        _cluster_role("spark-secrets-renewer-vault", [
+            {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}]),
         # and may ask whether the renew service and their job's account may do their part there
         # (spark-secrets doctor), as the built-in admin role may
         _cluster_role("spark-secrets-submitter", [*_SPARK_RULES, {

@@ -93,12 +93,17 @@ class KvSecret:
 class VaultClient:
     """A logged-in KV v2 client. ``session`` lets unit tests inject a transport."""
 
-    def __init__(self, config: VaultConfig, *, session: requests.Session | None = None) -> None:
+    def __init__(self, config: VaultConfig, *, session: requests.Session | None = None, jwt: str | None = None) -> None:
+        """Logs in as :class:`VaultConfig` says; with ``jwt``, by Kubernetes auth with that service-account
+        token (a service acting as a job's account) and ``config.role``."""
         self.config = config
         self._hvac = hvac.Client(url=config.address, namespace=config.namespace, verify=config.ca,
                                  session=session, timeout=30)
         self.identity = "your token"
-        self._login()
+        if jwt is not None:
+            self._kubernetes_login(jwt)
+        else:
+            self._login()
 
     def __repr__(self) -> str:
         return f"VaultClient({self.config.address}, {self.identity})"
@@ -108,8 +113,9 @@ class VaultClient:
         cfg = self.config
         auth = cfg.auth
         token = cfg.token() if auth in ("auto", "token") else None
+        jwt_path = Path(_env(cfg.environ, "VAULT_K8S_TOKEN_PATH") or SERVICE_ACCOUNT_TOKEN)
         if auth == "auto" and token is None:
-            if cfg.role and SERVICE_ACCOUNT_TOKEN.is_file():
+            if cfg.role and jwt_path.is_file():
                 auth = "kubernetes"
             elif _env(cfg.environ, "VAULT_ROLE_ID", "BAO_ROLE_ID"):
                 auth = "approle"
@@ -118,14 +124,10 @@ class VaultClient:
         elif auth == "kubernetes":
             if not cfg.role:
                 raise ConfigError("Kubernetes auth needs a role", "set spark.secrets.vault.role")
-            jwt_path = Path(_env(cfg.environ, "VAULT_K8S_TOKEN_PATH") or SERVICE_ACCOUNT_TOKEN)
             if not jwt_path.is_file():
                 raise ConfigError(f"Kubernetes auth: no service-account token at {jwt_path}",
                                   "submit from a pod, or log in with bao login / VAULT_TOKEN")
-            mount = cfg.auth_mount or "kubernetes"
-            with self._errors(f"Kubernetes auth (role {cfg.role}, mount auth/{mount})"):
-                self._hvac.auth.kubernetes.login(cfg.role, jwt_path.read_text().strip(), mount_point=mount)
-            self.identity = f"kubernetes role {cfg.role}"
+            self._kubernetes_login(jwt_path.read_text().strip())
         elif auth == "approle":
             role_id = _env(cfg.environ, "VAULT_ROLE_ID", "BAO_ROLE_ID")
             secret_id = _env(cfg.environ, "VAULT_SECRET_ID", "BAO_SECRET_ID")
@@ -133,12 +135,21 @@ class VaultClient:
                 raise ConfigError("AppRole login needs VAULT_ROLE_ID and VAULT_SECRET_ID",
                                   "export both (never put them in Spark's conf)")
             mount = cfg.auth_mount or "approle"
-            with self._errors(f"AppRole login (mount auth/{mount})"):
+            with self._errors(f"AppRole login (mount auth/{mount})", login=True):
                 self._hvac.auth.approle.login(role_id, secret_id, mount_point=mount)
             self.identity = "approle"
         else:
             raise ConfigError(f"no OpenBao/Vault token for {cfg.address}",
                               "run bao login (or vault login), or export VAULT_TOKEN")
+
+    def _kubernetes_login(self, jwt: str) -> None:
+        cfg = self.config
+        if not cfg.role:
+            raise ConfigError("Kubernetes auth needs a role", "set spark.secrets.vault.role (renew service: --vault-role)")
+        mount = cfg.auth_mount or "kubernetes"
+        with self._errors(f"Kubernetes auth (role {cfg.role}, mount auth/{mount})", login=True):
+            self._hvac.auth.kubernetes.login(cfg.role, jwt, mount_point=mount)
+        self.identity = f"Kubernetes auth role {cfg.role}"
 
     # -- KV v2 -----------------------------------------------------------------------------------
     def read(self, mount: str, path: str, version: int | None = None) -> KvSecret:
@@ -179,7 +190,7 @@ class VaultClient:
 
     # -- errors ----------------------------------------------------------------------------------
     @contextmanager
-    def _errors(self, doing: str, missing: str | None = None) -> Iterator[None]:
+    def _errors(self, doing: str, missing: str | None = None, login: bool = False) -> Iterator[None]:
         """Turns hvac's and requests' failures into one-line errors; server texts name paths, not values."""
         where = self.config.address
         try:
@@ -188,7 +199,13 @@ class VaultClient:
             raise VaultNotFound(missing or f"{doing}: not found at {where}",
                                 "check the mount and path (spark-secrets secrets list), or write it with "
                                 "spark-secrets secrets set") from None
-        except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized):
+        except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized, hvac.exceptions.InvalidRequest) as exc:
+            if login:
+                raise VaultForbidden(f"{where} refused {doing}",
+                                     "check that the role admits this identity (its service account and namespace, "
+                                     "or role and secret IDs)") from None
+            if isinstance(exc, hvac.exceptions.InvalidRequest):
+                raise VaultError(f"{where} refused {doing}: {self._reasons(exc)}", None) from None
             if self._token_valid():
                 raise VaultForbidden(f"{where} denied {doing} to {self.identity}",
                                      "ask for a policy that grants it") from None
@@ -202,8 +219,13 @@ class VaultClient:
             raise VaultUnavailable(f"TLS to {where} failed while {doing}",
                                    "give the server's CA with spark.secrets.vault.caCert / VAULT_CACERT") from None
         except hvac.exceptions.VaultError as exc:
-            errors = "; ".join(str(e) for e in (exc.errors or []))[:200] or type(exc).__name__
-            raise VaultError(f"{where} failed {doing}: {errors}", None) from None
+            raise VaultError(f"{where} failed {doing}: {self._reasons(exc)}", None) from None
+
+    @staticmethod
+    def _reasons(exc: hvac.exceptions.VaultError) -> str:
+        """The server's reasons, on one line (they name paths and rules, not values)."""
+        text = "; ".join(" ".join(str(e).split()) for e in (exc.errors or []))
+        return text[:200] or type(exc).__name__
 
     def _token_valid(self) -> bool:
         try:

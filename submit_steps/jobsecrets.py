@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spark_secrets.errors import ConfigError, KubernetesForbidden, KubernetesNotFound
-from spark_secrets.jobsecret import (ANNOTATION_REFERENCES, ANNOTATION_VERSIONS, ENV_DIR, ENV_FILES,
-                                     KIND_JOB_SECRETS, LABEL_JOB_SECRETS, SUFFIX, encode_files, env_key, k8s_dir,
-                                     references_annotation)
+from spark_secrets.jobsecret import (ANNOTATION_REFERENCES, ANNOTATION_SERVICE_ACCOUNT, ANNOTATION_VERSIONS, ENV_DIR,
+                                     ENV_FILES, KIND_JOB_SECRETS, LABEL_JOB_SECRETS, SUFFIX, data_key, encode_files,
+                                     env_key, k8s_dir, references_annotation)
 from spark_secrets.kube import KubeClient
 from spark_secrets.reference import JobSecret
 from spark_secrets.resolver import Resolved, Resolver
@@ -97,7 +97,7 @@ class JobSecretsStep(SubmitStep):
         resolved = self._resolver().resolve(secrets)
         client_mode = self.settings.conf.get("spark.submit.deployMode", "client") != "cluster"
         from_k8s = self._read_k8s(namespace, [s for s in secrets if s.ref.scheme == "k8s"], client_mode)
-        data = {(s.name if s.kind == "file" else env_key(s.name)): v for s, v in resolved.values.items()}
+        data = {data_key(s.kind, s.name): v for s, v in resolved.values.items()}
         self._check_size(resolved)
         directory = self.settings.secrets_dir
         conf: dict[str, str] = {}
@@ -122,7 +122,9 @@ class JobSecretsStep(SubmitStep):
             conf[f"spark.kubernetes.driverEnv.{var}"] = value
             conf[f"spark.executorEnv.{var}"] = value
         refs = {f"{s.kind}.{s.name}": s.ref.text for s in secrets}
-        annotations = {ANNOTATION_REFERENCES: references_annotation(refs)}
+        account = ((spec.target.service_account if spec.target else None)
+                   or spec.effective_conf().get("spark.kubernetes.authenticate.driver.serviceAccountName") or "default")
+        annotations = {ANNOTATION_REFERENCES: references_annotation(refs), ANNOTATION_SERVICE_ACCOUNT: account}
         if resolved.versions:
             annotations[ANNOTATION_VERSIONS] = references_annotation({k: str(v) for k, v in resolved.versions.items()})
         everything = {**resolved.values, **from_k8s}

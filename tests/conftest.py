@@ -18,6 +18,7 @@ from spark_secrets.testbed.bed import ALL_COMPONENTS, RENEWER, USERS, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
 from spark_secrets.testbed.kms import Kms
 from spark_secrets.testbed.metastore import HiveMetastore
+from spark_secrets.testbed.openbao import OpenBao
 from spark_secrets.testbed.jvm import compile_java
 
 JVM_SOURCES = Path(__file__).parent / "jvm"
@@ -103,6 +104,17 @@ def ez(testbed: Testbed) -> Iterator[Zone]:
 def metastore(testbed: Testbed) -> Iterator[HiveMetastore]:
     """A Kerberized Hive metastore (``hive/localhost``) whose tokens live 20 s, at most 40 s."""
     server = HiveMetastore(testbed.dir / "metastore", testbed.kdc_required(), lifetimes=EZ_LIFETIMES)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def openbao(testbed: Testbed) -> Iterator[OpenBao]:
+    """An OpenBao server (dev mode, KV v2 at ``secret/``, policy ``team`` on ``secret/team/*``)."""
+    server = OpenBao(testbed.dir / "openbao")
     server.start()
     try:
         yield server

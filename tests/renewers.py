@@ -41,6 +41,18 @@ def bind_renewer(bed: Testbed) -> None:
                     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
 
 
+def bind_vault(bed: Testbed) -> None:
+    """conf/rbac/common.yaml's ClusterRole for rotating job secrets (a TokenRequest of a job's account),
+    bound in alice's namespace to the renew service's user."""
+    assert bed.kube is not None
+    bed.kube.apply(manifest(CONF / "rbac" / "common.yaml", "ClusterRole", "spark-secrets-renewer-vault"))
+    bed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                    "metadata": {"name": "spark-secrets-renewer-vault-user", "namespace": "alice"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "spark-secrets-renewer-vault"},
+                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
+
+
 def bind_lease(bed: Testbed) -> None:
     """conf/rbac/common.yaml's lease Role, bound to the renew service's user in its namespace."""
     assert bed.kube is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import re
 import shlex
@@ -30,6 +31,7 @@ from spark_secrets.testbed.bed import (KRB5_CONFIG_MAP, RENEWER, RENEWER_NAMESPA
                                       Testbed)
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
 from spark_secrets.testbed.node import NODE_IP
+from spark_secrets.testbed.openbao import OpenBao
 from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS_DIR, node_job_conf,
                                          node_pod_template, spark_env, spark_home)
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
@@ -63,7 +65,8 @@ def pod_template(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 def _submit(bed: Testbed, app: str, template: Path, conf: dict[str, str], script: str, *args: str,
-            hadoop_conf: Path | None = None, namespace: str = "alice", line: str = "4") -> subprocess.CompletedProcess[str]:
+            hadoop_conf: Path | None = None, namespace: str = "alice", line: str = "4",
+            env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`spark-secrets submit -- spark-submit --deploy-mode cluster ...` as alice, waiting for the job;
     ``line`` "3.5" submits with Spark 3.5 and runs its image."""
     assert bed.kube is not None
@@ -72,6 +75,7 @@ def _submit(bed: Testbed, app: str, template: Path, conf: dict[str, str], script
     env = spark_env(bed.env("alice", bed.ticket_cache("alice")), line)
     if hadoop_conf is not None:
         env["HADOOP_CONF_DIR"] = str(hadoop_conf)
+    env.update(env_extra or {})
     argv = [sys.executable, "-m", "spark_secrets", "submit", "--", "--master", f"k8s://{bed.kube.server}",
             "--deploy-mode", "cluster", "--name", app]
     for key, value in settings.items():
@@ -536,3 +540,62 @@ def test_spark_35_job_in_pods_keeps_its_tokens_through_a_corrupt_then_missing_to
     for token in [*first, *fresh]:
         assert token.password.hex() not in log and token.encode_url() not in log
     api.delete_namespaced_pod(driver.metadata.name, long_namespace, grace_period_seconds=0)
+
+
+def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_python_and_nowhere_else(
+        testbed: Testbed, pod_template: Path, openbao: OpenBao, tmp_path: Path) -> None:
+    """A job's secrets by reference: an OpenBao KV field as a file and as an env var, a Secret of the
+    namespace as a file and an env var. The driver's and both executors' Python code read them; the
+    values are in no pod spec, ConfigMap (Spark's driver conf included), Event, event log (the UI's
+    environment page), driver log or submission output."""
+    assert testbed.kube is not None
+    api = _admin(testbed)
+    app = f"secrets-{time.time_ns() % 10**8}"
+    password, api_key, ca, tls_key = "pw-3e1f9a0c7d", "key-8b2d4c6e0f", "ca-51f0e2d9", "tls-key-a07c3e"
+    openbao.admin().secrets.kv.v2.create_or_update_secret(f"team/{app}/db", {"password": password})
+    openbao.admin().secrets.kv.v2.create_or_update_secret(f"team/{app}/api", {"value": api_key})
+    api.create_namespaced_secret("alice", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{app}-tls"},
+                                           "stringData": {"ca.pem": ca, "tls.key": tls_key}})
+    conf = {"spark.secrets.file.db-password": f"vault:secret/team/{app}/db#password",
+            "spark.secrets.env.API_KEY": f"vault:secret/team/{app}/api",
+            "spark.secrets.file.ca.pem": f"k8s:{app}-tls#ca.pem",
+            "spark.secrets.env.TLS_KEY": f"k8s:{app}-tls#tls.key",
+            "spark.eventLog.enabled": "true", "spark.eventLog.dir": "file:///tmp/spark-events",
+            "spark.kubernetes.executor.deleteOnTermination": "false"}  # kept to read their specs
+    env = {"VAULT_ADDR": openbao.address, "VAULT_TOKEN": openbao.token(), "HOME": str(tmp_path)}
+    try:
+        proc = _submit(testbed, app, pod_template, conf, "secrets_job.py", "2", "/tmp/spark-events", env_extra=env)
+        (driver,) = _pods(api, app, "driver")
+        log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
+        assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
+        probes = _lines(log, "SECRETS")
+        executors = {p.metadata.name for p in _pods(api, app, "executor")}
+        assert {p["pod"] for p in probes} == {"driver", *executors} and len(executors) == 2, probes
+
+        def digest(text: str) -> str:
+            return hashlib.sha256(text.encode()).hexdigest()
+        for probe in probes:
+            assert (probe["file"], probe["env"], probe["k8s_file"], probe["k8s_env"]) == (
+                digest(password), digest(api_key), digest(ca), digest(tls_key)), probe
+            assert probe["dir"] == "/mnt/secrets/spark-secrets"
+            assert probe["path"] == "/mnt/secrets/spark-secrets/db-password", probe
+
+        # Where the values must not be: pod specs, ConfigMaps, Events, the event log, logs and output.
+        (job_secret,) = [s for s in api.list_namespaced_secret("alice").items
+                         if (s.metadata.labels or {}).get("spark-secrets.io/kind") == "job-secrets"
+                         and (s.metadata.labels or {}).get("spark-secrets.io/app-name") == app]
+        assert [(o.kind, o.name) for o in job_secret.metadata.owner_references] == [("Pod", driver.metadata.name)]
+        events = [line for line in log.splitlines() if line.startswith("EVENTLOG ")]
+        environment = next(line for line in events if "SparkListenerEnvironmentUpdate" in line)
+        assert f"vault:secret/team/{app}/db#password" in environment  # the reference is there, not the value
+        client = api.api_client
+        blob = "\n".join([json.dumps(client.sanitize_for_serialization(x)) for x in (
+            api.list_namespaced_pod("alice"), api.list_namespaced_config_map("alice"),
+            api.list_namespaced_event("alice"))] + [log, proc.stdout, proc.stderr])
+        for value in (password, api_key, ca, tls_key):
+            for form in (value, base64.b64encode(value.encode()).decode()):
+                assert form not in blob, form
+    finally:
+        for pod in api.list_namespaced_pod("alice", label_selector=f"spark-app-name={app}").items:
+            api.delete_namespaced_pod(pod.metadata.name, "alice", grace_period_seconds=0)
+        api.delete_namespaced_secret(f"{app}-tls", "alice")

@@ -30,6 +30,7 @@ COUNTERS = (
     ("adoptions", "adoptions", "Owner-less Secrets given to the driver pod that mounts them"),
     ("cleanups", "cleanups", "Secrets no pod uses any more, deleted or emptied"),
     ("grants", "grants", "Read grants made for jobs' service accounts (controller mode)"),
+    ("secret_rotations", "secret_rotations", "Job-secrets Secrets updated to new OpenBao/Vault KV versions"),
     ("api_requests", "api_requests", "Kubernetes API requests made for actions"),
     ("api_writes", "api_writes", "Kubernetes API writes made for actions (patches, deletes, Events)"),
 )
@@ -51,6 +52,7 @@ class Metrics:
     adoptions: int = 0
     cleanups: int = 0
     grants: int = 0
+    secret_rotations: int = 0
     api_requests: int = 0
     api_writes: int = 0
     tracked: int = 0

@@ -36,6 +36,7 @@ from spark_secrets.metastore import Metastore
 from spark_secrets.renew.kinds import TokenKind, default_kinds
 from spark_secrets.renew.metrics import EXPIRY_SERIES, Metrics
 from spark_secrets.renew.policy import REISSUE, Policy, estimate_warning
+from spark_secrets.renew.rotation import SecretRotator
 from spark_secrets.renew.watch import DELETED, LISTING, PAGE, SYNC, SecretEvent, SecretWatch
 from spark_secrets.token import Token
 from spark_secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_LAST_ACTION, ANNOTATION_NEXT_ACTION, TokenSecret,
@@ -53,7 +54,7 @@ class RenewService:
                  leader: Callable[[], bool] | None = None, sweep_interval: float = 30.0,
                  orphan_grace_ms: int = 600_000, grants: AccessGrants | None = None,
                  kinds: Sequence[TokenKind] | None = None, principal: str | None = None,
-                 metastore: Metastore | None = None) -> None:
+                 metastore: Metastore | None = None, rotator: Callable[[RenewService], SecretRotator] | None = None) -> None:
         self.kube = kube
         #: Who the service is, in the Secrets it writes (``acted-by``): its principal.
         self.principal = principal or renewer
@@ -78,6 +79,8 @@ class RenewService:
         self._stop = threading.Event()
         self._watches: list[SecretWatch] = []
         self._nearest_at = 0.0
+        #: Keeps job secrets' vault: values current (built here: it shares the metrics and Events).
+        self.rotator = rotator(self) if rotator is not None else None
 
     def __repr__(self) -> str:
         return f"RenewService(namespaces={self.namespaces or 'all'}, tracked={len(self.secrets)})"
@@ -109,6 +112,8 @@ class RenewService:
                 pass
             self._run_due()
             self.housekeeper.run()
+            if self.rotator is not None:
+                self.rotator.run()
             self._update_nearest()
 
     def _now(self) -> int:
@@ -365,15 +370,15 @@ class RenewService:
         except KubernetesNotFound:
             self.secrets.pop((ts.namespace, ts.name), None)
 
-    def _report(self, key: Key, reason: str, message: str) -> None:
+    def _report(self, key: Key, reason: str, message: str, kind: str = "Warning") -> None:
         """A log line and a Kubernetes Event on the Secret (best effort)."""
-        log.warning("%s", message)
+        log.log(logging.WARNING if kind == "Warning" else logging.INFO, "%s", message)
         namespace, name = key
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         event = {"apiVersion": "v1", "kind": "Event",
                  "metadata": {"generateName": f"{name}.", "namespace": namespace},
                  "involvedObject": {"apiVersion": "v1", "kind": "Secret", "name": name, "namespace": namespace},
-                 "reason": reason, "message": message[:1000], "type": "Warning",
+                 "reason": reason, "message": message[:1000], "type": kind,
                  "source": {"component": "spark-secrets-renewer"}, "firstTimestamp": now, "lastTimestamp": now,
                  "count": 1}
         try:

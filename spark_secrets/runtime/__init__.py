@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spark_secrets.runtime.client import TokenFileClient, hdfs_client
-from spark_secrets.runtime.secrets import FreshSecret, MissingSecretError, fresh, on_change, secret, secret_bytes
+from spark_secrets.runtime.secrets import (FreshSecret, MissingSecretError, fresh, on_change, secret, secret_bytes,
+                                           secret_path)
 from spark_secrets.runtime.tokenfile import TokenFile
 
 if TYPE_CHECKING:
     from pyarrow.fs import PyFileSystem
 
 __all__ = ["FreshSecret", "MissingSecretError", "TokenFile", "TokenFileClient", "arrow_filesystem", "fresh",
-           "hdfs_client", "on_change", "secret", "secret_bytes"]
+           "hdfs_client", "on_change", "secret", "secret_bytes", "secret_path"]
 
 
 def arrow_filesystem(fs: str | None = None, *, token_file: str | Path | None = None,

@@ -73,12 +73,16 @@ class KubeControlPlane:
         ident = self.users[user]
         return self._write_kubeconfig(f"kubeconfig-{user}", user, ident.token, namespace)
 
-    def service_account_kubeconfig(self, namespace: str, name: str, seconds: int = 86_400) -> Path:
-        """A kubeconfig for ``system:serviceaccount:<namespace>:<name>`` with a TokenRequest token."""
+    def service_account_token(self, namespace: str, name: str, seconds: int = 86_400) -> str:
+        """A TokenRequest token of ``system:serviceaccount:<namespace>:<name>``."""
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
                 "spec": {"expirationSeconds": seconds}}
         status = self.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token", body)
-        token = status["status"]["token"]
+        return str(status["status"]["token"])
+
+    def service_account_kubeconfig(self, namespace: str, name: str, seconds: int = 86_400) -> Path:
+        """A kubeconfig for ``system:serviceaccount:<namespace>:<name>`` with a TokenRequest token."""
+        token = self.service_account_token(namespace, name, seconds)
         return self._write_kubeconfig(f"kubeconfig-sa-{namespace}-{name}", f"sa-{namespace}-{name}", token, namespace)
 
     def _write_kubeconfig(self, filename: str, user: str, token: str, namespace: str) -> Path:

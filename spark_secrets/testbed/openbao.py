@@ -16,6 +16,7 @@ import requests
 
 from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.daemon import Daemon, free_port
+from spark_secrets.testbed.kube import KubeControlPlane
 
 #: A team's read-write policy on ``secret/team/*`` (what ``spark-secrets secrets`` and jobs use).
 TEAM_POLICY = """
@@ -69,3 +70,26 @@ class OpenBao:
         """A new token with ``policies`` (not the root token's children: no default inheritance of root)."""
         response = self.admin().auth.token.create(policies=list(policies), ttl=ttl, no_parent=True)
         return str(response["auth"]["client_token"])
+
+    def enable_kubernetes_auth(self, kube: KubeControlPlane, role: str, namespace: str, service_account: str,
+                               policies: Sequence[str] = ("team",)) -> None:
+        """Kubernetes auth against the test bed's API server: OpenBao checks each login's service-account
+        token with a TokenReview (as ``openbao-reviewer``, bound to ``system:auth-delegator``); ``role``
+        admits ``namespace/service_account`` with ``policies``."""
+        kube.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "openbao-reviewer", "namespace": "default"}})
+        kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "openbao-reviewer"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "system:auth-delegator"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "openbao-reviewer", "namespace": "default"}]})
+        kube.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": service_account, "namespace": namespace}})
+        admin = self.admin()
+        if "kubernetes/" not in admin.sys.list_auth_methods()["data"]:
+            admin.sys.enable_auth_method("kubernetes")
+        admin.auth.kubernetes.configure(kubernetes_host=kube.server, kubernetes_ca_cert=kube.ca_file.read_text(),
+                                        token_reviewer_jwt=kube.service_account_token("default", "openbao-reviewer"))
+        admin.auth.kubernetes.create_role(role, bound_service_account_names=[service_account],
+                                          bound_service_account_namespaces=[namespace], policies=list(policies),
+                                          ttl="10m")
