@@ -88,7 +88,8 @@ def test_the_secrets_cli_stores_shows_lists_and_deletes_without_printing_values(
     stored = _cli(["secrets", "set", "cli-pw", "--path", "team/cli"], env, stdin=value + "\n")
     assert stored.returncode == 0, stored.stderr
     assert "vault:secret/team/cli/cli-pw#value" in stored.stdout and value not in stored.stdout + stored.stderr
-    assert openbao.admin().secrets.kv.v2.read_secret_version("team/cli/cli-pw", raise_on_deleted_version=True)["data"]["data"] == {"value": value}
+    read = openbao.admin().secrets.kv.v2.read_secret_version("team/cli/cli-pw", raise_on_deleted_version=True)
+    assert read["data"]["data"] == {"value": value}
     shown = _cli(["secrets", "get", "cli-pw", "--path", "team/cli"], env)
     assert shown.returncode == 0 and "version 1" in shown.stdout and value not in shown.stdout, shown
     revealed = _cli(["secrets", "get", "cli-pw", "--path", "team/cli", "--reveal"], env)
