@@ -27,6 +27,9 @@ KIND_JOB_SECRETS = "job-secrets"
 LABEL_JOB_SECRETS = f"{DOMAIN}/job-secrets"
 ANNOTATION_REFERENCES = f"{DOMAIN}/references"
 ANNOTATION_VERSIONS = f"{DOMAIN}/vault-versions"
+#: Leased credentials by location: ``{"id": lease ID, "ttl": the engine's lease duration (s), "until": epoch s
+#: it ends unless renewed, "issued": epoch s}``. Lease IDs name leases; they grant nothing by themselves.
+ANNOTATION_LEASES = f"{DOMAIN}/vault-leases"
 #: The variables pods and local drivers read: the directory, and where ``k8s:`` files are.
 ENV_DIR = "SPARK_SECRETS_DIR"
 ENV_FILES = "SPARK_SECRETS_FILES"
@@ -59,5 +62,9 @@ def decode_files(text: str) -> dict[str, str]:
     return {name: path for name, _, path in pairs}
 
 
-def references_annotation(refs: Mapping[str, str]) -> str:
+def references_annotation(refs: Mapping[str, object]) -> str:
     return json.dumps(dict(sorted(refs.items())), separators=(",", ":"))
+
+
+def lease_record(lease_id: str, ttl: int, until: float, issued: float) -> dict[str, object]:
+    return {"id": lease_id, "ttl": ttl, "until": int(until), "issued": int(issued)}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from spark_secrets.errors import ConfigError, SparkSecretsError
 from spark_secrets.reference import JobSecret
-from spark_secrets.vault import KvSecret, VaultClient
+from spark_secrets.vault import KvSecret, Lease, VaultClient
 
 VaultFactory = Callable[[], VaultClient]
 
@@ -25,9 +25,12 @@ class Resolved:
 
     values: Mapping[JobSecret, bytes] = field(repr=False)
     versions: Mapping[str, int] = field(default_factory=dict)
+    #: Leased credentials by location (a database login): renewed, replaced and revoked by the renew service.
+    leases: Mapping[str, Lease] = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return f"Resolved({ {s.setting: len(v) for s, v in self.values.items()} }, versions={dict(self.versions)})"
+        return (f"Resolved({ {s.setting: len(v) for s, v in self.values.items()} }, versions={dict(self.versions)}, "
+                f"leases={sorted(self.leases)})")
 
 
 def _bytes(value: object) -> bytes:
@@ -42,6 +45,7 @@ class Resolver:
     def __init__(self, vault: VaultFactory | None = None, environ: Mapping[str, str] | None = None) -> None:
         self._vault_factory = vault
         self._vault: VaultClient | None = None
+        self._mounts: dict[str, str] = {}
         self.environ = os.environ if environ is None else environ
 
     def vault(self) -> VaultClient:
@@ -55,6 +59,7 @@ class Resolver:
     def resolve(self, secrets: Iterable[JobSecret]) -> Resolved:
         values: dict[JobSecret, bytes] = {}
         read: dict[tuple[str, int | None], KvSecret] = {}
+        leases: dict[str, Lease] = {}
         for secret in secrets:
             ref = secret.ref
             if ref.scheme == "k8s":
@@ -72,26 +77,45 @@ class Resolver:
                     raise ConfigError(f"{secret.setting}=file:{ref.location} cannot be read ({exc.strerror})",
                                       "give a readable file on this machine") from None
             else:
-                key = (ref.location, ref.version)
-                if key not in read:
-                    try:
-                        read[key] = self.vault().read(ref.mount, ref.path, ref.version)
-                    except SparkSecretsError as exc:
-                        raise type(exc)(f"{secret.setting}: {exc.problem}", exc.fix) from None
-                values[secret] = self._field(secret, read[key])
+                try:
+                    values[secret] = self._vault_value(secret, read, leases)
+                except SparkSecretsError as exc:
+                    if exc.problem.startswith(secret.setting):
+                        raise
+                    raise type(exc)(f"{secret.setting}: {exc.problem}", exc.fix) from None
         versions = {location: kv.version for (location, _), kv in read.items()}
-        return Resolved(values, versions)
+        return Resolved(values, versions, leases)
+
+    def _vault_value(self, secret: JobSecret, read: dict[tuple[str, int | None], KvSecret],
+                     leases: dict[str, Lease]) -> bytes:
+        ref = secret.ref
+        if self._mount_type(ref.mount, ref.location) == "kv":
+            key = (ref.location, ref.version)
+            if key not in read:
+                read[key] = self.vault().read(ref.mount, ref.path, ref.version)
+            return self._field(secret, read[key].location, read[key].data, f" (version {read[key].version})")
+        if ref.version is not None:
+            raise ConfigError(f"{secret.setting}: {ref.location} is a leased secret, it has no versions",
+                              f"leave out @{ref.version}")
+        if ref.location not in leases:  # one lease per location: its username and password belong together
+            leases[ref.location] = self.vault().lease(ref.location)
+        return self._field(secret, ref.location, leases[ref.location].data, " (leased)")
+
+    def _mount_type(self, mount: str, location: str) -> str:
+        if mount not in self._mounts:
+            self._mounts[mount] = self.vault().mount_type(location)
+        return self._mounts[mount]
 
     @staticmethod
-    def _field(secret: JobSecret, kv: KvSecret) -> bytes:
-        fields = sorted(kv.data)
+    def _field(secret: JobSecret, location: str, data: Mapping[str, object], what: str) -> bytes:
+        fields = sorted(data)
         name = secret.ref.field
         if name is None:
             if len(fields) != 1:
-                raise ConfigError(f"{secret.setting}: {kv.location} has {len(fields)} fields",
-                                  f"name one: vault:{kv.location}#<field>, of {', '.join(fields) or 'none'}")
+                raise ConfigError(f"{secret.setting}: {location} has {len(fields)} fields",
+                                  f"name one: vault:{location}#<field>, of {', '.join(fields) or 'none'}")
             name = fields[0]
-        if name not in kv.data:
-            raise ConfigError(f"{secret.setting}: {kv.location} (version {kv.version}) has no field {name!r}",
+        if name not in data:
+            raise ConfigError(f"{secret.setting}: {location}{what} has no field {name!r}",
                               f"its fields are {', '.join(fields) or 'none'}")
-        return _bytes(kv.data[name])
+        return _bytes(data[name])

@@ -11,6 +11,7 @@ the path and the fix, never a value.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -76,6 +77,30 @@ class VaultConfig:
             if path.is_file():
                 return path.read_text().strip() or None
         return None
+
+
+def _json(response: object) -> dict[str, Any]:
+    """hvac answers with a parsed dict, a ``requests.Response`` (204, or raw calls), or None."""
+    if isinstance(response, requests.Response):
+        return dict(response.json()) if response.content else {}
+    return dict(response) if isinstance(response, dict) else {}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Credentials a secrets engine made for this read (a database login), valid ``duration`` seconds from
+    ``issued`` (epoch s) and renewable up to the engine's max TTL. ``data`` is secret; the lease ID names
+    the lease, it grants nothing by itself."""
+
+    location: str
+    lease_id: str
+    duration: int
+    renewable: bool
+    issued: float
+    data: Mapping[str, Any] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"Lease({self.location}, {self.lease_id}, {self.duration} s, fields={sorted(self.data)})"
 
 
 @dataclass(frozen=True)
@@ -159,6 +184,46 @@ class VaultClient:
                 path=path, version=version, mount_point=mount, raise_on_deleted_version=True)
         data = response["data"]
         return KvSecret(f"{mount}/{path}", int(data["metadata"]["version"]), dict(data["data"] or {}))
+
+    def mount_type(self, location: str) -> str:
+        """The secrets engine at ``location``'s mount: ``kv`` (version 2 required), ``database``, ..."""
+        with self._errors(f"looking up the mount of {location}", missing=f"no secrets engine mounted at {location}"):
+            response = _json(self._hvac.read(f"sys/internal/ui/mounts/{location}"))
+        data = response.get("data") or {}
+        kind = str(data.get("type") or "")
+        if kind == "kv" and str((data.get("options") or {}).get("version")) != "2":
+            raise ConfigError(f"{location} is on a KV version 1 mount", "move it to a KV v2 mount (versions, rotation)")
+        return kind
+
+    def lease(self, location: str) -> Lease:
+        """New leased credentials from a dynamic secrets engine (each read makes new ones)."""
+        with self._errors(f"reading {location}", missing=f"nothing at {location}"):
+            response = _json(self._hvac.read(location))
+        if not response.get("lease_id"):
+            raise ConfigError(f"{location} gave no lease", "name a dynamic secret (e.g. database/creds/<role>) or a KV one")
+        return Lease(location, str(response["lease_id"]), int(response.get("lease_duration") or 0),
+                     bool(response.get("renewable")), time.time(), dict(response.get("data") or {}))
+
+    def renew_lease(self, lease_id: str, increment: int) -> int:
+        """Renews the lease; returns the seconds it now has (less than asked near the max TTL)."""
+        gone = f"lease {lease_id} is gone (expired or revoked) or not this login's"
+        try:
+            with self._errors(f"renewing lease {lease_id}", missing=gone):
+                response = _json(self._hvac.sys.renew_lease(lease_id, increment=increment))
+        except VaultError as exc:
+            if "lease not found" in exc.problem:  # OpenBao renews a lease only for the token that made it
+                raise VaultNotFound(gone, "obtain new credentials") from None
+            raise
+        return int(response.get("lease_duration") or 0)
+
+    def revoke_lease(self, lease_id: str) -> None:
+        with self._errors(f"revoking lease {lease_id}"):
+            self._hvac.sys.revoke_lease(lease_id)
+
+    def renew_self(self) -> None:
+        """Keeps this login's token alive: the leases it made end with it."""
+        with self._errors("renewing its own token", login=True):
+            self._hvac.auth.token.renew_self()
 
     def current_version(self, mount: str, path: str) -> int:
         """The secret's current version, from its metadata (no value is read)."""

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spark_secrets.errors import ConfigError, KubernetesForbidden, KubernetesNotFound
-from spark_secrets.jobsecret import (ANNOTATION_REFERENCES, ANNOTATION_SERVICE_ACCOUNT, ANNOTATION_VERSIONS, ENV_DIR,
-                                     ENV_FILES, KIND_JOB_SECRETS, LABEL_JOB_SECRETS, SUFFIX, data_key, encode_files,
-                                     env_key, k8s_dir, references_annotation)
+from spark_secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, ANNOTATION_SERVICE_ACCOUNT,
+                                     ANNOTATION_VERSIONS, ENV_DIR, ENV_FILES, KIND_JOB_SECRETS, LABEL_JOB_SECRETS,
+                                     SUFFIX, data_key, encode_files, env_key, k8s_dir, lease_record,
+                                     references_annotation)
 from spark_secrets.kube import KubeClient
 from spark_secrets.reference import JobSecret
 from spark_secrets.resolver import Resolved, Resolver
@@ -127,6 +128,10 @@ class JobSecretsStep(SubmitStep):
         annotations = {ANNOTATION_REFERENCES: references_annotation(refs), ANNOTATION_SERVICE_ACCOUNT: account}
         if resolved.versions:
             annotations[ANNOTATION_VERSIONS] = references_annotation({k: str(v) for k, v in resolved.versions.items()})
+        if resolved.leases:
+            annotations[ANNOTATION_LEASES] = references_annotation(
+                {loc: lease_record(lease.lease_id, lease.duration, lease.issued + lease.duration, lease.issued)
+                 for loc, lease in resolved.leases.items()})
         everything = {**resolved.values, **from_k8s}
         local = LocalSecrets({s.name: v for s, v in everything.items() if s.kind == "file"},
                              {s.name: v for s, v in everything.items() if s.kind == "env"})

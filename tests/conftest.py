@@ -19,6 +19,7 @@ from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
 from spark_secrets.testbed.kms import Kms
 from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.openbao import OpenBao
+from spark_secrets.testbed.postgres import Postgres
 from spark_secrets.testbed.jvm import compile_java
 
 JVM_SOURCES = Path(__file__).parent / "jvm"
@@ -120,6 +121,33 @@ def openbao(testbed: Testbed) -> Iterator[OpenBao]:
         yield server
     finally:
         server.stop()
+
+
+#: The database engine's leases: 20 s, renewable up to 40 s.
+LEASE_TTL_S, LEASE_MAX_TTL_S = 20, 40
+
+
+@pytest.fixture(scope="session")
+def database(testbed: Testbed, openbao: OpenBao) -> Iterator[Postgres]:
+    """PostgreSQL, and OpenBao's database engine on it: ``database/creds/etl`` makes a login per read."""
+    server = Postgres(testbed.dir / "postgres")
+    server.start()
+    try:
+        openbao.enable_database(server, "etl", default_ttl=f"{LEASE_TTL_S}s", max_ttl=f"{LEASE_MAX_TTL_S}s")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def rotation(testbed: Testbed, openbao: OpenBao, renewer_rbac: None) -> str:
+    """OpenBao's role ``spark-jobs`` admits alice's driver account ``spark`` with the team policy; the renew
+    service may request that account's tokens in alice's namespace. Returns the role."""
+    assert testbed.kube is not None
+    from renewers import bind_vault
+    openbao.enable_kubernetes_auth(testbed.kube, "spark-jobs", "alice", "spark")
+    bind_vault(testbed)
+    return "spark-jobs"
 
 
 @pytest.fixture

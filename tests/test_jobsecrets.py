@@ -15,9 +15,11 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from spark_secrets.errors import TestbedError
 from spark_secrets.jobsecret import ANNOTATION_REFERENCES, KIND_JOB_SECRETS
 from spark_secrets.testbed.bed import Testbed
 from spark_secrets.testbed.openbao import OpenBao
+from spark_secrets.testbed.postgres import Postgres
 from spark_secrets.tokensecret import LABEL_KIND, LABEL_MANAGED_BY
 
 pytestmark = pytest.mark.testbed
@@ -197,17 +199,6 @@ def test_a_submitter_in_a_pod_logs_in_with_kubernetes_auth(testbed: Testbed, ope
     assert refused.returncode == 2 and "Kubernetes auth (role someone-else" in refused.stderr, refused.stderr
 
 
-@pytest.fixture(scope="module")
-def rotation(testbed: Testbed, openbao: OpenBao, renewer_rbac: None) -> str:
-    """OpenBao's role ``spark-jobs`` admits alice's driver account ``spark`` with the team policy; the renew
-    service may request that account's tokens in alice's namespace. Returns the role."""
-    assert testbed.kube is not None
-    from renewers import bind_vault
-    openbao.enable_kubernetes_auth(testbed.kube, "spark-jobs", "alice", "spark")
-    bind_vault(testbed)
-    return "spark-jobs"
-
-
 def test_the_renew_service_follows_a_rotated_kv_value_reading_as_the_jobs_account(
         testbed: Testbed, openbao: OpenBao, team: str, rotation: str, tmp_path: Path) -> None:
     """A floating reference follows its KV secret (default check interval); a pinned one stays; a Secret made
@@ -264,3 +255,61 @@ def test_the_renew_service_follows_a_rotated_kv_value_reading_as_the_jobs_accoun
         renewer.stop()
         for secret in api.list_namespaced_secret("alice", label_selector=f"{LABEL_KIND}={KIND_JOB_SECRETS}").items:
             api.delete_namespaced_secret(secret.metadata.name, "alice")
+
+
+def test_leased_database_credentials_are_renewed_replaced_before_the_max_ttl_and_revoked_at_job_end(
+        testbed: Testbed, openbao: OpenBao, team: str, rotation: str, database: Postgres, tmp_path: Path) -> None:
+    """``vault:database/creds/etl``: one lease for the username and the password. The renew service takes the
+    submission's lease over (only the login that made a lease may renew it), renews its own lease, puts new
+    credentials in the job's Secret while the old ones still work, so that after a lease's max TTL the job
+    logs in with what its Secret holds; the lease is revoked when the Secret goes with the job."""
+    from conftest import LEASE_MAX_TTL_S
+    from renewers import RenewerProcess, wait_until
+    assert testbed.hdfs is not None
+    app = f"lease-{time.time_ns() % 10**8}"
+    api = _admin(testbed)
+    renewer = RenewerProcess(testbed, testbed.hdfs, tmp_path / "renewer",
+                             extra=("--vault-role", rotation, "--vault-address", openbao.address))
+    seen: list[tuple[str, str]] = []
+    try:
+        before = {s.metadata.name for s in _job_secrets(testbed)}
+        conf = {"spark.secrets.env.DB_USER": "vault:database/creds/etl#username",
+                "spark.secrets.file.db-password": "vault:database/creds/etl#password",
+                "spark.kubernetes.authenticate.driver.serviceAccountName": "spark"}
+        proc = _cli(_conf_argv(testbed, conf, app), _env(testbed, openbao, tmp_path, team))
+        assert proc.returncode == 0, proc.stderr
+        (name,) = [s.metadata.name for s in _job_secrets(testbed) if s.metadata.name not in before]
+
+        def login() -> tuple[str, str]:
+            data = api.read_namespaced_secret(name, "alice").data or {}
+            pair = base64.b64decode(data[".env.DB_USER"]).decode(), base64.b64decode(data["db-password"]).decode()
+            if pair not in seen:
+                seen.append(pair)
+            return pair
+
+        def metric(operation: str) -> float:
+            return renewer.metrics().get(f'token_operations_total{{kind="vault-lease",operation="{operation}"}}', 0)
+        first = login()
+        assert database.login(*first) == first[0]
+        wait_until("the submission's lease was not taken over", lambda: login() != first, LEASE_MAX_TTL_S, renewer)
+        own = login()
+        own_issued = time.monotonic()
+        assert database.login(*own) == own[0]
+        wait_until("the service's lease was not renewed", lambda: metric("renew") >= 1, LEASE_MAX_TTL_S, renewer)
+        wait_until("no new credentials before the max TTL", lambda: login() != own, LEASE_MAX_TTL_S, renewer)
+        assert database.login(*own) == own[0]  # replaced while the old login still works
+        time.sleep(max(0.0, own_issued + LEASE_MAX_TTL_S + 3 - time.monotonic()))
+        with pytest.raises(TestbedError, match="password authentication failed"):
+            database.login(*own)  # that lease ended at its max TTL
+        current = login()
+        assert database.login(*current) == current[0]  # the job logs in with what its Secret holds now
+        api.delete_namespaced_secret(name, "alice")  # the job ends
+        wait_until("the lease was not revoked", lambda: metric("revoke") >= 1, 60, renewer)
+        with pytest.raises(TestbedError, match="password authentication failed"):
+            database.login(*current)
+        events = [e for e in api.list_namespaced_event("alice").items if e.involved_object.name == name]
+        assert any(e.reason == "SecretsRotated" and "new leased credentials" in e.message for e in events)
+        text = renewer.log.read_text() + json.dumps([e.to_dict() for e in events], default=str)
+        assert len(seen) >= 3 and not any(password in text for _, password in seen)
+    finally:
+        renewer.stop()

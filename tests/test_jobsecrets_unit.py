@@ -35,6 +35,7 @@ class KvAdapter(BaseAdapter):
         self.store = store
         self.token_valid = token_valid
         self.reads: list[str] = []
+        self.leases = 0
 
     def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
         path = request.path_url.split("?")[0].removeprefix("/v1/")
@@ -42,7 +43,16 @@ class KvAdapter(BaseAdapter):
         response.url = request.url or ""
         response.headers["Content-Type"] = "application/json"
         body: dict[str, object]
-        if path == "auth/token/lookup-self":
+        if path.startswith("sys/internal/ui/mounts/"):
+            mount = path.removeprefix("sys/internal/ui/mounts/").split("/")[0]
+            response.status_code, body = 200, {"data": {"type": "kv" if mount == "secret" else "database",
+                                                        "options": {"version": "2"}, "path": f"{mount}/"}}
+        elif path == "database/creds/etl":
+            self.leases += 1
+            response.status_code, body = 200, {"lease_id": f"database/creds/etl/L{self.leases}", "lease_duration": 20,
+                                               "renewable": True,
+                                               "data": {"username": f"v-etl-{self.leases}", "password": PASSWORD}}
+        elif path == "auth/token/lookup-self":
             response.status_code, body = (200, {"data": {}}) if self.token_valid else (403, {"errors": ["permission denied"]})
         elif path.startswith("secret/data/denied") or not self.token_valid:
             response.status_code, body = 403, {"errors": ["1 error occurred:\n\t* permission denied\n\n"]}
@@ -189,6 +199,20 @@ def test_a_pinned_version_and_the_missing_field_name_the_setting() -> None:
         _step({"spark.secrets.env.X": "vault:secret/team/gone#f"}, adapter).apply(SubmissionSpec(conf={}))
     with pytest.raises(ConfigError, match="LOCAL_PW is not set here"):
         _step({"spark.secrets.env.X": "env:LOCAL_PW"}, adapter).apply(SubmissionSpec(conf={}))
+
+
+def test_a_leased_secret_is_read_once_for_all_its_fields_and_recorded_by_lease_id() -> None:
+    adapter = KvAdapter(STORE)
+    step = _step({"spark.secrets.env.DB_USER": "vault:database/creds/etl#username",
+                  "spark.secrets.file.db-password": "vault:database/creds/etl#password"}, adapter)
+    spec = step.apply(SubmissionSpec(conf={}))
+    (plan,) = spec.secrets
+    assert adapter.leases == 1 and plan.data[".env.DB_USER"] == b"v-etl-1" and plan.data["db-password"] == PASSWORD.encode()
+    leases = json.loads(plan.annotations["spark-secrets.io/vault-leases"])
+    assert leases["database/creds/etl"]["id"] == "database/creds/etl/L1" and leases["database/creds/etl"]["ttl"] == 20
+    assert PASSWORD not in json.dumps(dict(plan.annotations))
+    with pytest.raises(ConfigError, match="is a leased secret, it has no versions"):
+        _step({"spark.secrets.env.X": "vault:database/creds/etl#password@2"}, adapter).apply(SubmissionSpec(conf={}))
 
 
 def test_over_one_mib_names_each_part(tmp_path: Path) -> None:

@@ -543,15 +543,18 @@ def test_spark_35_job_in_pods_keeps_its_tokens_through_a_corrupt_then_missing_to
 
 
 def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_python_and_nowhere_else(
-        testbed: Testbed, pod_template: Path, openbao: OpenBao, tmp_path: Path) -> None:
+        testbed: Testbed, pod_template: Path, openbao: OpenBao, rotation: str, tmp_path: Path) -> None:
     """A job's secrets by reference: an OpenBao KV field as a file and as an env var, a Secret of the
     namespace as a file and an env var. The driver's and both executors' Python code read them; the
     values are in no pod spec, ConfigMap (Spark's driver conf included), Event, event log (the UI's
-    environment page), driver log or submission output."""
-    assert testbed.kube is not None
+    environment page), driver log or submission output. While the job runs, the KV value is rotated: the
+    renew service (default interval) updates the job's Secret, kubelet projects it, the driver's ``fresh()``
+    view and the executors' next reads see it."""
+    assert testbed.kube is not None and testbed.hdfs is not None
     api = _admin(testbed)
     app = f"secrets-{time.time_ns() % 10**8}"
     password, api_key, ca, tls_key = "pw-3e1f9a0c7d", "key-8b2d4c6e0f", "ca-51f0e2d9", "tls-key-a07c3e"
+    rotated = "pw-rotated-94b1c2"
     openbao.admin().secrets.kv.v2.create_or_update_secret(f"team/{app}/db", {"password": password})
     openbao.admin().secrets.kv.v2.create_or_update_secret(f"team/{app}/api", {"value": api_key})
     api.create_namespaced_secret("alice", {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{app}-tls"},
@@ -563,17 +566,39 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
             "spark.eventLog.enabled": "true", "spark.eventLog.dir": "file:///tmp/spark-events",
             "spark.kubernetes.executor.deleteOnTermination": "false"}  # kept to read their specs
     env = {"VAULT_ADDR": openbao.address, "VAULT_TOKEN": openbao.token(), "HOME": str(tmp_path)}
+    renewer = RenewerProcess(testbed, testbed.hdfs, tmp_path / "renewer",
+                             extra=("--vault-role", rotation, "--vault-address", openbao.address))
+    written: list[float] = []
+
+    def rotate_when_the_job_waits() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not written:
+            drivers = api.list_namespaced_pod("alice", label_selector=f"spark-role=driver,spark-app-name={app}").items
+            with contextlib.suppress(k8s.exceptions.ApiException):
+                if drivers and "WAITING-FOR-ROTATION" in api.read_namespaced_pod_log(drivers[0].metadata.name, "alice"):
+                    openbao.admin().secrets.kv.v2.create_or_update_secret(f"team/{app}/db", {"password": rotated})
+                    written.append(time.monotonic())
+            time.sleep(1)
+    rotator = threading.Thread(target=rotate_when_the_job_waits, daemon=True)
+    rotator.start()
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()
     try:
-        proc = _submit(testbed, app, pod_template, conf, "secrets_job.py", "2", "/tmp/spark-events", env_extra=env)
+        proc = _submit(testbed, app, pod_template, conf, "secrets_job.py", "2", "/tmp/spark-events", digest(rotated),
+                       env_extra=env)
         (driver,) = _pods(api, app, "driver")
         log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
-        assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
+        assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:] + renewer.log.read_text()[-2000:]
+        assert written, "the job never waited for the rotation"
+        assert re.search(r"ROTATION-SEEN driver after [\d.]+ s", log), log[-3000:]
+        after = _lines(log, "ROTATED")
+        assert after and all(p["file"] == digest(rotated) and p["role"] == "executor" for p in after), after
+        assert all(p["env"] == digest(api_key) for p in after)  # env: fixed at the container's start
+        assert renewer.metrics()["secret_rotations_total"] >= 1
         probes = _lines(log, "SECRETS")
         executors = {p.metadata.name for p in _pods(api, app, "executor")}
         assert {p["pod"] for p in probes} == {"driver", *executors} and len(executors) == 2, probes
-
-        def digest(text: str) -> str:
-            return hashlib.sha256(text.encode()).hexdigest()
         for probe in probes:
             assert (probe["file"], probe["env"], probe["k8s_file"], probe["k8s_env"]) == (
                 digest(password), digest(api_key), digest(ca), digest(tls_key)), probe
@@ -592,10 +617,13 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
         blob = "\n".join([json.dumps(client.sanitize_for_serialization(x)) for x in (
             api.list_namespaced_pod("alice"), api.list_namespaced_config_map("alice"),
             api.list_namespaced_event("alice"))] + [log, proc.stdout, proc.stderr])
-        for value in (password, api_key, ca, tls_key):
+        blob += renewer.log.read_text()
+        for value in (password, api_key, ca, tls_key, rotated):
             for form in (value, base64.b64encode(value.encode()).decode()):
                 assert form not in blob, form
     finally:
+        renewer.stop()
+        written.append(0.0)  # ends the thread
         for pod in api.list_namespaced_pod("alice", label_selector=f"spark-app-name={app}").items:
             api.delete_namespaced_pod(pod.metadata.name, "alice", grace_period_seconds=0)
         api.delete_namespaced_secret(f"{app}-tls", "alice")

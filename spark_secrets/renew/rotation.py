@@ -3,6 +3,12 @@ KV secret. Every ``interval`` the rotator lists job-secrets Secrets (metadata on
 for each referenced secret's current version (metadata only), and only when one moved reads it and
 patches the job's Secret; kubelet then projects the new files and ``spark_secrets.runtime`` sees them.
 
+Leased credentials (a database engine's logins) are renewed once two thirds of their lease has passed;
+when a renewal no longer gives a full lease (the engine's max TTL is near) or the lease is gone, new
+credentials are read and put in the Secret while the old ones still work; when the Secret is gone (the
+job ended) its leases are revoked. A lease ends with the login token that made it, so the service keeps
+one login per job account alive (``renew-self``) rather than logging in again.
+
 It reads as the job, not as itself: for each Secret it requests a short-lived token of the job's driver
 service account (TokenRequest) and logs in with it by Kubernetes auth, so OpenBao's policies for that
 account decide what a job may follow, and a hand-made Secret naming another team's path gets nothing.
@@ -18,9 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from spark_secrets.errors import ConfigError, SparkSecretsError
-from spark_secrets.jobsecret import (ANNOTATION_REFERENCES, ANNOTATION_SERVICE_ACCOUNT, ANNOTATION_VERSIONS,
-                                     JOB_SECRETS_SELECTOR, data_key, references_annotation)
+from spark_secrets.errors import ConfigError, SparkSecretsError, VaultNotFound
+from spark_secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, ANNOTATION_SERVICE_ACCOUNT,
+                                     ANNOTATION_VERSIONS, JOB_SECRETS_SELECTOR, data_key, lease_record,
+                                     references_annotation)
 from spark_secrets.kube import KubeClient
 from spark_secrets.reference import JobSecret, parse_job_secret
 from spark_secrets.renew.metrics import Metrics
@@ -30,14 +37,17 @@ from spark_secrets.vault import VaultClient, VaultConfig
 log = logging.getLogger("spark_secrets.renew.rotation")
 #: (namespace, Secret name), reason, message, Event type.
 Report = Callable[[tuple[str, str], str, str, str], None]
-#: How long a login as a job's account is reused (well inside the role's token TTL).
-LOGIN_REUSE_S = 120.0
+#: How often a kept login as a job's account renews its own token (well inside the role's token TTL).
+LOGIN_RENEW_S = 60.0
+#: Renew a lease once this fraction of it has passed.
+LEASE_RATIO = 2 / 3
+Key = tuple[str, str]
 
 
 class SecretRotator:
     def __init__(self, kube: KubeClient, vault: VaultConfig, *, namespaces: Sequence[str] | None, metrics: Metrics,
                  report: Report, interval: float = 30.0, leader: Callable[[], bool] = lambda: True,
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  login: Callable[[VaultConfig, str], VaultClient] | None = None) -> None:
         if not vault.role:
             raise ConfigError("rotating job secrets needs an OpenBao/Vault Kubernetes auth role",
@@ -50,9 +60,16 @@ class SecretRotator:
         self.interval = interval
         self.leader = leader
         self.clock = clock
+        self.wall = wall
         self._login = login or (lambda config, jwt: VaultClient(config, jwt=jwt))
         self._next = 0.0
-        self._clients: dict[tuple[str, str], tuple[float, VaultClient]] = {}
+        self._clients: dict[Key, tuple[float, VaultClient]] = {}
+        #: Leases of the Secrets seen in the last full round (account, lease IDs), to revoke when they go.
+        self._leases: dict[Key, tuple[str, set[str]]] = {}
+        self._round: dict[Key, tuple[str, set[str]]] = {}
+        self._lease_due: float | None = None
+        #: Leases this service renewed or made: the others (the submitter's) are taken over at first sight.
+        self._known: set[str] = set()
 
     def __repr__(self) -> str:
         return f"SecretRotator({self.vault.address}, role={self.vault.role}, every {self.interval:.0f} s)"
@@ -62,14 +79,25 @@ class SecretRotator:
         now = self.clock()
         if now < self._next or not self.leader():
             return
-        self._next = now + self.interval
+        self._round, self._lease_due, complete = {}, None, True
         where: list[str | None] = list(self.namespaces) if self.namespaces else [None]
         for namespace in where:
             try:
                 self.kube.list_secret_metadata(namespace, JOB_SECRETS_SELECTOR, self._page)
             except SparkSecretsError as exc:
+                complete = False
                 self.metrics.failures += 1
                 log.warning("cannot list job secrets in %s: %s", namespace or "all namespaces", exc)
+        if complete:  # a Secret missing from a partial list may still exist
+            for key in self._leases.keys() - self._round.keys():
+                self._revoke(key, *self._leases[key])
+            self._leases = self._round
+        else:
+            self._leases.update(self._round)
+        wait = self.interval
+        if self._lease_due is not None:
+            wait = min(wait, max(self._lease_due - self.wall(), 1.0))
+        self._next = now + wait
 
     def _page(self, items: list[dict[str, Any]]) -> None:
         for item in items:
@@ -83,8 +111,15 @@ class SecretRotator:
 
     def _client(self, namespace: str, account: str) -> VaultClient:
         cached = self._clients.get((namespace, account))
-        if cached is not None and self.clock() - cached[0] < LOGIN_REUSE_S:
-            return cached[1]
+        if cached is not None:
+            if self.clock() - cached[0] < LOGIN_RENEW_S:
+                return cached[1]
+            try:
+                cached[1].renew_self()
+                self._clients[(namespace, account)] = (self.clock(), cached[1])
+                return cached[1]
+            except SparkSecretsError as exc:
+                log.info("logging in again as %s/%s: %s", namespace, account, exc)
         self.metrics.api_requests += 1
         jwt = self.kube.service_account_token(namespace, account, seconds=600)
         client = self._login(self.vault, jwt)
@@ -93,20 +128,28 @@ class SecretRotator:
         return client
 
     def check(self, meta: dict[str, Any]) -> bool:
-        """Brings one Secret's floating ``vault:`` values to their current versions; True if it changed."""
+        """Brings one Secret's floating ``vault:`` values to their current versions and its leases forward;
+        True if it changed."""
         notes = meta.get("annotations") or {}
         namespace, name = str(meta["namespace"]), str(meta["name"])
         try:
             refs = json.loads(notes.get(ANNOTATION_REFERENCES) or "{}")
             versions = {k: str(v) for k, v in json.loads(notes.get(ANNOTATION_VERSIONS) or "{}").items()}
-        except (ValueError, AttributeError):
+            leases: dict[str, dict[str, Any]] = {
+                str(k): dict(v) for k, v in json.loads(notes.get(ANNOTATION_LEASES) or "{}").items()}
+        except (ValueError, AttributeError, TypeError):
             raise ConfigError(f"Secret {namespace}/{name} has unreadable reference annotations",
                               "recreate it with spark-secrets submit") from None
         secrets: list[JobSecret] = [parse_job_secret(f"spark.secrets.{k}", v) for k, v in sorted(refs.items())]
-        floating = [s for s in secrets if s.ref.scheme == "vault" and s.ref.version is None]
+        account = notes.get(ANNOTATION_SERVICE_ACCOUNT) or "default"
+        if leases:
+            self._round[(namespace, name)] = (account, {str(r["id"]) for r in leases.values()})
+            if self._renew_leases(meta, secrets, leases, account):
+                return True
+        floating = [s for s in secrets if s.ref.scheme == "vault" and s.ref.version is None
+                    and s.ref.location not in leases]
         if not floating:
             return False
-        account = notes.get(ANNOTATION_SERVICE_ACCOUNT) or "default"
         client = self._client(namespace, account)
         moved = {}
         for location in sorted({s.ref.location for s in floating}):
@@ -132,3 +175,82 @@ class SecretRotator:
         changes = ", ".join(f"{loc} version {versions.get(loc, '?')} -> {v}" for loc, v in sorted(resolved.versions.items()))
         self.report((namespace, name), "SecretsRotated", f"job secrets of {namespace}/{name} updated: {changes}", "Normal")
         return True
+
+    # -- leases ------------------------------------------------------------------------------------
+    def _renew_leases(self, meta: dict[str, Any], secrets: list[JobSecret], leases: dict[str, dict[str, Any]],
+                      account: str) -> bool:
+        """Renews the leases that are due, replaces those that cannot be renewed for a full lease; True if the
+        Secret was patched (its metadata is then stale for this round)."""
+        namespace, name = str(meta["namespace"]), str(meta["name"])
+        now = self.wall()
+        updated: dict[str, dict[str, Any]] = {}
+        replace_at: list[str] = []
+        for location, record in sorted(leases.items()):
+            ttl, until, lease_id = int(record["ttl"]), float(record["until"]), str(record["id"])
+            due = until - ttl * (1 - LEASE_RATIO)
+            if now < due and lease_id in self._known:
+                self._note_due(due)
+                continue
+            # Due, or first seen: a lease made by the submitter (or before a restart) can only be renewed by
+            # the login that made it; one this service cannot renew is replaced now, while it still works.
+            client = self._client(namespace, account)
+            try:
+                left = client.renew_lease(lease_id, increment=ttl)
+                self._known.add(lease_id)
+                self.metrics.count("vault-lease", "renew")
+            except VaultNotFound:
+                left = 0
+            if left >= ttl:
+                updated[location] = {**record, "until": int(now + left)}
+                self._note_due(now + left - ttl * (1 - LEASE_RATIO))
+            else:  # the max TTL is near (or the lease is gone): new credentials while the old still work
+                replace_at.append(location)
+        if replace_at:
+            client = self._client(namespace, account)
+            stale = [s for s in secrets if s.ref.scheme == "vault" and s.ref.location in replace_at]
+            resolved = Resolver(lambda: client).resolve(stale)
+            data = {data_key(s.kind, s.name): base64.b64encode(v).decode("ascii") for s, v in resolved.values.items()}
+            for location, lease in resolved.leases.items():
+                updated[location] = lease_record(lease.lease_id, lease.duration, lease.issued + lease.duration,
+                                                 lease.issued)
+                self._note_due(lease.issued + lease.duration * LEASE_RATIO)
+                self.metrics.count("vault-lease", "replace")
+                self._known.add(lease.lease_id)
+                self._round[(namespace, name)][1].add(lease.lease_id)
+        if not updated:
+            return False
+        patch: dict[str, Any] = {"metadata": {"resourceVersion": meta.get("resourceVersion"), "annotations": {
+            ANNOTATION_LEASES: references_annotation({**leases, **updated})}}}
+        if replace_at:
+            patch["data"] = data
+        self.metrics.api_requests += 1
+        self.metrics.api_writes += 1
+        self.kube.patch_secret(namespace, name, patch)
+        if replace_at:
+            self.metrics.secret_rotations += 1
+            self.report((namespace, name), "SecretsRotated",
+                        f"job secrets of {namespace}/{name}: new leased credentials from {', '.join(replace_at)} "
+                        "(the old ones end at their max TTL)", "Normal")
+        return True
+
+    def _note_due(self, when: float) -> None:
+        self._lease_due = when if self._lease_due is None else min(self._lease_due, when)
+
+    def _revoke(self, key: Key, account: str, lease_ids: set[str]) -> None:
+        """The job's Secret is gone: its credentials end now, not at their TTL."""
+        namespace, name = key
+        lease_ids = lease_ids & self._known  # the submitter's own lease can only end at its TTL
+        if not lease_ids:
+            return
+        try:
+            client = self._client(namespace, account)
+            for lease_id in sorted(lease_ids):
+                try:
+                    client.revoke_lease(lease_id)
+                except VaultNotFound:
+                    continue
+                self.metrics.count("vault-lease", "revoke")
+            log.info("revoked the leases of %s/%s: %s", namespace, name, ", ".join(sorted(lease_ids)))
+        except SparkSecretsError as exc:
+            self.metrics.failures += 1
+            log.warning("could not revoke the leases of %s/%s (they end at their TTL): %s", namespace, name, exc)

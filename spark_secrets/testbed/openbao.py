@@ -17,12 +17,16 @@ import requests
 from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.daemon import Daemon, free_port
 from spark_secrets.testbed.kube import KubeControlPlane
+from spark_secrets.testbed.postgres import Postgres
 
 #: A team's read-write policy on ``secret/team/*`` (what ``spark-secrets secrets`` and jobs use).
 TEAM_POLICY = """
 path "secret/data/team/*"     { capabilities = ["create", "read", "update", "delete", "list"] }
 path "secret/metadata/team/*" { capabilities = ["read", "list", "delete"] }
 path "secret/metadata/team"   { capabilities = ["list"] }
+path "database/creds/etl"     { capabilities = ["read"] }
+path "sys/leases/renew"       { capabilities = ["update"] }
+path "sys/leases/revoke"      { capabilities = ["update"] }
 """
 
 
@@ -70,6 +74,22 @@ class OpenBao:
         """A new token with ``policies`` (not the root token's children: no default inheritance of root)."""
         response = self.admin().auth.token.create(policies=list(policies), ttl=ttl, no_parent=True)
         return str(response["auth"]["client_token"])
+
+    def enable_database(self, postgres: Postgres, role: str = "etl", default_ttl: str = "20s",
+                        max_ttl: str = "40s") -> None:
+        """The database secrets engine at ``database/`` on ``postgres``: role ``role`` makes a login role per
+        read, leased for ``default_ttl`` (renewable up to ``max_ttl``), dropped when the lease ends."""
+        admin = self.admin()
+        if "database/" not in admin.sys.list_mounted_secrets_engines()["data"]:
+            admin.sys.enable_secrets_engine("database", path="database")
+        admin.secrets.database.configure(
+            "pg", "postgresql-database-plugin", allowed_roles=[role], connection_url=postgres.connection_url(),
+            username=postgres.admin_user, password=postgres.admin_password, verify_connection=True)
+        admin.secrets.database.create_role(
+            role, "pg", default_ttl=default_ttl, max_ttl=max_ttl,
+            creation_statements=["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+                                 "VALID UNTIL '{{expiration}}';"],
+            revocation_statements=["DROP ROLE IF EXISTS \"{{name}}\";"])
 
     def enable_kubernetes_auth(self, kube: KubeControlPlane, role: str, namespace: str, service_account: str,
                                policies: Sequence[str] = ("team",)) -> None:

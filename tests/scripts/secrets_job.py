@@ -2,7 +2,10 @@
 job's secrets: files through spark_secrets.runtime, env vars from os.environ. Prints only SHA-256 digests
 (``SECRETS`` JSON lines), then its own event log (what the UI's environment page shows), ``EVENTLOG`` lines.
 
-Usage: secrets_job.py EXECUTORS EVENT_DIR"""
+Then it waits for the file secret to be rotated (its new digest given), seen through ``fresh()`` in the
+driver, and reads it again in the executors: ``ROTATED`` lines.
+
+Usage: secrets_job.py EXECUTORS EVENT_DIR NEW_DIGEST"""
 
 import glob
 import hashlib
@@ -10,6 +13,7 @@ import json
 import os
 import stat
 import sys
+import time
 
 from executors import wait_for_executors
 from pyspark.sql import SparkSession
@@ -31,13 +35,26 @@ def probe(role):
         "uid": os.getuid()})
 
 
-wanted, event_dir = int(sys.argv[1]), sys.argv[2]
+wanted, event_dir, new_digest = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 os.makedirs(event_dir, exist_ok=True)
 spark = SparkSession.builder.appName("secrets-pods").getOrCreate()
 wait_for_executors(spark, wanted)
 print("SECRETS " + probe("driver"), flush=True)
 for line in spark.sparkContext.parallelize(range(8), 8).map(lambda _: probe("executor")).collect():
     print("SECRETS " + line, flush=True)
+
+from spark_secrets.runtime import fresh  # noqa: E402
+
+view = fresh("db-password")
+print("WAITING-FOR-ROTATION", flush=True)
+began = time.monotonic()
+while digest(view.value) != new_digest:
+    if time.monotonic() - began > 240:
+        sys.exit("the rotated value never arrived")
+    time.sleep(0.5)
+print(f"ROTATION-SEEN driver after {time.monotonic() - began:.1f} s", flush=True)
+for line in spark.sparkContext.parallelize(range(4), 4).map(lambda _: probe("executor")).collect():
+    print("ROTATED " + line, flush=True)
 spark.stop()
 for path in glob.glob(f"{event_dir}/*"):
     with open(path, encoding="utf-8", errors="replace") as log:

@@ -33,6 +33,9 @@ have runc || need_apt+=(runc)
 [ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
 have debootstrap || need_apt+=(debootstrap)
 have iptables || need_apt+=(iptables)
+# OpenBao's database secrets engine runs against a real PostgreSQL (leased credentials).
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need_apt+=(postgresql)
+have setpriv || need_apt+=(util-linux)
 have ip || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "apt-get install ${need_apt[*]}"
