@@ -88,7 +88,10 @@ def configure(builder: Any, conf: Mapping[str, str] | None = None, *, kube: Kube
             step = steps.step(cls)
             assert step is not None
             spec = step.apply(spec)
-        spec = replace(spec, secrets=())  # nothing to create without a cluster
+        # Nothing to create or mount without a cluster: executors run here and inherit the driver's env.
+        local_conf = {k: v for k, v in spec.added_conf.items()
+                      if not k.startswith(("spark.kubernetes.", "spark.executorEnv.SPARK_SECRETS_"))}
+        spec = replace(spec, secrets=(), added_conf=local_conf)
         for note in spec.notes:
             progress(note)
     for key, value in {**spec.added_conf, **(conf or {})}.items():

@@ -313,3 +313,26 @@ def test_leased_database_credentials_are_renewed_replaced_before_the_max_ttl_and
         assert len(seen) >= 3 and not any(password in text for _, password in seen)
     finally:
         renewer.stop()
+
+
+def test_a_notebook_driver_gets_the_secrets_in_a_private_directory_and_its_python_workers_too(
+        testbed: Testbed, openbao: OpenBao, team: str, tmp_path: Path) -> None:
+    """Client mode, the notebook's own process is the driver (local[2]): the same names work, from a 0700
+    directory of 0600 files removed when the notebook exits; its Python workers see them too."""
+    import hashlib
+    from spark_secrets.testbed.spark import spark_env
+    location = f"team/notebook-{time.time_ns() % 10**8}"
+    openbao.admin().secrets.kv.v2.create_or_update_secret(location, {"password": PASSWORD, "api": API_KEY})
+    env = spark_env(_env(testbed, openbao, tmp_path, team))
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent / "scripts" / "notebook_secrets.py"),
+                           f"secret/{location}"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    probes = [json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines() if line.startswith("NOTEBOOK ")]
+    assert [p["role"] for p in probes] == ["driver", "worker", "worker"], proc.stdout
+    for probe in probes:
+        assert probe["file"] == hashlib.sha256(PASSWORD.encode()).hexdigest()
+        assert probe["env"] == hashlib.sha256(API_KEY.encode()).hexdigest()
+        assert (probe["dir_mode"], probe["file_mode"]) == ("0o700", "0o600"), probe
+    assert not Path(probes[0]["dir"]).exists()  # removed when the notebook exited
+    assert PASSWORD not in proc.stdout + proc.stderr and API_KEY not in proc.stdout + proc.stderr

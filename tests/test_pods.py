@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from spark_secrets.credentials import Credentials
-from spark_secrets.errors import InvalidTokenError, TokenExpiredError
+from spark_secrets.errors import InvalidTokenError, TestbedError, TokenExpiredError
 from spark_secrets.fetcher import obtain_tokens, renew_token
 from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kerberos import keytab_login
@@ -32,10 +32,12 @@ from spark_secrets.testbed.bed import (KRB5_CONFIG_MAP, RENEWER, RENEWER_NAMESPA
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
 from spark_secrets.testbed.node import NODE_IP
 from spark_secrets.testbed.openbao import OpenBao
+from spark_secrets.testbed.postgres import Postgres
 from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS_DIR, node_job_conf,
                                          node_pod_template, spark_env, spark_home)
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
 
+from conftest import LEASE_MAX_TTL_S
 from renewers import CONF, RenewerProcess, manifest, manifests, metrics, wait_until
 
 pytestmark = pytest.mark.testbed
@@ -543,13 +545,15 @@ def test_spark_35_job_in_pods_keeps_its_tokens_through_a_corrupt_then_missing_to
 
 
 def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_python_and_nowhere_else(
-        testbed: Testbed, pod_template: Path, openbao: OpenBao, rotation: str, tmp_path: Path) -> None:
+        testbed: Testbed, pod_template: Path, openbao: OpenBao, rotation: str, database: Postgres,
+        tmp_path: Path) -> None:
     """A job's secrets by reference: an OpenBao KV field as a file and as an env var, a Secret of the
     namespace as a file and an env var. The driver's and both executors' Python code read them; the
     values are in no pod spec, ConfigMap (Spark's driver conf included), Event, event log (the UI's
     environment page), driver log or submission output. While the job runs, the KV value is rotated: the
     renew service (default interval) updates the job's Secret, kubelet projects it, the driver's ``fresh()``
-    view and the executors' next reads see it."""
+    view and the executors' next reads see it. Leased PostgreSQL credentials are renewed and replaced by
+    the service: the job logs in with them, driver and executors, after the first lease's max TTL."""
     assert testbed.kube is not None and testbed.hdfs is not None
     api = _admin(testbed)
     app = f"secrets-{time.time_ns() % 10**8}"
@@ -563,6 +567,8 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
             "spark.secrets.env.API_KEY": f"vault:secret/team/{app}/api",
             "spark.secrets.file.ca.pem": f"k8s:{app}-tls#ca.pem",
             "spark.secrets.env.TLS_KEY": f"k8s:{app}-tls#tls.key",
+            "spark.secrets.file.db-user": "vault:database/creds/etl#username",
+            "spark.secrets.file.db-pass": "vault:database/creds/etl#password",
             "spark.eventLog.enabled": "true", "spark.eventLog.dir": "file:///tmp/spark-events",
             "spark.kubernetes.executor.deleteOnTermination": "false"}  # kept to read their specs
     env = {"VAULT_ADDR": openbao.address, "VAULT_TOKEN": openbao.token(), "HOME": str(tmp_path)}
@@ -586,7 +592,7 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
         return hashlib.sha256(text.encode()).hexdigest()
     try:
         proc = _submit(testbed, app, pod_template, conf, "secrets_job.py", "2", "/tmp/spark-events", digest(rotated),
-                       env_extra=env)
+                       str(database.port), str(LEASE_MAX_TTL_S), env_extra=env)
         (driver,) = _pods(api, app, "driver")
         log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
         assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:] + renewer.log.read_text()[-2000:]
@@ -596,6 +602,11 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
         assert after and all(p["file"] == digest(rotated) and p["role"] == "executor" for p in after), after
         assert all(p["env"] == digest(api_key) for p in after)  # env: fixed at the container's start
         assert renewer.metrics()["secret_rotations_total"] >= 1
+        logins = _lines(log, "DBLOGIN")
+        assert logins and all(entry["ok"] for entry in logins), logins
+        assert len({entry["user"] for entry in logins}) >= 2, logins  # replaced while the job ran
+        assert any(e["role"] == "driver" and float(str(e["t"])) > LEASE_MAX_TTL_S for e in logins), logins
+        assert [e["role"] for e in logins].count("executor") == 4, logins
         probes = _lines(log, "SECRETS")
         executors = {p.metadata.name for p in _pods(api, app, "executor")}
         assert {p["pod"] for p in probes} == {"driver", *executors} and len(executors) == 2, probes
@@ -618,9 +629,19 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
             api.list_namespaced_pod("alice"), api.list_namespaced_config_map("alice"),
             api.list_namespaced_event("alice"))] + [log, proc.stdout, proc.stderr])
         blob += renewer.log.read_text()
-        for value in (password, api_key, ca, tls_key, rotated):
+        db_password = base64.b64decode(job_secret.data["db-pass"]).decode()  # the latest leased one
+        for value in (password, api_key, ca, tls_key, rotated, db_password):
             for form in (value, base64.b64encode(value.encode()).decode()):
                 assert form not in blob, form
+
+        # The job's end: the driver pod goes, the garbage collector takes the Secret, the lease is revoked.
+        last = api.read_namespaced_secret(job_secret.metadata.name, "alice").data
+        db_user, db_password = (base64.b64decode(last[k]).decode() for k in ("db-user", "db-pass"))
+        api.delete_namespaced_pod(driver.metadata.name, "alice")
+        wait_until("the lease was not revoked at the job's end", lambda: renewer.metrics().get(
+            'token_operations_total{kind="vault-lease",operation="revoke"}', 0) >= 1, 90, renewer)
+        with pytest.raises(TestbedError, match="password authentication failed"):
+            database.login(db_user, db_password)
     finally:
         renewer.stop()
         written.append(0.0)  # ends the thread

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import queue
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -31,6 +32,7 @@ from spark_secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, A
 from spark_secrets.kube import KubeClient
 from spark_secrets.reference import JobSecret, parse_job_secret
 from spark_secrets.renew.metrics import Metrics
+from spark_secrets.renew.watch import ADDED, DELETED, PAGE, SecretEvent, SecretWatch
 from spark_secrets.resolver import Resolver
 from spark_secrets.vault import VaultClient, VaultConfig
 
@@ -68,18 +70,59 @@ class SecretRotator:
         self._leases: dict[Key, tuple[str, set[str]]] = {}
         self._round: dict[Key, tuple[str, set[str]]] = {}
         self._lease_due: float | None = None
+        self._listed: set[Key] = set()
         #: Leases this service renewed or made: the others (the submitter's) are taken over at first sight.
         self._known: set[str] = set()
+        #: Secrets checked since they appeared; a watch hands over new ones at once (a submission's lease
+        #: may be short), and deletions (the job's end) with their last annotations.
+        self._seen: set[Key] = set()
+        #: Replaced leases that may still run (until their max TTL): revoked too when the job ends.
+        self._retired: dict[Key, set[str]] = {}
+        self._events: queue.Queue[SecretEvent] = queue.Queue()
+        self._watches: list[SecretWatch] = []
+
+    def start(self) -> None:
+        where: list[str | None] = list(self.namespaces) if self.namespaces else [None]
+        for namespace in where:  # its own counters: the token Secrets' relists stay theirs
+            watch = SecretWatch(self.kube, namespace, self._events, Metrics(), selector=JOB_SECRETS_SELECTOR)
+            watch.start()
+            self._watches.append(watch)
+
+    def stop(self) -> None:
+        for watch in self._watches:
+            watch.stop()
+
+    def _take_events(self) -> None:
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            if event.kind not in (PAGE, ADDED, DELETED) or not self.leader():
+                continue
+            for obj in event.objects:
+                meta = obj.get("metadata") or {}
+                key = (str(meta.get("namespace")), str(meta.get("name")))
+                if event.kind == DELETED:
+                    self._seen.discard(key)
+                    gone = self._leases.pop(key, None)
+                    ids = {str(r.get("id")) for r in self._lease_records(meta).values()}
+                    self._revoke(key, gone[0] if gone else self._account(meta), ids | (gone[1] if gone else set()))
+                elif key not in self._seen:
+                    self._seen.add(key)
+                    self._page([obj])
 
     def __repr__(self) -> str:
         return f"SecretRotator({self.vault.address}, role={self.vault.role}, every {self.interval:.0f} s)"
 
     def run(self) -> None:
-        """One round if it is due (called from the renew service's loop)."""
+        """New and deleted Secrets at once; a full round if it is due (called from the renew service's loop)."""
+        self._take_events()
         now = self.clock()
         if now < self._next or not self.leader():
             return
-        self._round, self._lease_due, complete = {}, None, True
+        self._round, self._lease_due, self._listed, complete = {}, None, set(), True
+        self._next = now + self.interval  # a lease that falls due sooner brings it forward (_note_due)
         where: list[str | None] = list(self.namespaces) if self.namespaces else [None]
         for namespace in where:
             try:
@@ -92,17 +135,16 @@ class SecretRotator:
             for key in self._leases.keys() - self._round.keys():
                 self._revoke(key, *self._leases[key])
             self._leases = self._round
+            self._seen &= self._listed
         else:
             self._leases.update(self._round)
-        wait = self.interval
-        if self._lease_due is not None:
-            wait = min(wait, max(self._lease_due - self.wall(), 1.0))
-        self._next = now + wait
 
     def _page(self, items: list[dict[str, Any]]) -> None:
         for item in items:
             meta = item.get("metadata") or {}
             key = (str(meta.get("namespace")), str(meta.get("name")))
+            self._listed.add(key)
+            self._seen.add(key)
             try:
                 self.check(meta)
             except SparkSecretsError as exc:
@@ -142,14 +184,16 @@ class SecretRotator:
                               "recreate it with spark-secrets submit") from None
         secrets: list[JobSecret] = [parse_job_secret(f"spark.secrets.{k}", v) for k, v in sorted(refs.items())]
         account = notes.get(ANNOTATION_SERVICE_ACCOUNT) or "default"
+        changed = False
         if leases:
             self._round[(namespace, name)] = (account, {str(r["id"]) for r in leases.values()})
-            if self._renew_leases(meta, secrets, leases, account):
-                return True
+            patched = self._renew_leases(meta, secrets, leases, account)
+            if patched is not None:  # go on from the Secret as it now is
+                meta, changed = patched.get("metadata") or meta, True
         floating = [s for s in secrets if s.ref.scheme == "vault" and s.ref.version is None
                     and s.ref.location not in leases]
         if not floating:
-            return False
+            return changed
         client = self._client(namespace, account)
         moved = {}
         for location in sorted({s.ref.location for s in floating}):
@@ -158,7 +202,7 @@ class SecretRotator:
             if str(current) != versions.get(location):
                 moved[location] = current
         if not moved:
-            return False
+            return changed
         # Read as the versions they are now (a read races no later rotation: the next round sees it).
         stale = [replace(s, ref=replace(s.ref, version=moved[s.ref.location])) for s in floating
                  if s.ref.location in moved]
@@ -178,9 +222,9 @@ class SecretRotator:
 
     # -- leases ------------------------------------------------------------------------------------
     def _renew_leases(self, meta: dict[str, Any], secrets: list[JobSecret], leases: dict[str, dict[str, Any]],
-                      account: str) -> bool:
-        """Renews the leases that are due, replaces those that cannot be renewed for a full lease; True if the
-        Secret was patched (its metadata is then stale for this round)."""
+                      account: str) -> dict[str, Any] | None:
+        """Renews the leases that are due, replaces those that cannot be renewed for a full lease; the Secret
+        as patched, or None if it was left alone."""
         namespace, name = str(meta["namespace"]), str(meta["name"])
         now = self.wall()
         updated: dict[str, dict[str, Any]] = {}
@@ -198,6 +242,7 @@ class SecretRotator:
                 left = client.renew_lease(lease_id, increment=ttl)
                 self._known.add(lease_id)
                 self.metrics.count("vault-lease", "renew")
+                log.info("renewed lease %s of %s/%s: %d s left", lease_id, namespace, name, left)
             except VaultNotFound:
                 left = 0
             if left >= ttl:
@@ -205,6 +250,7 @@ class SecretRotator:
                 self._note_due(now + left - ttl * (1 - LEASE_RATIO))
             else:  # the max TTL is near (or the lease is gone): new credentials while the old still work
                 replace_at.append(location)
+                self._retired.setdefault((namespace, name), set()).add(lease_id)  # revoked at the job's end
         if replace_at:
             client = self._client(namespace, account)
             stale = [s for s in secrets if s.ref.scheme == "vault" and s.ref.location in replace_at]
@@ -218,28 +264,43 @@ class SecretRotator:
                 self._known.add(lease.lease_id)
                 self._round[(namespace, name)][1].add(lease.lease_id)
         if not updated:
-            return False
+            return None
         patch: dict[str, Any] = {"metadata": {"resourceVersion": meta.get("resourceVersion"), "annotations": {
             ANNOTATION_LEASES: references_annotation({**leases, **updated})}}}
         if replace_at:
             patch["data"] = data
         self.metrics.api_requests += 1
         self.metrics.api_writes += 1
-        self.kube.patch_secret(namespace, name, patch)
+        patched = self.kube.patch_secret(namespace, name, patch)
         if replace_at:
             self.metrics.secret_rotations += 1
             self.report((namespace, name), "SecretsRotated",
                         f"job secrets of {namespace}/{name}: new leased credentials from {', '.join(replace_at)} "
                         "(the old ones end at their max TTL)", "Normal")
-        return True
+        return patched
+
+    @staticmethod
+    def _account(meta: dict[str, Any]) -> str:
+        return str((meta.get("annotations") or {}).get(ANNOTATION_SERVICE_ACCOUNT) or "default")
+
+    @staticmethod
+    def _lease_records(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        try:
+            found = json.loads((meta.get("annotations") or {}).get(ANNOTATION_LEASES) or "{}")
+            return {str(k): dict(v) for k, v in found.items()}
+        except (ValueError, AttributeError, TypeError):
+            return {}
 
     def _note_due(self, when: float) -> None:
+        """A lease falls due at ``when`` (epoch s): the next round comes no later (also when a watch event,
+        not a round, brought the lease)."""
         self._lease_due = when if self._lease_due is None else min(self._lease_due, when)
+        self._next = min(self._next, self.clock() + max(when - self.wall(), 1.0))
 
     def _revoke(self, key: Key, account: str, lease_ids: set[str]) -> None:
         """The job's Secret is gone: its credentials end now, not at their TTL."""
         namespace, name = key
-        lease_ids = lease_ids & self._known  # the submitter's own lease can only end at its TTL
+        lease_ids = (lease_ids | self._retired.pop(key, set())) & self._known  # the submitter's ends at its TTL
         if not lease_ids:
             return
         try:

@@ -92,11 +92,15 @@ class RenewService:
             watch = SecretWatch(self.kube, ns, self._events, self.metrics, timeout_seconds=self.watch_timeout)
             watch.start()
             self._watches.append(watch)
+        if self.rotator is not None:
+            self.rotator.start()
 
     def stop(self) -> None:
         self._stop.set()
         for watch in self._watches:
             watch.stop()
+        if self.rotator is not None:
+            self.rotator.stop()
 
     def run(self) -> None:
         """Until :meth:`stop`: take events, act on what is due."""

@@ -42,8 +42,10 @@ class SecretWatch:
     """Feeds :class:`SecretEvent` to ``events`` until :meth:`stop`; never ends on an API-server outage."""
 
     def __init__(self, kube: KubeClient, namespace: str | None, events: queue.Queue[SecretEvent], metrics: Metrics,
-                 *, timeout_seconds: int = 60, page: int = 500, streaming: bool = True) -> None:
+                 *, timeout_seconds: int = 60, page: int = 500, streaming: bool = True,
+                 selector: str = TOKEN_SECRET_SELECTOR) -> None:
         self.kube, self.namespace, self.events, self.metrics = kube, namespace, events, metrics
+        self.selector = selector
         self.timeout_seconds, self.page = timeout_seconds, page
         self.streaming = streaming  # False once the API server refused a streaming list
         self._stop = threading.Event()
@@ -88,7 +90,7 @@ class SecretWatch:
     def _paged_list(self) -> str:
         self.events.put(SecretEvent(LISTING, self.namespace, []))
         resource_version = self.kube.list_secret_metadata(
-            self.namespace, TOKEN_SECRET_SELECTOR,
+            self.namespace, self.selector,
             lambda items: self.events.put(SecretEvent(PAGE, self.namespace, items)), self.page)
         self.metrics.relists += 1
         self.events.put(SecretEvent(SYNC, self.namespace, []))
@@ -99,7 +101,7 @@ class SecretWatch:
         ``None`` to list again (410 Gone, or a streaming list cut off before its end)."""
         listing = began = resource_version is None
         batch: list[dict[str, Any]] = []
-        for event in self.kube.watch_secret_metadata(self.namespace, TOKEN_SECRET_SELECTOR, resource_version,
+        for event in self.kube.watch_secret_metadata(self.namespace, self.selector, resource_version,
                                                      timeout_seconds):
             if began:  # announced once the server answered (a refused streaming list announces nothing)
                 self.events.put(SecretEvent(LISTING, self.namespace, []))

@@ -346,9 +346,10 @@ def _remove_tree(path: Path) -> None:
 # -- stage 2: pyspark and py4j at the host's versions ----------------------------------------------
 
 
-#: What a job's Python code uses besides pyspark: the ``runtime`` extra (HdfsCLI, pyarrow) and pandas
-#: for pandas UDFs, at the host's versions.
-JOB_PACKAGES = ("pandas", "pyarrow", "hdfs", "requests")
+#: What a job's Python code uses besides pyspark: the ``runtime`` extra (HdfsCLI, pyarrow), pandas for
+#: pandas UDFs and pg8000 (a pure-Python PostgreSQL client) for jobs using leased database credentials,
+#: at the host's versions.
+JOB_PACKAGES = ("pandas", "pyarrow", "hdfs", "requests", "pg8000")
 
 
 def _pyspark_stage(images: Path, progress: Progress) -> Path:

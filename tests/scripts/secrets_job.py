@@ -5,7 +5,11 @@ job's secrets: files through spark_secrets.runtime, env vars from os.environ. Pr
 Then it waits for the file secret to be rotated (its new digest given), seen through ``fresh()`` in the
 driver, and reads it again in the executors: ``ROTATED`` lines.
 
-Usage: secrets_job.py EXECUTORS EVENT_DIR NEW_DIGEST"""
+Last, it logs in to PostgreSQL with the leased credentials (files ``db-user`` and ``db-pass``, read anew
+each time) every few seconds until well past the lease's max TTL, in the driver and then in the executors:
+``DBLOGIN`` lines.
+
+Usage: secrets_job.py EXECUTORS EVENT_DIR NEW_DIGEST DB_PORT LEASE_MAX_TTL"""
 
 import glob
 import hashlib
@@ -36,6 +40,24 @@ def probe(role):
 
 
 wanted, event_dir, new_digest = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+db_port, lease_max_ttl = int(sys.argv[4]), float(sys.argv[5])
+started = time.monotonic()
+
+
+def db_login(role):
+    import pg8000.native
+    from spark_secrets.runtime import secret
+
+    user = secret("db-user")
+    try:
+        conn = pg8000.native.Connection(user, host="127.0.0.1", port=db_port, password=secret("db-pass"),
+                                        database="postgres", timeout=10)
+        (who,), = conn.run("select current_user")
+        conn.close()
+        return json.dumps({"role": role, "t": round(time.monotonic() - started, 1), "user": user, "ok": who == user})
+    except Exception as exc:  # noqa: BLE001 - reported, and the test decides
+        return json.dumps({"role": role, "t": round(time.monotonic() - started, 1), "user": user, "ok": False,
+                           "error": type(exc).__name__})
 os.makedirs(event_dir, exist_ok=True)
 spark = SparkSession.builder.appName("secrets-pods").getOrCreate()
 wait_for_executors(spark, wanted)
@@ -55,6 +77,11 @@ while digest(view.value) != new_digest:
 print(f"ROTATION-SEEN driver after {time.monotonic() - began:.1f} s", flush=True)
 for line in spark.sparkContext.parallelize(range(4), 4).map(lambda _: probe("executor")).collect():
     print("ROTATED " + line, flush=True)
+while time.monotonic() - started < lease_max_ttl + 15:
+    print("DBLOGIN " + db_login("driver"), flush=True)
+    time.sleep(3)
+for line in spark.sparkContext.parallelize(range(4), 4).map(lambda _: db_login("executor")).collect():
+    print("DBLOGIN " + line, flush=True)
 spark.stop()
 for path in glob.glob(f"{event_dir}/*"):
     with open(path, encoding="utf-8", errors="replace") as log:
