@@ -29,28 +29,25 @@ def manifest(path: Path, kind: str, name: str) -> dict[str, object]:
     return found
 
 
-def bind_renewer(bed: Testbed) -> None:
-    """conf/rbac/common.yaml's renewer ClusterRole, bound in alice's namespace to the renew service's user
-    (as the layouts bind it in theirs)."""
+def _bind_in_alice(bed: Testbed, cluster_role: str) -> None:
+    """conf/rbac/common.yaml's ClusterRole ``cluster_role``, bound in alice's namespace to the renew service's
+    user (as the layouts bind it in theirs)."""
     assert bed.kube is not None
-    bed.kube.apply(manifest(CONF / "rbac" / "common.yaml", "ClusterRole", "spark-secrets-renewer"))
+    bed.kube.apply(manifest(CONF / "rbac" / "common.yaml", "ClusterRole", cluster_role))
     bed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                    "metadata": {"name": "spark-secrets-renewer-user", "namespace": "alice"},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                "name": "spark-secrets-renewer"},
+                    "metadata": {"name": f"{cluster_role}-user", "namespace": "alice"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
                     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
+
+
+def bind_renewer(bed: Testbed) -> None:
+    """The renew service may work on token Secrets in alice's namespace."""
+    _bind_in_alice(bed, "spark-secrets-renewer")
 
 
 def bind_vault(bed: Testbed) -> None:
-    """conf/rbac/common.yaml's ClusterRole for rotating job secrets (a TokenRequest of a job's account),
-    bound in alice's namespace to the renew service's user."""
-    assert bed.kube is not None
-    bed.kube.apply(manifest(CONF / "rbac" / "common.yaml", "ClusterRole", "spark-secrets-renewer-vault"))
-    bed.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                    "metadata": {"name": "spark-secrets-renewer-vault-user", "namespace": "alice"},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                "name": "spark-secrets-renewer-vault"},
-                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
+    """The renew service may request tokens of alice's job accounts (rotating job secrets)."""
+    _bind_in_alice(bed, "spark-secrets-renewer-vault")
 
 
 def bind_lease(bed: Testbed) -> None:
