@@ -75,7 +75,19 @@ while digest(view.value) != new_digest:
         sys.exit("the rotated value never arrived")
     time.sleep(0.5)
 print(f"ROTATION-SEEN driver after {time.monotonic() - began:.1f} s", flush=True)
-for line in spark.sparkContext.parallelize(range(4), 4).map(lambda _: probe("executor")).collect():
+
+
+def rotated_probe(_):
+    """In an executor: kubelet projects each pod's copy on its own schedule, so wait for it here."""
+    from spark_secrets.runtime import fresh as fresh_view
+
+    mine, waited = fresh_view("db-password"), time.monotonic()
+    while digest(mine.value) != new_digest and time.monotonic() - waited < 90:
+        time.sleep(0.5)
+    return probe("executor")
+
+
+for line in spark.sparkContext.parallelize(range(4), 4).map(rotated_probe).collect():
     print("ROTATED " + line, flush=True)
 while time.monotonic() - started < lease_max_ttl + 15:
     print("DBLOGIN " + db_login("driver"), flush=True)
