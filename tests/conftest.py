@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,13 +84,13 @@ class Zone:
         return obtain_tokens([self.cluster.uri], RENEWER, auth, doas=doas, conf=self.conf)
 
 
-@pytest.fixture(scope="session")
-def ez(testbed: Testbed) -> Iterator[Zone]:
-    """A KMS with key ``k1``, and a third secure HDFS whose ``/zone`` is an encryption zone under it."""
+@contextlib.contextmanager
+def serving_zone(testbed: Testbed, suffix: str = "", lifetimes: TokenLifetimes | None = None) -> Iterator[Zone]:
+    """A KMS with key ``k1``, and a secure HDFS whose ``/zone`` is an encryption zone under it."""
     kdc = testbed.kdc_required()
-    kms = Kms(testbed.dir / "kms", kdc, lifetimes=EZ_LIFETIMES)
+    kms = Kms(testbed.dir / f"kms{suffix}", kdc, lifetimes=lifetimes)
     kms.start()
-    cluster = SecureHdfs(testbed.dir / "hdfs-ez", kdc, key_provider=kms.provider_uri, lifetimes=EZ_LIFETIMES)
+    cluster = SecureHdfs(testbed.dir / f"hdfs-ez{suffix}", kdc, key_provider=kms.provider_uri, lifetimes=lifetimes)
     try:
         with cluster.serving(USERS):
             kms.create_key("k1", cluster.admin_ccache())
@@ -101,15 +102,46 @@ def ez(testbed: Testbed) -> Iterator[Zone]:
         kms.stop()
 
 
-@pytest.fixture(scope="session")
-def metastore(testbed: Testbed) -> Iterator[HiveMetastore]:
-    """A Kerberized Hive metastore (``hive/localhost``) whose tokens live 20 s, at most 40 s."""
-    server = HiveMetastore(testbed.dir / "metastore", testbed.kdc_required(), lifetimes=EZ_LIFETIMES)
+@contextlib.contextmanager
+def serving_metastore(testbed: Testbed, suffix: str = "",
+                      lifetimes: TokenLifetimes | None = None) -> Iterator[HiveMetastore]:
+    """A Kerberized Hive metastore (``hive/localhost``)."""
+    server = HiveMetastore(testbed.dir / f"metastore{suffix}", testbed.kdc_required(), lifetimes=lifetimes)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def ez(testbed: Testbed) -> Iterator[Zone]:
+    """The encryption zone, its KMS's and NameNode's tokens living 20 s, at most 40 s."""
+    with serving_zone(testbed, lifetimes=EZ_LIFETIMES) as zone:
+        yield zone
+
+
+@pytest.fixture(scope="session")
+def metastore(testbed: Testbed) -> Iterator[HiveMetastore]:
+    """The metastore, its tokens living 20 s, at most 40 s."""
+    with serving_metastore(testbed, lifetimes=EZ_LIFETIMES) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lasting_zone(testbed: Testbed) -> Iterator[Zone]:
+    """An encryption zone whose KMS and NameNode keep Hadoop's default token lifetimes (a day, a week),
+    for jobs that run longer than :func:`ez`'s 20 s tokens with nothing renewing them."""
+    with serving_zone(testbed, "-lasting") as zone:
+        yield zone
+
+
+@pytest.fixture(scope="session")
+def lasting_metastore(testbed: Testbed) -> Iterator[HiveMetastore]:
+    """A metastore with Hive's default token lifetimes (a day, a week), for jobs that run longer than
+    :func:`metastore`'s 20 s tokens with nothing renewing them."""
+    with serving_metastore(testbed, "-lasting") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

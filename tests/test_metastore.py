@@ -7,6 +7,7 @@ Spark SQL jobs run in local mode with only a token file (no ticket cache), as a 
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 import threading
@@ -28,13 +29,15 @@ from spark_secrets.metastore import (
     obtain_hive_token,
     renew_hive_token,
 )
+from spark_secrets.plugin import jar_path
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.paths import hive_client_jars
+from spark_secrets.testbed.projection import SecretVolume
 from spark_secrets.testbed.spark import spark_env
 
 from conftest import EZ_LIFETIMES as LIFETIMES
-from conftest import ZONE, Zone
+from conftest import KEY, ZONE, Zone
 from renewers import RenewerProcess, SubmittedJob
 
 pytestmark = pytest.mark.testbed
@@ -67,6 +70,12 @@ def sql_job(testbed: Testbed, server: HiveMetastore, token_file: Path, database:
                           stdin=subprocess.DEVNULL)  # as in a pod: the JDK's Kerberos login would prompt on a tty
 
 
+def java_failure(stderr: str) -> str:
+    """A failed JVM job's exception lines first (the tail alone is mostly a stack), then its tail."""
+    causes = [line for line in stderr.splitlines() if re.match(r"\s*(Caused by: |\S+(Exception|Error)\b)", line)]
+    return "\n".join(causes[:20]) + "\n...\n" + stderr[-1500:]
+
+
 def test_a_token_named_as_spark_names_it(metastore: HiveMetastore, alice_ccache: Path) -> None:
     token = obtain_hive_token(service_of(metastore), "alice", RENEWER)
     assert (token.kind, token.service) == (HIVE_DELEGATION_KIND, "")  # service = the (empty) token signature
@@ -79,11 +88,13 @@ def test_a_token_named_as_spark_names_it(metastore: HiveMetastore, alice_ccache:
 
 
 def test_a_token_only_spark_sql_job_creates_and_queries_a_table_and_fails_without_the_token(
-        testbed: Testbed, metastore: HiveMetastore, alice_ccache: Path, tmp_path: Path) -> None:
+        testbed: Testbed, lasting_metastore: HiveMetastore, alice_ccache: Path, tmp_path: Path) -> None:
+    """With Hive's default lifetimes: the job outlives a 20 s token, and nothing renews it here."""
+    metastore = lasting_metastore
     creds = Credentials()
     add_hive_token(creds, obtain_hive_token(service_of(metastore), "alice", RENEWER))
     job = sql_job(testbed, metastore, creds.save(tmp_path / "tokens"), "alice_sales", tmp_path)
-    assert job.returncode == 0, job.stderr[-3000:]
+    assert job.returncode == 0, java_failure(job.stderr)
     assert "HIVE count=3 sum=6 tables=['events']" in job.stdout
     # The control: the same job with a token file that lacks the Hive token cannot reach the metastore.
     empty = Credentials().save(tmp_path / "no-hive-token")
@@ -166,8 +177,9 @@ def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_l
     """A submission (no lifetimes told) writes HDFS, KMS and Hive tokens for a job on an encryption
     zone and the metastore; the renew service renews and re-issues all of them. The KMS and NameNode
     are asked every second with the Secret's current tokens alone; after three max lifetimes a
-    token-only Spark SQL job uses the metastore and reads the zone with the Secret's file, while the
-    first file (the control) no longer gets the job anywhere."""
+    token-only Spark SQL job uses the metastore and reads the zone with the Secret's file (projected
+    as kubelet does, the refresher plugin following it while the service goes on), while the first
+    file (the control) no longer gets the job anywhere."""
     principal = metastore.client_conf()["hive.metastore.kerberos.principal"]
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
     monkeypatch.setenv("HADOOP_CONF_DIR", str(ez.cluster.client_conf_dir()))
@@ -203,17 +215,32 @@ def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_l
     service = RenewerProcess(testbed, ez.cluster, tmp_path / "renewer",
                              extra=("--hive-metastore-uris", metastore.uri, "--hive-principal", principal))
     checker = threading.Thread(target=check, daemon=True)
+    read_env = {"READ_ALSO": f"{ez.cluster.uri}{ZONE}/three.txt", "HADOOP_CONF_DIR": str(ez.cluster.client_conf_dir())}
+    volume, projecting = SecretVolume(tmp_path / "volume"), threading.Event()
+
+    def project() -> None:
+        """kubelet's part: the mounted file follows the Secret (every 2 s) while the job runs."""
+        while not projecting.wait(2):
+            if (now := current()) != volume.path(KEY).read_bytes():
+                volume.update({KEY: now})
+
+    projector = threading.Thread(target=project, daemon=True)
     try:
         checker.start()
         checker.join()
         final_file = Credentials.from_bytes(current()).save(tmp_path / "final")
+        # The SQL job starts now from the Secret's tokens and runs as a job's driver does: the service
+        # renews and re-issues, the file follows the Secret, the plugin re-reads it.
+        volume.update({KEY: current()})
+        projector.start()
+        sql = sql_job(testbed, metastore, volume.path(KEY), "three_kinds", tmp_path,
+                      PLUGIN_JAR=str(jar_path()), **read_env)
         log = service.log.read_text()
         metrics = service.metrics()
     finally:
+        projecting.set()
         service.stop()
         job.delete()
-    read_env = {"READ_ALSO": f"{ez.cluster.uri}{ZONE}/three.txt", "HADOOP_CONF_DIR": str(ez.cluster.client_conf_dir())}
-    sql = sql_job(testbed, metastore, final_file, "three_kinds", tmp_path, **read_env)
     control = sql_job(testbed, metastore, first_file, "three_kinds_control", tmp_path, **read_env)
 
     assert failures == [], f"{len(failures)} failed checks, first {failures[:3]}\n{log[-3000:]}"
@@ -222,7 +249,7 @@ def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_l
     for kind in ("hdfs", "kms", "hive"):
         for op in ("renew", "obtain"):
             assert metrics.get(f'token_operations_total{{kind="{kind}",operation="{op}"}}', 0) >= 2, (kind, op, metrics)
-    assert sql.returncode == 0, sql.stderr[-3000:]
+    assert sql.returncode == 0, java_failure(sql.stderr)
     assert "HIVE count=3 sum=6" in sql.stdout and "READ 'all three kinds\\n'" in sql.stdout, sql.stdout
     assert control.returncode != 0 and "HIVE count" not in control.stdout  # the first tokens are long dead
     # No token's password, in any encoding, in the renew service's log.

@@ -31,12 +31,18 @@ def hive_lib() -> Path:
     return lib
 
 
-def hive_client_jars() -> str:
-    """``spark.sql.hive.metastore.jars.path`` for a Hive 4.0 metastore: the Hive client jars and Hadoop's."""
+def hive_client_lib() -> Path:
+    """The Hive 4.0 client jars Spark loads for a Hive 4.0 metastore (Hadoop's go beside them)."""
     lib = cache_dir() / "hive-client" / "lib"
     if not any(lib.glob("hive-exec-*.jar")):
         raise TestbedError(f"Hive client jars not found in {lib}", INSTALL_HINT)
-    return f"file://{lib}/*.jar,file://{hadoop_lib()}/*.jar"
+    return lib
+
+
+def hive_client_jars(hive: Path | None = None, hadoop: Path | None = None) -> str:
+    """``spark.sql.hive.metastore.jars.path`` for a Hive 4.0 metastore: the Hive client jars and Hadoop's
+    (here, or where a pod mounts them)."""
+    return f"file://{hive or hive_client_lib()}/*.jar,file://{hadoop or hadoop_lib()}/*.jar"
 
 
 def kube_binary(name: str) -> Path:

@@ -1,7 +1,10 @@
 """A PySpark job (local mode, Hive support) on a Kerberized metastore with whatever tokens its JVM holds:
 creates a database and a table, inserts rows, and prints what a query reads back.
 
-With READ_ALSO=<hdfs URI> in the environment it also reads that text file and prints it.
+With READ_ALSO=<hdfs URI> in the environment it also reads that text file and prints it; with
+PLUGIN_JAR=<jar> the token refresher plugin re-reads HADOOP_TOKEN_FILE_LOCATION as it changes.
+
+Run as a script it is a local-mode job; under spark-submit (a driver pod) it uses the submit's master.
 
 Usage: hive_sql_job.py METASTORE_URI METASTORE_PRINCIPAL DATABASE [HIVE_VERSION JARS_PATH]
 (the metastore client Spark loads for that metastore version, from those jars, as a user of a newer
@@ -18,7 +21,12 @@ if len(sys.argv) > 5:
     builder = (builder.config("spark.sql.hive.metastore.version", sys.argv[4])
                .config("spark.sql.hive.metastore.jars", "path")
                .config("spark.sql.hive.metastore.jars.path", sys.argv[5]))
-spark = (builder.master("local[2]").appName("hive-sql-job")
+if os.environ.get("PLUGIN_JAR"):
+    builder = (builder.config("spark.jars", os.environ["PLUGIN_JAR"])
+               .config("spark.plugins", "io.sparksecrets.plugin.TokenRefreshPlugin"))
+if "PYSPARK_GATEWAY_PORT" not in os.environ:  # run as a plain script: local mode (else spark-submit's master)
+    builder = builder.master("local[2]")
+spark = (builder.appName("hive-sql-job")
          .config("spark.hadoop.hive.metastore.uris", uri)
          .config("spark.hadoop.hive.metastore.sasl.enabled", "true")
          .config("spark.hadoop.hive.metastore.kerberos.principal", principal)
