@@ -128,6 +128,11 @@ class MetastoreClient:
             raise HdfsError(f"{self.where} answered renew_delegation_token without an expiry")
         return expiry
 
+    def get_version(self) -> str:
+        """The server's version (fb303's ``getVersion``): a call that changes nothing, to test a login."""
+        version = self._call("getVersion", [], TType.STRING)
+        return version if isinstance(version, str) else ""
+
     def cancel_delegation_token(self, token: Token) -> None:
         self._call("cancel_delegation_token", [(1, token.encode_url())], None)
 
@@ -139,6 +144,11 @@ class MetastoreClient:
         try:
             try:
                 transport.open()
+            except KerberosError as exc:
+                if "knows no principal" not in exc.problem:
+                    raise
+                raise KerberosError(exc.problem, "set spark.secrets.hive.principal (or hive.metastore.kerberos.principal) "
+                                                 "to the metastore's principal, e.g. hive/_HOST@REALM") from None
             except TTransportException as exc:
                 if isinstance(exc.inner, (OSError, socket.timeout)) or "Could not connect" in str(exc.message):
                     raise ServerUnavailable(f"cannot connect to {self.where} for {method}",
@@ -253,6 +263,11 @@ def add_hive_token(creds: Credentials, token: Token) -> None:
 
 def renew_hive_token(token: Token, metastore: Metastore, credentials: gssapi.Credentials | None = None) -> int:
     return _on_any(metastore, "renew_delegation_token", lambda c: c.renew_delegation_token(token), credentials)
+
+
+def metastore_version(metastore: Metastore, credentials: gssapi.Credentials | None = None) -> str:
+    """The first answering metastore's version, through a Kerberos login as ``credentials``."""
+    return _on_any(metastore, "getVersion", lambda c: c.get_version(), credentials)
 
 
 def cancel_hive_token(token: Token, metastore: Metastore, credentials: gssapi.Credentials | None = None) -> None:

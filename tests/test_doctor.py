@@ -20,6 +20,7 @@ from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, USERS, Testbed
 from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.kube import KubeControlPlane
+from spark_secrets.testbed.metastore import HiveMetastore
 
 pytestmark = pytest.mark.testbed
 
@@ -172,6 +173,27 @@ def test_a_namenode_down(doctor: Doctor, tmp_path: Path) -> None:
     state, detail, fix = checks[f"filesystem {cluster.uri}"]
     assert state == "fail" and "no active NameNode" in detail and "down (cannot connect" in detail, text
     assert "start the NameNode" in fix
+
+
+def test_the_metastore_login_and_probe_and_a_wrong_principal(doctor: Doctor, metastore: HiveMetastore) -> None:
+    """A job with a Kerberized metastore: its login checked and a probe token's lifetimes learnt (the
+    client is told neither); the same with a principal the KDC does not know: ✗ naming the setting."""
+    principal = metastore.client_conf()["hive.metastore.kerberos.principal"]
+    name = f"metastore {metastore.uri}"
+
+    def hive(principal: str) -> list[str]:
+        return ["--conf", f"spark.secrets.hive.metastoreUris={metastore.uri}",
+                "--conf", f"spark.secrets.hive.principal={principal}"]
+
+    status, checks, text = doctor.run(*doctor.args(), *hive(principal))
+    state, detail, _ = checks[name]
+    assert status == 0 and state == "ok", text
+    assert "accepts your Kerberos login" in detail and "20s after each renewal, 40s at most" in detail, detail
+    status, checks, text = doctor.run(*doctor.args(), *hive(principal.replace("hive/", "nohive/")), flags=())
+    state, detail, fix = checks[name]
+    assert status == 1 and state == "fail", text
+    assert "nohive/localhost@" in detail + fix and "spark.secrets.hive.principal" in fix, (detail, fix)
+    assert "Traceback" not in text
 
 
 def test_status_of_a_running_job_across_a_renewal_and_a_reissue(doctor: Doctor) -> None:

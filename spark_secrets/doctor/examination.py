@@ -1,5 +1,5 @@
 """The whole check-up, in the order a submission meets each part: settings, ticket, NameNodes, the
-cluster's RBAC, the renew service, the JVMs, the job's duration. Nothing is created, except the one
+Hive metastore, the cluster's RBAC, the renew service, the JVMs, the job's duration. Nothing is created, except the one
 token ``probe`` obtains and cancels."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from spark_secrets.doctor.access import check_driver_account, check_submitter
 from spark_secrets.doctor.hdfs import Lifetimes, check_filesystem, probe
 from spark_secrets.doctor.job import check_duration, check_plugin
+from spark_secrets.doctor.metastore import check_metastore
 from spark_secrets.doctor.renewservice import check_renewer, check_service_access, read_service
 from spark_secrets.doctor.report import FAIL, OK, WARN, Check, Report
 from spark_secrets.duration import duration_text
@@ -64,6 +65,18 @@ def examine(conf: Mapping[str, str], kube: Callable[[], KubeClient], *, probe_to
         for uri in settings.filesystems:
             add(Check(f"filesystem {uri}", WARN, "not checked without a usable ticket"))
 
+    try:
+        metastore = settings.hive_metastore
+    except SparkSecretsError as exc:
+        add(Check("metastore", FAIL, exc.problem, exc.fix or ""))
+    else:
+        if metastore is not None and ticket is not None:
+            found, measured = check_metastore(metastore, ticket.credentials, ticket.short_name, probe_tokens)
+            add(found)
+            lifetimes = _shorter(lifetimes, measured)
+        elif metastore is not None:
+            add(Check(f"metastore {','.join(metastore.uris)}", WARN, "not checked without a usable ticket"))
+
     service_renews = False
     try:
         client = kube()
@@ -88,6 +101,13 @@ def examine(conf: Mapping[str, str], kube: Callable[[], KubeClient], *, probe_to
     if duration is not None:
         add(check_duration(duration, lifetimes, service_renews))
     return report
+
+
+def _shorter(a: Lifetimes | None, b: Lifetimes | None) -> Lifetimes | None:
+    """The lifetimes a job lives by: the shorter of each, of all its kinds of token."""
+    if a is None or b is None:
+        return a or b
+    return Lifetimes(renew_ms=min(a.renew_ms, b.renew_ms), max_ms=min(a.max_ms, b.max_ms))
 
 
 def _short(ticket: TicketCache | None) -> str:
