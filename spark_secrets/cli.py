@@ -562,10 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
     conf.set_defaults(func=cmd_conf)
 
     doctor = sub.add_parser(
-        "doctor", help="check, before submitting, everything a job's HDFS access depends on",
+        "doctor", help="check, before submitting, everything a job's HDFS and metastore access depends on",
         description="Runs, for the spark-submit options given, every check the submission and the running job "
                     "depend on, creating nothing: your ticket and its lifetime, each filesystem's NameNodes (which "
-                    "is active) and WebHDFS login, your and the driver account's RBAC, the renew service (running, "
+                    "is active) and WebHDFS login, the Hive metastore's Kerberos login when the job names one, your and "
+                    "the driver account's RBAC, the renew service (running, "
                     "its principal against the tokens' renewer, its access to the namespace), the token refresher "
                     "in cluster mode, and with --duration the job's length against the tokens' lifetimes. One line "
                     "per check: ✔ fine, ! worth knowing, ✗ would fail (with the fix). Exit status 0 when nothing "
@@ -573,7 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: spark-secrets doctor --probe --duration 3d -- --deploy-mode cluster "
                "--conf spark.kubernetes.namespace=alice --conf spark.secrets.hadoop.filesystems=hdfs://prod-ns")
     doctor.add_argument("--probe", action="store_true",
-                        help="also obtain, renew and cancel one token per filesystem (learns the token lifetimes)")
+                        help="also obtain, renew and cancel one token per filesystem and metastore (learns the token "
+                             "lifetimes)")
     doctor.add_argument("--duration", metavar="D", help="how long the job will run (90min, 12h, 3d)")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
