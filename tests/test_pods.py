@@ -25,19 +25,22 @@ from spark_secrets.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, TestbedError, TokenExpiredError
 from spark_secrets.fetcher import obtain_tokens, renew_token
 from spark_secrets.hadoopconf import HadoopConf
+from spark_secrets.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
 from spark_secrets.kerberos import keytab_login
 from spark_secrets.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import (KRB5_CONFIG_MAP, RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, USERS,
                                       Testbed)
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
 from spark_secrets.testbed.node import NODE_IP
+from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.openbao import OpenBao
+from spark_secrets.testbed.paths import hadoop_lib, hive_client_jars, hive_client_lib
 from spark_secrets.testbed.postgres import Postgres
 from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS_DIR, node_job_conf,
                                          node_pod_template, spark_env, spark_home)
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
 
-from conftest import LEASE_MAX_TTL_S
+from conftest import LEASE_MAX_TTL_S, ZONE, Zone
 from renewers import CONF, RenewerProcess, manifest, manifests, metrics, wait_until
 
 pytestmark = pytest.mark.testbed
@@ -267,6 +270,72 @@ def test_jobs_from_rendered_templates_run_to_success(testbed: Testbed, pod_templ
     secrets = {v.secret.secret_name for v in driver.spec.volumes if v.secret is not None}
     assert len(secrets) == 1 and all(s.startswith(f"{app}-") for s in secrets), secrets  # ours, no Spark-made one
     api.delete_namespaced_pod(driver.metadata.name, "alice", grace_period_seconds=0)
+
+
+# -- Spark SQL on the metastore and an encryption zone, in pods ------------------------------------
+#: Where the SQL job's pods find Hive's 4.0 client jars and Hadoop's (a user's image would carry them).
+POD_HIVE_LIB, POD_HADOOP_LIB = Path("/opt/hive-client/lib"), Path("/opt/hadoop/lib")
+
+
+def _sql_conf(zone: Zone, metastore: HiveMetastore, read: str) -> dict[str, str]:
+    """The SQL job's settings: host paths mounted into its pods (the client jars in the driver, the
+    metastore's warehouse, a directory the pods share, in driver and executors) and the file to read."""
+    conf = {"spark.secrets.hadoop.filesystems": zone.cluster.uri, "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR,
+            "spark.kubernetes.executor.deleteOnTermination": "false",  # kept to count them
+            "spark.sql.warehouse.dir": f"file://{metastore.warehouse}",
+            "spark.kubernetes.driverEnv.READ_ALSO": read}
+    volumes = [("driver", "hive-client", hive_client_lib(), POD_HIVE_LIB),
+               ("driver", "hadoop-jars", hadoop_lib(), POD_HADOOP_LIB),
+               *((role, "warehouse", metastore.warehouse, metastore.warehouse) for role in ("driver", "executor"))]
+    for role, name, host, path in volumes:
+        prefix = f"spark.kubernetes.{role}.volumes.hostPath.{name}"
+        conf.update({f"{prefix}.mount.path": str(path), f"{prefix}.options.path": str(host),
+                     f"{prefix}.mount.readOnly": str(name != "warehouse").lower()})
+    return conf
+
+
+def test_a_spark_sql_job_in_pods_uses_the_metastore_and_reads_an_encryption_zone_with_the_mounted_tokens(
+        testbed: Testbed, pod_template: Path, lasting_zone: Zone, lasting_metastore: HiveMetastore) -> None:
+    """Spark SQL in a driver pod (Spark's Hive 4.0 client) creates, fills and queries a table on the
+    Kerberized metastore, and executor pods read a file in an encryption zone (NameNode and KMS), with
+    the job Secret's HDFS, KMS and Hive tokens alone. The control: the same job submitted without the
+    metastore settings has no Hive token, and its driver cannot log in to the metastore."""
+    assert testbed.kube is not None
+    zone, hms, api = lasting_zone, lasting_metastore, _admin(testbed)
+    principal = hms.client_conf()["hive.metastore.kerberos.principal"]
+    put = zone.cluster.fs("-put", "-f", "-", f"{ZONE}/sql-pods.txt", ccache=testbed.ticket_cache("alice"),
+                          input=b"read in executor pods\n")
+    assert put.returncode == 0, put.stderr.decode()[-2000:]
+    conf = _sql_conf(zone, hms, f"{zone.cluster.uri}{ZONE}/sql-pods.txt")
+    hive = {"spark.secrets.hive.metastoreUris": hms.uri, "spark.secrets.hive.principal": principal}
+    args = (hms.uri, principal, "4.0.1", hive_client_jars(POD_HIVE_LIB, POD_HADOOP_LIB))
+    apps = {"sql": f"sql-pods-{time.time_ns() % 10**8}", "control": f"sql-nohive-{time.time_ns() % 10**8}"}
+    try:
+        proc = _submit(testbed, apps["sql"], pod_template, {**conf, **hive}, "hive_sql_job.py", args[0], args[1],
+                       "sql_pods", *args[2:], hadoop_conf=zone.cluster.client_conf_dir())
+        (driver,) = _pods(api, apps["sql"], "driver")
+        log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
+        assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
+        assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Succeeded"
+        assert "HIVE count=3 sum=6 tables=['events']" in log, log[-3000:]
+        assert "READ 'read in executor pods\\n'" in log, log[-3000:]
+        assert len(_pods(api, apps["sql"], "executor")) == 2
+        (secret,) = [s for s in api.list_namespaced_secret("alice").items
+                     if (s.metadata.labels or {}).get("spark-secrets.io/app-name") == apps["sql"]]
+        kinds = {t.kind for t in Credentials.from_bytes(base64.b64decode(secret.data["hadoop-tokens"]))}
+        assert {"HDFS_DELEGATION_TOKEN", KMS_DELEGATION_KIND, HIVE_DELEGATION_KIND} <= kinds, kinds
+
+        control = _submit(testbed, apps["control"], pod_template, conf, "hive_sql_job.py", args[0], args[1],
+                          "sql_control", *args[2:], hadoop_conf=zone.cluster.client_conf_dir())
+        (driver,) = _pods(api, apps["control"], "driver")
+        log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
+        assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Failed", control.stderr[-2000:]
+        assert "HIVE count" not in log
+        assert "GSS initiate failed" in log or "No valid credentials provided" in log, log[-3000:]
+    finally:
+        for app in apps.values():
+            for pod in api.list_namespaced_pod("alice", label_selector=f"spark-app-name={app}").items:
+                api.delete_namespaced_pod(pod.metadata.name, "alice", grace_period_seconds=0)
 
 
 # -- a long job in pods, kept alive by the renew service running as a pod ---------------------------

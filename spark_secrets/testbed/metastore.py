@@ -85,6 +85,9 @@ class HiveMetastore:
             "hadoop.security.authorization": "true",
             "hadoop.rpc.protection": "authentication",
             "hadoop.user.group.static.mapping.overrides": "alice=users;bob=users;hive=hive",
+            # The warehouse is a local directory that job pods mount (hostPath) and write as their own
+            # user, as a shared filesystem would be: the directories the metastore makes are open.
+            "fs.permissions.umask-mode": "000",
         }
         for user in self.proxy_users:
             props[f"hadoop.proxyuser.{user}.hosts"] = "*"
@@ -108,6 +111,7 @@ class HiveMetastore:
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.warehouse.mkdir(parents=True, exist_ok=True)
+        self.warehouse.chmod(0o777)
         self.kdc.add_principal("hive/localhost")
         if not self.keytab.exists():
             self.kdc.export_keytab(self.keytab, "hive/localhost")
