@@ -574,8 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example: spark-secrets doctor --probe --duration 3d -- --deploy-mode cluster "
                "--conf spark.kubernetes.namespace=alice --conf spark.secrets.hadoop.filesystems=hdfs://prod-ns")
     doctor.add_argument("--probe", action="store_true",
-                        help="also obtain, renew and cancel one token per filesystem and metastore (learns the token "
-                             "lifetimes)")
+                        help="also obtain, renew and cancel a token per filesystem and metastore (learns lifetimes)")
     doctor.add_argument("--duration", metavar="D", help="how long the job will run (90min, 12h, 3d)")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
