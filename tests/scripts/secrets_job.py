@@ -5,9 +5,9 @@ job's secrets: files through spark_secrets.runtime, env vars from os.environ. Pr
 Then it waits for the file secret to be rotated (its new digest given), seen through ``fresh()`` in the
 driver, and reads it again in the executors: ``ROTATED`` lines.
 
-Last, it logs in to PostgreSQL with the leased credentials (files ``db-user`` and ``db-pass``, read anew
-each time) every few seconds until well past the lease's max TTL, in the driver and then in the executors:
-``DBLOGIN`` lines.
+It logs in to PostgreSQL with the leased credentials (files ``db-user`` and ``db-pass``, read anew each
+time) once at its start (the submission's lease), and last every few seconds until well past that
+lease's max TTL, in the driver and then in the executors: ``DBLOGIN`` lines.
 
 Usage: secrets_job.py EXECUTORS EVENT_DIR NEW_DIGEST DB_PORT LEASE_MAX_TTL"""
 
@@ -59,6 +59,7 @@ def db_login(role):
         return json.dumps({"role": role, "t": round(time.monotonic() - started, 1), "user": user, "ok": False,
                            "error": type(exc).__name__})
 os.makedirs(event_dir, exist_ok=True)
+print("DBLOGIN " + db_login("driver"), flush=True)  # at once: with the submission's lease, before any rotation
 spark = SparkSession.builder.appName("secrets-pods").getOrCreate()
 wait_for_executors(spark, wanted)
 print("SECRETS " + probe("driver"), flush=True)
@@ -95,7 +96,7 @@ while time.monotonic() - started < lease_max_ttl + 15:
 for line in spark.sparkContext.parallelize(range(4), 4).map(lambda _: db_login("executor")).collect():
     print("DBLOGIN " + line, flush=True)
 spark.stop()
-for path in glob.glob(f"{event_dir}/*"):
+for path in sorted(p for p in glob.glob(f"{event_dir}/**", recursive=True) if os.path.isfile(p)):
     with open(path, encoding="utf-8", errors="replace") as log:
         for line in log:
             print("EVENTLOG " + line.rstrip("\n"), flush=True)
