@@ -25,7 +25,8 @@ try:
         time.sleep(pause)
 except Exception as exc:  # noqa: BLE001 - the test reads this line
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    print(f"FAILED at {time.monotonic() - began:.1f}s after {rounds} rounds: {first[:300]}", flush=True)
+    print(f"FAILED at {time.monotonic() - began:.1f}s (epoch {time.time():.1f}) after {rounds} rounds: {first[:300]}",
+          flush=True)
     sys.exit(1)
 finally:
     print(f"DONE {rounds} rounds in {time.monotonic() - began:.1f}s", flush=True)
