@@ -565,9 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
         "doctor", help="check, before submitting, everything a job's HDFS and metastore access depends on",
         description="Runs, for the spark-submit options given, every check the submission and the running job "
                     "depend on, creating nothing: your ticket and its lifetime, each filesystem's NameNodes (which "
-                    "is active) and WebHDFS login, the Hive metastore's Kerberos login when the job names one, your and "
-                    "the driver account's RBAC, the renew service (running, "
-                    "its principal against the tokens' renewer, its access to the namespace), the token refresher "
+                    "is active) and WebHDFS login, the Hive metastore's Kerberos login when the job names one, "
+                    "your and the driver account's RBAC, the renew service (running, its principal against the "
+                    "tokens' renewer, its access to the namespace), the token refresher "
                     "in cluster mode, and with --duration the job's length against the tokens' lifetimes. One line "
                     "per check: ✔ fine, ! worth knowing, ✗ would fail (with the fix). Exit status 0 when nothing "
                     "would fail, 1 otherwise.",

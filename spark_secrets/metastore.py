@@ -53,6 +53,11 @@ SPARK_ALIAS = "hive.server2.delegation.token"
 DEFAULT_PORT = 9083
 
 
+#: What to do when the KDC knows no principal by the metastore's name.
+PRINCIPAL_FIX = ("set spark.secrets.hive.principal (or hive.metastore.kerberos.principal) to the metastore's "
+                 "principal, e.g. hive/_HOST@REALM")
+
+
 @dataclass(frozen=True)
 class Metastore:
     """One metastore service: its URIs (tried in turn, as Hive's client does), its Kerberos principal
@@ -140,15 +145,11 @@ class MetastoreClient:
     def _call(self, method: str, args: Sequence[tuple[int, str]], result_type: int | None) -> object:
         sock = TSocket(self.host, self.port)
         sock.setTimeout(int(self.timeout * 1000))
-        transport = TSaslClientTransport(lambda: GssapiSaslClient(self.principal, self.credentials), "GSSAPI", sock)
+        transport = TSaslClientTransport(lambda: GssapiSaslClient(self.principal, self.credentials, PRINCIPAL_FIX),
+                                         "GSSAPI", sock)
         try:
             try:
                 transport.open()
-            except KerberosError as exc:
-                if "knows no principal" not in exc.problem:
-                    raise
-                raise KerberosError(exc.problem, "set spark.secrets.hive.principal (or hive.metastore.kerberos.principal) "
-                                                 "to the metastore's principal, e.g. hive/_HOST@REALM") from None
             except TTransportException as exc:
                 if isinstance(exc.inner, (OSError, socket.timeout)) or "Could not connect" in str(exc.message):
                     raise ServerUnavailable(f"cannot connect to {self.where} for {method}",

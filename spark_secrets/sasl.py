@@ -23,11 +23,14 @@ MAX_BUFFER = 65536
 
 
 class GssapiSaslClient:
-    """One SASL GSSAPI exchange with the service ``principal`` (``hive/metastore.example.com@REALM``)."""
+    """One SASL GSSAPI exchange with the service ``principal`` (``hive/metastore.example.com@REALM``);
+    ``principal_fix`` says which setting names it, for when the KDC knows no such principal."""
 
-    def __init__(self, principal: str, credentials: gssapi.Credentials | None = None) -> None:
+    def __init__(self, principal: str, credentials: gssapi.Credentials | None = None,
+                 principal_fix: str = "check the service's Kerberos principal setting") -> None:
         self.target = principal
         self.credentials = credentials
+        self.principal_fix = principal_fix
         self.ctx: gssapi.SecurityContext | None = None
         self.error = ""
         self.done = False
@@ -45,7 +48,7 @@ class GssapiSaslClient:
                                               flags=gssapi.RequirementFlag.mutual_authentication)
             return True, mechanism, self.ctx.step() or b""
         except gssapi.exceptions.GSSError as exc:
-            raise _kerberos_error(exc, self.target) from None
+            raise _kerberos_error(exc, self.target, self.principal_fix) from None
 
     def step(self, challenge: bytes) -> tuple[bool, bytes]:
         assert self.ctx is not None, "start() first"
@@ -60,7 +63,7 @@ class GssapiSaslClient:
             self.done = True
             return True, self.ctx.wrap(bytes([QOP_AUTH]) + MAX_BUFFER.to_bytes(3, "big"), False).message
         except gssapi.exceptions.GSSError as exc:
-            raise _kerberos_error(exc, self.target) from None
+            raise _kerberos_error(exc, self.target, self.principal_fix) from None
 
     def encode(self, data: bytes) -> tuple[bool, bytes]:
         return True, data  # no security layer ("auth")
@@ -72,9 +75,8 @@ class GssapiSaslClient:
         return self.error
 
 
-def _kerberos_error(exc: gssapi.exceptions.GSSError, target: str) -> KerberosError:
+def _kerberos_error(exc: gssapi.exceptions.GSSError, target: str, principal_fix: str) -> KerberosError:
     problem = gss_problem(exc)
     if "not found in Kerberos database" in problem or "Server not found" in problem:
-        return KerberosError(f"the KDC knows no principal for {target} ({problem})",
-                             "check the service's Kerberos principal setting")
+        return KerberosError(f"the KDC knows no principal for {target} ({problem})", principal_fix)
     return KerberosError(f"Kerberos login to {target} failed ({problem})", KINIT_HINT)

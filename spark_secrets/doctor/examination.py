@@ -1,6 +1,6 @@
 """The whole check-up, in the order a submission meets each part: settings, ticket, NameNodes, the
-Hive metastore, the cluster's RBAC, the renew service, the JVMs, the job's duration. Nothing is created, except the one
-token ``probe`` obtains and cancels."""
+Hive metastore, the cluster's RBAC, the renew service, the JVMs, the job's duration. Nothing is
+created, except the tokens ``probe`` obtains and cancels (one per filesystem and metastore)."""
 
 from __future__ import annotations
 
