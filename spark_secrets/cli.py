@@ -21,6 +21,7 @@ from spark_secrets.token import Token, describe_token, utc_text
 
 if TYPE_CHECKING:
     from spark_secrets.metastore import Metastore
+    from submit_steps.spec import SubmissionSpec
 
 PROG = "spark-secrets"
 
@@ -179,8 +180,18 @@ def cmd_conf(args: argparse.Namespace) -> int:
     import shlex
 
     spec = _submission(_spark_args(args), args.kubeconfig).prepare()
+    _spark_mounts_note(spec)
     print(shlex.join(spec.conf_flags()))
     return 0
+
+
+def _spark_mounts_note(spec: SubmissionSpec) -> None:
+    """Says where job-secret files keep Spark's own 0644 mounts (no pod template is written here)."""
+    from submit_steps.settings import Settings
+
+    if spec.volumes and Settings(spec.conf).secrets_fs_group is not None:
+        print("spark-secrets: job-secret files are Spark's own secret mounts here (mode 0644); spark-secrets "
+              "submit or render --format pod-template mount them 0440 with the pods' fsGroup", file=sys.stderr)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -188,6 +199,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     import yaml
 
+    from submit_steps.podtemplate import check_template
     from submit_steps.render import render, template_conf
 
     into = None
@@ -201,7 +213,12 @@ def cmd_render(args: argparse.Namespace) -> int:
         if wanted is None or not isinstance(into, dict) or into.get("kind") != wanted:
             raise ConfigError(f"--into {args.into} is not a {wanted or 'file this format merges into'}",
                               "--into takes a SparkApplication (spark-operator) or a pod template (pod-template)")
-    spec = _submission(_spark_args(args), args.kubeconfig).prepare()
+    submission = _submission(_spark_args(args), args.kubeconfig)
+    if into is not None and args.format == "pod-template":
+        check_template(submission.settings, into, f"given with --into {args.into}")
+    spec = submission.prepare()
+    if args.format != "pod-template":
+        _spark_mounts_note(spec)
     text = render(spec, args.format, into)
     if args.output:
         Path(args.output).write_text(text)

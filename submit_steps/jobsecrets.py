@@ -1,8 +1,9 @@
 """Step 4: the job's own secrets (``spark.secrets.file.*``, ``spark.secrets.env.*``): resolved here as the
 submitter, put in a per-job Secret, and wired to driver and executors by reference only.
 
-Files come from Spark's own secret mounts (``spark.kubernetes.{driver,executor}.secrets.*``, a Secret
-volume: in memory, never on the node's disk); env vars from ``secretKeyRef``
+Files come from Secret volumes (in memory, never on the node's disk): mounted 0440 with the pod's
+fsGroup from a pod template where the entry point can write one (:mod:`submit_steps.podtemplate`), else
+from Spark's own secret mounts (``spark.kubernetes.{driver,executor}.secrets.*``, 0644); env vars from ``secretKeyRef``
 (``spark.kubernetes.{driver,executor}.secretKeyRef.*``), so no value is ever in Spark's conf, its UI, an
 event log or a pod spec. ``k8s:`` references point the pods at the user's Secret itself. A driver
 running here (client mode) gets the values in a private directory and its environment instead
@@ -32,7 +33,7 @@ from spark_secrets.tokensecret import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, M
 from spark_secrets.vault import VaultClient, VaultConfig
 from submit_steps.secret import label_value, secret_name_for
 from submit_steps.settings import Settings
-from submit_steps.spec import SECRET_MAX_BYTES, SecretPlan, SubmissionSpec
+from submit_steps.spec import SECRET_MAX_BYTES, SecretPlan, SecretVolume, SubmissionSpec
 from submit_steps.step import SubmitStep
 
 #: Room left in a Secret for its metadata (names, labels, annotations) under Kubernetes' 1 MiB.
@@ -103,9 +104,15 @@ class JobSecretsStep(SubmitStep):
         directory = self.settings.secrets_dir
         conf: dict[str, str] = {}
         roles = ("driver", "executor")
+        volumes: dict[str, SecretVolume] = {}
+
+        def mount(secret_name: str, path: str) -> None:
+            keys = tuple(f"spark.kubernetes.{role}.secrets.{secret_name}" for role in roles)
+            conf.update(dict.fromkeys(keys, path))
+            volumes[secret_name] = SecretVolume(secret_name, path, keys)
+
         if data:
-            for role in roles:
-                conf[f"spark.kubernetes.{role}.secrets.{self.name}"] = directory
+            mount(self.name, directory)
         k8s_files: dict[str, str] = {}
         for secret in secrets:
             ref = secret.ref
@@ -114,10 +121,9 @@ class JobSecretsStep(SubmitStep):
                 for role in roles:
                     conf[f"spark.kubernetes.{role}.secretKeyRef.{secret.name}"] = source
             elif ref.scheme == "k8s":
-                mount = k8s_dir(directory, ref.location)
-                k8s_files[secret.name] = f"{mount}/{ref.field}"
-                for role in roles:
-                    conf[f"spark.kubernetes.{role}.secrets.{ref.location}"] = mount
+                path = k8s_dir(directory, ref.location)
+                k8s_files[secret.name] = f"{path}/{ref.field}"
+                mount(ref.location, path)
         env = {ENV_DIR: directory, **({ENV_FILES: encode_files(k8s_files)} if k8s_files else {})}
         for var, value in env.items():
             conf[f"spark.kubernetes.driverEnv.{var}"] = value
@@ -136,6 +142,8 @@ class JobSecretsStep(SubmitStep):
         local = LocalSecrets({s.name: v for s, v in everything.items() if s.kind == "file"},
                              {s.name: v for s, v in everything.items() if s.kind == "env"})
         spec = spec.add_conf(conf).with_local_secrets(local)
+        for volume in volumes.values():
+            spec = spec.add_volume(volume)
         if data:
             conf_label = {f"spark.kubernetes.driver.label.{LABEL_JOB_SECRETS}": self.name}
             plan = SecretPlan(name=self.name, namespace=namespace, data=data,

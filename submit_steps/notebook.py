@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,6 +50,8 @@ class NotebookSetup:
     def close(self) -> None:
         if self.submission is not None:
             self.submission.cleanup()
+            if self.submission.template_dir is not None:
+                shutil.rmtree(self.submission.template_dir, ignore_errors=True)
         if self.token_file is not None:
             self.token_file.unlink(missing_ok=True)
 
@@ -78,7 +81,10 @@ def configure(builder: Any, conf: Mapping[str, str] | None = None, *, kube: Kube
     on_kubernetes = merged.get("spark.master", "").startswith("k8s://")
     submission: Submission | None = None
     if on_kubernetes:
-        submission = Submission(merged, kube or KubeClient.from_config(), progress=progress)
+        # Executors' secret volumes through a pod template (0440, the pods' fsGroup), read by this
+        # driver whenever it makes an executor: kept until close().
+        submission = Submission(merged, kube or KubeClient.from_config(), progress=progress,
+                                template_roles=("executor",))
         spec = submission.prepare()
     else:
         # No cluster: only the tokens and the job's secrets are needed, for the driver in this process.

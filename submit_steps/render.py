@@ -14,8 +14,10 @@ import yaml
 from spark_secrets.errors import ConfigError
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
 from spark_secrets.tokensecret import ANNOTATION_KEY, DEFAULT_TOKEN_KEY
-from spark_secrets.tokensecret import LABEL_TOKEN_SECRET
-from submit_steps.spec import SubmissionSpec
+from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_TOKEN_SECRET
+from submit_steps.podtemplate import merge_volumes
+from submit_steps.settings import Settings
+from submit_steps.spec import SecretPlan, SubmissionSpec
 
 FORMATS = ("properties", "spark-operator", "pod-template")
 #: Conf keys a pod template replaces (it mounts the Secret and sets the variable itself).
@@ -40,11 +42,16 @@ def render_properties(spec: SubmissionSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _token_secret(spec: SubmissionSpec) -> SecretPlan | None:
+    return next((p for p in spec.secrets if p.labels.get(LABEL_KIND) == KIND_HADOOP_TOKENS), None)
+
+
 def _secret_name(spec: SubmissionSpec) -> str:
-    if not spec.secrets:
+    plan = _token_secret(spec)
+    if plan is None:
         raise ConfigError("no token Secret was made, so there is nothing to render",
                           "set spark.secrets.hadoop.filesystems")
-    return spec.secrets[-1].name
+    return plan.name
 
 
 def render_spark_operator(spec: SubmissionSpec, into: Mapping[str, Any] | None = None) -> str:
@@ -68,13 +75,20 @@ def render_spark_operator(spec: SubmissionSpec, into: Mapping[str, Any] | None =
 
 def render_pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = None) -> str:
     """A pod template for driver and executors (``spark.kubernetes.{driver,executor}.podTemplateFile``)
-    that mounts the token Secret and sets ``HADOOP_TOKEN_FILE_LOCATION`` itself; merged into the
-    job's own template ``into`` when given (its first container is the one Spark uses by default)."""
-    secret = _secret_name(spec)
-    key = spec.secrets[-1].annotations.get(ANNOTATION_KEY, DEFAULT_TOKEN_KEY)
+    that mounts the token Secret and sets ``HADOOP_TOKEN_FILE_LOCATION`` itself, and mounts the job's
+    secrets (0440, the pod's fsGroup); merged into the job's own template ``into`` when given (its
+    first container is the one Spark uses by default)."""
     pod: dict[str, Any] = copy.deepcopy(dict(into)) if into else {"apiVersion": "v1", "kind": "Pod"}
     if pod.get("kind") != "Pod":
         raise ConfigError("the file given with --into is not a pod template", "give the job's pod template YAML (kind: Pod)")
+    settings, plan = Settings(spec.conf), _token_secret(spec)
+    if spec.volumes and settings.secrets_fs_group is not None:
+        pod = merge_volumes(pod, spec.volumes, settings.secrets_fs_group, fs_group_given=settings.secrets_fs_group_given,
+                            source="given with --into")
+        if plan is None:
+            return yaml.safe_dump(pod, sort_keys=False)
+    secret = _secret_name(spec)
+    key = plan.annotations.get(ANNOTATION_KEY, DEFAULT_TOKEN_KEY) if plan else DEFAULT_TOKEN_KEY
     meta = pod.setdefault("metadata", {}) or {}
     pod["metadata"] = meta
     meta["labels"] = {**(meta.get("labels") or {}), LABEL_TOKEN_SECRET: secret}
@@ -102,7 +116,10 @@ EXCLUDE_KERBEROS_STEP = {"spark.kubernetes.driver.pod.excludedFeatureSteps":
 
 def template_conf(spec: SubmissionSpec) -> dict[str, str]:
     """The conf still needed beside a pod template (plugin, labels), without what the template does."""
-    kept = {k: v for k, v in spec.added_conf.items() if not k.startswith(_TEMPLATE_REPLACES)}
+    mounted = set()
+    if spec.volumes and Settings(spec.conf).secrets_fs_group is not None:
+        mounted = {key for volume in spec.volumes for key in volume.replaces}
+    kept = {k: v for k, v in spec.added_conf.items() if not k.startswith(_TEMPLATE_REPLACES) and k not in mounted}
     return {**kept, **EXCLUDE_KERBEROS_STEP}
 
 

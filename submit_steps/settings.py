@@ -106,6 +106,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spark.secrets.dir", "/mnt/secrets/spark-secrets",
             "The job-secrets directory inside the pods (a Secret volume, in memory); Python code finds it "
             "through `SPARK_SECRETS_DIR` and reads secrets with `spark_secrets.runtime.secret(name)`."),
+    Setting("spark.secrets.dir.fsGroup", "185",
+            "The group of the job-secret files in the pods. `spark-secrets submit` and notebooks mount them "
+            "from a pod template they write (merged into yours): mode 0440, owner root, this group, which "
+            "Kubernetes adds to the pod's processes (`securityContext.fsGroup`), so other users in the container "
+            "cannot read them. 185 is the group of Spark images' `spark` user; your template's own fsGroup wins. "
+            "`none`, `spark-secrets conf` and the `properties` and `spark-operator` renderings use Spark's own "
+            "secret mounts instead (mode 0644)."),
     Setting("spark.secrets.vault.address", None,
             "OpenBao/Vault address for `vault:` references. Default: `VAULT_ADDR`, else `BAO_ADDR`."),
     Setting("spark.secrets.vault.namespace", None,
@@ -153,7 +160,8 @@ class Settings:
         # Touch every property once so bad values fail before anything happens.
         _ = (self.enabled, self.filesystems, self.ca_bundle, self.min_ticket_lifetime, self.secret_key, self.token_file_format,
              self.renew_interval, self.secret_name, self.user_steps, self.plugin_jar, self._refresh_values(),
-             self.layout, self.layout_user, self.renew_service_lease, self.job_secrets, self.secrets_dir)
+             self.layout, self.layout_user, self.renew_service_lease, self.job_secrets, self.secrets_dir,
+             self.secrets_fs_group)
         if any(k.startswith(("spark.secrets.hive.", "spark.hadoop.hive.metastore.")) for k in self.conf):
             _ = self.hive_metastore  # given here: checked now (else hive-site.xml is read when first needed)
 
@@ -201,6 +209,22 @@ class Settings:
             raise ConfigError(f"spark.secrets.dir={value!r} cannot hold the job's secrets",
                               "give an absolute directory of its own, e.g. /mnt/secrets/spark-secrets")
         return value
+
+    @cached_property
+    def secrets_fs_group(self) -> int | None:
+        """The fsGroup for job-secret files, or None (``none``: Spark's own mounts)."""
+        key = "spark.secrets.dir.fsGroup"
+        value = self._value(key).strip()
+        if value.lower() == "none":
+            return None
+        if not value.isdigit() or int(value) > 2**31 - 1:
+            raise ConfigError(f"{key}={value!r} is not a group ID", "give a number such as 185, or none")
+        return int(value)
+
+    @property
+    def secrets_fs_group_given(self) -> bool:
+        """Whether the user set the fsGroup (then it must agree with a pod template's own)."""
+        return bool(self.conf.get("spark.secrets.dir.fsGroup"))
 
     def vault_setting(self, name: str) -> str | None:
         """``spark.secrets.vault.<name>``, for :meth:`spark_secrets.vault.VaultConfig.from_settings`."""

@@ -67,6 +67,17 @@ class SecretPlan:
 
 
 @dataclass(frozen=True)
+class SecretVolume:
+    """A Secret the pods mount from a pod template the submission writes (for a mode and group Spark's own
+    ``spark.kubernetes.*.secrets.*`` mounts cannot set); ``replaces`` are those conf keys, kept as the
+    fallback where no template can be written."""
+
+    secret: str
+    mount_path: str
+    replaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SubmissionSpec:
     """What a submission is: the user's Spark conf, and what the steps add to it.
 
@@ -82,6 +93,8 @@ class SubmissionSpec:
     notes: tuple[str, ...] = ()
     #: The job's secrets for a driver that runs here (client mode): see submit_steps.jobsecrets.
     local_secrets: LocalSecrets | None = field(default=None, repr=False)
+    #: Secrets mounted through a pod template where one can be written (see submit_steps.podtemplate).
+    volumes: tuple[SecretVolume, ...] = ()
 
     def effective_conf(self) -> dict[str, str]:
         return {**self.conf, **self.added_conf}
@@ -94,6 +107,9 @@ class SubmissionSpec:
 
     def with_local_secrets(self, local: LocalSecrets) -> SubmissionSpec:
         return replace(self, local_secrets=local)
+
+    def add_volume(self, volume: SecretVolume) -> SubmissionSpec:
+        return replace(self, volumes=(*self.volumes, volume))
 
     def add_note(self, note: str) -> SubmissionSpec:
         return replace(self, notes=(*self.notes, note))

@@ -8,7 +8,9 @@ driver pod exists the Secret is made the pod's, so Kubernetes deletes it with th
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,6 +22,7 @@ from spark_secrets.kube import KubeClient, ObjectRef
 from submit_steps.builder import StepBuilder
 from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.layout import LayoutStep
+from submit_steps.podtemplate import ROLES, check_templates, with_pod_templates
 from submit_steps.sparkconf import insert_conf_flags
 from spark_secrets.tokensecret import LABEL_TOKEN_SECRET
 from submit_steps.spec import SecretPlan, SubmissionSpec, Target
@@ -33,7 +36,9 @@ def stderr_progress(message: str) -> None:
 
 class Submission:
     def __init__(self, conf: Mapping[str, str], kube: KubeClient, *, builder: StepBuilder | None = None,
-                 progress: Progress = stderr_progress) -> None:
+                 progress: Progress = stderr_progress, template_roles: Sequence[str] = ()) -> None:
+        """``template_roles``: the pods (driver, executor) whose secret volumes go in pod templates this
+        submission writes (see :mod:`submit_steps.podtemplate`); the wrapper does it for both."""
         self.builder = builder or StepBuilder(conf)
         self.settings = self.builder.settings
         self.kube = kube
@@ -47,6 +52,9 @@ class Submission:
         self.owner: ObjectRef | None = None
         #: The layout lets the submitter only create Secrets: the renew service attaches and cleans up.
         self.handed_over = False
+        self.template_roles = tuple(template_roles)
+        #: Where the pod templates were written (the caller removes it when the job no longer needs them).
+        self.template_dir: Path | None = None
 
     # -- phases ----------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -72,8 +80,13 @@ class Submission:
 
     def prepare(self) -> SubmissionSpec:
         """Preflight, run the steps, create the Secrets. On failure nothing is left behind."""
+        if self.template_roles:
+            check_templates(self.settings, self.template_roles)
         self.preflight()
         spec = self.builder.run()
+        if self.template_roles and spec.volumes:
+            self.template_dir = self.template_dir or Path(tempfile.mkdtemp(prefix="spark-secrets-pods-"))
+            spec = with_pod_templates(spec, self.settings, self.template_dir, self.template_roles)
         for note in spec.notes:
             self.progress(note)
         try:
@@ -140,6 +153,15 @@ class Submission:
                          env: Mapping[str, str] | None = None, poll: float = 0.5, log: Path | None = None) -> int:
         """``spark-submit`` with the steps' flags added; returns its exit status. Its output goes to
         this process's, or to the file ``log``."""
+        self.template_roles = self.template_roles or ROLES  # spark-submit reads them while this runs
+        try:
+            return self._run_spark_submit(args, spark_submit, env, poll, log)
+        finally:
+            if self.template_dir is not None:
+                shutil.rmtree(self.template_dir, ignore_errors=True)
+
+    def _run_spark_submit(self, args: Sequence[str], spark_submit: str, env: Mapping[str, str] | None,
+                          poll: float, log: Path | None) -> int:
         import subprocess
 
         spec = self.prepare()

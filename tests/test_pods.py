@@ -98,6 +98,30 @@ def _pods(api: k8s.CoreV1Api, app: str, role: str, namespace: str = "alice") -> 
                                    label_selector=f"spark-role=executor,spark-app-selector={selector}").items
 
 
+#: A user of the container who is not the job's (uid and gid).
+STRANGER = 4242
+_READ_AS = ("import os, sys\n"
+            "os.setgroups([int(g) for g in sys.argv[2].split(',') if g]); os.setgid(4242); os.setuid(4242)\n"
+            "try:\n    open(sys.argv[1], 'rb').read(); print('READ')\nexcept PermissionError:\n    print('DENIED')\n")
+
+
+def _read_in_pod(pod: k8s.V1Pod, path: str, groups: tuple[int, ...] = ()) -> str:
+    """Reads ``path`` in the pod's Spark container (its mount namespace, entered from the node) as another
+    user of that container, uid and gid 4242 with ``groups``: ``READ`` or ``DENIED``."""
+    uid = pod.metadata.uid
+    pids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and f"/pod{uid}/" in (entry / "cgroup").read_text() \
+                    and b"java" in (entry / "cmdline").read_bytes():
+                pids.append(entry.name)
+    assert pids, f"no process of pod {pod.metadata.name} on this node"
+    done = subprocess.run(["nsenter", "--target", pids[0], "--mount", "--", "python3", "-c", _READ_AS, path,
+                           ",".join(map(str, groups))], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def _lines(log: str, tag: str) -> list[dict[str, object]]:
     return [json.loads(line.split(" ", 1)[1]) for line in log.splitlines() if line.startswith(f"{tag} ")]
 
@@ -656,6 +680,21 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
     renewer = RenewerProcess(testbed, testbed.hdfs, tmp_path / "renewer",
                              extra=("--vault-role", rotation, "--vault-address", openbao.address))
     written: list[float] = []
+    strangers: dict[str, str] = {}
+
+    def try_as_a_stranger(driver: k8s.V1Pod) -> None:
+        """While the pods run: the files are 0440 with the pods' fsGroup, so another user of the container
+        cannot read them; the same user given that group can (the control: the read itself works)."""
+        try:
+            (executor, *_) = _pods(api, app, "executor")
+            for pod in (driver, executor):
+                for name, path in (("job", "/mnt/secrets/spark-secrets/db-password"),
+                                   ("k8s", f"/mnt/secrets/spark-secrets-k8s/{app}-tls/ca.pem")):
+                    role = pod.metadata.labels["spark-role"]
+                    strangers[f"{role} {name}"] = _read_in_pod(pod, path)
+                    strangers[f"{role} {name} with the group"] = _read_in_pod(pod, path, (185,))
+        except (AssertionError, OSError, ValueError, k8s.exceptions.ApiException) as exc:
+            strangers["error"] = repr(exc)
 
     def rotate_when_the_job_waits() -> None:
         deadline = time.monotonic() + 600
@@ -663,6 +702,7 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
             drivers = api.list_namespaced_pod("alice", label_selector=f"spark-role=driver,spark-app-name={app}").items
             with contextlib.suppress(k8s.exceptions.ApiException):
                 if drivers and "WAITING-FOR-ROTATION" in api.read_namespaced_pod_log(drivers[0].metadata.name, "alice"):
+                    try_as_a_stranger(drivers[0])
                     openbao.admin().secrets.kv.v2.create_or_update_secret(f"team/{app}/db", {"password": rotated})
                     written.append(time.monotonic())
             time.sleep(1)
@@ -696,6 +736,11 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
                 digest(password), digest(api_key), digest(ca), digest(tls_key)), probe
             assert probe["dir"] == "/mnt/secrets/spark-secrets"
             assert probe["path"] == "/mnt/secrets/spark-secrets/db-password", probe
+            # 0440, group the pods' fsGroup (185 by default), which the job's processes hold.
+            assert (probe["mode"], probe["k8s_mode"], probe["gid"]) == ("0o440", "0o440", 185), probe
+            assert probe["uid"] == 185 and 185 in probe["groups"], probe  # type: ignore[operator]
+        assert strangers == {f"{role} {name}{extra}": "READ" if extra else "DENIED" for role in ("driver", "executor")
+                             for name in ("job", "k8s") for extra in ("", " with the group")}, strangers
 
         # Where the values must not be: pod specs, ConfigMaps, Events, the event log, logs and output.
         (job_secret,) = [s for s in api.list_namespaced_secret("alice").items

@@ -36,7 +36,8 @@ def probe(role):
         "file": digest(secret("db-password")), "env": digest(os.environ.get("API_KEY", "")),
         "k8s_file": digest(secret("ca.pem")), "k8s_env": digest(os.environ.get("TLS_KEY", "")),
         "dir": os.environ.get("SPARK_SECRETS_DIR"), "path": str(path), "mode": oct(stat.S_IMODE(path.stat().st_mode)),
-        "uid": os.getuid()})
+        "gid": path.stat().st_gid, "k8s_mode": oct(stat.S_IMODE(secret_path("ca.pem").stat().st_mode)),
+        "uid": os.getuid(), "groups": sorted(os.getgroups())})
 
 
 wanted, event_dir, new_digest = int(sys.argv[1]), sys.argv[2], sys.argv[3]
