@@ -3,16 +3,16 @@
 The cluster's NameNode names the KMS (``hadoop.security.key.provider.path`` in its own configuration);
 the clients' configuration does not, as on most real clusters, so the KMS is learnt from the NameNode.
 The KMS grants tokens for 20 s after each renewal and 40 s at most; nobody tells the client.
+The renew service keeping a zone job's KMS tokens alive past three max lifetimes is shown with the
+other kinds at once, in ``test_metastore.py``'s three-kinds test.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from spark_secrets.credentials import Credentials
 from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, ServerUnavailable, SparkSecretsError
@@ -26,7 +26,6 @@ from spark_secrets.token import Token
 
 from conftest import EZ_LIFETIMES as LIFETIMES
 from conftest import ZONE, Zone
-from renewers import RenewerProcess, SubmittedJob
 
 pytestmark = pytest.mark.testbed
 
@@ -107,78 +106,6 @@ def test_a_proxy_user_the_kms_does_not_allow_is_refused_clearly(ez: Zone, testbe
         obtain_kms_token(KeyProvider.parse(ez.kms.provider_uri), RENEWER, bob, doas="alice")
     assert "bob is not allowed to impersonate alice" in str(err.value)
     assert "hadoop.kms.proxyuser.<name>" in (err.value.fix or "")
-
-
-def _kms_accepts(zone: Zone, token_file: bytes) -> str | None:
-    """None when the KMS accepts the file's KMS token alone (no Kerberos), else why not."""
-    token = kms_token(Credentials.from_bytes(token_file))
-    try:
-        resp = requests.get(f"{zone.kms.url}/v1/keys/names", params={"delegation": token.encode_url()}, timeout=5)
-    except requests.RequestException as exc:
-        return type(exc).__name__
-    return None if resp.status_code == 200 else f"HTTP {resp.status_code} {resp.reason[:300]}"
-
-
-def test_the_renew_service_keeps_a_zone_job_alive_past_three_max_lifetimes(
-        ez: Zone, testbed: Testbed, renewer_rbac: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A submission (no lifetimes told) writes HDFS and KMS tokens; the renew service renews both and
-    re-issues both before the max date. The KMS is asked every second with the Secret's current KMS
-    token alone; at the end a token-only JVM reads the zone with the Secret's file."""
-    monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
-    monkeypatch.setenv("HADOOP_CONF_DIR", str(ez.cluster.client_conf_dir()))
-    job = SubmittedJob(testbed, "zone-job", {"spark.secrets.hadoop.filesystems": ez.cluster.uri})
-    current = job.current
-
-    first = current()
-    assert _kms_accepts(ez, first) is None
-    put = ez.cluster.fs("-put", "-f", "-", f"{ZONE}/job.txt", token_file=Credentials.from_bytes(first).save(tmp_path / "first"),
-                        input=SECRET_TEXT)
-    assert put.returncode == 0, put.stderr.decode()[-2000:]
-    seconds = 3 * LIFETIMES.max_lifetime_ms / 1000 + 5
-    failures: list[tuple[float, str]] = []
-    control: list[tuple[float, str]] = []
-    ok = [0]
-
-    def check(read: object, into: list[tuple[float, str]], until: float, count: bool) -> None:
-        began = time.monotonic()
-        while time.monotonic() - began < until:
-            try:
-                why = _kms_accepts(ez, read())  # type: ignore[operator]
-            except Exception as exc:  # noqa: BLE001 - a failed check, whatever the cause
-                why = f"{type(exc).__name__}: {exc}"
-            if why is None and count:
-                ok[0] += 1
-            elif why is not None:
-                into.append((round(time.monotonic() - began, 1), why))
-            time.sleep(1)
-
-    threads = [threading.Thread(target=check, args=(current, failures, seconds, True), daemon=True),
-               threading.Thread(target=check, args=(lambda: first, control, LIFETIMES.max_lifetime_ms / 1000 + 10,
-                                                    False), daemon=True)]
-    service = RenewerProcess(testbed, ez.cluster, tmp_path / "renewer")
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        final = current()
-        read = ez.cluster.fs("-cat", f"{ZONE}/job.txt", token_file=Credentials.from_bytes(final).save(tmp_path / "final"))
-        log = service.log.read_text()
-        metrics = service.metrics()
-    finally:
-        service.stop()
-        job.delete()
-
-    assert failures == [], f"{len(failures)} failed checks, first {failures[:3]}\n{log[-3000:]}"
-    assert ok[0] >= seconds - 10
-    assert kms_token(Credentials.from_bytes(final)).identifier != kms_token(Credentials.from_bytes(first)).identifier
-    assert "re-issued alice/" in log
-    assert metrics.get('token_operations_total{kind="kms",operation="renew"}', 0) >= 2, metrics
-    assert metrics.get('token_operations_total{kind="kms",operation="obtain"}', 0) >= 2, metrics
-    assert read.returncode == 0 and read.stdout == SECRET_TEXT, read.stderr.decode()[-2000:]
-    # The control: the first token, renewed by the service only while it was current, failed by its
-    # max date at the latest (the checker can see a refused token).
-    assert control, "the first KMS token never failed: the checker cannot fail"
 
 
 def test_with_the_kms_down_the_hdfs_tokens_are_still_obtained_and_the_missing_one_named(

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -197,24 +198,28 @@ def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_l
 
     seconds = 3 * LIFETIMES.max_lifetime_ms / 1000 + 5
     failures: list[tuple[float, str]] = []
+    refused: list[tuple[float, str]] = []  # the control: the first file, asked the same way
     ok = [0]
 
-    def check() -> None:
+    def check(read: Callable[[], bytes], into: list[tuple[float, str]], until: float, count: bool) -> None:
         began = time.monotonic()
-        while time.monotonic() - began < seconds:
+        while time.monotonic() - began < until:
             try:
-                why = _accepted(ez, current())
+                why = _accepted(ez, read())
             except Exception as exc:  # noqa: BLE001 - a failed check, whatever the cause
                 why = f"{type(exc).__name__}: {exc}"
-            if why is None:
+            if why is None and count:
                 ok[0] += 1
-            else:
-                failures.append((round(time.monotonic() - began, 1), why))
+            elif why is not None:
+                into.append((round(time.monotonic() - began, 1), why))
             time.sleep(1)
 
     service = RenewerProcess(testbed, ez.cluster, tmp_path / "renewer",
                              extra=("--hive-metastore-uris", metastore.uri, "--hive-principal", principal))
-    checker = threading.Thread(target=check, daemon=True)
+    checker = threading.Thread(target=check, args=(current, failures, seconds, True), daemon=True)
+    # Until one max lifetime has passed: the first tokens, renewed by the service only while current.
+    control_checker = threading.Thread(target=check, args=(lambda: first, refused,
+                                                           LIFETIMES.max_lifetime_ms / 1000 + 10, False), daemon=True)
     read_env = {"READ_ALSO": f"{ez.cluster.uri}{ZONE}/three.txt", "HADOOP_CONF_DIR": str(ez.cluster.client_conf_dir())}
     volume, projecting = SecretVolume(tmp_path / "volume"), threading.Event()
 
@@ -227,7 +232,9 @@ def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_l
     projector = threading.Thread(target=project, daemon=True)
     try:
         checker.start()
+        control_checker.start()
         checker.join()
+        control_checker.join()
         final_file = Credentials.from_bytes(current()).save(tmp_path / "final")
         # The SQL job starts now from the Secret's tokens and runs as a job's driver does: the service
         # renews and re-issues, the file follows the Secret, the plugin re-reads it.
@@ -245,6 +252,8 @@ def test_the_renew_service_keeps_a_job_of_all_three_kinds_alive_past_three_max_l
 
     assert failures == [], f"{len(failures)} failed checks, first {failures[:3]}\n{log[-3000:]}"
     assert ok[0] >= seconds - 10
+    # The checker can see a refused token: the KMS and the NameNode refused the first ones by their max date.
+    assert any(ez.kms.url in why for _, why in refused) and any("webhdfs" in why for _, why in refused), refused
     assert "re-issued alice/" in log
     for kind in ("hdfs", "kms", "hive"):
         for op in ("renew", "obtain"):
