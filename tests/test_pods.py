@@ -238,6 +238,8 @@ def test_notebook_on_the_host_in_client_mode_with_executor_pods_reads_hdfs(
                  "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR})
     env = spark_env(testbed.env("alice", testbed.ticket_cache("alice")))
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    nb_secret = "nb-4c1d9e07a2"
+    env["NB_SECRET"] = nb_secret
     target = f"{testbed.hdfs.uri}/user/alice/notebook-pods"
     proc = subprocess.run([sys.executable, str(SCRIPTS / "notebook_pods.py"), testbed.hdfs.uri, target,
                            json.dumps(conf)], env=env, capture_output=True, text=True, timeout=600)
@@ -246,6 +248,15 @@ def test_notebook_on_the_host_in_client_mode_with_executor_pods_reads_hdfs(
     pods = json.loads(re.search(r"EXECUTOR PODS (.*)", proc.stdout).group(1))  # type: ignore[union-attr]
     assert len(pods) == 2 and all(p.startswith("notebook-pods-") for p in pods), pods
     assert "TOKEN-FILE-REMOVED: True" in proc.stdout
+    # The job secret: the driver here reads its private copy, the executors their Secret volume, mounted
+    # from the executor pod template configure() wrote (0440, the pods' fsGroup), removed by close().
+    lines = [json.loads(line.split(" ", 1)[1]) for line in proc.stdout.splitlines() if line.startswith("NB-SECRET ")]
+    digest = hashlib.sha256(nb_secret.encode()).hexdigest()
+    assert {line["role"] for line in lines} == {"driver", "executor"} and all(
+        line["digest"] == digest for line in lines), lines
+    assert all((line["mode"], line["gid"]) == ("0o440", 185) for line in lines if line["role"] == "executor"), lines
+    assert "TEMPLATES-REMOVED: True" in proc.stdout
+    assert nb_secret not in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("fmt", ["properties", "pod-template"])
