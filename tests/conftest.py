@@ -158,15 +158,19 @@ def openbao(testbed: Testbed) -> Iterator[OpenBao]:
 #: The database engine's leases: 45 s, renewable up to 90 s. The service renews at two thirds, so it learns
 #: that the max TTL is near at least 15 s before it: more than kubelet needs to project new credentials.
 LEASE_TTL_S, LEASE_MAX_TTL_S = 45, 90
+#: ``database/creds/etl-quick``: 20 s, up to 40 s, for the service alone (no kubelet between it and the test).
+QUICK_LEASE_TTL_S, QUICK_LEASE_MAX_TTL_S = 20, 40
 
 
 @pytest.fixture(scope="session")
 def database(testbed: Testbed, openbao: OpenBao) -> Iterator[Postgres]:
-    """PostgreSQL, and OpenBao's database engine on it: ``database/creds/etl`` makes a login per read."""
+    """PostgreSQL, and OpenBao's database engine on it: ``database/creds/etl`` and ``etl-quick`` make a
+    login per read."""
     server = Postgres(testbed.dir / "postgres")
     server.start()
     try:
-        openbao.enable_database(server, "etl", default_ttl=f"{LEASE_TTL_S}s", max_ttl=f"{LEASE_MAX_TTL_S}s")
+        openbao.enable_database(server, {"etl": (f"{LEASE_TTL_S}s", f"{LEASE_MAX_TTL_S}s"),
+                                         "etl-quick": (f"{QUICK_LEASE_TTL_S}s", f"{QUICK_LEASE_MAX_TTL_S}s")})
         yield server
     finally:
         server.stop()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -84,47 +85,57 @@ def _check_every_second(cluster: SecureHdfs, read: Callable[[], bytes], seconds:
         time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
 
 
-@pytest.mark.parametrize("estimate", ["default-day", "hadoop-conf-5s"])
-def test_secret_stays_valid_through_random_kills_whatever_the_estimate(
+ESTIMATES = ("default-day", "hadoop-conf-5s")
+
+
+def test_secrets_stay_valid_through_random_kills_whatever_the_estimate(
         testbed: Testbed, ha_hdfs: SecureHdfs, renewer_rbac: None, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, estimate: str) -> None:
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two jobs at once under one service, one for each estimate: a longer one (the default day) and a
+    shorter one (a wrong value in the submitter's ``HADOOP_CONF_DIR``) than the real interval."""
     assert testbed.kube is not None
-    conf_dir = write_client_conf(tmp_path / "client-conf", ha_hdfs)
-    assert "delegation.token" not in (conf_dir / "hdfs-site.xml").read_text()  # the client is not told
-    if estimate == "hadoop-conf-5s":  # a wrong value in the submitter's conf: shorter than the real 20 s
-        site = conf_dir / "hdfs-site.xml"
-        site.write_text(site.read_text().replace(
-            "</configuration>", "<property><name>dfs.namenode.delegation.token.renew-interval</name>"
-                                "<value>5000</value></property></configuration>"))
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")
-    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf_dir))
     alice = KubeClient.from_config(str(testbed.kube.kubeconfig("alice", namespace="alice")))
-    conf = {"spark.app.name": f"first-sight-{estimate}", "spark.kubernetes.namespace": "alice",
-            "spark.secrets.hadoop.filesystems": "hdfs://ns1", "spark.secrets.renewer": RENEWER,
-            "spark.secrets.plugin.jar": "none"}  # no spark.secrets.renewInterval, as a new user submits
-    name = Submission(conf, alice, progress=lambda _: None).prepare().secrets[0].name
     api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(testbed.kube.kubeconfig("admin"))))
-    notes = api.read_namespaced_secret(name, "alice").metadata.annotations
-    issued = Credentials.from_bytes(base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY]))
-    issue_ms = min(t.decode_identifier().issue_date for t in issued if t.is_delegation_token)
-    guessed_s = (parse_rfc3339(notes["spark-secrets.io/expiry"]) - issue_ms) / 1000
-    assert notes["spark-secrets.io/expiry-estimated"] == "true"
-    # Cut at the max date (40 s), the default day still says "longer than the real 20 s".
-    assert guessed_s > RENEW_INTERVAL_S if estimate == "default-day" else guessed_s < RENEW_INTERVAL_S
+    names: dict[str, str] = {}
+    for estimate in ESTIMATES:
+        conf_dir = write_client_conf(tmp_path / f"client-conf-{estimate}", ha_hdfs)
+        assert "delegation.token" not in (conf_dir / "hdfs-site.xml").read_text()  # the client is not told
+        if estimate == "hadoop-conf-5s":  # a wrong value in the submitter's conf: shorter than the real 20 s
+            site = conf_dir / "hdfs-site.xml"
+            site.write_text(site.read_text().replace(
+                "</configuration>", "<property><name>dfs.namenode.delegation.token.renew-interval</name>"
+                                    "<value>5000</value></property></configuration>"))
+        monkeypatch.setenv("HADOOP_CONF_DIR", str(conf_dir))
+        conf = {"spark.app.name": f"first-sight-{estimate}", "spark.kubernetes.namespace": "alice",
+                "spark.secrets.hadoop.filesystems": "hdfs://ns1", "spark.secrets.renewer": RENEWER,
+                "spark.secrets.plugin.jar": "none"}  # no spark.secrets.renewInterval, as a new user submits
+        name = names[estimate] = Submission(conf, alice, progress=lambda _: None).prepare().secrets[0].name
+        secret = api.read_namespaced_secret(name, "alice")
+        notes = secret.metadata.annotations
+        issued = Credentials.from_bytes(base64.b64decode(secret.data[KEY]))
+        issue_ms = min(t.decode_identifier().issue_date for t in issued if t.is_delegation_token)
+        guessed_s = (parse_rfc3339(notes["spark-secrets.io/expiry"]) - issue_ms) / 1000
+        assert notes["spark-secrets.io/expiry-estimated"] == "true"
+        # Cut at the max date (40 s), the default day still says "longer than the real 20 s".
+        assert guessed_s > RENEW_INTERVAL_S if estimate == "default-day" else guessed_s < RENEW_INTERVAL_S
 
     # The control: the same kind of token, obtained for alice, that nobody renews.
     ticket = current_ticket_cache()
-    control = obtain_tokens(["hdfs://ns1"], RENEWER, SpnegoAuth(ticket.credentials), conf=HadoopConf.load(conf_dir))
+    control = obtain_tokens(["hdfs://ns1"], RENEWER, SpnegoAuth(ticket.credentials),
+                            conf=HadoopConf.load(tmp_path / "client-conf-default-day"))
     control_bytes = control.to_bytes()
 
-    def current() -> bytes:
-        return base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
+    def current(name: str) -> Callable[[], bytes]:
+        return lambda: base64.b64decode(api.read_namespaced_secret(name, "alice").data[KEY])
 
     seconds = 3 * MAX_LIFETIME_S + 5
-    checks, control_checks = Checks(), Checks()
-    checkers = [threading.Thread(target=_check_every_second, args=(ha_hdfs, current, seconds, checks), daemon=True),
-                threading.Thread(target=_check_every_second, args=(ha_hdfs, lambda: control_bytes, 2 * RENEW_INTERVAL_S,
-                                                                   control_checks), daemon=True)]
+    checks = {estimate: Checks() for estimate in ESTIMATES}
+    control_checks = Checks()
+    checkers = [threading.Thread(target=_check_every_second, args=(ha_hdfs, current(names[e]), seconds, checks[e]),
+                                 daemon=True) for e in ESTIMATES]
+    checkers.append(threading.Thread(target=_check_every_second, args=(
+        ha_hdfs, lambda: control_bytes, 2 * RENEW_INTERVAL_S, control_checks), daemon=True))
     for thread in checkers:
         thread.start()
     rng = random.Random()
@@ -144,14 +155,21 @@ def test_secret_stays_valid_through_random_kills_whatever_the_estimate(
     finally:
         for r in renewers:
             r.stop()
-        api.delete_namespaced_secret(name, "alice")
+        for name in names.values():
+            api.delete_namespaced_secret(name, "alice")
 
     assert kills >= 8, kills
-    assert checks.failed == [], f"{len(checks.failed)} failed checks, first {checks.failed[:3]}\n{logs[-3000:]}"
-    assert checks.ok >= seconds - 10
-    assert "re-issued alice/" in logs  # it lived past the max lifetime on new tokens, not on one renewal
+    for estimate, name in names.items():
+        failed = checks[estimate].failed
+        assert failed == [], f"{estimate}: {len(failed)} failed checks, first {failed[:3]}\n{logs[-3000:]}"
+        assert checks[estimate].ok >= seconds - 10, estimate
+        # It lived past the max lifetime on new tokens, not on one renewal.
+        assert f"re-issued alice/{name}" in logs, estimate
     # The renewal at first sight said the estimate was off, naming the real interval and the setting.
     assert f"renew interval is about {RENEW_INTERVAL_S}s" in logs and "spark.secrets.renewInterval=20s" in logs
+    # One warning for each job: the default day cut at the max date, and the wrong 5 s (in whole seconds).
+    assert "the submission estimated at least" in logs, logs[-3000:]
+    assert re.search(r"the submission estimated [4-6]s;", logs), logs[-3000:]
     # Control: the unrenewed token failed once the NameNode's interval (not the estimate) had passed.
     assert control_checks.failed, "the unrenewed token never failed: the checker cannot see expiry"
     first_failure = control_checks.failed[0][0]

@@ -259,11 +259,12 @@ def test_the_renew_service_follows_a_rotated_kv_value_reading_as_the_jobs_accoun
 
 def test_leased_database_credentials_are_renewed_replaced_before_the_max_ttl_and_revoked_at_job_end(
         testbed: Testbed, openbao: OpenBao, team: str, rotation: str, database: Postgres, tmp_path: Path) -> None:
-    """``vault:database/creds/etl``: one lease for the username and the password. The renew service takes the
-    submission's lease over (only the login that made a lease may renew it), renews its own lease, puts new
-    credentials in the job's Secret while the old ones still work, so that after a lease's max TTL the job
-    logs in with what its Secret holds; the lease is revoked when the Secret goes with the job."""
-    from conftest import LEASE_MAX_TTL_S
+    """``vault:database/creds/etl-quick`` (20 s leases, 40 s at most): one lease for the username and the
+    password. The renew service takes the submission's lease over (only the login that made a lease may
+    renew it), renews its own lease, puts new credentials in the job's Secret while the old ones still work,
+    so that after a lease's max TTL the job logs in with what its Secret holds; the lease is revoked when
+    the Secret goes with the job. (Real pods with kubelet between: the job-secrets test in test_pods.py.)"""
+    from conftest import QUICK_LEASE_MAX_TTL_S as LEASE_MAX_TTL_S
     from renewers import RenewerProcess, wait_until
     assert testbed.hdfs is not None
     app = f"lease-{time.time_ns() % 10**8}"
@@ -273,8 +274,8 @@ def test_leased_database_credentials_are_renewed_replaced_before_the_max_ttl_and
     seen: list[tuple[str, str]] = []
     try:
         before = {s.metadata.name for s in _job_secrets(testbed)}
-        conf = {"spark.secrets.env.DB_USER": "vault:database/creds/etl#username",
-                "spark.secrets.file.db-password": "vault:database/creds/etl#password",
+        conf = {"spark.secrets.env.DB_USER": "vault:database/creds/etl-quick#username",
+                "spark.secrets.file.db-password": "vault:database/creds/etl-quick#password",
                 "spark.kubernetes.authenticate.driver.serviceAccountName": "spark"}
         proc = _cli(_conf_argv(testbed, conf, app), _env(testbed, openbao, tmp_path, team))
         assert proc.returncode == 0, proc.stderr

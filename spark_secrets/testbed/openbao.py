@@ -8,7 +8,7 @@ users' tokens with policies from it (:meth:`OpenBao.token`).
 from __future__ import annotations
 
 import secrets as random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import hvac
@@ -25,6 +25,7 @@ path "secret/data/team/*"     { capabilities = ["create", "read", "update", "del
 path "secret/metadata/team/*" { capabilities = ["read", "list", "delete"] }
 path "secret/metadata/team"   { capabilities = ["list"] }
 path "database/creds/etl"     { capabilities = ["read"] }
+path "database/creds/etl-quick" { capabilities = ["read"] }
 path "sys/leases/renew"       { capabilities = ["update"] }
 path "sys/leases/revoke"      { capabilities = ["update"] }
 """
@@ -75,21 +76,22 @@ class OpenBao:
         response = self.admin().auth.token.create(policies=list(policies), ttl=ttl, no_parent=True)
         return str(response["auth"]["client_token"])
 
-    def enable_database(self, postgres: Postgres, role: str = "etl", default_ttl: str = "20s",
-                        max_ttl: str = "40s") -> None:
-        """The database secrets engine at ``database/`` on ``postgres``: role ``role`` makes a login role per
-        read, leased for ``default_ttl`` (renewable up to ``max_ttl``), dropped when the lease ends."""
+    def enable_database(self, postgres: Postgres, roles: Mapping[str, tuple[str, str]]) -> None:
+        """The database secrets engine at ``database/`` on ``postgres``: each role (name → default TTL, max
+        TTL) makes a login role per read, leased for the default TTL (renewable up to the max), dropped
+        when the lease ends."""
         admin = self.admin()
         if "database/" not in admin.sys.list_mounted_secrets_engines()["data"]:
             admin.sys.enable_secrets_engine("database", path="database")
         admin.secrets.database.configure(
-            "pg", "postgresql-database-plugin", allowed_roles=[role], connection_url=postgres.connection_url(),
+            "pg", "postgresql-database-plugin", allowed_roles=list(roles), connection_url=postgres.connection_url(),
             username=postgres.admin_user, password=postgres.admin_password, verify_connection=True)
-        admin.secrets.database.create_role(
-            role, "pg", default_ttl=default_ttl, max_ttl=max_ttl,
-            creation_statements=["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
-                                 "VALID UNTIL '{{expiration}}';"],
-            revocation_statements=["DROP ROLE IF EXISTS \"{{name}}\";"])
+        for role, (default_ttl, max_ttl) in roles.items():
+            admin.secrets.database.create_role(
+                role, "pg", default_ttl=default_ttl, max_ttl=max_ttl,
+                creation_statements=["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' "
+                                     "VALID UNTIL '{{expiration}}';"],
+                revocation_statements=["DROP ROLE IF EXISTS \"{{name}}\";"])
 
     def enable_kubernetes_auth(self, kube: KubeControlPlane, role: str, namespace: str, service_account: str,
                                policies: Sequence[str] = ("team",)) -> None:
