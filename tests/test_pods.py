@@ -612,14 +612,18 @@ def test_spark_35_job_in_pods_keeps_its_tokens_through_a_corrupt_then_missing_to
     def write(data: dict[str, str | None]) -> None:
         api.patch_namespaced_secret(secret().metadata.name, long_namespace, {"data": data})
 
-    wait_until("the Spark 3.5 job never read HDFS", lambda: "ROUND 1 ok" in driver_log(), 300)
+    # The renew service's part, from the Secret's first sight (a busy node may take longer than the 45 s
+    # renew interval from the submission to the job's first read): keep whichever tokens the job should
+    # hold alive.
+    wait_until("the job's Secret never appeared", lambda: bool(api.list_namespaced_secret(
+        long_namespace, label_selector=f"spark-secrets.io/app-name={app}").items), 300)
     first = Credentials.from_bytes(base64.b64decode(secret().data["hadoop-tokens"]))
     first_token = next(t for t in first if t.is_delegation_token)
     renewing = {"first": first_token}
     expiry: dict[str, float] = {}
     stop = threading.Event()
 
-    def renew() -> None:  # the renew service's part: keep whichever tokens the job should hold alive
+    def renew() -> None:
         while not stop.is_set():
             for name, token in list(renewing.items()):
                 expiry[name] = renew_token(token, SpnegoAuth(login.credentials), conf=hadoop) / 1000
@@ -628,6 +632,7 @@ def test_spark_35_job_in_pods_keeps_its_tokens_through_a_corrupt_then_missing_to
     renewer = threading.Thread(target=renew, daemon=True)
     renewer.start()
     try:
+        wait_until("the Spark 3.5 job never read HDFS", lambda: "ROUND 1 ok" in driver_log(), 300)
         write({"hadoop-tokens": base64.b64encode(b"HDTS\x00\x02garbage").decode()})
         wait_until("the plugin never saw the corrupt file", lambda: "is not a complete Hadoop token file" in driver_log(), 60)
         write({"hadoop-tokens": None})  # the key goes, and with it the file
