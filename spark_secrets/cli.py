@@ -187,9 +187,7 @@ def cmd_conf(args: argparse.Namespace) -> int:
 
 def _spark_mounts_note(spec: SubmissionSpec) -> None:
     """Says where job-secret files keep Spark's own 0644 mounts (no pod template is written here)."""
-    from submit_steps.settings import Settings
-
-    if spec.volumes and Settings(spec.conf).secrets_fs_group is not None:
+    if spec.volumes:
         print("spark-secrets: job-secret files are Spark's own secret mounts here (mode 0644); spark-secrets "
               "submit or render --format pod-template mount them 0440 with the pods' fsGroup", file=sys.stderr)
 

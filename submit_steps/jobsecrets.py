@@ -33,7 +33,7 @@ from spark_secrets.tokensecret import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, M
 from spark_secrets.vault import VaultClient, VaultConfig
 from submit_steps.secret import label_value, secret_name_for
 from submit_steps.settings import Settings
-from submit_steps.spec import SECRET_MAX_BYTES, SecretPlan, SecretVolume, SubmissionSpec
+from submit_steps.spec import SECRET_MAX_BYTES, FsGroup, SecretPlan, SecretVolume, SubmissionSpec
 from submit_steps.step import SubmitStep
 
 #: Room left in a Secret for its metadata (names, labels, annotations) under Kubernetes' 1 MiB.
@@ -142,8 +142,10 @@ class JobSecretsStep(SubmitStep):
         local = LocalSecrets({s.name: v for s, v in everything.items() if s.kind == "file"},
                              {s.name: v for s, v in everything.items() if s.kind == "env"})
         spec = spec.add_conf(conf).with_local_secrets(local)
-        for volume in volumes.values():
-            spec = spec.add_volume(volume)
+        gid = self.settings.secrets_fs_group
+        if gid is not None:  # else Spark's own mounts stay (0644)
+            for volume in volumes.values():
+                spec = spec.add_volume(volume, FsGroup(gid, self.settings.secrets_fs_group_given))
         if data:
             conf_label = {f"spark.kubernetes.driver.label.{LABEL_JOB_SECRETS}": self.name}
             plan = SecretPlan(name=self.name, namespace=namespace, data=data,

@@ -104,12 +104,11 @@ def check_templates(settings: Settings, roles: Sequence[str] = ROLES) -> None:
             check_template(settings, load_template(location), location)
 
 
-def with_pod_templates(spec: SubmissionSpec, settings: Settings, directory: Path,
-                       roles: Sequence[str] = ROLES) -> SubmissionSpec:
+def with_pod_templates(spec: SubmissionSpec, directory: Path, roles: Sequence[str] = ROLES) -> SubmissionSpec:
     """``spec`` with its secret volumes in pod templates written to ``directory`` for ``roles``, in place of
-    Spark's mounts; unchanged without volumes or with ``spark.secrets.dir.fsGroup=none``, and when a
+    Spark's mounts; unchanged without volumes (``spark.secrets.dir.fsGroup=none`` makes none), and when a
     role's own template is remote (a note then says the files are Spark's 0644 mounts)."""
-    fs_group = settings.secrets_fs_group
+    fs_group = spec.fs_group
     if not spec.volumes or fs_group is None:
         return spec
     conf = spec.effective_conf()
@@ -118,19 +117,18 @@ def with_pod_templates(spec: SubmissionSpec, settings: Settings, directory: Path
     if remote:
         return spec.add_note(f"job-secret files are Spark's own mounts (mode 0644): the pod template {remote} "
                              "is not a local file to merge into")
+    replaced = {key for volume in spec.volumes for key in volume.replaces}
     added = dict(spec.added_conf)
     groups = set()
     for role in roles:
         location = own[role]
-        pod = merge_volumes(load_template(location) if location else None, spec.volumes, fs_group,
-                            fs_group_given=settings.secrets_fs_group_given, source=location or "",
+        pod = merge_volumes(load_template(location) if location else None, spec.volumes, fs_group.gid,
+                            fs_group_given=fs_group.given, source=location or "",
                             container=conf.get(f"spark.kubernetes.{role}.podTemplateContainerName"))
         groups.add(str(pod["spec"]["securityContext"]["fsGroup"]))
         path = directory / f"{role}-pod-template.json"
         path.write_text(json.dumps(pod, indent=1))
-        for volume in spec.volumes:
-            added = {k: v for k, v in added.items()
-                     if not (k in volume.replaces and k.startswith(f"spark.kubernetes.{role}."))}
+        added = {k: v for k, v in added.items() if not (k in replaced and k.startswith(f"spark.kubernetes.{role}."))}
         added[f"spark.kubernetes.{role}.podTemplateFile"] = str(path)
     return replace(spec, added_conf=added).add_note(
         f"job-secret files mode {MODE:04o}, group {'/'.join(sorted(groups))} (the pods' fsGroup), "

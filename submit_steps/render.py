@@ -16,7 +16,6 @@ from submit_steps.settings import SPARK_CREDENTIALS_DIR
 from spark_secrets.tokensecret import ANNOTATION_KEY, DEFAULT_TOKEN_KEY
 from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_TOKEN_SECRET
 from submit_steps.podtemplate import merge_volumes
-from submit_steps.settings import Settings
 from submit_steps.spec import SecretPlan, SubmissionSpec
 
 FORMATS = ("properties", "spark-operator", "pod-template")
@@ -81,9 +80,9 @@ def render_pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = N
     pod: dict[str, Any] = copy.deepcopy(dict(into)) if into else {"apiVersion": "v1", "kind": "Pod"}
     if pod.get("kind") != "Pod":
         raise ConfigError("the file given with --into is not a pod template", "give the job's pod template YAML (kind: Pod)")
-    settings, plan = Settings(spec.conf), _token_secret(spec)
-    if spec.volumes and settings.secrets_fs_group is not None:
-        pod = merge_volumes(pod, spec.volumes, settings.secrets_fs_group, fs_group_given=settings.secrets_fs_group_given,
+    plan = _token_secret(spec)
+    if spec.volumes and spec.fs_group is not None:
+        pod = merge_volumes(pod, spec.volumes, spec.fs_group.gid, fs_group_given=spec.fs_group.given,
                             source="given with --into")
         if plan is None:
             return yaml.safe_dump(pod, sort_keys=False)
@@ -116,9 +115,7 @@ EXCLUDE_KERBEROS_STEP = {"spark.kubernetes.driver.pod.excludedFeatureSteps":
 
 def template_conf(spec: SubmissionSpec) -> dict[str, str]:
     """The conf still needed beside a pod template (plugin, labels), without what the template does."""
-    mounted = set()
-    if spec.volumes and Settings(spec.conf).secrets_fs_group is not None:
-        mounted = {key for volume in spec.volumes for key in volume.replaces}
+    mounted = {key for volume in spec.volumes for key in volume.replaces}
     kept = {k: v for k, v in spec.added_conf.items() if not k.startswith(_TEMPLATE_REPLACES) and k not in mounted}
     return {**kept, **EXCLUDE_KERBEROS_STEP}
 

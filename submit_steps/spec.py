@@ -78,6 +78,15 @@ class SecretVolume:
 
 
 @dataclass(frozen=True)
+class FsGroup:
+    """The pods' ``securityContext.fsGroup`` for those volumes; ``given``: the user set it (then it must
+    agree with a pod template's own)."""
+
+    gid: int
+    given: bool = False
+
+
+@dataclass(frozen=True)
 class SubmissionSpec:
     """What a submission is: the user's Spark conf, and what the steps add to it.
 
@@ -93,8 +102,10 @@ class SubmissionSpec:
     notes: tuple[str, ...] = ()
     #: The job's secrets for a driver that runs here (client mode): see submit_steps.jobsecrets.
     local_secrets: LocalSecrets | None = field(default=None, repr=False)
-    #: Secrets mounted through a pod template where one can be written (see submit_steps.podtemplate).
+    #: Secrets mounted through a pod template where one can be written (see submit_steps.podtemplate),
+    #: with the group of their files; none with ``spark.secrets.dir.fsGroup=none``.
     volumes: tuple[SecretVolume, ...] = ()
+    fs_group: FsGroup | None = None
 
     def effective_conf(self) -> dict[str, str]:
         return {**self.conf, **self.added_conf}
@@ -108,8 +119,8 @@ class SubmissionSpec:
     def with_local_secrets(self, local: LocalSecrets) -> SubmissionSpec:
         return replace(self, local_secrets=local)
 
-    def add_volume(self, volume: SecretVolume) -> SubmissionSpec:
-        return replace(self, volumes=(*self.volumes, volume))
+    def add_volume(self, volume: SecretVolume, fs_group: FsGroup) -> SubmissionSpec:
+        return replace(self, volumes=(*self.volumes, volume), fs_group=fs_group)
 
     def add_note(self, note: str) -> SubmissionSpec:
         return replace(self, notes=(*self.notes, note))

@@ -86,7 +86,7 @@ class Submission:
         spec = self.builder.run()
         if self.template_roles and spec.volumes:
             self.template_dir = self.template_dir or Path(tempfile.mkdtemp(prefix="spark-secrets-pods-"))
-            spec = with_pod_templates(spec, self.settings, self.template_dir, self.template_roles)
+            spec = with_pod_templates(spec, self.template_dir, self.template_roles)
         for note in spec.notes:
             self.progress(note)
         try:

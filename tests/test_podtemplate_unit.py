@@ -47,7 +47,7 @@ def test_templates_replace_spark_s_mounts_and_merge_into_the_job_s_own(tmp_path:
                               "spark.kubernetes.driver.podTemplateContainerName": "main"})
     out = tmp_path / "out"
     out.mkdir()
-    done = with_pod_templates(spec, settings, out)
+    done = with_pod_templates(spec, out)
     driver = json.loads(Path(done.added_conf["spark.kubernetes.driver.podTemplateFile"]).read_text())
     executor = json.loads(Path(done.added_conf["spark.kubernetes.executor.podTemplateFile"]).read_text())
     assert driver["metadata"]["labels"] == {"team": "etl"} and driver["spec"]["securityContext"] == {"fsGroup": 185}
@@ -75,7 +75,7 @@ def test_a_template_s_own_fs_group_wins_unless_the_setting_disagrees(tmp_path: P
                                                                                                 "runAsUser": 1000}}}))
     conf = {"spark.kubernetes.executor.podTemplateFile": f"file://{tmp_path}/own.json"}
     settings, spec = _spec(**conf)
-    done = with_pod_templates(spec, settings, tmp_path, roles=("executor",))
+    done = with_pod_templates(spec, tmp_path, roles=("executor",))
     executor = json.loads((tmp_path / "executor-pod-template.json").read_text())
     assert executor["spec"]["securityContext"] == {"fsGroup": 2000, "runAsUser": 1000}
     assert "group 2000" in done.notes[-1]
@@ -89,10 +89,10 @@ def test_a_template_s_own_fs_group_wins_unless_the_setting_disagrees(tmp_path: P
 
 def test_without_a_group_or_with_a_remote_template_spark_s_mounts_stay(tmp_path: Path) -> None:
     settings, spec = _spec(**{"spark.secrets.dir.fsGroup": "none"})
-    assert with_pod_templates(spec, settings, tmp_path) == spec
+    assert with_pod_templates(spec, tmp_path) == spec
     settings, spec = _spec(**{"spark.kubernetes.driver.podTemplateFile": "s3a://bucket/driver.yaml"})
     check_templates(settings)  # not read here: Spark reads it
-    done = with_pod_templates(spec, settings, tmp_path)
+    done = with_pod_templates(spec, tmp_path)
     assert done.added_conf == spec.added_conf and "s3a://bucket/driver.yaml is not a local file" in done.notes[-1]
     assert not list(tmp_path.iterdir())
 
