@@ -312,6 +312,13 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     if not port_text.isdigit() or int(port_text) > 65535:
         raise ConfigError(f"--listen {args.listen!r} has no port", "give HOST:PORT or :PORT, e.g. :8080")
     secrets_interval = parse_duration("--secrets-interval", args.secrets_interval).total_seconds()
+    if args.owner_policy != "none" and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", args.owner_policy):
+        raise ConfigError(f"--owner-policy {args.owner_policy!r} is not a policy name",
+                          "give the name of a ValidatingAdmissionPolicy, or none")
+    from spark_secrets.renew.seal import Seal
+
+    seal = Seal.from_file(Path(args.seal_key_file)) if args.seal_key_file else Seal.from_file(Path(args.keytab),
+                                                                                             "--keytab")
     vault_config = None
     if args.vault_role:
         from spark_secrets.vault import VaultConfig
@@ -328,6 +335,15 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     login = KeytabSession(args.principal, Path(args.keytab), ccache)
     policy = Policy(ratio=ratio, reissue_before_ms=int(reissue_before.total_seconds() * 1000))
     kube = KubeClient.from_config(args.kubeconfig)
+    owner_policy = None
+    if args.owner_policy != "none":
+        from spark_secrets.renew.admission import OwnerPolicy
+
+        owner_policy = OwnerPolicy(kube, args.owner_policy)
+    else:
+        logging.getLogger("spark_secrets.renew").warning(
+            "--owner-policy none: token Secrets' owner labels are not checked against their creators; any user "
+            "who may create a Secret in a watched namespace can get tokens for anyone this service may impersonate")
     elector = None
     if args.lease:
         lease_ns, _, lease_name = args.lease.rpartition("/")
@@ -350,7 +366,7 @@ def cmd_renewer(args: argparse.Namespace) -> int:
                            hadoop_conf=hadoop_conf, verify=_verify(args), metastore=metastore,
                            leader=(lambda: elector.is_leader) if elector else None,
                            sweep_interval=sweep_interval, orphan_grace_ms=int(orphan_grace.total_seconds() * 1000),
-                           grants=grants)
+                           grants=grants, seal=seal, owner_policy=owner_policy)
     health = HealthServer(service.metrics, host or "0.0.0.0", int(port_text))
     if elector is not None:
         elector.annotations[LEASE_HEALTH] = f"http://{_reachable_host(host)}:{health.port}"
@@ -400,13 +416,24 @@ def rbac_yaml(args: argparse.Namespace) -> str:
 
     from spark_secrets import rbac
 
+    submitters = []
+    for text in args.submitter or ():
+        who, sep, owners = text.partition("=")
+        names = [o.strip() for o in owners.split(",") if o.strip()]
+        if not sep or not who.strip() or not names or any(not re.fullmatch(r"[A-Za-z0-9_.*-]+", o) for o in names):
+            raise ConfigError(f"--submitter {text!r} is not USER=OWNER[,OWNER...]",
+                              "e.g. --submitter system:serviceaccount:airflow:worker=alice,bob")
+        submitters.append((who.strip(), names))
+    if submitters and args.layout != "common":
+        raise ConfigError("--submitter belongs to the common manifests", "use it with: spark-secrets rbac common")
     if args.layout == "common":
-        manifests = rbac.common(renewer_namespace=args.renewer_namespace)
+        manifests = rbac.common(renewer_namespace=args.renewer_namespace, submitters=submitters)
     else:
         manifests = rbac.layout(args.layout, users=args.user or (), group_name=args.group, namespace=args.namespace,
                                 renewer_namespace=args.renewer_namespace)
     argv = ["rbac", args.layout, *(f"--user={u}" for u in args.user or ())]
     argv += [f"--{k}={v}" for k, v in (("group", args.group), ("namespace", args.namespace)) if v]
+    argv += [f"--submitter={text}" for text in args.submitter or ()]
     if args.renewer_namespace != rbac.RENEWER_NAMESPACE:
         argv.append(f"--renewer-namespace={args.renewer_namespace}")
     header = f"# {PROG} {shlex.join(argv)}\n# {len(manifests)} objects; apply with kubectl apply -f\n"
@@ -481,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     rbac.add_argument("layout", choices=("common", "namespace-per-user", "group", "precreated", "controller"))
     rbac.add_argument("--user", action="append", help="a user (Kubernetes user name = Kerberos short name); repeatable")
     rbac.add_argument("--group", help="the Kubernetes group of the users (group, precreated)")
+    rbac.add_argument("--submitter", action="append", metavar="USER=OWNER[,OWNER...]",
+                      help="common: a Kubernetes user or service account that may create token Secrets for these "
+                           "owners (e.g. an Airflow worker; * for anyone); repeatable")
     rbac.add_argument("--namespace", help="the namespace (controller; overrides spark-<group> for group layouts)")
     rbac.add_argument("--renewer-namespace", default="spark-secrets-system",
                       help="where the renew service runs (default spark-secrets-system)")
@@ -515,6 +545,12 @@ def build_parser() -> argparse.ArgumentParser:
     renewer.add_argument("--grant-service-account", default="spark-{owner}", metavar="PATTERN",
                          help="the job service account when a Secret names none in its spark-secrets.io/"
                               "service-account annotation ({owner} = the owner label; default spark-{owner})")
+    renewer.add_argument("--seal-key-file", metavar="FILE",
+                         help="key that seals what the service verified on each Secret (default: derived from "
+                              "--keytab; every replica needs the same)")
+    renewer.add_argument("--owner-policy", default="spark-secrets-token-owner", metavar="NAME",
+                         help="the ValidatingAdmissionPolicy that binds token Secrets' owners to their creators; "
+                              "Secrets it does not cover are refused (none: do not check, unsafe)")
     renewer.add_argument("--listen", default=":8080", help="address for /healthz, /readyz, /metrics (default :8080)")
     renewer.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)")
     renewer.add_argument("--ca-bundle", metavar="PEM", help="CA certificates for https:// NameNodes")

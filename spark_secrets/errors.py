@@ -22,6 +22,7 @@
     │   ├── VaultNotFound         no secret at that path
     │   └── VaultUnavailable      it did not answer
     ├── UnusableSecret            a token Secret the renew service cannot work with
+    │   └── TokenRefused          ... and must not: its owner is not bound, or its tokens not genuine
     ├── PluginError               the JVM plugin's jar
     └── TestbedError              the local test bed (development only)
 
@@ -103,6 +104,11 @@ class VaultUnavailable(VaultError):
 
 class UnusableSecret(SparkSecretsError):
     """A token Secret the renew service cannot work with (no key, unparsable file, no tokens)."""
+
+
+class TokenRefused(UnusableSecret):
+    """A token Secret the renew service will not act on: its tokens' owner differs from the owner the API
+    server bound to the Secret's creator, no admission policy binds it, or the tokens are not genuine."""
 
 
 class PluginError(SparkSecretsError):

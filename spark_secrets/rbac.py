@@ -44,6 +44,10 @@ RENEWER_ACCOUNT = "spark-secrets-renewer"
 KEYTAB_SECRET = "spark-secrets-renewer-keytab"
 LEASE = "spark-secrets-renewer"
 LAYOUTS = ("namespace-per-user", "group", "precreated", "controller")
+#: The admission policy that binds a Secret's owner label to the identity that created it, and its parameters.
+OWNER_POLICY = "spark-secrets-token-owner"
+OWNERS_CONFIGMAP = "spark-secrets-owners"
+ADMISSION = "admissionregistration.k8s.io"
 
 #: What Spark's driver (and ``spark-submit`` in cluster mode) does with the API: executor pods, their
 #: services and ConfigMaps, volumes. Secrets are deliberately absent.
@@ -104,9 +108,71 @@ def _secret_rule(verbs: list[str], names: Sequence[str] | None = None) -> dict[s
     return rule
 
 
-def common(*, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
-    """The renew service's namespace and account, its keytab access and lease, and the ClusterRoles
-    the layouts bind."""
+_OWNER = f"'{LABEL_OWNER}'"
+_HAS_OWNER = f"has(object.metadata.labels) && {_OWNER} in object.metadata.labels"
+_HAD_OWNER = f"oldObject != null && has(oldObject.metadata.labels) && {_OWNER} in oldObject.metadata.labels"
+
+
+def owner_policy(renewer_namespace: str = RENEWER_NAMESPACE,
+                 submitters: Sequence[tuple[str, Sequence[str]]] = ()) -> list[Manifest]:
+    """The ValidatingAdmissionPolicy, its binding and its parameters (a ConfigMap only admins write).
+
+    A Secret labelled ``spark-secrets.io/owner`` may be created (or first labelled) only by that owner's
+    own Kubernetes user (``sameName``), by a user listed for that owner in ``users`` (a service account
+    that submits for others, such as an Airflow worker: ``system:serviceaccount:airflow:worker = alice bob``,
+    or ``*`` for anyone), or by a member of ``anyOwnerGroups`` (admins pre-creating Secrets); the label
+    cannot change or go afterwards, for anyone. The renew service acts only for that label."""
+    params = {"sameName": "true", "anyOwnerGroups": "system:masters",
+              "users": "".join(f"{who} = {' '.join(owners)}\n" for who, owners in submitters)}
+    may_claim = (
+        "(variables.sameName == 'true' && variables.owner == request.userInfo.username) || "
+        "variables.anyOwnerGroups.split(' ').exists(g, g != '' && has(request.userInfo.groups) && "
+        "g in request.userInfo.groups) || "
+        "variables.users.split('\\n').exists(l, size(l.split('=')) == 2 && "
+        "l.split('=')[0].trim() == request.userInfo.username && "
+        "l.split('=')[1].trim().split(' ').exists(o, o == variables.owner || o == '*'))")
+    policy = {
+        "apiVersion": f"{ADMISSION}/v1", "kind": "ValidatingAdmissionPolicy", "metadata": _meta(OWNER_POLICY),
+        "spec": {
+            "failurePolicy": "Fail",
+            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                    "operations": ["CREATE", "UPDATE"], "resources": ["secrets"]}]},
+            "matchConditions": [{"name": "carries-an-owner", "expression": f"({_HAS_OWNER}) || ({_HAD_OWNER})"}],
+            "variables": [
+                {"name": "owner", "expression": f"{_HAS_OWNER} ? object.metadata.labels[{_OWNER}] : ''"},
+                {"name": "oldOwner", "expression": f"{_HAD_OWNER} ? oldObject.metadata.labels[{_OWNER}] : ''"},
+                *({"name": key, "expression": f"has(params.data) && '{key}' in params.data ? params.data['{key}'] : ''"}
+                  for key in ("sameName", "anyOwnerGroups", "users")),
+                {"name": "mayClaim", "expression": may_claim},
+            ],
+            "validations": [
+                {"expression": "variables.oldOwner == '' || variables.owner == variables.oldOwner",
+                 "reason": "Forbidden",
+                 "messageExpression": f"'the owner label {LABEL_OWNER} cannot change or be removed (it is ' + "
+                                      "variables.oldOwner + ')'"},
+                {"expression": "variables.oldOwner != '' || variables.mayClaim", "reason": "Forbidden",
+                 "messageExpression": "request.userInfo.username + ' may not label a Secret as owned by ' + "
+                                      f"variables.owner + ' ({LABEL_OWNER}): only that user may, or one listed for it "
+                                      f"in ConfigMap {renewer_namespace}/{OWNERS_CONFIGMAP}'"},
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": f"{ADMISSION}/v1", "kind": "ValidatingAdmissionPolicyBinding", "metadata": _meta(OWNER_POLICY),
+        "spec": {"policyName": OWNER_POLICY, "validationActions": ["Deny"],
+                 "paramRef": {"name": OWNERS_CONFIGMAP, "namespace": renewer_namespace,
+                              "parameterNotFoundAction": "Deny"}},
+    }
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(OWNERS_CONFIGMAP, renewer_namespace),
+                 "data": params}
+    return [configmap, policy, binding]
+
+
+def common(*, renewer_namespace: str = RENEWER_NAMESPACE,
+           submitters: Sequence[tuple[str, Sequence[str]]] = ()) -> list[Manifest]:
+    """The renew service's namespace and account, its keytab access and lease, the ClusterRoles the
+    layouts bind, and the admission policy that binds token Secrets' owners to their creators."""
     renewer = account(RENEWER_ACCOUNT, renewer_namespace)
     return [
         _namespace(renewer_namespace),
@@ -139,6 +205,16 @@ def common(*, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"], "resourceNames": [LEASE]}]),
         _binding("spark-secrets-renewer-status", renewer_namespace, "Role", "spark-secrets-renewer-status",
                  [group_subject("system:authenticated")]),
+        # The renew service checks that the owner policy is bound over a Secret's namespace before acting.
+        _cluster_role("spark-secrets-renewer-admission", [
+            {"apiGroups": [ADMISSION], "resources": ["validatingadmissionpolicies"], "verbs": ["get"],
+             "resourceNames": [OWNER_POLICY]},
+            {"apiGroups": [ADMISSION], "resources": ["validatingadmissionpolicybindings"], "verbs": ["list"]},
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}]),
+        {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": _meta("spark-secrets-renewer-admission"),
+         "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "spark-secrets-renewer-admission"},
+         "subjects": [renewer]},
+        *owner_policy(renewer_namespace, submitters),
     ]
 
 

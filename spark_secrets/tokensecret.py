@@ -58,6 +58,9 @@ ANNOTATION_ACTED_BY = f"{DOMAIN}/acted-by"
 ANNOTATION_NEXT_ACTION = f"{DOMAIN}/next-action"
 #: The distinct delegation tokens of the file, passwords removed, space-separated URL-safe strings.
 ANNOTATION_TOKENS = f"{DOMAIN}/tokens"
+#: The renew service's seal (:mod:`spark_secrets.renew.seal`): an HMAC, with a key only the service holds,
+#: over the Secret's identity, owner label and ``tokens``, written once the service renewed them itself.
+ANNOTATION_VERIFIED = f"{DOMAIN}/verified"
 #: The service account of the job's driver; in controller mode it is granted ``get`` on the Secret.
 ANNOTATION_SERVICE_ACCOUNT = f"{DOMAIN}/service-account"
 #: The key of the token file in a token Secret unless ``spark.secrets.secret.key`` says otherwise
@@ -67,7 +70,8 @@ DEFAULT_TOKEN_KEY = "hadoop-tokens"
 TOKEN_SECRET_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_KIND}={KIND_HADOOP_TOKENS}"
 #: What the renew service keeps current on every renewal; a released Secret loses them all.
 SCHEDULE_ANNOTATIONS = (ANNOTATION_EXPIRY, ANNOTATION_MAX_DATE, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_RENEWED_AT,
-                        ANNOTATION_TOKENS, ANNOTATION_LAST_ACTION, ANNOTATION_ACTED_BY, ANNOTATION_NEXT_ACTION)
+                        ANNOTATION_TOKENS, ANNOTATION_LAST_ACTION, ANNOTATION_ACTED_BY, ANNOTATION_NEXT_ACTION,
+                        ANNOTATION_VERIFIED)
 
 
 def rfc3339(ms: int) -> str:
@@ -169,6 +173,11 @@ class TokenSecret:
     file_format: int = 0
     #: The job's app name (label), for the expiry metrics by namespace and app.
     app: str = ""
+    #: The ``verified`` annotation as written (anyone may have written it: see :attr:`verified`).
+    seal: str = ""
+    #: Set by the renew service only: the seal is its own for this Secret as it is, so the tokens named
+    #: by ``handles`` were renewed by the service (genuine) for this owner label. Never read from the Secret.
+    verified: bool = False
 
     def __repr__(self) -> str:
         held = f"tokens={len(self.credentials)}" if self.credentials is not None else "metadata only"
@@ -205,8 +214,17 @@ class TokenSecret:
 
     @property
     def owner(self) -> str:
-        """The tokens' owner as a short name (the ``doas`` user for re-issue)."""
+        """The tokens' owner as a short name (what the identifier says: input from the Secret's writer)."""
         return self.identifiers[0].owner.split("@")[0].split("/")[0]
+
+    def token_owners(self) -> set[str]:
+        """The short names of every distinct token's owner (needs the data)."""
+        return {i.owner.split("@")[0].split("/")[0] for i in identifiers_of(self.distinct_tokens())}
+
+    @property
+    def data_matches_handles(self) -> bool:
+        """Whether the token file holds exactly the tokens the ``tokens`` annotation names (needs the data)."""
+        return self.credentials is not None and token_handles(self.credentials) == self.handles
 
     def distinct_tokens(self) -> list[Token]:
         """One token per identifier, WebHDFS first (needs the data)."""
@@ -247,7 +265,7 @@ class TokenSecret:
                    owners=owners, created_ms=created, persistent=labels.get(LABEL_PERSISTENT) == "true",
                    owner_label=_interned(labels.get(LABEL_OWNER, "")),
                    service_account=notes.get(ANNOTATION_SERVICE_ACCOUNT) or None,
-                   app=_interned(labels.get(LABEL_APP, "")),
+                   app=_interned(labels.get(LABEL_APP, "")), seal=notes.get(ANNOTATION_VERIFIED, ""),
                    # no expiry annotation: nothing known, so renew at first sight as for an estimate
                    expiry_estimated=notes.get(ANNOTATION_EXPIRY_ESTIMATED) == "true" or ANNOTATION_EXPIRY not in notes)
 

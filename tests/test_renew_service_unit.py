@@ -10,12 +10,16 @@ from typing import Any
 import pytest
 
 from spark_secrets.credentials import Credentials
+from spark_secrets.errors import InvalidTokenError, TokenExpiredError
+from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.service import RenewService
 from spark_secrets.renew.watch import LISTING, PAGE, SYNC, SecretEvent
 from spark_secrets.token import Token
-from spark_secrets.tokensecret import schedule_annotations
+from spark_secrets.tokensecret import ANNOTATION_VERIFIED, TokenSecret, schedule_annotations
 
 from test_renewal_unit import DAY, ISSUED, _secret
+
+SEAL = Seal(b"k" * 32)
 
 
 class _Kind:
@@ -41,17 +45,22 @@ class _Kind:
         self.cancelled.append(token.identifier)
 
 
-def _meta(name: str) -> dict[str, object]:
+def _meta(name: str, sealed: bool = True, seal: Seal = SEAL) -> dict[str, Any]:
+    """A token Secret's metadata; ``sealed``: as the service leaves it once it renewed the tokens."""
     creds = _secret(ISSUED + DAY).credentials
     assert creds is not None
     notes = {k: v for k, v in schedule_annotations(creds, 4_000_000_000_000, renewed_at_ms=ISSUED).items() if v}
-    return {"metadata": {"namespace": "alice", "name": name, "uid": f"u-{name}", "resourceVersion": "1",
-                         "annotations": {**notes, "spark-secrets.io/filesystems": "hdfs://ns1"}}}
+    obj: dict[str, Any] = {"metadata": {"namespace": "alice", "name": name, "uid": f"u-{name}", "resourceVersion": "1",
+                                        "labels": {"spark-secrets.io/owner": "alice"},
+                                        "annotations": {**notes, "spark-secrets.io/filesystems": "hdfs://ns1"}}}
+    if sealed:
+        obj["metadata"]["annotations"][ANNOTATION_VERIFIED] = seal.of(TokenSecret.from_metadata(obj))
+    return obj
 
 
-def _service(kind: _Kind) -> RenewService:
-    return RenewService(object(), lambda: None, namespaces=["alice"], renewer="spark-renewer",  # type: ignore[arg-type]
-                        kinds=[kind], clock=lambda: ISSUED / 1000)
+def _service(kind: _Kind, kube: object = None) -> RenewService:
+    return RenewService(kube or object(), lambda: None, namespaces=["alice"], renewer="spark-renewer",  # type: ignore[arg-type]
+                        kinds=[kind], clock=lambda: ISSUED / 1000, seal=SEAL)
 
 
 def test_a_paged_list_with_an_empty_page_loses_nothing_and_a_relist_cancels_only_the_gone() -> None:
@@ -75,6 +84,24 @@ def test_a_deleted_secret_is_cancelled_from_the_metadata_of_the_delete_event() -
     kind = _Kind()
     service = _service(kind)
     service._handle(SecretEvent("DELETED", "alice", [_meta("gone")]))  # never seen before: still cancelled
+    assert len(kind.cancelled) == 1
+
+
+def test_handles_the_service_never_sealed_are_never_cancelled() -> None:
+    """The cancel attack: someone else's password-less handles copied into a Secret of one's own, then deleted."""
+    kind = _Kind()
+    service = _service(kind)
+    service._handle(SecretEvent("DELETED", "alice", [_meta("copied", sealed=False)]))
+    forged = _meta("forged", seal=Seal(b"not the service's key" * 2))
+    service._handle(SecretEvent("DELETED", "alice", [forged]))
+    moved = _meta("elsewhere")
+    moved["metadata"]["name"] = "moved"  # a seal is for one Secret (namespace, name, uid), not another
+    service._handle(SecretEvent("DELETED", "alice", [moved]))
+    edited = _meta("edited")
+    edited["metadata"]["labels"]["spark-secrets.io/owner"] = "mallory"  # nor for another owner
+    service._handle(SecretEvent("DELETED", "alice", [edited]))
+    assert kind.cancelled == []
+    service._handle(SecretEvent("DELETED", "alice", [_meta("own")]))  # the control
     assert len(kind.cancelled) == 1
 
 
@@ -111,15 +138,14 @@ def test_a_renewal_schedules_the_next_one_from_its_own_answer_without_waiting_fo
             return ISSUED + 20_000
 
     kube = _Kube(obj)
-    service = RenewService(kube, lambda: None, namespaces=["alice"], renewer="spark-renewer",  # type: ignore[arg-type]
-                           kinds=[_Renewing()], clock=lambda: ISSUED / 1000)
+    service = _service(_Renewing(), kube)
     service._handle(SecretEvent(LISTING, "alice", []))
     service._handle(SecretEvent(PAGE, "alice", [obj]))
     service._handle(SecretEvent(SYNC, "alice", []))
     service._run_due()  # first sight: renewed now; no watch event follows (the watch is down)
     assert service.metrics.renewals == 1
     (ts,) = service.secrets.values()
-    assert ts.resource_version == "2" and ts.expiry_ms == ISSUED + 20_000 and not ts.has_data
+    assert ts.resource_version == "2" and ts.expiry_ms == ISSUED + 20_000 and not ts.has_data and ts.verified
     (due,) = [due for due, _, rv in service._due if rv == "2"]
     assert ISSUED + 14_250 <= due <= ISSUED + 15_000  # the next renewal at 0.75 of 20 s, less up to 5 % jitter
 
@@ -137,3 +163,80 @@ def test_bad_service_options_fail_before_anything_is_contacted(tmp_path: Path, o
                          cwd=Path(__file__).resolve().parent.parent, timeout=60)
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert run.stderr.startswith(message), run.stderr
+
+
+def _full(meta: dict[str, Any], creds: Any) -> dict[str, Any]:
+    import base64
+
+    return {"metadata": meta["metadata"], "data": {"hadoop-tokens": base64.b64encode(creds.to_bytes()).decode()}}
+
+
+class _Events(_Kube):
+    def __init__(self, obj: dict[str, Any]) -> None:
+        super().__init__(obj)
+        self.events: list[dict[str, Any]] = []
+
+    def create_event(self, namespace: str, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+
+class _Refusing(_Kind):
+    """A token server that refuses renewals with ``error``; records obtains (re-issues)."""
+
+    def __init__(self, error: Exception | None) -> None:
+        super().__init__()
+        self.error, self.obtained, self.renewed = error, [], 0
+        self.obtained: list[str] = []
+
+    def renew(self, token: Token) -> int:
+        self.renewed += 1
+        if self.error is not None and not self.obtained:  # the tokens it issued itself renew
+            raise self.error
+        return ISSUED + 8 * DAY  # after the test's clock, before the new tokens' max date
+
+    def obtain(self, targets: Any, owner: str) -> Credentials:
+        self.obtained.append(owner)
+        fresh = _secret(ISSUED + DAY, max_lifetime=14 * DAY).credentials  # a later max date
+        assert fresh is not None
+        return fresh
+
+
+def _run(kind: _Refusing, obj: dict[str, Any], *, now: int = ISSUED + 7 * DAY - 1000) -> tuple[RenewService, _Events]:
+    kube = _Events(obj)
+    service = RenewService(kube, lambda: None, namespaces=["alice"], renewer="spark-renewer",  # type: ignore[arg-type]
+                           kinds=[kind], clock=lambda: now / 1000, seal=SEAL)
+    for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [obj]), SecretEvent(SYNC, "alice", [])):
+        service._handle(event)
+    service._run_due()
+    return service, kube
+
+
+@pytest.mark.parametrize("error", [InvalidTokenError("NameNode refused renew: ... with wrong password"),
+                                   TokenExpiredError("NameNode refused renew: the token has expired")])
+def test_a_token_never_verified_is_not_reissued_when_its_server_will_not_renew_it(error: Exception) -> None:
+    """Inside the re-issue window: a forged password, or a claim to be past the max date, gets nothing."""
+    creds = _secret(ISSUED + DAY).credentials
+    kind = _Refusing(error)
+    service, kube = _run(kind, _full(_meta("forged", sealed=False), creds))
+    assert kind.obtained == [] and service.metrics.reissues == 0 and service.metrics.refusals == 1
+    assert [e["reason"] for e in kube.events] == ["TokenRefused"]
+    # The control: the same refusal for a token the service verified before (its seal) is re-issued for the owner.
+    kind = _Refusing(error)
+    service, kube = _run(kind, _full(_meta("verified"), creds))
+    assert kind.obtained == ["alice"] and service.metrics.reissues == 1 and service.metrics.refusals == 0
+
+
+def test_a_token_of_someone_else_is_refused_before_any_server_is_asked() -> None:
+    from spark_secrets.identifier import DelegationTokenIdentifier
+
+    ident = DelegationTokenIdentifier("bob", "spark-renewer", "", ISSUED, ISSUED + 7 * DAY, 5, 9)
+    token = Token(ident.encode(), b"x" * 20, "HDFS_DELEGATION_TOKEN", "ha-hdfs:ns1")
+    kind = _Refusing(None)
+    service, kube = _run(kind, _full(_meta("planted", sealed=False), Credentials({"ha-hdfs:ns1": token})))
+    assert (kind.renewed, kind.obtained, service.metrics.refusals) == (0, [], 1)
+    assert "holds tokens of bob, but its owner is alice" in kube.events[0]["message"]
+    assert not service.secrets  # not looked at again until it changes
+    # The control: alice's own token in the same Secret is renewed and sealed (then re-issued in the window).
+    kind = _Refusing(None)
+    service, kube = _run(kind, _full(_meta("own", sealed=False), _secret(ISSUED + DAY).credentials))
+    assert kind.renewed >= 1 and kind.obtained == ["alice"] and service.metrics.refusals == 0

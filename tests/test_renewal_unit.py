@@ -21,7 +21,8 @@ PASSWORD = bytes(range(20))
 
 
 def _secret(expiry: int, renewed_at: int | None = None, max_lifetime: int = 7 * DAY,
-            estimated: bool = False) -> TokenSecret:
+            estimated: bool = False, verified: bool = True) -> TokenSecret:
+    """A token Secret of alice's; ``verified`` as the renew service marks one whose seal it made."""
     ident = DelegationTokenIdentifier("alice", "spark-renewer", "", ISSUED, ISSUED + max_lifetime, 5, 2)
     token = Token(ident.encode(), PASSWORD, "HDFS_DELEGATION_TOKEN", "ha-hdfs:ns1")
     creds = Credentials({"ha-hdfs:ns1": token, "ha-webhdfs:ns1": token.with_service("ha-webhdfs:ns1", "WEBHDFS delegation")})
@@ -31,9 +32,11 @@ def _secret(expiry: int, renewed_at: int | None = None, max_lifetime: int = 7 * 
     if estimated:
         notes["spark-secrets.io/expiry-estimated"] = "true"
     obj = {"metadata": {"namespace": "alice", "name": "job-hadoop-tokens", "uid": "u", "resourceVersion": "7",
-                        "annotations": notes},
+                        "annotations": notes, "labels": {"spark-secrets.io/owner": "alice"}},
            "data": {"hadoop-tokens": base64.b64encode(creds.to_bytes()).decode()}}
-    return TokenSecret.from_object(obj)
+    ts = TokenSecret.from_object(obj)
+    ts.verified = verified
+    return ts
 
 
 def test_reads_a_token_secret_without_showing_its_bytes() -> None:
@@ -58,6 +61,9 @@ def test_a_token_never_renewed_by_the_service_is_renewed_at_first_sight(estimate
     assert policy.next_action(_secret(ISSUED + estimate), now) == (RENEW, now)
     # Also when it was renewed before but the expiry on it is marked as an estimate again (a refilled Secret).
     assert policy.next_action(_secret(ISSUED + estimate, ISSUED, estimated=True), now) == (RENEW, now)
+    # And whatever its annotations claim, when the service's seal is not on it (a writer's word only).
+    assert policy.next_action(_secret(ISSUED + estimate, ISSUED, verified=False), now) == (RENEW, now)
+    assert policy.next_action(_secret(ISSUED + estimate, ISSUED), now)[1] > now  # the control: sealed, scheduled
     # Control: the same Secret with an expiry learnt from the NameNode waits for the ratio.
     assert policy.next_action(_secret(ISSUED + DAY, ISSUED), now) == (RENEW, ISSUED + 18 * HOUR)
 

@@ -22,6 +22,7 @@ from spark_secrets.kube import KubeClient
 from spark_secrets.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
+from spark_secrets.testbed.kube import resource_of
 from submit_steps.submission import Submission
 
 from renewers import CONF, RenewerProcess, manifests, wait_until
@@ -51,7 +52,7 @@ def test_deployment_manifests_are_accepted_by_the_api_server(testbed: Testbed, p
         meta = manifest["metadata"]
         api = manifest["apiVersion"]
         base = "/api/v1" if api == "v1" else f"/apis/{api}"
-        kind = str(manifest["kind"]).lower() + "s"
+        kind = resource_of(str(manifest["kind"]))
         url = f"{base}/namespaces/{meta['namespace']}/{kind}" if meta.get("namespace") else f"{base}/{kind}"
         try:
             testbed.kube.request("POST", f"{url}?dryRun=All&fieldValidation=Strict", manifest)

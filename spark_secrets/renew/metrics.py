@@ -26,6 +26,7 @@ COUNTERS = (
     ("reissues", "reissues", "Tokens re-issued before their max date"),
     ("cancellations", "cancellations", "Tokens cancelled after their Secret was deleted"),
     ("failures", "failures", "Failed renewals, re-issues or cancellations"),
+    ("refusals", "refusals", "Token Secrets refused: owner not bound to their creator, or tokens not genuine"),
     ("relists", "relists", "Full re-lists of token Secrets (start, 410 Gone, errors)"),
     ("adoptions", "adoptions", "Owner-less Secrets given to the driver pod that mounts them"),
     ("cleanups", "cleanups", "Secrets no pod uses any more, deleted or emptied"),
@@ -48,6 +49,7 @@ class Metrics:
     reissues: int = 0
     cancellations: int = 0
     failures: int = 0
+    refusals: int = 0
     relists: int = 0
     adoptions: int = 0
     cleanups: int = 0

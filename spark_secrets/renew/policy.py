@@ -31,10 +31,11 @@ class Policy:
         A token whose expiry the service has not learnt from its server is renewed at first sight, as
         YARN's ResourceManager does at submission: the submission's expiry is a guess, and a NameNode
         whose renew interval is shorter than the guess would let the token lapse before a renewal
-        scheduled from it.
+        scheduled from it. The same holds for a Secret the service has not verified (sealed): until it
+        renewed the tokens itself, nothing says they are genuine, and the annotations are the writer's.
         """
         reissue_at = ts.max_date_ms - self.reissue_before_ms
-        if not ts.expiry_known:
+        if not (ts.expiry_known and ts.verified):  # annotations the service did not seal are the writer's word
             return (REISSUE if reissue_at <= now_ms else RENEW), now_ms
         base = ts.renewed_at_ms or ts.issue_date_ms
         renew_at = base + int(self.ratio * (ts.expiry_ms - base))

@@ -5,12 +5,17 @@ nothing. The watch threads (:mod:`.watch`) feed metadata-only events; the main t
 compact view of each Secret, acts on whatever is due, and reads a Secret's data only to act on it.
 Writes carry the resourceVersion they were computed from, so a concurrent change gives 409 and the
 action is recomputed from the newer object.
+
+Nothing a Secret's writer controls is trusted (:mod:`.seal`, :mod:`.admission`): the service acts only
+for the owner label the API server bound to the Secret's creator, only on tokens of that owner, and
+re-issues or cancels only tokens it renewed itself (sealed on the Secret), never from what the bytes say.
 """
 
 from __future__ import annotations
 
 import base64
 import ctypes
+import os
 import dataclasses
 import functools
 import gc
@@ -26,10 +31,12 @@ from typing import Any
 from requests.auth import AuthBase
 
 from spark_secrets.credentials import Credentials
-from spark_secrets.errors import (HdfsError, KerberosError, KubernetesConflict, KubernetesNotFound, SparkSecretsError,
-                                  TokenExpiredError, UnusableSecret)
+from spark_secrets.errors import (HdfsError, HdfsPermissionError, InvalidTokenError, KerberosError, KubernetesConflict,
+                                  KubernetesNotFound, SparkSecretsError, TokenRefused, UnusableSecret)
 from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.kube import KubeClient
+from spark_secrets.renew.admission import FIX as POLICY_FIX
+from spark_secrets.renew.admission import OwnerPolicy
 from spark_secrets.renew.grants import AccessGrants
 from spark_secrets.renew.housekeeping import Housekeeper, Key
 from spark_secrets.metastore import Metastore
@@ -37,12 +44,18 @@ from spark_secrets.renew.kinds import TokenKind, default_kinds
 from spark_secrets.renew.metrics import EXPIRY_SERIES, Metrics
 from spark_secrets.renew.policy import REISSUE, Policy, estimate_warning
 from spark_secrets.renew.rotation import SecretRotator
+from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.watch import DELETED, LISTING, PAGE, SYNC, SecretEvent, SecretWatch
 from spark_secrets.token import Token
-from spark_secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_LAST_ACTION, ANNOTATION_NEXT_ACTION, TokenSecret,
-                                       rfc3339, schedule_annotations)
+from spark_secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_LAST_ACTION, ANNOTATION_NEXT_ACTION,
+                                       ANNOTATION_VERIFIED, LABEL_OWNER, TokenSecret, rfc3339, schedule_annotations,
+                                       token_handles)
 
 log = logging.getLogger("spark_secrets.renew")
+
+#: A Secret refused because no admission policy covers it is looked at again after this long (an admin
+#: may bind the policy meanwhile); other refusals wait until the Secret changes.
+POLICY_RETRY_MS = 60_000
 
 
 class RenewService:
@@ -54,8 +67,13 @@ class RenewService:
                  leader: Callable[[], bool] | None = None, sweep_interval: float = 30.0,
                  orphan_grace_ms: int = 600_000, grants: AccessGrants | None = None,
                  kinds: Sequence[TokenKind] | None = None, principal: str | None = None,
-                 metastore: Metastore | None = None, rotator: Callable[[RenewService], SecretRotator] | None = None) -> None:
+                 metastore: Metastore | None = None, rotator: Callable[[RenewService], SecretRotator] | None = None,
+                 seal: Seal | None = None, owner_policy: OwnerPolicy | None = None) -> None:
         self.kube = kube
+        #: Signs what the service verified; a random key (nothing survives a restart) unless given one.
+        self.seal = seal or Seal(os.urandom(32))
+        #: Checks that the API server binds owner labels to their creators; None: not checked (tests only).
+        self.owner_policy = owner_policy
         #: Who the service is, in the Secrets it writes (``acted-by``): its principal.
         self.principal = principal or renewer
         self.namespaces = list(namespaces) if namespaces else None
@@ -73,6 +91,7 @@ class RenewService:
                                        grants=grants, sweep_interval=sweep_interval, orphan_grace_ms=orphan_grace_ms)
         self._due: list[tuple[int, Key, str]] = []  # (due ms, key, resourceVersion it was computed from)
         self._backoff: dict[Key, int] = {}
+        self._refused: dict[Key, tuple[str, str]] = {}  # Secret -> (resourceVersion, reason) last refused
         self._events: queue.Queue[SecretEvent] = queue.Queue()
         self._synced: set[str | None] = set()
         self._listing: dict[str | None, set[Key]] = {}  # keys seen so far by a list in progress, per namespace
@@ -145,15 +164,19 @@ class RenewService:
             key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
             known = self.secrets.pop(key, None)
             try:
-                last = TokenSecret.from_metadata(event.objects[0])
+                last = self._checked(TokenSecret.from_metadata(event.objects[0]))
             except UnusableSecret:
                 last = None
-            # A released (emptied) Secret leaves the selection with its schedule annotations gone:
-            # cancel what the service last knew it held.
-            target = last if last is not None and last.handles else known
+            # Cancel only tokens this service verified in this Secret (its seal): handles copied from
+            # someone else's Secret must not make it cancel their tokens. A released (emptied) Secret
+            # leaves the selection with its annotations gone: cancel what the service last knew it held.
+            target = last if last is not None and last.verified else known
             if target is not None:
                 self._cancel(target)
+            elif last is not None and last.handles:
+                log.info("not cancelling the tokens named by deleted %s: this service never verified them", last.ref)
             self.housekeeper.revoke(key)
+            self._refused.pop(key, None)
         else:
             self._track(event.objects[0])
         self.metrics.tracked = len(self.secrets)
@@ -162,7 +185,7 @@ class RenewService:
         meta = obj.get("metadata") or {}
         key = (str(meta.get("namespace")), str(meta.get("name")))
         try:
-            ts = TokenSecret.from_metadata(obj)
+            ts = self._checked(TokenSecret.from_metadata(obj))
         except UnusableSecret as exc:
             if key not in self.secrets or self.secrets[key].resource_version != meta.get("resourceVersion"):
                 self._report(key, "SecretUnusable", exc.problem)
@@ -175,6 +198,11 @@ class RenewService:
         if known is None or known.resource_version != ts.resource_version:
             self._schedule(ts)
         return key
+
+    def _checked(self, ts: TokenSecret) -> TokenSecret:
+        """``ts`` with :attr:`~TokenSecret.verified` set from the seal (and, with data, the file matching it)."""
+        ts.verified = self.seal.holds(ts) and (ts.credentials is None or ts.data_matches_handles)
+        return ts
 
     def _schedule(self, ts: TokenSecret) -> None:
         _, due = self.policy.next_action(ts, self._now())
@@ -214,6 +242,7 @@ class RenewService:
                 full = self._load(ts)
                 if full is None:
                     continue  # changed meanwhile: the newer version is scheduled
+                self._bound(full)
                 if action == REISSUE:
                     self._reissue(full)
                 else:
@@ -224,6 +253,8 @@ class RenewService:
                 self._refresh(ts)
             except KubernetesNotFound:
                 log.info("%s is gone", ts.ref)
+            except TokenRefused as exc:
+                self._refuse(ts, exc)
             except UnusableSecret as exc:
                 self._report(key, "SecretUnusable", exc.problem)
                 self.secrets.pop(key, None)  # until it changes (a new version is tracked again)
@@ -237,7 +268,34 @@ class RenewService:
         if str((obj.get("metadata") or {}).get("resourceVersion")) != ts.resource_version:
             self._track(obj)
             return None
-        return TokenSecret.from_object(obj)
+        return self._checked(TokenSecret.from_object(obj))
+
+    def _bound(self, ts: TokenSecret) -> None:
+        """Raises :class:`TokenRefused` unless the Secret's tokens all belong to its owner label and the API
+        server bound that label to the Secret's creator (the admission policy covered it)."""
+        if not ts.owner_label:
+            raise TokenRefused(f"{ts.ref} names no owner (label {LABEL_OWNER})", "recreate it with spark-secrets")
+        others = ts.token_owners() - {ts.owner_label}
+        if others:
+            raise TokenRefused(f"{ts.ref} holds tokens of {', '.join(sorted(others))}, but its owner is "
+                               f"{ts.owner_label}", "a Secret may only hold its creator's own tokens")
+        problem = self.owner_policy.problem(ts) if self.owner_policy is not None else None
+        if problem:
+            raise TokenRefused(f"{ts.ref}: {problem}", POLICY_FIX)
+
+    def _refuse(self, ts: TokenSecret, exc: TokenRefused) -> None:
+        """One Event and log line, a count, and no action: until the Secret changes (or, when only the
+        policy is missing, for :data:`POLICY_RETRY_MS`)."""
+        key = (ts.namespace, ts.name)
+        if self._refused.get(key) != (ts.resource_version, exc.problem):  # once per version and reason
+            self._refused[key] = (ts.resource_version, exc.problem)
+            self.metrics.refusals += 1
+            self._report(key, "TokenRefused", f"refused {exc.problem}: nothing renewed, re-issued or cancelled"
+                                              + (f" ({exc.fix})" if exc.fix else ""))
+        if exc.fix == POLICY_FIX:
+            heapq.heappush(self._due, (self._now() + POLICY_RETRY_MS, key, ts.resource_version))
+        else:
+            self.secrets.pop(key, None)
 
     def _failed(self, ts: TokenSecret, action: str, exc: SparkSecretsError) -> None:
         self.metrics.failures += 1
@@ -265,15 +323,23 @@ class RenewService:
             try:
                 expiries.append(kind.renew(token))
                 self.metrics.count(kind.name, "renew")
-            except TokenExpiredError:
-                log.info("%s: token past its max date; re-issuing instead", ts.ref)
+            except InvalidTokenError as exc:  # expired, cancelled, wrong password, unknown key
+                if not ts.verified:
+                    raise self._not_genuine(ts, kind.name, exc) from None
+                log.info("%s: the %s server no longer renews a token this service verified (%s); re-issuing",
+                         ts.ref, kind.name, exc.problem)
                 self._reissue(ts)
                 return
+            except HdfsPermissionError as exc:  # e.g. a renewer that is not this service
+                if not ts.verified:
+                    raise self._not_genuine(ts, kind.name, exc) from None
+                raise
         expiry = min(expiries)
         now = self._now()
         assert ts.credentials is not None
         notes = {**schedule_annotations(ts.credentials, expiry, renewed_at_ms=now),
-                 **self._plan(ts, "renewed", expiry, ts.max_date_ms, now)}
+                 **self._plan(ts, "renewed", expiry, ts.max_date_ms, now),
+                 ANNOTATION_VERIFIED: self.seal.of(ts, token_handles(ts.credentials))}
         self._patch(ts, {"metadata": {"annotations": notes}})
         self.metrics.renewals += 1
         log.info("renewed %s (%d token(s), %s): now expires %s", ts.ref, len(expiries), self._seq(ts), rfc3339(expiry))
@@ -287,6 +353,11 @@ class RenewService:
         if warning:
             log.warning("%s", warning)
 
+    @staticmethod
+    def _not_genuine(ts: TokenSecret, kind: str, exc: SparkSecretsError) -> TokenRefused:
+        return TokenRefused(f"{ts.ref}: the {kind} server would not renew a token this service never verified "
+                            f"({exc.problem})", "submit the job again with spark-secrets")
+
     def _reissue(self, ts: TokenSecret) -> None:
         if not ts.filesystems:
             raise UnusableSecret(f"{ts.ref} names no filesystems", "recreate it with spark-secrets")
@@ -295,10 +366,10 @@ class RenewService:
         for kind in self.kinds:
             targets = [t for t in ts.filesystems if kind.owns_target(t)]
             if targets:
-                obtained = kind.obtain(targets, ts.owner)
+                obtained = kind.obtain(targets, ts.owner_label)
                 creds.tokens.update(obtained.tokens)
                 creds.secret_keys.update(obtained.secret_keys)
-        fresh = dataclasses.replace(ts, credentials=creds)
+        fresh = dataclasses.replace(ts, credentials=creds, verified=True)  # obtained by this service itself
         for token in fresh.distinct_tokens():
             self.metrics.count(self._kind(token).name, "obtain")
         expiry = min(self._kind(t).renew(t) for t in fresh.distinct_tokens())
@@ -306,14 +377,15 @@ class RenewService:
         now = self._now()
         try:
             notes = {**schedule_annotations(creds, expiry, renewed_at_ms=now),
-                     **self._plan(fresh, "re-issued", expiry, fresh.max_date_ms, now)}
+                     **self._plan(fresh, "re-issued", expiry, fresh.max_date_ms, now),
+                     ANNOTATION_VERIFIED: self.seal.of(ts, token_handles(creds))}
             self._patch(ts, {"data": {ts.key: data}, "metadata": {"annotations": notes}})
         except KubernetesConflict:
             # Someone else (another replica) changed the Secret first: this token goes nowhere, so cancel it.
             self._cancel(fresh)
             raise
         self.metrics.reissues += 1
-        log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner, self._seq(fresh),
+        log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner_label, self._seq(fresh),
                  rfc3339(expiry), rfc3339(fresh.max_date_ms))
 
     def _plan(self, ts: TokenSecret, done: str, expiry_ms: int, max_date_ms: int, now_ms: int) -> dict[str, str]:
@@ -328,16 +400,31 @@ class RenewService:
     def _extend_for_rollover(self, ts: TokenSecret) -> None:
         """Renew the outgoing tokens once more (up to their max date) before writing new ones: pods keep
         using them until kubelet projects the new file (about a minute at its default sync period),
-        and a token renewed long ago could lapse in that gap."""
-        if ts.expiry_ms <= self._now():
-            return  # already lapsed: nothing to keep alive
+        and a token renewed long ago could lapse in that gap. Always tried, whatever the annotations
+        say of the expiry (whole seconds, and the writer's word): a lapsed token just says so.
+
+        The same renewals prove the tokens genuine where the service has not verified them before:
+        then any refusal means no re-issue (:class:`TokenRefused`), and any other failure waits for a
+        retry; for verified tokens both are only logged (the re-issue matters more)."""
         for token in ts.distinct_tokens():
+            kind = self._kind(token)
             try:
-                self._kind(token).renew(token)
-            except SparkSecretsError as exc:  # best effort: the re-issue itself matters more
+                kind.renew(token)
+                self.metrics.count(kind.name, "renew")
+            except (InvalidTokenError, HdfsPermissionError) as exc:
+                if not ts.verified:
+                    raise self._not_genuine(ts, kind.name, exc) from None
+                log.info("%s: could not extend the outgoing token before the re-issue: %s", ts.ref, exc.problem)
+            except SparkSecretsError as exc:
+                if not ts.verified:
+                    raise
                 log.info("%s: could not extend the outgoing token before the re-issue: %s", ts.ref, exc.problem)
 
     def _cancel(self, ts: TokenSecret) -> None:
+        if not ts.verified:
+            if ts.handles:
+                log.info("not cancelling the tokens named by deleted %s: this service never verified them", ts.ref)
+            return
         tokens = ts.cancel_tokens()
         if not tokens:
             log.warning("cannot cancel the tokens of deleted %s: it named none (written by an older spark-secrets)",

@@ -31,6 +31,8 @@ USERS = ("alice", "bob")
 RENEWER = "spark-renewer"
 RENEWER_PRINCIPAL = f"{RENEWER}/localhost"
 RENEWER_NAMESPACE = "spark-secrets-system"
+#: conf/rbac/common.yaml's ClusterRole that lets the renew service see the owner policy is bound.
+ADMISSION_ROLE = "spark-secrets-renewer-admission"
 ALL_COMPONENTS = frozenset({"kdc", "hdfs", "kube", "node"})
 
 
@@ -149,6 +151,24 @@ class Testbed:
                              "metadata": {"name": "spark-edit", "namespace": user},
                              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
                              "subjects": [{"kind": "ServiceAccount", "name": "spark", "namespace": user}]})
+        self._bind_owners()
+
+    def _bind_owners(self) -> None:
+        """What an admin applies once per cluster with ``spark-secrets rbac common``: the policy that binds
+        token Secrets' owner labels to their creators, and the renew service's right to check it is bound
+        (here for the service's test-bed user, where a cluster binds its service account)."""
+        assert self.kube is not None
+        from spark_secrets import rbac
+
+        for manifest in rbac.common():
+            if manifest["metadata"]["name"] in (rbac.OWNER_POLICY, rbac.OWNERS_CONFIGMAP) or (
+                    manifest["kind"] == "ClusterRole" and manifest["metadata"]["name"] == ADMISSION_ROLE):
+                self.kube.apply(manifest)
+        self.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                         "metadata": {"name": f"{ADMISSION_ROLE}-user"},
+                         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                     "name": ADMISSION_ROLE},
+                         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": RENEWER}]})
 
     def _start_node(self) -> None:
         assert self.node is not None and self.kube is not None

@@ -39,6 +39,12 @@ class KubeUser:
         return f"KubeUser({self.name!r}, groups={self.groups!r})"
 
 
+def resource_of(kind: str) -> str:
+    """The REST resource of a kind: ``Secret`` → ``secrets``, ``ValidatingAdmissionPolicy`` → ``...policies``."""
+    lower = kind.lower()
+    return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
+
+
 class KubeControlPlane:
     """etcd + kube-apiserver + kube-controller-manager on free loopback ports."""
 
@@ -119,7 +125,7 @@ class KubeControlPlane:
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Create one object as admin (``409 AlreadyExists`` is fine)."""
         api = manifest["apiVersion"]
-        kind = str(manifest["kind"]).lower() + "s"
+        kind = resource_of(str(manifest["kind"]))
         ns = manifest.get("metadata", {}).get("namespace")
         base = "/api/v1" if api == "v1" else f"/apis/{api}"
         path = f"{base}/namespaces/{ns}/{kind}" if ns else f"{base}/{kind}"

@@ -1,0 +1,57 @@
+"""The renew service's seal: proof, kept on the Secret itself, that the service verified its tokens.
+
+A token Secret's writer controls every byte of it, annotations included, so nothing a Secret says
+about itself can tell the service "these tokens were checked". The service renews every token once
+(a NameNode, KMS or metastore accepts a renewal only for a token it issued, with the right password)
+and then writes an HMAC over what it verified: the Secret's namespace, name and uid, its owner label
+and the password-less token handles. The key is derived from the service's keytab (or given as a
+file), which no user can read, so a user can neither forge a seal nor move one to another Secret or
+owner, and a restarted replica (or the other one) recognises what was verified before. A keytab
+rotation only costs a renewal: seals that no longer check are verified again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from pathlib import Path
+
+from spark_secrets.errors import ConfigError
+from spark_secrets.tokensecret import TokenSecret
+
+_CONTEXT = b"spark-secrets seal v1"
+_PREFIX = "v1:"
+
+
+class Seal:
+    """Signs and checks the ``verified`` annotation; ``repr`` shows no key."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ConfigError("the seal key is shorter than 16 bytes", "use a random key of 32 bytes or more")
+        self._key = hmac.new(key, _CONTEXT, hashlib.sha256).digest()
+
+    def __repr__(self) -> str:
+        return "Seal(<key>)"
+
+    @classmethod
+    def from_file(cls, path: Path, what: str = "--seal-key-file") -> Seal:
+        """A key read from ``path`` (the keytab itself, or a file of random bytes)."""
+        try:
+            return cls(path.read_bytes())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {what} {path}: {exc.strerror}", "check the path and its permissions") from None
+
+    def sign(self, namespace: str, name: str, uid: str, owner: str, handles: str) -> str:
+        message = "\n".join((namespace, name, uid, owner, handles)).encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return _PREFIX + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+    def of(self, ts: TokenSecret, handles: str | None = None) -> str:
+        """The seal of ``ts`` as it is (or with other ``handles``: those of tokens about to be written)."""
+        return self.sign(ts.namespace, ts.name, ts.uid, ts.owner_label, ts.handles if handles is None else handles)
+
+    def holds(self, ts: TokenSecret) -> bool:
+        """Whether ``ts``'s seal is this service's for exactly its namespace, name, uid, owner and handles."""
+        return bool(ts.seal and ts.handles) and hmac.compare_digest(ts.seal, self.of(ts))
