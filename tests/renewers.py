@@ -151,3 +151,24 @@ class SubmittedJob:
 
     def delete(self) -> None:
         self.api.delete_namespaced_secret(self.name, "alice")
+
+
+def job_pod(bed: Testbed, secret: str, account: str = "spark", namespace: str = "alice", owns: bool = True) -> str:
+    """A pod like a job's driver: runs as ``account`` and mounts ``secret``; with ``owns`` the Secret is given to
+    it (as the submission gives a cluster-mode Secret to the driver pod). Returns the pod's name."""
+    assert bed.kube is not None
+    image = bed.image("spark") if bed.node is not None else "spark:absent"
+    name = f"{secret[:50].rstrip('-')}-pod"
+    pod = bed.kube.request("POST", f"/api/v1/namespaces/{namespace}/pods", {
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"serviceAccountName": account, "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                 "containers": [{"name": "job", "image": image, "command": ["sleep", "600"],
+                                 "volumeMounts": [{"name": "s", "mountPath": "/mnt/s"}]}],
+                 "volumes": [{"name": "s", "secret": {"secretName": secret}}]}})
+    if owns:
+        from spark_secrets.kube import KubeClient
+
+        admin = KubeClient.from_config(str(bed.kube.kubeconfig("admin")))
+        admin.patch_secret(namespace, secret, {"metadata": {"ownerReferences": [
+            {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": pod["metadata"]["uid"]}]}})
+    return name

@@ -101,8 +101,8 @@ def test_a_healthy_setup_is_all_green(doctor: Doctor) -> None:
     assert status == 0, text
     assert {name: c[0] for name, c in checks.items()} == {name: "ok" for name in checks}, text
     assert set(checks) == {"settings", "ticket", f"filesystem {doctor.cluster.uri}", f"probe {doctor.cluster.uri}",
-                           "your access", "driver account", "renew service", "renewer", "renew service access",
-                           "token refresher", "duration"}
+                           "your access", "owner policy", "driver account", "renew service", "renewer",
+                           "renew service access", "token refresher", "duration"}
     assert "standby" in checks[f"filesystem {doctor.cluster.uri}"][1]  # nn1 of ns1 is the standby
     assert "active" in checks[f"filesystem {doctor.cluster.uri}"][1]
     assert "20s after each renewal, 40s at most" in checks[f"probe {doctor.cluster.uri}"][1]  # learnt, not told
@@ -158,6 +158,39 @@ def test_rbac_bindings_removed(doctor: Doctor) -> None:
     assert "spark-secrets rbac" in fix
     state, detail, _ = checks["driver account"]
     assert state == "fail" and "spark may not get Secrets in alice" in detail
+
+
+def _binding_actions(kube: KubeControlPlane, actions: list[str]) -> None:
+    """Set the owner policy binding's validationActions and wait until the API server applies them."""
+    path = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/spark-secrets-token-owner"
+    body = kube.request("GET", path)
+    body["spec"]["validationActions"] = actions
+    kube.request("PUT", path, body)
+    probe = {"apiVersion": "v1", "kind": "Secret", "metadata": {"generateName": "probe-", "labels": {
+        "spark-secrets.io/owner": "nobody-at-all"}}}
+
+    def applied() -> bool:
+        try:
+            kube.request("POST", "/api/v1/namespaces/alice/secrets?dryRun=All", probe, user="alice")
+            return actions == ["Audit"]
+        except TestbedError:
+            return actions == ["Deny"]
+    wait_until(f"the binding's {actions} did not take effect", applied, 30)
+
+
+def test_an_owner_policy_that_does_not_deny(doctor: Doctor) -> None:
+    """The binding only audits (as an admin trying it out might leave it): the job's Secret would be refused
+    by the renew service, and doctor says why and what to apply (the healthy run is the control)."""
+    kube = doctor.bed.kube
+    assert kube is not None
+    try:
+        _binding_actions(kube, ["Audit"])
+        status, checks, _ = doctor.run(*doctor.args(), flags=())
+    finally:
+        _binding_actions(kube, ["Deny"])
+    assert status == 1
+    state, detail, fix = checks["owner policy"]
+    assert state == "fail" and "for another owner" in detail and "spark-secrets rbac common" in fix, detail
 
 
 def test_a_namenode_down(doctor: Doctor, tmp_path: Path) -> None:

@@ -202,8 +202,9 @@ def test_a_submitter_in_a_pod_logs_in_with_kubernetes_auth(testbed: Testbed, ope
 def test_the_renew_service_follows_a_rotated_kv_value_reading_as_the_jobs_account(
         testbed: Testbed, openbao: OpenBao, team: str, rotation: str, tmp_path: Path) -> None:
     """A floating reference follows its KV secret (default check interval); a pinned one stays; a Secret made
-    by hand that names another team's path gets nothing, because the service reads as the job's account."""
-    from renewers import RenewerProcess, wait_until
+    by hand that names another team's path gets nothing, because the service reads as the account its pod runs
+    as; one whose annotation names an account its pods do not run as is not read as that account."""
+    from renewers import RenewerProcess, job_pod, wait_until
     assert testbed.hdfs is not None
     app = f"rotate-{time.time_ns() % 10**8}"
     first, second = f"{app}-value-1", f"{app}-value-2"
@@ -227,6 +228,16 @@ def test_the_renew_service_follows_a_rotated_kv_value_reading_as_the_jobs_accoun
             "metadata": {"name": forged, "labels": {LABEL_MANAGED_BY: "spark-secrets", LABEL_KIND: KIND_JOB_SECRETS},
                          "annotations": {ANNOTATION_REFERENCES: json.dumps({"file.db": "vault:secret/other/db#password"}),
                                          "spark-secrets.io/service-account": "spark"}}})
+        # A Secret whose annotation names the job account, but whose only pod runs as the namespace's default
+        # account (which OpenBao's role does not admit): it is read as default, never as spark.
+        named = f"{app}-named"
+        api.create_namespaced_secret("alice", {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": named, "labels": {LABEL_MANAGED_BY: "spark-secrets", LABEL_KIND: KIND_JOB_SECRETS},
+                         "annotations": {ANNOTATION_REFERENCES: json.dumps({"file.db": f"vault:secret/team/{app}/db"
+                                                                                      "#password"}),
+                                         "spark-secrets.io/service-account": "spark"}}})
+        pods = [job_pod(testbed, name), job_pod(testbed, forged), job_pod(testbed, named, account="default")]
 
         def value(key: str, secret: str = name) -> bytes:
             return base64.b64decode((api.read_namespaced_secret(secret, "alice").data or {}).get(key, ""))
@@ -245,6 +256,11 @@ def test_the_renew_service_follows_a_rotated_kv_value_reading_as_the_jobs_accoun
         assert "denied reading the metadata of secret/other/db to service account alice/spark" in failed.message, \
             failed.message
         assert not (api.read_namespaced_secret(forged, "alice").data or {})
+        wait_until("no RotationFailed Event on the Secret whose pod runs as default",
+                   lambda: any(e.reason == "RotationFailed" for e in events(named)), 75, renewer)
+        failed = next(e for e in events(named) if e.reason == "RotationFailed")
+        assert "alice/default" in failed.message and "alice/spark" not in failed.message, failed.message
+        assert not (api.read_namespaced_secret(named, "alice").data or {})
         rotated = next(e for e in events(name) if e.reason == "SecretsRotated")
         assert f"secret/team/{app}/db version 1 -> 2" in rotated.message and rotated.type == "Normal"
         everything = renewer.log.read_text() + json.dumps([e.to_dict() for e in events(name) + events(forged)], default=str)
@@ -255,6 +271,8 @@ def test_the_renew_service_follows_a_rotated_kv_value_reading_as_the_jobs_accoun
         renewer.stop()
         for secret in api.list_namespaced_secret("alice", label_selector=f"{LABEL_KIND}={KIND_JOB_SECRETS}").items:
             api.delete_namespaced_secret(secret.metadata.name, "alice")
+        for pod in locals().get("pods", []):
+            api.delete_namespaced_pod(pod, "alice", grace_period_seconds=0)
 
 
 def test_leased_database_credentials_are_renewed_replaced_before_the_max_ttl_and_revoked_at_job_end(
@@ -265,7 +283,7 @@ def test_leased_database_credentials_are_renewed_replaced_before_the_max_ttl_and
     so that after a lease's max TTL the job logs in with what its Secret holds; the lease is revoked when
     the Secret goes with the job. (Real pods with kubelet between: the job-secrets test in test_pods.py.)"""
     from conftest import QUICK_LEASE_MAX_TTL_S as LEASE_MAX_TTL_S
-    from renewers import RenewerProcess, wait_until
+    from renewers import RenewerProcess, job_pod, wait_until
     assert testbed.hdfs is not None
     app = f"lease-{time.time_ns() % 10**8}"
     api = _admin(testbed)
@@ -280,6 +298,7 @@ def test_leased_database_credentials_are_renewed_replaced_before_the_max_ttl_and
         proc = _cli(_conf_argv(testbed, conf, app), _env(testbed, openbao, tmp_path, team))
         assert proc.returncode == 0, proc.stderr
         (name,) = [s.metadata.name for s in _job_secrets(testbed) if s.metadata.name not in before]
+        driver = job_pod(testbed, name)  # the job's driver: the service reads as its account
 
         def login() -> tuple[str, str]:
             data = api.read_namespaced_secret(name, "alice").data or {}
@@ -314,6 +333,8 @@ def test_leased_database_credentials_are_renewed_replaced_before_the_max_ttl_and
         assert len(seen) >= 3 and not any(password in text for _, password in seen)
     finally:
         renewer.stop()
+        if "driver" in locals():
+            api.delete_namespaced_pod(driver, "alice", grace_period_seconds=0)
 
 
 def test_a_notebook_driver_gets_the_secrets_in_a_private_directory_and_its_python_workers_too(

@@ -130,7 +130,8 @@ def identities(bed: Testbed, layout: str) -> dict[str, Path]:
             "other user": kube.kubeconfig("bob"), "other user's pods": sa(ns, "spark-bob"), "renew service": renewer}
 
 
-def submit(bed: Testbed, layout: str, monkeypatch: pytest.MonkeyPatch, app: str = "nightly") -> str:
+def submit(bed: Testbed, layout: str, monkeypatch: pytest.MonkeyPatch, app: str = "nightly",
+           extra: dict[str, str] | None = None) -> str:
     """alice's real submission under ``layout``; returns the token Secret's name."""
     assert bed.kube is not None and bed.hdfs is not None
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{bed.ticket_cache('alice')}")
@@ -138,6 +139,7 @@ def submit(bed: Testbed, layout: str, monkeypatch: pytest.MonkeyPatch, app: str 
             "spark.secrets.renewer": RENEWER, "spark.secrets.plugin.jar": "none"}
     if layout != "namespace-per-user":
         conf["spark.kubernetes.namespace"] = NAMESPACES[layout]
+    conf.update(extra or {})
     alice = KubeClient.from_config(str(bed.kube.kubeconfig("alice")))
     spec = Submission(conf, alice, progress=lambda _: None).prepare()
     (plan,) = spec.secrets
@@ -174,8 +176,16 @@ def test_controller_grants_the_owners_account_within_seconds_and_removes_it_with
     try:
         renewer.wait_ready()
         name = submit(layouts, "controller", monkeypatch, app="granted")
+        # alice's Secret whose annotation names bob's account: the grant goes to hers, never to the one named.
+        named = submit(layouts, "controller", monkeypatch, app="names-bob",
+                       extra={"spark.kubernetes.authenticate.driver.serviceAccountName": "spark-bob"})
+        assert _api(kube.kubeconfig("admin")).read_namespaced_secret(named, ns).metadata.annotations[
+            "spark-secrets.io/service-account"] == "spark-bob"
         waited = wait_until("alice's job account never got read access", lambda: attempt(owner_pods, "get", ns, name),
                         10, renewer)
+        wait_until("alice's account was not granted the Secret naming bob's",
+                   lambda: attempt(owner_pods, "get", ns, named), 10, renewer)
+        assert not attempt(other_pods, "get", ns, named), "the annotation made the service grant bob's account"
         assert allowed(owner_pods, ns, name) == {"get"}
         assert allowed(other_pods, ns, name) == set(), "bob's pods can touch alice's tokens"
         assert allowed(_api(who["other user"]), ns, name) == {"create"}  # Secrets of his own only

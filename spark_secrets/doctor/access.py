@@ -3,9 +3,12 @@ service account may read it, asked of the API server (access reviews), not infer
 
 from __future__ import annotations
 
+import secrets
+
 from spark_secrets.doctor.report import FAIL, OK, WARN, Check
-from spark_secrets.errors import KubernetesForbidden, SparkSecretsError
+from spark_secrets.errors import KubernetesForbidden, KubernetesInvalid, SparkSecretsError
 from spark_secrets.kube import KubeClient
+from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY
 
 LAYOUT_FIX = "ask an admin to apply your layout (spark-secrets rbac <layout> ... | kubectl apply -f -)"
 
@@ -49,3 +52,38 @@ def check_driver_account(kube: KubeClient, namespace: str, account: str | None, 
                      "set spark.kubernetes.authenticate.driver.serviceAccountName to an account that may, or "
                      + LAYOUT_FIX)
     return Check(name, OK, f"{account} may get " + (f"Secret {secret}" if secret else f"Secrets in {namespace}"))
+
+
+POLICY_FIX = ("ask a cluster admin to apply spark-secrets rbac common (the ValidatingAdmissionPolicy "
+              "spark-secrets-token-owner, its binding and ConfigMap)")
+
+
+def check_owner_policy(kube: KubeClient, namespace: str, fill: str | None) -> Check:
+    """Whether the API server binds token Secrets' owner labels to their creators in ``namespace``: a dry-run
+    token Secret claiming an owner nobody is must be refused by the owner policy. Without it the renew
+    service acts for no Secret there (it refuses what the policy does not cover)."""
+    name = "owner policy"
+    if fill:  # may only fill a pre-created Secret: ask by changing its owner label, which nobody may
+        body = {"metadata": {"labels": {LABEL_OWNER: f"doctor-{secrets.token_hex(4)}"}}}
+        call = ("patch the owner label of", lambda: kube.request(
+            "dry-run an owner change", "PATCH", f"/api/v1/namespaces/{namespace}/secrets/{fill}",
+            params={"dryRun": "All"}, body=body, content_type="application/merge-patch+json"))
+    else:
+        probe = {"apiVersion": "v1", "kind": "Secret", "metadata": {
+            "generateName": "spark-secrets-doctor-", "labels": {
+                LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS,
+                LABEL_OWNER: f"doctor-{secrets.token_hex(4)}"}}}
+        call = ("create", lambda: kube.request("dry-run a token Secret", "POST", f"/api/v1/namespaces/{namespace}/secrets",
+                                               params={"dryRun": "All"}, body=probe))
+    try:
+        call[1]()
+    except (KubernetesForbidden, KubernetesInvalid) as exc:
+        if "spark-secrets.io/owner" in exc.problem:
+            return Check(name, OK, f"the API server refuses token Secrets in {namespace} that name someone else as "
+                                   "owner (spark-secrets-token-owner)")
+        return Check(name, WARN, f"cannot tell: you may not {call[0]} a token Secret in {namespace} ({exc.problem})")
+    except SparkSecretsError as exc:
+        return Check(name, WARN, f"cannot tell: {exc.problem}")
+    return Check(name, FAIL, f"the API server would let you {call[0]} a token Secret in {namespace} for another owner "
+                             "(dry run): no owner policy binds it, so the renew service refuses the job's Secret "
+                             "(unless you are in a group the policy lets claim any owner)", POLICY_FIX)

@@ -1,9 +1,9 @@
 """Controller mode of the renew service: per-Secret read access for the job's service account.
 
 For each token Secret it tracks, the service creates a Role allowing ``get`` on exactly that Secret
-(``resourceNames``) and a RoleBinding of it to the job's driver service account: the Secret's
-``spark-secrets.io/service-account`` annotation, else a pattern of the owner label
-(``spark-{owner}``). Both are owned by the Secret, so they go with it even while the service is down;
+(``resourceNames``) and a RoleBinding of it to the owner's job account, a pattern of the owner label
+(``spark-{owner}``; the label is bound to the Secret's creator by the owner policy, while an annotation
+naming an account would be the writer's choice). Both are owned by the Secret, so they go with it even while the service is down;
 the service also deletes them itself when it sees the Secret go.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from spark_secrets.errors import KubernetesConflict, KubernetesNotFound
+from spark_secrets.errors import KubernetesConflict, KubernetesNotFound, UnusableSecret
 from spark_secrets.kube import KubeClient
 from spark_secrets.tokensecret import TokenSecret
 
@@ -46,10 +46,14 @@ class AccessGrants:
         return f"AccessGrants(pattern={self.pattern!r})"
 
     def service_account(self, ts: TokenSecret) -> str:
-        return ts.service_account or self.pattern.format(owner=ts.owner_label or ts.owner)
+        """The owner's job account by the pattern: the owner label is the one the API server bound to the
+        Secret's creator; the Secret's ``service-account`` annotation is its writer's word, never used here."""
+        return self.pattern.format(owner=ts.owner_label)
 
     def grant(self, ts: TokenSecret) -> str:
         """Make ``ts`` readable by its job's service account (idempotent); returns that account."""
+        if not ts.owner_label:
+            raise UnusableSecret(f"{ts.ref} names no owner, so no account to grant", "recreate it with spark-secrets")
         account = self.service_account(ts)
         name = grant_name(ts.name)
         meta = {"name": name, "namespace": ts.namespace, "labels": {LABEL_GRANT_FOR: _label(ts.name)},

@@ -9,9 +9,12 @@ credentials are read and put in the Secret while the old ones still work; when t
 job ended) its leases are revoked. A lease ends with the login token that made it, so the service keeps
 one login per job account alive (``renew-self``) rather than logging in again.
 
-It reads as the job, not as itself: for each Secret it requests a short-lived token of the job's driver
-service account (TokenRequest) and logs in with it by Kubernetes auth, so OpenBao's policies for that
-account decide what a job may follow, and a hand-made Secret naming another team's path gets nothing.
+It reads as the job, not as itself: for each Secret it requests a short-lived token of the service
+account the job's pods really run as (TokenRequest) and logs in with it by Kubernetes auth, so OpenBao's
+policies for that account decide what a job may follow, and a hand-made Secret naming another team's
+path gets nothing. That account is read from the pods, never from the Secret (whose writer chose its
+annotations): the driver pod that owns the Secret and mounts it, or else the pods that mount it (a
+notebook's executors), which must all run as one account. Until such a pod exists, nothing is read.
 """
 
 from __future__ import annotations
@@ -25,14 +28,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from spark_secrets.errors import ConfigError, SparkSecretsError, VaultNotFound
-from spark_secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, ANNOTATION_SERVICE_ACCOUNT,
-                                     ANNOTATION_VERSIONS, JOB_SECRETS_SELECTOR, data_key, lease_record,
-                                     references_annotation)
+from spark_secrets.errors import (ConfigError, KubernetesError, KubernetesNotFound, SparkSecretsError, VaultError,
+                                  VaultNotFound)
+from spark_secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, ANNOTATION_VERSIONS,
+                                     JOB_SECRETS_SELECTOR, data_key, lease_record, references_annotation)
 from spark_secrets.kube import KubeClient
 from spark_secrets.reference import JobSecret, parse_job_secret
 from spark_secrets.renew.metrics import Metrics
-from spark_secrets.renew.watch import ADDED, DELETED, PAGE, SecretEvent, SecretWatch
+from spark_secrets.renew.watch import ADDED, DELETED, MODIFIED, PAGE, SecretEvent, SecretWatch
 from spark_secrets.resolver import Resolver
 from spark_secrets.vault import VaultClient, VaultConfig
 
@@ -80,6 +83,10 @@ class SecretRotator:
         self._retired: dict[Key, set[str]] = {}
         self._events: queue.Queue[SecretEvent] = queue.Queue()
         self._watches: list[SecretWatch] = []
+        #: Secrets no pod of the job uses yet: looked at again on their next change (the pod owning them).
+        self._waiting: set[Key] = set()
+        #: The account each Secret's pods run as, once found (pods' accounts and volumes never change).
+        self._accounts: dict[Key, str] = {}
 
     def start(self) -> None:
         where: list[str | None] = list(self.namespaces) if self.namespaces else [None]
@@ -98,16 +105,23 @@ class SecretRotator:
                 event = self._events.get_nowait()
             except queue.Empty:
                 return
-            if event.kind not in (PAGE, ADDED, DELETED) or not self.leader():
+            if event.kind not in (PAGE, ADDED, MODIFIED, DELETED) or not self.leader():
                 continue
             for obj in event.objects:
                 meta = obj.get("metadata") or {}
                 key = (str(meta.get("namespace")), str(meta.get("name")))
                 if event.kind == DELETED:
                     self._seen.discard(key)
+                    self._waiting.discard(key)
                     gone = self._leases.pop(key, None)
+                    account = gone[0] if gone else self._accounts.get(key)
+                    self._accounts.pop(key, None)
                     ids = {str(r.get("id")) for r in self._lease_records(meta).values()}
-                    self._revoke(key, gone[0] if gone else self._account(meta), ids | (gone[1] if gone else set()))
+                    if account is not None:
+                        self._revoke(key, account, ids | (gone[1] if gone else set()))
+                elif event.kind == MODIFIED:
+                    if key in self._waiting:  # e.g. its driver pod now owns it
+                        self._page([obj])
                 elif key not in self._seen:
                     self._seen.add(key)
                     self._page([obj])
@@ -164,7 +178,10 @@ class SecretRotator:
                 log.info("logging in again as %s/%s: %s", namespace, account, exc)
         self.metrics.api_requests += 1
         jwt = self.kube.service_account_token(namespace, account, seconds=600)
-        client = self._login(self.vault, jwt)
+        try:
+            client = self._login(self.vault, jwt)
+        except VaultError as exc:  # say whose login it was: the account the job's pods run as
+            raise type(exc)(f"{exc.problem} as service account {namespace}/{account}", exc.fix) from None
         client.identity = f"service account {namespace}/{account} (Kubernetes auth role {self.vault.role})"
         self._clients[(namespace, account)] = (self.clock(), client)
         return client
@@ -183,7 +200,11 @@ class SecretRotator:
             raise ConfigError(f"Secret {namespace}/{name} has unreadable reference annotations",
                               "recreate it with spark-secrets submit") from None
         secrets: list[JobSecret] = [parse_job_secret(f"spark.secrets.{k}", v) for k, v in sorted(refs.items())]
-        account = notes.get(ANNOTATION_SERVICE_ACCOUNT) or "default"
+        account = self._job_account(meta)
+        if account is None:
+            self._waiting.add((namespace, name))
+            return False
+        self._waiting.discard((namespace, name))
         changed = False
         if leases:
             self._round[(namespace, name)] = (account, {str(r["id"]) for r in leases.values()})
@@ -279,9 +300,41 @@ class SecretRotator:
                         "(the old ones end at their max TTL)", "Normal")
         return patched
 
-    @staticmethod
-    def _account(meta: dict[str, Any]) -> str:
-        return str((meta.get("annotations") or {}).get(ANNOTATION_SERVICE_ACCOUNT) or "default")
+    def _job_account(self, meta: dict[str, Any]) -> str | None:
+        """The service account the job's pods run as: the owning driver pod's if it mounts the Secret, else
+        the one account of every pod that mounts it; None while there is none (or they disagree)."""
+        namespace, name = str(meta["namespace"]), str(meta["name"])
+        key = (namespace, name)
+        if key in self._accounts:
+            return self._accounts[key]
+        try:
+            owners = [r for r in meta.get("ownerReferences") or [] if r.get("kind") == "Pod"]
+            pods: list[dict[str, Any]] = []
+            for ref in owners:
+                self.metrics.api_requests += 1
+                try:
+                    pod = self.kube.read_pod(namespace, str(ref.get("name")))
+                except KubernetesNotFound:
+                    continue
+                if (pod.get("metadata") or {}).get("uid") == ref.get("uid"):
+                    pods.append(pod)
+            users = [p for p in pods if name in secrets_used(p)]
+            if not users:
+                self.metrics.api_requests += 1
+                users = [p for p in self.kube.list_pods(namespace) if name in secrets_used(p)]
+        except KubernetesError as exc:
+            log.info("cannot tell which account %s/%s's pods run as: %s", namespace, name, exc.problem)
+            return None
+        accounts = {str((p.get("spec") or {}).get("serviceAccountName") or "default") for p in users}
+        if len(accounts) != 1:
+            if len(accounts) > 1:
+                self.report(key, "RotationFailed", f"job secrets of {namespace}/{name} not read: pods of several "
+                                                   f"service accounts mount it ({', '.join(sorted(accounts))})",
+                            "Warning")
+            return None
+        (account,) = accounts
+        self._accounts[key] = account
+        return account
 
     @staticmethod
     def _lease_records(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -315,3 +368,25 @@ class SecretRotator:
         except SparkSecretsError as exc:
             self.metrics.failures += 1
             log.warning("could not revoke the leases of %s/%s (they end at their TTL): %s", namespace, name, exc)
+
+
+def secrets_used(pod: dict[str, Any]) -> set[str]:
+    """The names of the Secrets a pod uses: volumes, projected sources, env and envFrom of every container."""
+    spec = pod.get("spec") or {}
+    names: set[str] = set()
+    for volume in spec.get("volumes") or []:
+        if volume.get("secret"):
+            names.add(str(volume["secret"].get("secretName")))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            if source.get("secret"):
+                names.add(str(source["secret"].get("name")))
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        for container in spec.get(group) or []:
+            for env in container.get("env") or []:
+                ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    names.add(str(ref.get("name")))
+            for source in container.get("envFrom") or []:
+                if source.get("secretRef"):
+                    names.add(str(source["secretRef"].get("name")))
+    return names
