@@ -379,6 +379,8 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if elector is not None:  # after the last action: a standby takes over at once
+            elector.release()
         health.close()
     return 0
 

@@ -47,6 +47,11 @@ LAYOUTS = ("namespace-per-user", "group", "precreated", "controller")
 #: The admission policy that binds a Secret's owner label to the identity that created it, and its parameters.
 OWNER_POLICY = "spark-secrets-token-owner"
 OWNERS_CONFIGMAP = "spark-secrets-owners"
+#: The admission policy on pods in shared namespaces: a pod mounts only its creator's Secrets and accounts.
+POD_POLICY = "spark-secrets-pod-owner"
+#: On a layout's namespace: which layout it follows; the pod policy binds the shared ones by it.
+LABEL_LAYOUT = "spark-secrets.io/layout"
+SHARED_LAYOUTS = ("controller", "precreated")
 ADMISSION = "admissionregistration.k8s.io"
 
 #: What Spark's driver (and ``spark-submit`` in cluster mode) does with the API: executor pods, their
@@ -124,13 +129,7 @@ def owner_policy(renewer_namespace: str = RENEWER_NAMESPACE,
     cannot change or go afterwards, for anyone. The renew service acts only for that label."""
     params = {"sameName": "true", "anyOwnerGroups": "system:masters",
               "users": "".join(f"{who} = {' '.join(owners)}\n" for who, owners in submitters)}
-    may_claim = (
-        "(variables.sameName == 'true' && variables.owner == request.userInfo.username) || "
-        "variables.anyOwnerGroups.split(' ').exists(g, g != '' && has(request.userInfo.groups) && "
-        "g in request.userInfo.groups) || "
-        "variables.users.split('\\n').exists(l, size(l.split('=')) == 2 && "
-        "l.split('=')[0].trim() == request.userInfo.username && "
-        "l.split('=')[1].trim().split(' ').exists(o, o == variables.owner || o == '*'))")
+    may_claim = _claim("variables.owner")
     policy = {
         "apiVersion": f"{ADMISSION}/v1", "kind": "ValidatingAdmissionPolicy", "metadata": _meta(OWNER_POLICY),
         "spec": {
@@ -142,9 +141,9 @@ def owner_policy(renewer_namespace: str = RENEWER_NAMESPACE,
             "variables": [
                 {"name": "owner", "expression": f"{_HAS_OWNER} ? object.metadata.labels[{_OWNER}] : ''"},
                 {"name": "oldOwner", "expression": f"{_HAD_OWNER} ? oldObject.metadata.labels[{_OWNER}] : ''"},
-                *({"name": key, "expression": f"has(params.data) && '{key}' in params.data ? params.data['{key}'] : ''"}
-                  for key in ("sameName", "anyOwnerGroups", "users")),
+                *_PARAM_VARIABLES,
                 {"name": "mayClaim", "expression": may_claim},
+                {"name": "shared", "expression": _SHARED},
             ],
             "validations": [
                 {"expression": "variables.oldOwner == '' || variables.owner == variables.oldOwner",
@@ -155,6 +154,14 @@ def owner_policy(renewer_namespace: str = RENEWER_NAMESPACE,
                  "messageExpression": "request.userInfo.username + ' may not label a Secret as owned by ' + "
                                       f"variables.owner + ' ({LABEL_OWNER}): only that user may, or one listed for it "
                                       f"in ConfigMap {renewer_namespace}/{OWNERS_CONFIGMAP}'"},
+                # In a shared namespace the owner is in the name too, where the pod policy can see it.
+                {"expression": "variables.oldOwner != '' || !variables.shared || variables.owner == '' || "
+                               "object.metadata.name == 'hadoop-tokens-' + variables.owner || "
+                               f"object.metadata.name.startsWith(variables.owner + '{OWNER_SEP}')",
+                 "reason": "Forbidden",
+                 "messageExpression": "'in a shared namespace a Secret owned by ' + variables.owner + "
+                                      f"' ({LABEL_OWNER}) is named ' + variables.owner + '{OWNER_SEP}... or "
+                                      "hadoop-tokens-' + variables.owner"},
             ],
         },
     }
@@ -167,6 +174,102 @@ def owner_policy(renewer_namespace: str = RENEWER_NAMESPACE,
     configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(OWNERS_CONFIGMAP, renewer_namespace),
                  "data": params}
     return [configmap, policy, binding]
+
+
+def _claim(owner: str) -> str:
+    """CEL: whether the requester may act for ``owner`` (a CEL string expression): it is that user (sameName), a
+    job account ``spark-<owner>`` of the request's namespace, in an anyOwnerGroups group, or a submitter listed
+    for it (or for ``*``) in the parameters' ``users``."""
+    return (f"({owner} != '' && ((variables.sameName == 'true' && {owner} == request.userInfo.username) || "
+            f"request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':spark-' + {owner} || "
+            "variables.anyOwnerGroups.split(' ').exists(g, g != '' && has(request.userInfo.groups) && "
+            "g in request.userInfo.groups) || "
+            "variables.users.split('\\n').exists(l, size(l.split('=')) == 2 && "
+            "l.split('=')[0].trim() == request.userInfo.username && "
+            f"l.split('=')[1].trim().split(' ').exists(o, o == {owner} || o == '*'))))")
+
+
+OWNER_SEP = "--"  # submit_steps.layout.OWNER_SEPARATOR (the steps import this package's callers, not it)
+_PARAM_VARIABLES = tuple({"name": key, "expression": f"has(params.data) && '{key}' in params.data ? "
+                                                      f"params.data['{key}'] : ''"}
+                         for key in ("sameName", "anyOwnerGroups", "users"))
+_SHARED = (f"has(namespaceObject.metadata.labels) && '{LABEL_LAYOUT}' in namespaceObject.metadata.labels && "
+           f"namespaceObject.metadata.labels['{LABEL_LAYOUT}'] in {list(SHARED_LAYOUTS)}")
+#: CEL on a Secret name ``n``: one of a job's Secrets (token or job secrets), and its owner by the name.
+_OURS = "({n}.startsWith('hadoop-tokens-') || {n}.endsWith('-hadoop-tokens') || {n}.endsWith('-job-secrets'))"
+_OWNER_OF = (f"({{n}}.startsWith('hadoop-tokens-') ? {{n}}.substring(14) : "
+             f"({{n}}.indexOf('{OWNER_SEP}') > 0 ? {{n}}.substring(0, {{n}}.indexOf('{OWNER_SEP}')) : ''))")
+
+
+def _secret_ok(n: str) -> str:
+    """CEL: the pod may use the Secret named ``n``: not one of ours, or its owner is one the requester may act
+    for, and the pod's own job account (if it runs as one) is that owner's."""
+    owner = _OWNER_OF.format(n=n)
+    return (f"(!{_OURS.format(n=n)} || ({_claim(owner)} && "
+            f"(!variables.account.startsWith('spark-') || variables.account == 'spark-' + {owner})))")
+
+
+def pod_policy(renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
+    """The ValidatingAdmissionPolicy on pods of the shared layouts (:data:`SHARED_LAYOUTS`) and its binding.
+
+    Kubernetes lets anyone who may create pods in a namespace mount any of its Secrets and run as any of
+    its service accounts. In a namespace labelled with a shared layout, a pod may use (volume, projected
+    source, ``secretKeyRef``, ``envFrom``, in any container) a job's Secret (``*-hadoop-tokens``,
+    ``*-job-secrets``, ``hadoop-tokens-<user>``) only if its owner, which those layouts put in the name
+    (``<user>--…``, ``hadoop-tokens-<user>``), is one the pod's creator may act for (:func:`_claim`: the
+    user themself, their job account ``spark-<user>`` creating executors, a listed submitter), and may run as
+    a job account ``spark-<user>`` only on the same terms. Other Secrets and accounts keep Kubernetes' rules."""
+    groups = ("containers", "initContainers", "ephemeralContainers")
+    env_ok = " && ".join(
+        f"(!has(object.spec.{g}) || object.spec.{g}.all(c, "
+        f"(!has(c.env) || c.env.all(e, !has(e.valueFrom) || !has(e.valueFrom.secretKeyRef) || "
+        f"{_secret_ok('e.valueFrom.secretKeyRef.name')})) && "
+        f"(!has(c.envFrom) || c.envFrom.all(f, !has(f.secretRef) || {_secret_ok('f.secretRef.name')}))))"
+        for g in groups)
+    volumes_ok = ("!has(object.spec.volumes) || object.spec.volumes.all(v, "
+                  f"(!has(v.secret) || !has(v.secret.secretName) || {_secret_ok('v.secret.secretName')}) && "
+                  "(!has(v.projected) || !has(v.projected.sources) || v.projected.sources.all(s, "
+                  f"!has(s.secret) || !has(s.secret.name) || {_secret_ok('s.secret.name')})))")
+    who = "request.userInfo.username"
+    policy = {
+        "apiVersion": f"{ADMISSION}/v1", "kind": "ValidatingAdmissionPolicy", "metadata": _meta(POD_POLICY),
+        "spec": {
+            "failurePolicy": "Fail",
+            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+            "matchConstraints": {"resourceRules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]},
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
+                 "resources": ["pods/ephemeralcontainers"]}]},
+            "variables": [
+                *_PARAM_VARIABLES,
+                {"name": "account", "expression": "has(object.spec.serviceAccountName) && "
+                                                  "object.spec.serviceAccountName != '' ? "
+                                                  "object.spec.serviceAccountName : 'default'"},
+            ],
+            "validations": [
+                {"expression": "!variables.account.startsWith('spark-') || "
+                               + _claim("variables.account.substring(6)"),
+                 "reason": "Forbidden",
+                 "messageExpression": f"{who} + ' may not run a pod as ' + variables.account + ', the job account "
+                                      "of another user'"},
+                {"expression": volumes_ok, "reason": "Forbidden",
+                 "messageExpression": f"{who} + ' may not mount a job Secret of another user (a volume of this pod "
+                                      "names one; the owner is in its name)'"},
+                {"expression": env_ok, "reason": "Forbidden",
+                 "messageExpression": f"{who} + ' may not use a job Secret of another user in env or envFrom (the "
+                                      "owner is in its name)'"},
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": f"{ADMISSION}/v1", "kind": "ValidatingAdmissionPolicyBinding", "metadata": _meta(POD_POLICY),
+        "spec": {"policyName": POD_POLICY, "validationActions": ["Deny"],
+                 "paramRef": {"name": OWNERS_CONFIGMAP, "namespace": renewer_namespace,
+                              "parameterNotFoundAction": "Deny"},
+                 "matchResources": {"namespaceSelector": {"matchExpressions": [
+                     {"key": LABEL_LAYOUT, "operator": "In", "values": list(SHARED_LAYOUTS)}]}}},
+    }
+    return [policy, binding]
 
 
 def common(*, renewer_namespace: str = RENEWER_NAMESPACE,
@@ -215,13 +318,18 @@ def common(*, renewer_namespace: str = RENEWER_NAMESPACE,
          "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "spark-secrets-renewer-admission"},
          "subjects": [renewer]},
         *owner_policy(renewer_namespace, submitters),
+        *pod_policy(renewer_namespace),
     ]
 
 
-def _spark_namespace(namespace: str, *, renewer_namespace: str, grants: bool = False) -> list[Manifest]:
-    """A namespace jobs run in, with the renew service bound to its ClusterRole(s) there."""
+def _spark_namespace(namespace: str, *, renewer_namespace: str, grants: bool = False,
+                     layout_name: str | None = None) -> list[Manifest]:
+    """A namespace jobs run in (labelled with its layout), with the renew service bound to its ClusterRole(s)."""
     renewer = [account(RENEWER_ACCOUNT, renewer_namespace)]
-    out = [_namespace(namespace),
+    ns = _namespace(namespace)
+    if layout_name:
+        ns["metadata"]["labels"][LABEL_LAYOUT] = layout_name
+    out = [ns,
            _binding("spark-secrets-renewer", namespace, "ClusterRole", "spark-secrets-renewer", renewer)]
     if grants:
         out.append(_binding("spark-secrets-renewer-grants", namespace, "ClusterRole", "spark-secrets-renewer-grants",
@@ -233,7 +341,7 @@ def namespace_per_user(users: Sequence[str], *, renewer_namespace: str = RENEWER
     out: list[Manifest] = []
     for name in users:
         ns = f"spark-{name}"
-        out += _spark_namespace(ns, renewer_namespace=renewer_namespace)
+        out += _spark_namespace(ns, renewer_namespace=renewer_namespace, layout_name="namespace-per-user")
         out += [
             _service_account("spark", ns),
             _binding("spark-secrets-submitter", ns, "ClusterRole", "spark-secrets-submitter", [user(name)]),
@@ -249,7 +357,7 @@ def group(name: str, *, namespace: str | None = None, renewer_namespace: str = R
     ns = namespace or f"spark-{name}"
     members = [group_subject(name)]
     return [
-        *_spark_namespace(ns, renewer_namespace=renewer_namespace),
+        *_spark_namespace(ns, renewer_namespace=renewer_namespace, layout_name="group"),
         _service_account("spark", ns),
         _binding("spark-secrets-submitter", ns, "ClusterRole", "spark-secrets-submitter", members),
         _binding("spark-secrets-token-creator", ns, "ClusterRole", "spark-secrets-token-creator", members),
@@ -267,7 +375,7 @@ def precreated_secret_name(user_name: str) -> str:
 def precreated(name: str, users: Sequence[str], *, namespace: str | None = None,
                renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
     ns = namespace or f"spark-{name}"
-    out = [*_spark_namespace(ns, renewer_namespace=renewer_namespace),
+    out = [*_spark_namespace(ns, renewer_namespace=renewer_namespace, layout_name="precreated"),
            _binding("spark-secrets-submitter", ns, "ClusterRole", "spark-secrets-submitter", [group_subject(name)])]
     for member in users:
         secret, sa = precreated_secret_name(member), f"spark-{member}"
@@ -286,7 +394,7 @@ def precreated(name: str, users: Sequence[str], *, namespace: str | None = None,
 
 
 def controller(namespace: str, users: Sequence[str], *, renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
-    out = [*_spark_namespace(namespace, renewer_namespace=renewer_namespace, grants=True)]
+    out = [*_spark_namespace(namespace, renewer_namespace=renewer_namespace, grants=True, layout_name="controller")]
     submitters = [user(u) for u in users]
     out += [_binding("spark-secrets-submitter", namespace, "ClusterRole", "spark-secrets-submitter", submitters),
             _binding("spark-secrets-token-creator", namespace, "ClusterRole", "spark-secrets-token-creator",

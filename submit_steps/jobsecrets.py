@@ -96,6 +96,7 @@ class JobSecretsStep(SubmitStep):
             return spec
         secrets = self.settings.job_secrets
         namespace = spec.target.namespace if spec.target else self.settings.namespace
+        name = (spec.target.secret_prefix if spec.target else "") + self.name
         resolved = self._resolver().resolve(secrets)
         client_mode = self.settings.conf.get("spark.submit.deployMode", "client") != "cluster"
         from_k8s = self._read_k8s(namespace, [s for s in secrets if s.ref.scheme == "k8s"], client_mode)
@@ -112,12 +113,12 @@ class JobSecretsStep(SubmitStep):
             volumes[secret_name] = SecretVolume(secret_name, path, keys)
 
         if data:
-            mount(self.name, directory)
+            mount(name, directory)
         k8s_files: dict[str, str] = {}
         for secret in secrets:
             ref = secret.ref
             if secret.kind == "env":
-                source = f"{ref.location}:{ref.field}" if ref.scheme == "k8s" else f"{self.name}:{env_key(secret.name)}"
+                source = f"{ref.location}:{ref.field}" if ref.scheme == "k8s" else f"{name}:{env_key(secret.name)}"
                 for role in roles:
                     conf[f"spark.kubernetes.{role}.secretKeyRef.{secret.name}"] = source
             elif ref.scheme == "k8s":
@@ -147,14 +148,14 @@ class JobSecretsStep(SubmitStep):
             for volume in volumes.values():
                 spec = spec.add_volume(volume, FsGroup(gid, self.settings.secrets_fs_group_given))
         if data:
-            conf_label = {f"spark.kubernetes.driver.label.{LABEL_JOB_SECRETS}": self.name}
-            plan = SecretPlan(name=self.name, namespace=namespace, data=data,
+            conf_label = {f"spark.kubernetes.driver.label.{LABEL_JOB_SECRETS}": name}
+            plan = SecretPlan(name=name, namespace=namespace, data=data,
                               labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_JOB_SECRETS,
                                       LABEL_APP: label_value(self.settings.app_name)},
-                              annotations=annotations, driver_selector=f"{LABEL_JOB_SECRETS}={self.name}")
+                              annotations=annotations, driver_selector=f"{LABEL_JOB_SECRETS}={name}")
             spec = spec.add_secret(plan).add_conf(conf_label)
         names = ", ".join(f"{s.kind} {s.name} <- {s.ref.text}" for s in secrets)
-        where = f"Secret {namespace}/{self.name}" if data else "referenced Secrets only"
+        where = f"Secret {namespace}/{name}" if data else "referenced Secrets only"
         return spec.add_note(f"job secrets ({where}): {names}")
 
     def _check_size(self, resolved: Resolved) -> None:

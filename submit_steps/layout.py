@@ -18,6 +18,8 @@ from submit_steps.step import SubmitStep
 
 NAMESPACE = "spark.kubernetes.namespace"
 DRIVER_ACCOUNT = "spark.kubernetes.authenticate.driver.serviceAccountName"
+#: Between the owner and the rest of a job's Secret names in a shared namespace (``alice--etl-…``).
+OWNER_SEPARATOR = "--"
 
 
 def resolve(settings: Settings, user: Callable[[], str]) -> Target:
@@ -42,7 +44,8 @@ def resolve(settings: Settings, user: Callable[[], str]) -> Target:
     if not account:
         account = added[DRIVER_ACCOUNT] = "spark" if layout == "group" else f"spark-{name}"
     fill = f"hadoop-tokens-{name}" if layout == "precreated" else None
-    return Target(namespace, account, fill=fill, conf=added)
+    return Target(namespace, account, fill=fill, conf=added,
+                  secret_prefix=f"{name}{OWNER_SEPARATOR}" if layout == "controller" else "")
 
 
 class LayoutStep(SubmitStep):

@@ -97,11 +97,12 @@ class TokenSecretStep(SubmitStep):
         target = spec.target
         if target is not None and target.service_account:
             annotations[ANNOTATION_SERVICE_ACCOUNT] = target.service_account
+        name = target.fill if target and target.fill else (target.secret_prefix if target else "") + self.name
         plan = SecretPlan(
-            name=(target.fill if target and target.fill else self.name),
+            name=name,
             namespace=target.namespace if target else self.settings.namespace, data={self.settings.secret_key: data},
             fill=bool(target and target.fill),
-            driver_selector=f"{LABEL_TOKEN_SECRET}={target.fill if target and target.fill else self.name}",
+            driver_selector=f"{LABEL_TOKEN_SECRET}={name}",
             labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS,
                     LABEL_OWNER: label_value(short_name(owner)),
                     LABEL_APP: label_value(self.settings.app_name)},

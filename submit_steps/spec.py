@@ -28,6 +28,9 @@ class Target:
     fill: str | None = None
     #: Spark settings the layout adds (only ones the user did not set).
     conf: dict[str, str] = field(default_factory=dict)
+    #: Put before the names of the Secrets the job creates: in a shared namespace the owner, ``<user>--``,
+    #: so that admission can tell whose Secret a pod mounts (``spark-secrets rbac``'s pod policy).
+    secret_prefix: str = ""
 
 
 @dataclass(frozen=True)

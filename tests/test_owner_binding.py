@@ -116,12 +116,13 @@ def test_forged_planted_and_copied_tokens_are_refused_in_every_layout(
             controls[layout] = submit(layouts, layout, monkeypatch, app=f"own-{layout}")
             if layout == "precreated":
                 continue  # her one Secret holds her own job; bob's pre-created one is below
+            prefix = "alice--" if layout == "controller" else ""  # a shared namespace: the owner in the name
             for attack, creds, notes in (("forged", _forged(alice, "bob"), None), ("planted", bob, None),
                                          ("forged-own", _forged(alice, "alice"), None),
                                          ("copied", _forged(alice, "bob"), copied)):
-                body = _body(attack, "alice", creds, hdfs, notes)
+                body = _body(prefix + attack, "alice", creds, hdfs, notes)
                 alice_api.create_namespaced_secret(ns, body)
-                attacks[ns, attack] = base64.b64decode(body["data"][DEFAULT_TOKEN_KEY])
+                attacks[ns, prefix + attack] = base64.b64decode(body["data"][DEFAULT_TOKEN_KEY])
         # In the pre-created layout bob fills his own Secret with a forged token in his name and a copied seal.
         pre = NAMESPACES["precreated"]
         bob_secret = rbac.precreated_secret_name("bob")
@@ -143,7 +144,7 @@ def test_forged_planted_and_copied_tokens_are_refused_in_every_layout(
             return notes.get(ANNOTATION_LAST_ACTION) == "re-issued"
         wait_until("alice's own jobs were not re-issued", lambda: all(reissued(lay) for lay in NAMESPACES), 60, renewer)
 
-        reasons = {key: _refused(admin, *key)[0] for key in attacks}
+        reasons = {(ns, name.removeprefix("alice--")): _refused(admin, ns, name)[0] for ns, name in attacks}
         for ns in (n for n in NAMESPACES.values() if n != pre):
             assert "holds tokens of bob, but its owner is alice" in reasons[ns, "forged"]
             assert "holds tokens of bob, but its owner is alice" in reasons[ns, "planted"]
@@ -159,7 +160,7 @@ def test_forged_planted_and_copied_tokens_are_refused_in_every_layout(
         # The cancel attack: deleting the Secrets that carry bob's copied handles and seal cancels nothing.
         cancelled_before = renewer.metrics()["cancellations_total"]
         for ns, name in attacks:
-            if name in ("copied", bob_secret):
+            if name.removeprefix("alice--") in ("copied", bob_secret):
                 admin.delete_namespaced_secret(name, ns)
         time.sleep(3)
         assert renewer.metrics()["cancellations_total"] == cancelled_before
@@ -203,14 +204,14 @@ def test_a_listed_service_account_submits_for_its_user_and_no_one_else(
     worker = f"system:serviceaccount:{ns}:airflow"
     airflow = _api(kube.service_account_kubeconfig(ns, "airflow"))
     alice = _tokens(layouts, hdfs, "alice", monkeypatch)
-    denied = _denied(lambda: airflow.create_namespaced_secret(ns, _body("unlisted", "alice", alice, hdfs)))
+    denied = _denied(lambda: airflow.create_namespaced_secret(ns, _body("alice--unlisted", "alice", alice, hdfs)))
     assert f"{worker} may not label a Secret as owned by alice" in denied  # the control: not listed yet
     admin.patch_namespaced_config_map(rbac.OWNERS_CONFIGMAP, rbac.RENEWER_NAMESPACE,
                                       {"data": {"users": f"{worker} = alice\n"}})
     try:
         def admitted() -> bool:
             try:
-                airflow.create_namespaced_secret(ns, _body("probe", "alice", None, hdfs), dry_run="All")
+                airflow.create_namespaced_secret(ns, _body("alice--probe", "alice", None, hdfs), dry_run="All")
                 return True
             except ApiException:
                 return False
@@ -219,16 +220,16 @@ def test_a_listed_service_account_submits_for_its_user_and_no_one_else(
                                  namespaces=(ns,), reissue_before="119m")
         try:
             renewer.wait_ready()
-            airflow.create_namespaced_secret(ns, _body("for-alice", "alice", alice, hdfs))
-            denied = _denied(lambda: airflow.create_namespaced_secret(ns, _body("for-bob", "bob", alice, hdfs)))
+            airflow.create_namespaced_secret(ns, _body("alice--for-alice", "alice", alice, hdfs))
+            denied = _denied(lambda: airflow.create_namespaced_secret(ns, _body("bob--for-bob", "bob", alice, hdfs)))
             assert f"{worker} may not label a Secret as owned by bob" in denied
 
             def reissued() -> bool:
-                notes = admin.read_namespaced_secret("for-alice", ns).metadata.annotations or {}
+                notes = admin.read_namespaced_secret("alice--for-alice", ns).metadata.annotations or {}
                 return notes.get(ANNOTATION_LAST_ACTION) == "re-issued"
             wait_until("the worker's job for alice was not re-issued", reissued, 60, renewer)
             now = Credentials.from_bytes(base64.b64decode(
-                admin.read_namespaced_secret("for-alice", ns).data[DEFAULT_TOKEN_KEY]))
+                admin.read_namespaced_secret("alice--for-alice", ns).data[DEFAULT_TOKEN_KEY]))
             assert {t.decode_identifier().owner for t in now if t.is_delegation_token} == {"alice"}
             assert _works(hdfs, now, "/user/alice", tmp_path)
         finally:

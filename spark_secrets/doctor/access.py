@@ -87,3 +87,29 @@ def check_owner_policy(kube: KubeClient, namespace: str, fill: str | None) -> Ch
     return Check(name, FAIL, f"the API server would let you {call[0]} a token Secret in {namespace} for another owner "
                              "(dry run): no owner policy binds it, so the renew service refuses the job's Secret "
                              "(unless you are in a group the policy lets claim any owner)", POLICY_FIX)
+
+
+def check_pod_policy(kube: KubeClient, namespace: str, layout: str) -> Check | None:
+    """In a shared layout's namespace, whether the API server refuses a pod that mounts another user's job
+    Secret (a dry run); None for the other layouts, which need no pod policy."""
+    if layout not in ("controller", "precreated"):
+        return None
+    name = "pod policy"
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "spark-secrets-doctor-"},
+             "spec": {"containers": [{"name": "probe", "image": "probe"}],
+                      "volumes": [{"name": "t", "secret": {"secretName": f"doctor-{secrets.token_hex(4)}--probe"
+                                                                         "-hadoop-tokens"}}]}}
+    try:
+        kube.request("dry-run a pod", "POST", f"/api/v1/namespaces/{namespace}/pods", params={"dryRun": "All"},
+                     body=probe)
+    except KubernetesForbidden as exc:
+        if "spark-secrets-pod-owner" in exc.problem:
+            return Check(name, OK, f"the API server refuses pods in {namespace} that mount another user's job Secret "
+                                   "(spark-secrets-pod-owner)")
+        return Check(name, WARN, f"cannot tell: you may not create pods in {namespace} ({exc.problem})")
+    except SparkSecretsError as exc:
+        return Check(name, WARN, f"cannot tell: {exc.problem}")
+    return Check(name, FAIL, f"the API server would let anyone who may create pods in {namespace} mount your "
+                             f"tokens ({layout} layout, dry run): no pod policy binds this namespace",
+                 "ask a cluster admin to apply spark-secrets rbac common and label the namespace "
+                 f"spark-secrets.io/layout={layout} (spark-secrets rbac {layout} does)")

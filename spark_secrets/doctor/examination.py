@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 
-from spark_secrets.doctor.access import check_driver_account, check_owner_policy, check_submitter
+from spark_secrets.doctor.access import check_driver_account, check_owner_policy, check_pod_policy, check_submitter
 from spark_secrets.doctor.hdfs import Lifetimes, check_filesystem, probe
 from spark_secrets.doctor.job import check_duration, check_plugin
 from spark_secrets.doctor.metastore import check_metastore
@@ -86,6 +86,9 @@ def examine(conf: Mapping[str, str], kube: Callable[[], KubeClient], *, probe_to
     else:
         add(check_submitter(client, target.namespace, target.fill))
         add(check_owner_policy(client, target.namespace, target.fill))
+        pods = check_pod_policy(client, target.namespace, settings.layout)
+        if pods is not None:
+            add(pods)
         add(check_driver_account(client, target.namespace, target.service_account,
                                  target.fill or settings.secret_name, settings.layout))
         found, service = read_service(client, *settings.renew_service_lease)

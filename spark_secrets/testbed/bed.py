@@ -154,14 +154,15 @@ class Testbed:
         self._bind_owners()
 
     def _bind_owners(self) -> None:
-        """What an admin applies once per cluster with ``spark-secrets rbac common``: the policy that binds
-        token Secrets' owner labels to their creators, and the renew service's right to check it is bound
-        (here for the service's test-bed user, where a cluster binds its service account)."""
+        """What an admin applies once per cluster with ``spark-secrets rbac common``: the policies that bind
+        token Secrets' owner labels to their creators and, in shared layouts' namespaces, pods to their
+        creators' Secrets, and the renew service's right to check the first is bound (here for the service's
+        test-bed user, where a cluster binds its service account)."""
         assert self.kube is not None
         from spark_secrets import rbac
 
         for manifest in rbac.common():
-            if manifest["metadata"]["name"] in (rbac.OWNER_POLICY, rbac.OWNERS_CONFIGMAP) or (
+            if manifest["metadata"]["name"] in (rbac.OWNER_POLICY, rbac.OWNERS_CONFIGMAP, rbac.POD_POLICY) or (
                     manifest["kind"] == "ClusterRole" and manifest["metadata"]["name"] == ADMISSION_ROLE):
                 self.kube.apply(manifest)
         self.kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
