@@ -85,9 +85,13 @@ class LeaderElector:
     def _loop(self) -> None:
         while not self._stop.is_set():
             was = self.is_leader
+            # The Lease says the renewal happened when the request was made, not when it returned: the
+            # other replicas judge from that stamp, so this one's term is counted from it too (a request
+            # that stalls eats into the term instead of extending it past what the others see).
+            started = time.monotonic()
             try:
                 if self.try_acquire_or_renew():
-                    self._renewed_at = time.monotonic()
+                    self._renewed_at = started
             except Exception as exc:  # noqa: BLE001 - an API outage: keep trying; leadership lapses by itself
                 why = ("forbidden: bind the lease Role of conf/rbac/common.yaml to this identity"
                        if isinstance(exc, KubernetesForbidden) else getattr(exc, "problem", type(exc).__name__))
@@ -117,6 +121,7 @@ class LeaderElector:
         renewed = parse_micro_time(spec.get("renewTime") or spec.get("acquireTime"))
         expired = renewed is None or (now - renewed).total_seconds() > (spec.get("leaseDurationSeconds") or self.duration)
         if holder != self.identity and not expired:
+            self._renewed_at = 0.0  # another holder: stop acting now, not when this replica's term runs out
             return False
         transitions = (spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
         acquired = parse_micro_time(spec.get("acquireTime")) if holder == self.identity and spec.get("acquireTime") else now

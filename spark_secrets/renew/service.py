@@ -382,7 +382,7 @@ class RenewService:
             self._patch(ts, {"data": {ts.key: data}, "metadata": {"annotations": notes}})
         except KubernetesConflict:
             # Someone else (another replica) changed the Secret first: this token goes nowhere, so cancel it.
-            self._cancel(fresh)
+            self._cancel(fresh, why="obtained for, but not written into, changed")
             raise
         self.metrics.reissues += 1
         log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner_label, self._seq(fresh),
@@ -420,7 +420,7 @@ class RenewService:
                     raise
                 log.info("%s: could not extend the outgoing token before the re-issue: %s", ts.ref, exc.problem)
 
-    def _cancel(self, ts: TokenSecret) -> None:
+    def _cancel(self, ts: TokenSecret, why: str = "deleted") -> None:
         if not ts.verified:
             if ts.handles:
                 log.info("not cancelling the tokens named by deleted %s: this service never verified them", ts.ref)
@@ -435,7 +435,7 @@ class RenewService:
                 kind.cancel(token)
                 self.metrics.count(kind.name, "cancel")
                 self.metrics.cancellations += 1
-                log.info("cancelled a token of deleted %s (%s)", ts.ref, self._seq(ts))
+                log.info("cancelled a token of %s %s (%s)", why, ts.ref, self._seq(ts))
             except HdfsError as exc:
                 # Already expired or cancelled is fine: nothing can use it any more.
                 log.info("token of deleted %s not cancelled: %s", ts.ref, exc.problem)
