@@ -545,8 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="controller mode: give each token Secret's job service account get on exactly that "
                               "Secret (a Role and RoleBinding owned by the Secret)")
     renewer.add_argument("--grant-service-account", default="spark-{owner}", metavar="PATTERN",
-                         help="the job service account when a Secret names none in its spark-secrets.io/"
-                              "service-account annotation ({owner} = the owner label; default spark-{owner})")
+                         help="the job service account granted get ({owner} = the Secret's owner label, which "
+                              "admission binds to its creator; default spark-{owner})")
     renewer.add_argument("--seal-key-file", metavar="FILE",
                          help="key that seals what the service verified on each Secret (default: derived from "
                               "--keytab; every replica needs the same)")

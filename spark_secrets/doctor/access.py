@@ -4,6 +4,8 @@ service account may read it, asked of the API server (access reviews), not infer
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 from spark_secrets.doctor.report import FAIL, OK, WARN, Check
 from spark_secrets.errors import KubernetesForbidden, KubernetesInvalid, SparkSecretsError
@@ -58,35 +60,45 @@ POLICY_FIX = ("ask a cluster admin to apply spark-secrets rbac common (the Valid
               "spark-secrets-token-owner, its binding and ConfigMap)")
 
 
+def _refusal(name: str, attempt: Callable[[], object], marker: str, refused: str, admitted: str, fix: str,
+             what: str) -> Check:
+    """A dry run that an admission policy must refuse: ✔ when ``marker`` (the policy's own words) is in the
+    refusal, ! when something else refused it (RBAC), ✗ with ``fix`` when the API server admitted it."""
+    try:
+        attempt()
+    except (KubernetesForbidden, KubernetesInvalid) as exc:
+        if marker in exc.problem:
+            return Check(name, OK, refused)
+        return Check(name, WARN, f"cannot tell: you may not {what} ({exc.problem})")
+    except SparkSecretsError as exc:
+        return Check(name, WARN, f"cannot tell: {exc.problem}")
+    return Check(name, FAIL, admitted, fix)
+
+
 def check_owner_policy(kube: KubeClient, namespace: str, fill: str | None) -> Check:
     """Whether the API server binds token Secrets' owner labels to their creators in ``namespace``: a dry-run
     token Secret claiming an owner nobody is must be refused by the owner policy. Without it the renew
     service acts for no Secret there (it refuses what the policy does not cover)."""
-    name = "owner policy"
+    stranger = f"doctor-{secrets.token_hex(4)}"
+    body: dict[str, Any]
     if fill:  # may only fill a pre-created Secret: ask by changing its owner label, which nobody may
-        body = {"metadata": {"labels": {LABEL_OWNER: f"doctor-{secrets.token_hex(4)}"}}}
-        call = ("patch the owner label of", lambda: kube.request(
-            "dry-run an owner change", "PATCH", f"/api/v1/namespaces/{namespace}/secrets/{fill}",
-            params={"dryRun": "All"}, body=body, content_type="application/merge-patch+json"))
+        what = f"patch the owner label of {namespace}/{fill}"
+        path, method, body = f"/api/v1/namespaces/{namespace}/secrets/{fill}", "PATCH", {
+            "metadata": {"labels": {LABEL_OWNER: stranger}}}
     else:
-        probe = {"apiVersion": "v1", "kind": "Secret", "metadata": {
-            "generateName": "spark-secrets-doctor-", "labels": {
-                LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS,
-                LABEL_OWNER: f"doctor-{secrets.token_hex(4)}"}}}
-        call = ("create", lambda: kube.request("dry-run a token Secret", "POST", f"/api/v1/namespaces/{namespace}/secrets",
-                                               params={"dryRun": "All"}, body=probe))
-    try:
-        call[1]()
-    except (KubernetesForbidden, KubernetesInvalid) as exc:
-        if "spark-secrets.io/owner" in exc.problem:
-            return Check(name, OK, f"the API server refuses token Secrets in {namespace} that name someone else as "
-                                   "owner (spark-secrets-token-owner)")
-        return Check(name, WARN, f"cannot tell: you may not {call[0]} a token Secret in {namespace} ({exc.problem})")
-    except SparkSecretsError as exc:
-        return Check(name, WARN, f"cannot tell: {exc.problem}")
-    return Check(name, FAIL, f"the API server would let you {call[0]} a token Secret in {namespace} for another owner "
-                             "(dry run): no owner policy binds it, so the renew service refuses the job's Secret "
-                             "(unless you are in a group the policy lets claim any owner)", POLICY_FIX)
+        what = f"create a token Secret in {namespace}"
+        path, method, body = f"/api/v1/namespaces/{namespace}/secrets", "POST", {
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"generateName": "spark-secrets-doctor-", "labels": {
+                LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS, LABEL_OWNER: stranger}}}
+    return _refusal(
+        "owner policy",
+        lambda: kube.request("dry-run a token Secret", method, path, params={"dryRun": "All"}, body=body,
+                             content_type="application/merge-patch+json" if fill else "application/json"),
+        LABEL_OWNER, f"the API server refuses token Secrets in {namespace} that name someone else as owner "
+                     "(spark-secrets-token-owner)",
+        f"the API server would let you {what} for another owner (dry run): no owner policy binds it, so the renew "
+        "service refuses the job's Secret (unless you are in a group the policy lets claim any owner)",
+        POLICY_FIX, what)
 
 
 def check_pod_policy(kube: KubeClient, namespace: str, layout: str) -> Check | None:
@@ -94,22 +106,17 @@ def check_pod_policy(kube: KubeClient, namespace: str, layout: str) -> Check | N
     Secret (a dry run); None for the other layouts, which need no pod policy."""
     if layout not in ("controller", "precreated"):
         return None
-    name = "pod policy"
     probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "spark-secrets-doctor-"},
              "spec": {"containers": [{"name": "probe", "image": "probe"}],
                       "volumes": [{"name": "t", "secret": {"secretName": f"doctor-{secrets.token_hex(4)}--probe"
                                                                          "-hadoop-tokens"}}]}}
-    try:
-        kube.request("dry-run a pod", "POST", f"/api/v1/namespaces/{namespace}/pods", params={"dryRun": "All"},
-                     body=probe)
-    except KubernetesForbidden as exc:
-        if "spark-secrets-pod-owner" in exc.problem:
-            return Check(name, OK, f"the API server refuses pods in {namespace} that mount another user's job Secret "
-                                   "(spark-secrets-pod-owner)")
-        return Check(name, WARN, f"cannot tell: you may not create pods in {namespace} ({exc.problem})")
-    except SparkSecretsError as exc:
-        return Check(name, WARN, f"cannot tell: {exc.problem}")
-    return Check(name, FAIL, f"the API server would let anyone who may create pods in {namespace} mount your "
-                             f"tokens ({layout} layout, dry run): no pod policy binds this namespace",
-                 "ask a cluster admin to apply spark-secrets rbac common and label the namespace "
-                 f"spark-secrets.io/layout={layout} (spark-secrets rbac {layout} does)")
+    return _refusal(
+        "pod policy",
+        lambda: kube.request("dry-run a pod", "POST", f"/api/v1/namespaces/{namespace}/pods",
+                             params={"dryRun": "All"}, body=probe),
+        "spark-secrets-pod-owner",
+        f"the API server refuses pods in {namespace} that mount another user's job Secret (spark-secrets-pod-owner)",
+        f"the API server would let anyone who may create pods in {namespace} mount your tokens ({layout} layout, "
+        "dry run): no pod policy binds this namespace",
+        "ask a cluster admin to apply spark-secrets rbac common and label the namespace "
+        f"spark-secrets.io/layout={layout} (spark-secrets rbac {layout} does)", f"create pods in {namespace}")
