@@ -222,10 +222,11 @@ def refusal(where: str, method: str, message: str) -> HdfsError:
     if "impersonate" in lowered or "proxy" in lowered:
         return HdfsPermissionError(head, "allow the caller in the metastore's hadoop.proxyuser.<name>.hosts "
                                          "and .users/.groups")
-    if "expired" in lowered or "max date" in lowered:
+    if ("expired" in lowered and "unexpired" not in lowered) or "max date" in lowered:
         return TokenExpiredError(head, "obtain a new token")
     # Before the renewer check: the message names the token, renewer and all ("renewer=spark-renewer").
-    if any(p in lowered for p in ("does not exist", "can't be found", "not found", "unknown token", "invalid token")):
+    if any(p in lowered for p in ("does not exist", "can't be found", "not found", "unknown token", "invalid token",
+                                  "wrong password", "unable to find master key")):
         return InvalidTokenError(head, "obtain a new token")
     if "non-matching renewer" in lowered or "tries to renew" in lowered or "tries to cancel" in lowered:
         return HdfsPermissionError(head, "renew as the token's renewer")

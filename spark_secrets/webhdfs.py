@@ -177,7 +177,7 @@ def remote_error(resp: requests.Response, op: str, host: str, server: str = "Nam
                                        f"run kinit, and check that the {server}'s HTTP principal is in your realm")
     if "standby" in lowered or exception == "StandbyException":
         return NameNodeUnavailable(f"{where}: it is a standby NameNode", "use the active NameNode")
-    if "expired" in lowered:
+    if "expired" in lowered and "unexpired" not in lowered:  # "Unable to find master key ... an unexpired token"
         return TokenExpiredError(f"{where}: the token has expired ({message})", "obtain a new token")
     if exception == "InvalidToken" or "token" in lowered and ("can't be found" in lowered or "not found" in lowered
                                                                or "wrong password" in lowered):

@@ -83,6 +83,15 @@ def test_a_refusal_in_the_reason_phrase_is_read() -> None:
     assert isinstance(remote_error(wrong, "RENEWDELEGATIONTOKEN", "kms:9600", "KMS"), HdfsPermissionError)
     plain = remote_error(_response(403, "Forbidden"), "RENEWDELEGATIONTOKEN", "kms:9600", "KMS")
     assert type(plain) is HdfsPermissionError and "HTTP 403" in str(plain)  # control: nothing to read
+    # A token signed with a master key the server never had (forged bytes) is refused, not "expired",
+    # although Hadoop's message says "unexpired"; a real expiry still is (the control).
+    forged = _response(403, "org.apache.hadoop.security.token.SecretManager$InvalidToken: Unable to find master "
+                            "key for keyId=9 from cache. Failed to renew an unexpired token (kms-dt owner=bob)")
+    err = remote_error(forged, "RENEWDELEGATIONTOKEN", "kms:9600", "KMS")
+    assert type(err) is InvalidTokenError, err
+    expired = _response(403, "org.apache.hadoop.security.token.SecretManager$InvalidToken: spark-renewer tried to "
+                             "renew an expired token (kms-dt owner=alice) max expiration date: ...")
+    assert type(remote_error(expired, "RENEWDELEGATIONTOKEN", "kms:9600", "KMS")).__name__ == "TokenExpiredError"
 
 
 class _Down(requests.Session):

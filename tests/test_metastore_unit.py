@@ -119,6 +119,10 @@ def test_only_a_metastore_is_enough_for_a_token_secret() -> None:
     ("alice tries to renew a token (HIVE_DELEGATION_TOKEN owner=alice, renewer=spark-renewer) with non-matching "
      "renewer spark-renewer", HdfsPermissionError),
     ("spark-renewer tried to renew an expired token (...) max expiration date: ...", TokenExpiredError),
+    # Not genuine (forged bytes): the renew service must see these as refusals, never as outages.
+    ("spark-renewer is trying to renew a token (HIVE_DELEGATION_TOKEN owner=bob, renewer=spark-renewer) with "
+     "wrong password", InvalidTokenError),
+    ("Unable to find master key for keyId=77 from cache. Failed to renew an unexpired token", InvalidTokenError),
     ("something else entirely", HdfsError),
 ])
 def test_metaexceptions_become_typed_one_line_errors(message: str, kind: type) -> None:
