@@ -25,6 +25,8 @@ log = logging.getLogger("spark_secrets.renew")
 
 POLICY_NAME = "spark-secrets-token-owner"
 REFRESH_S = 30.0
+#: A view that says "not covered" is read again when older than this before a Secret is refused.
+RECHECK_S = 2.0
 _ADMISSION = "/apis/admissionregistration.k8s.io/v1"
 FIX = "apply spark-secrets rbac common (its ValidatingAdmissionPolicy and binding) as a cluster admin"
 
@@ -115,8 +117,17 @@ class OwnerPolicy:
         return labels
 
     def problem(self, ts: TokenSecret) -> str | None:
-        """None if the policy covered ``ts`` when it was created; else what is missing."""
+        """None if the policy covered ``ts`` when it was created; else what is missing. A refusal is never
+        made from a view older than :data:`RECHECK_S` (an admin may just have bound the policy)."""
         self._refresh()
+        found = self._judge(ts)
+        if found is not None and self.clock() - self._read_at > RECHECK_S:
+            self._read_at = -1e9
+            self._refresh()
+            found = self._judge(ts)
+        return found
+
+    def _judge(self, ts: TokenSecret) -> str | None:
         if self._policy_ms is None:
             why = f" ({self._failure})" if self._failure else ""
             return f"no ValidatingAdmissionPolicy {self.name} binds token Secrets' owner labels{why}"

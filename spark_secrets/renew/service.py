@@ -55,7 +55,7 @@ log = logging.getLogger("spark_secrets.renew")
 
 #: A Secret refused because no admission policy covers it is looked at again after this long (an admin
 #: may bind the policy meanwhile); other refusals wait until the Secret changes.
-POLICY_RETRY_MS = 60_000
+POLICY_RETRY_MS = 15_000
 
 
 class RenewService:
