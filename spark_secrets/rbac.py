@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.tokensecret import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_PERSISTENT, MANAGED_BY
+from spark_secrets.tokensecret import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_PERSISTENT, MANAGED_BY, OWNER_SEPARATOR
 
 Manifest = dict[str, Any]
 
@@ -157,10 +157,10 @@ def owner_policy(renewer_namespace: str = RENEWER_NAMESPACE,
                 # In a shared namespace the owner is in the name too, where the pod policy can see it.
                 {"expression": "variables.oldOwner != '' || !variables.shared || variables.owner == '' || "
                                "object.metadata.name == 'hadoop-tokens-' + variables.owner || "
-                               f"object.metadata.name.startsWith(variables.owner + '{OWNER_SEP}')",
+                               f"object.metadata.name.startsWith(variables.owner + '{OWNER_SEPARATOR}')",
                  "reason": "Forbidden",
                  "messageExpression": "'in a shared namespace a Secret owned by ' + variables.owner + "
-                                      f"' ({LABEL_OWNER}) is named ' + variables.owner + '{OWNER_SEP}... or "
+                                      f"' ({LABEL_OWNER}) is named ' + variables.owner + '{OWNER_SEPARATOR}... or "
                                       "hadoop-tokens-' + variables.owner"},
             ],
         },
@@ -189,7 +189,6 @@ def _claim(owner: str) -> str:
             f"l.split('=')[1].trim().split(' ').exists(o, o == {owner} || o == '*'))))")
 
 
-OWNER_SEP = "--"  # submit_steps.layout.OWNER_SEPARATOR (the steps import this package's callers, not it)
 _PARAM_VARIABLES = tuple({"name": key, "expression": f"has(params.data) && '{key}' in params.data ? "
                                                       f"params.data['{key}'] : ''"}
                          for key in ("sameName", "anyOwnerGroups", "users"))
@@ -198,7 +197,7 @@ _SHARED = (f"has(namespaceObject.metadata.labels) && '{LABEL_LAYOUT}' in namespa
 #: CEL on a Secret name ``n``: one of a job's Secrets (token or job secrets), and its owner by the name.
 _OURS = "({n}.startsWith('hadoop-tokens-') || {n}.endsWith('-hadoop-tokens') || {n}.endsWith('-job-secrets'))"
 _OWNER_OF = (f"({{n}}.startsWith('hadoop-tokens-') ? {{n}}.substring(14) : "
-             f"({{n}}.indexOf('{OWNER_SEP}') > 0 ? {{n}}.substring(0, {{n}}.indexOf('{OWNER_SEP}')) : ''))")
+             f"({{n}}.indexOf('{OWNER_SEPARATOR}') > 0 ? {{n}}.substring(0, {{n}}.indexOf('{OWNER_SEPARATOR}')) : ''))")
 
 
 def _secret_ok(n: str) -> str:

@@ -61,6 +61,9 @@ ANNOTATION_TOKENS = f"{DOMAIN}/tokens"
 #: The renew service's seal (:mod:`spark_secrets.renew.seal`): an HMAC, with a key only the service holds,
 #: over the Secret's identity, owner label and ``tokens``, written once the service renewed them itself.
 ANNOTATION_VERIFIED = f"{DOMAIN}/verified"
+#: Between the owner and the rest of a job's Secret names in a shared layout's namespace (``alice--etl-…``):
+#: the submission writes it, the owner and pod policies read the owner from it.
+OWNER_SEPARATOR = "--"
 #: The service account of the job's driver; in controller mode it is granted ``get`` on the Secret.
 ANNOTATION_SERVICE_ACCOUNT = f"{DOMAIN}/service-account"
 #: The key of the token file in a token Secret unless ``spark.secrets.secret.key`` says otherwise
@@ -135,6 +138,11 @@ def release_patch(key: str, resource_version: str) -> dict[str, Any]:
 
 
 # -- the reader's side ------------------------------------------------------------------------------
+
+
+def _short(principal: str) -> str:
+    """``alice/host@REALM`` → ``alice`` (what HDFS compares; the owner label holds it)."""
+    return principal.split("@")[0].split("/")[0]
 
 
 def _interned(text: object) -> str:
@@ -215,11 +223,11 @@ class TokenSecret:
     @property
     def owner(self) -> str:
         """The tokens' owner as a short name (what the identifier says: input from the Secret's writer)."""
-        return self.identifiers[0].owner.split("@")[0].split("/")[0]
+        return _short(self.identifiers[0].owner)
 
     def token_owners(self) -> set[str]:
         """The short names of every distinct token's owner (needs the data)."""
-        return {i.owner.split("@")[0].split("/")[0] for i in identifiers_of(self.distinct_tokens())}
+        return {_short(i.owner) for i in identifiers_of(self.distinct_tokens())}
 
     @property
     def data_matches_handles(self) -> bool:

@@ -12,14 +12,13 @@ from dataclasses import replace
 
 from spark_secrets.errors import ConfigError
 from spark_secrets.kerberos import current_ticket_cache, short_name
+from spark_secrets.tokensecret import OWNER_SEPARATOR
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec, Target
 from submit_steps.step import SubmitStep
 
 NAMESPACE = "spark.kubernetes.namespace"
 DRIVER_ACCOUNT = "spark.kubernetes.authenticate.driver.serviceAccountName"
-#: Between the owner and the rest of a job's Secret names in a shared namespace (``alice--etl-…``).
-OWNER_SEPARATOR = "--"
 
 
 def resolve(settings: Settings, user: Callable[[], str]) -> Target:

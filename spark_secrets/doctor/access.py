@@ -10,6 +10,7 @@ from typing import Any
 from spark_secrets.doctor.report import FAIL, OK, WARN, Check
 from spark_secrets.errors import KubernetesForbidden, KubernetesInvalid, SparkSecretsError
 from spark_secrets.kube import KubeClient
+from spark_secrets.rbac import OWNER_POLICY, POD_POLICY, SHARED_LAYOUTS
 from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY
 
 LAYOUT_FIX = "ask an admin to apply your layout (spark-secrets rbac <layout> ... | kubectl apply -f -)"
@@ -95,7 +96,7 @@ def check_owner_policy(kube: KubeClient, namespace: str, fill: str | None) -> Ch
         lambda: kube.request("dry-run a token Secret", method, path, params={"dryRun": "All"}, body=body,
                              content_type="application/merge-patch+json" if fill else "application/json"),
         LABEL_OWNER, f"the API server refuses token Secrets in {namespace} that name someone else as owner "
-                     "(spark-secrets-token-owner)",
+                     f"({OWNER_POLICY})",
         f"the API server would let you {what} for another owner (dry run): no owner policy binds it, so the renew "
         "service refuses the job's Secret (unless you are in a group the policy lets claim any owner)",
         POLICY_FIX, what)
@@ -104,7 +105,7 @@ def check_owner_policy(kube: KubeClient, namespace: str, fill: str | None) -> Ch
 def check_pod_policy(kube: KubeClient, namespace: str, layout: str) -> Check | None:
     """In a shared layout's namespace, whether the API server refuses a pod that mounts another user's job
     Secret (a dry run); None for the other layouts, which need no pod policy."""
-    if layout not in ("controller", "precreated"):
+    if layout not in SHARED_LAYOUTS:
         return None
     probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "spark-secrets-doctor-"},
              "spec": {"containers": [{"name": "probe", "image": "probe"}],
@@ -114,8 +115,7 @@ def check_pod_policy(kube: KubeClient, namespace: str, layout: str) -> Check | N
         "pod policy",
         lambda: kube.request("dry-run a pod", "POST", f"/api/v1/namespaces/{namespace}/pods",
                              params={"dryRun": "All"}, body=probe),
-        "spark-secrets-pod-owner",
-        f"the API server refuses pods in {namespace} that mount another user's job Secret (spark-secrets-pod-owner)",
+        POD_POLICY, f"the API server refuses pods in {namespace} that mount another user's job Secret ({POD_POLICY})",
         f"the API server would let anyone who may create pods in {namespace} mount your tokens ({layout} layout, "
         "dry run): no pod policy binds this namespace",
         "ask a cluster admin to apply spark-secrets rbac common and label the namespace "

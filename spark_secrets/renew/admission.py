@@ -19,11 +19,12 @@ from urllib.parse import quote
 
 from spark_secrets.errors import KubernetesError, KubernetesNotFound
 from spark_secrets.kube import KubeClient
+from spark_secrets.rbac import OWNER_POLICY
 from spark_secrets.tokensecret import TokenSecret, parse_rfc3339
 
 log = logging.getLogger("spark_secrets.renew")
 
-POLICY_NAME = "spark-secrets-token-owner"
+POLICY_NAME = OWNER_POLICY
 REFRESH_S = 30.0
 #: A view that says "not covered" is read again when older than this before a Secret is refused.
 RECHECK_S = 2.0

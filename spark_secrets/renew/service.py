@@ -170,11 +170,9 @@ class RenewService:
             # Cancel only tokens this service verified in this Secret (its seal): handles copied from
             # someone else's Secret must not make it cancel their tokens. A released (emptied) Secret
             # leaves the selection with its annotations gone: cancel what the service last knew it held.
-            target = last if last is not None and last.verified else known
+            target = last if last is not None and last.verified else (known or last)
             if target is not None:
-                self._cancel(target)
-            elif last is not None and last.handles:
-                log.info("not cancelling the tokens named by deleted %s: this service never verified them", last.ref)
+                self._cancel(target)  # which cancels nothing it never verified
             self.housekeeper.revoke(key)
             self._refused.pop(key, None)
         else:
@@ -412,12 +410,10 @@ class RenewService:
             try:
                 kind.renew(token)
                 self.metrics.count(kind.name, "renew")
-            except (InvalidTokenError, HdfsPermissionError) as exc:
-                if not ts.verified:
-                    raise self._not_genuine(ts, kind.name, exc) from None
-                log.info("%s: could not extend the outgoing token before the re-issue: %s", ts.ref, exc.problem)
             except SparkSecretsError as exc:
-                if not ts.verified:
+                if not ts.verified:  # a refusal is final; anything else (an outage) is retried
+                    if isinstance(exc, (InvalidTokenError, HdfsPermissionError)):
+                        raise self._not_genuine(ts, kind.name, exc) from None
                     raise
                 log.info("%s: could not extend the outgoing token before the re-issue: %s", ts.ref, exc.problem)
 
