@@ -123,6 +123,19 @@ class Daemon:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
+    def pause(self, seconds: float) -> None:
+        """Freeze the process group (SIGSTOP) for ``seconds`` and let it go on (SIGCONT), as a stalled host or
+        a long garbage-collection pause would: its sockets stay open, nothing answers."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise TestbedError(f"{self.name} is not running", "start it before pausing it")
+        os.killpg(proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGCONT)
+
     def kill(self) -> None:
         """Stop at once, as a crash would (SIGKILL)."""
         proc, self._proc = self._proc, None

@@ -81,6 +81,13 @@ class Kdc:
     def running(self) -> bool:
         return self._daemon is not None and self._daemon.running
 
+    @property
+    def daemon(self) -> Daemon:
+        """The ``krb5kdc`` process (to pause it in fault tests)."""
+        if self._daemon is None:
+            raise TestbedError("the KDC is not started", "start it first")
+        return self._daemon
+
     # -- principals, keytabs, caches -----------------------------------------------------------
     def add_principal(self, name: str, password: str | None = None) -> str:
         """Create ``name`` (random key unless a password is given); returns the full principal."""
