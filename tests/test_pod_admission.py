@@ -5,6 +5,9 @@ reads its owner's Secret (an admitted pod really gets the file)."""
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,12 +20,17 @@ from kubernetes.client.exceptions import ApiException
 from spark_secrets import rbac
 from spark_secrets.doctor.access import check_pod_policy
 from spark_secrets.doctor.report import FAIL, OK
+from spark_secrets.jobsecret import ANNOTATION_REFERENCES, KIND_JOB_SECRETS
 from spark_secrets.kube import KubeClient
-from spark_secrets.testbed.bed import Testbed
+from spark_secrets.testbed.bed import KRB5_CONFIG_MAP, RENEWER, Testbed
 from spark_secrets.testbed.kube import KubeControlPlane
+from spark_secrets.testbed.openbao import OpenBao
+from spark_secrets.testbed.spark import IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, node_pod_template
+from spark_secrets.tokensecret import ANNOTATION_SERVICE_ACCOUNT, LABEL_KIND, LABEL_MANAGED_BY
 
-from renewers import wait_until
-from test_rbac import NAMESPACES, layouts, submit  # noqa: F401 - layouts is a fixture
+from renewers import RenewerProcess, wait_until
+from test_pods import _submit
+from test_rbac import NAMESPACES, identities, layouts, submit  # noqa: F401 - layouts is a fixture
 
 pytestmark = pytest.mark.testbed
 
@@ -154,3 +162,166 @@ def test_an_admitted_pod_on_the_node_reads_its_owner_s_secret(
     finally:
         admin.delete_namespaced_pod(f"reads-{layout}", ns, grace_period_seconds=0)
         time.sleep(1)
+
+
+def test_alice_s_own_jobs_run_to_success_on_the_node_in_every_shared_layout(
+        layouts: Testbed, tmp_path: Path) -> None:  # noqa: F811
+    """Under the pod policy, alice's real jobs (spark-submit in cluster mode, a driver pod creating two executor
+    pods as her layout's account, all mounting her token Secret) run to Succeeded in each shared layout's
+    namespace, at once: the policy refuses bob (above) without getting in her way."""
+    kube, hdfs = layouts.kube, layouts.hdfs
+    assert kube is not None and hdfs is not None
+    if layouts.node is None:
+        pytest.skip("needs the kubelet node")
+    admin = _api(kube.kubeconfig("admin"))
+    scripts = Path(__file__).parent / "scripts"
+    shared = ("controller", "precreated", "group")
+    for layout in shared:  # what an admin puts in a team's namespace: the realm's krb5.conf; the jobs' code
+        for name, data in ((KRB5_CONFIG_MAP, {"krb5.conf": layouts.kdc_required().krb5_conf.read_text()}),
+                           (JOBS_CONFIG_MAP, {p.name: p.read_text() for p in sorted(scripts.glob("*.py"))})):
+            kube.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": name, "namespace": NAMESPACES[layout]}, "data": data})
+    template = node_pod_template(tmp_path / "template.json", KRB5_CONFIG_MAP)
+    renewer = RenewerProcess(layouts, hdfs, tmp_path / "renewer",
+                             kubeconfig=identities(layouts, "controller")["renew service"],
+                             namespaces=tuple(NAMESPACES[layout] for layout in shared), extra=("--grant-access",))
+    results: dict[str, Any] = {}
+    apps = {layout: f"own-{layout}-{time.time_ns() % 10**6}" for layout in shared}
+
+    def run(layout: str) -> None:
+        account = "spark" if layout == "group" else "spark-alice"
+        conf = {"spark.secrets.layout": layout, "spark.secrets.hadoop.filesystems": hdfs.uri,
+                "spark.secrets.renewer": RENEWER, "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR,
+                "spark.kubernetes.authenticate.driver.serviceAccountName": account,
+                "spark.kubernetes.executor.deleteOnTermination": "false"}  # kept to read their specs
+        try:
+            results[layout] = _submit(layouts, apps[layout], template, conf, "pod_job.py",
+                                      f"/user/alice/{apps[layout]}", "2", namespace=NAMESPACES[layout])
+        except BaseException as exc:  # reported below, with the others' outcomes
+            results[layout] = exc
+
+    try:
+        renewer.wait_ready()
+        threads = [threading.Thread(target=run, args=(layout,)) for layout in shared]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for layout in shared:
+            ns, app = NAMESPACES[layout], apps[layout]
+            proc = results[layout]
+            assert not isinstance(proc, BaseException), (layout, proc)
+            (driver,) = admin.list_namespaced_pod(ns, label_selector=f"spark-role=driver,spark-app-name={app}").items
+            log = admin.read_namespaced_pod_log(driver.metadata.name, ns)
+            assert proc.returncode == 0, (layout, proc.stderr[-2000:], log[-2000:])
+            assert driver.status.phase == "Succeeded", (layout, driver.status.phase, log[-2000:])
+            assert "WROTE AND READ 10000 rows" in log, (layout, log[-2000:])
+            executors = admin.list_namespaced_pod(ns, label_selector=(
+                f"spark-role=executor,spark-app-selector={driver.metadata.labels['spark-app-selector']}")).items
+            probes = {line.split('"pod": "')[1].split('"')[0] for line in log.splitlines() if line.startswith("PROBE ")}
+            assert probes == {p.metadata.name for p in executors} and len(probes) == 2, (layout, probes)
+            account = "spark" if layout == "group" else "spark-alice"
+            assert driver.spec.service_account_name == account
+            for pod in executors:
+                assert pod.spec.service_account_name == account, (layout, pod.metadata.name)
+    finally:
+        renewer.stop()
+        for layout in shared:
+            for pod in admin.list_namespaced_pod(NAMESPACES[layout],
+                                                 label_selector=f"spark-app-name={apps[layout]}").items:
+                admin.delete_namespaced_pod(pod.metadata.name, NAMESPACES[layout], grace_period_seconds=0)
+
+
+def _user_policy(user: str) -> str:
+    return (f'path "secret/data/users/{user}/*" {{ capabilities = ["read"] }}\n'
+            f'path "secret/metadata/users/{user}/*" {{ capabilities = ["read"] }}\n')
+
+
+def test_in_a_shared_namespace_job_secrets_are_read_as_the_pods_account_with_a_role_per_account(
+        layouts: Testbed, openbao: OpenBao, tmp_path: Path) -> None:  # noqa: F811
+    """OpenBao with a Kubernetes auth role per job account (``spark-alice`` reads ``secret/users/alice/*``,
+    ``spark-bob`` reads bob's) and the renew service's ``--vault-role {account}``: alice's hand-made job-secrets
+    Secret in the controller layout's namespace that names bob's account and bob's path, used by her pod (as
+    ``spark-alice``: the pod policy lets her run as no one else), gets none of bob's values; bob's own Secret
+    gets his (so reading as the annotation's account would have leaked it) and alice's own rotates (controls)."""
+    kube, hdfs = layouts.kube, layouts.hdfs
+    assert kube is not None and hdfs is not None
+    ns = NAMESPACES["controller"]
+    bao = openbao.admin()
+    values = {"alice": ("alice-pw-1-5d2e", "alice-pw-2-9b7c"), "bob": ("bob-pw-1-c3a8", "bob-pw-2-0f61")}
+    for user in ("alice", "bob"):
+        bao.sys.create_or_update_policy(f"users-{user}", _user_policy(user))
+        openbao.enable_kubernetes_auth(kube, f"spark-{user}", ns, f"spark-{user}", policies=(f"users-{user}",))
+        bao.secrets.kv.v2.create_or_update_secret(f"users/{user}/db", {"password": values[user][0]})
+    renewer_account = identities(layouts, "controller")["renew service"]
+    kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "spark-secrets-renewer-vault", "namespace": ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                            "name": "spark-secrets-renewer-vault"},
+                "subjects": [{"kind": "ServiceAccount", "name": rbac.RENEWER_ACCOUNT,
+                              "namespace": rbac.RENEWER_NAMESPACE}]})
+    stamp = time.time_ns() % 10**6
+    # (creator, Secret, path read, account the annotation names, account its pod runs as)
+    cases = {"attack": ("alice", f"alice--attack-{stamp}-job-secrets", "bob", "spark-bob", "spark-alice"),
+             "alice": ("alice", f"alice--own-{stamp}-job-secrets", "alice", "spark-alice", "spark-alice"),
+             "bob": ("bob", f"bob--own-{stamp}-job-secrets", "bob", "spark-bob", "spark-bob")}
+    apis = {user: _api(kube.kubeconfig(user)) for user in ("alice", "bob")}
+    admin = _api(kube.kubeconfig("admin"))
+    made: list[tuple[str, str]] = []
+    for what, (creator, secret, path, named, runs_as) in cases.items():
+        # The pod first (as a driver exists before the service reads), then the Secret it mounts.
+        pod = _pod(secret, "volume", runs_as)
+        pod["metadata"] = {"name": f"{what}-{stamp}"}
+        apis[creator].create_namespaced_pod(ns, pod)
+        made.append(("pod", f"{what}-{stamp}"))
+        apis[creator].create_namespaced_secret(ns, {
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": secret, "labels": {LABEL_MANAGED_BY: "spark-secrets", LABEL_KIND: KIND_JOB_SECRETS},
+                         "annotations": {ANNOTATION_REFERENCES: json.dumps(
+                                             {"file.db": f"vault:secret/users/{path}/db#password"}),
+                                         ANNOTATION_SERVICE_ACCOUNT: named}}})
+        made.append(("secret", secret))
+    # bob's pod as alice's account, or mounting her Secret, is refused (the policy this rests on).
+    assert not _admitted(apis["bob"], ns, _pod(cases["alice"][1], "volume", "spark-bob"))[0]
+    assert not _admitted(apis["bob"], ns, _pod("unrelated", "volume", "spark-alice"))[0]
+
+    def value(secret: str) -> bytes:
+        return base64.b64decode((admin.read_namespaced_secret(secret, ns).data or {}).get("db", ""))
+
+    def events(secret: str) -> list[Any]:
+        return [e for e in admin.list_namespaced_event(ns).items if e.involved_object.name == secret]
+
+    renewer = RenewerProcess(layouts, hdfs, tmp_path / "renewer", kubeconfig=renewer_account, namespaces=(ns,),
+                             extra=("--vault-role", "{account}", "--vault-address", openbao.address,
+                                    "--secrets-interval", "5s"))
+    try:
+        renewer.wait_ready()
+        wait_until("bob's own Secret did not get his value (the control: his account's role reads it)",
+                   lambda: value(cases["bob"][1]) == values["bob"][0].encode(), 60)
+        wait_until("alice's own Secret did not get her value", lambda: value(cases["alice"][1]) == values["alice"][0].encode(),
+                   60)
+        wait_until("no RotationFailed Event on alice's Secret naming bob's account and path",
+                   lambda: any(e.reason == "RotationFailed" for e in events(cases["attack"][1])), 60)
+        failed = next(e for e in events(cases["attack"][1]) if e.reason == "RotationFailed")
+        assert f"secret/users/bob/db to service account {ns}/spark-alice" in failed.message, failed.message
+        assert "spark-bob" not in failed.message, failed.message
+        assert not (admin.read_namespaced_secret(cases["attack"][1], ns).data or {})
+        # alice's own job rotates: a new KV version reaches her Secret (the control of the refusal).
+        bao.secrets.kv.v2.create_or_update_secret("users/alice/db", {"password": values["alice"][1]})
+        bao.secrets.kv.v2.create_or_update_secret("users/bob/db", {"password": values["bob"][1]})
+        wait_until("alice's rotated value did not reach her Secret",
+                   lambda: value(cases["alice"][1]) == values["alice"][1].encode(), 60)
+        time.sleep(6)  # at least one more round: the attack Secret still has nothing
+        assert not (admin.read_namespaced_secret(cases["attack"][1], ns).data or {})
+        seen = renewer.log.read_text() + json.dumps([e.to_dict() for c in cases.values() for e in events(c[1])],
+                                                     default=str)
+        for pair in values.values():
+            for secret_value in pair:
+                assert secret_value not in seen, "a secret value reached the service's log or an Event"
+    finally:
+        renewer.stop()
+        for kind, name in made:
+            if kind == "pod":
+                admin.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+            else:
+                admin.delete_namespaced_secret(name, ns)

@@ -49,6 +49,17 @@ LEASE_RATIO = 2 / 3
 Key = tuple[str, str]
 
 
+def role_for(template: str, namespace: str, account: str) -> str:
+    """The Kubernetes auth role to log in with as ``namespace/account``: ``template`` may name them as
+    ``{namespace}`` and ``{account}`` (a role per job account, each bound to that account's policies: the
+    usual way to keep one user's paths from another's jobs in a shared namespace)."""
+    try:
+        return template.format(namespace=namespace, account=account)
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f"--vault-role {template!r} is not a role name or template",
+                          "use a role name, or {namespace} and {account} in it (e.g. jobs-{account})") from None
+
+
 class SecretRotator:
     def __init__(self, kube: KubeClient, vault: VaultConfig, *, namespaces: Sequence[str] | None, metrics: Metrics,
                  report: Report, interval: float = 30.0, leader: Callable[[], bool] = lambda: True,
@@ -57,6 +68,7 @@ class SecretRotator:
         if not vault.role:
             raise ConfigError("rotating job secrets needs an OpenBao/Vault Kubernetes auth role",
                               "give --vault-role (a role that admits the jobs' service accounts)")
+        role_for(vault.role, "namespace", "account")  # a bad placeholder fails at start, not per job
         self.kube = kube
         self.vault = vault
         self.namespaces = list(namespaces) if namespaces else None
@@ -178,11 +190,12 @@ class SecretRotator:
                 log.info("logging in again as %s/%s: %s", namespace, account, exc)
         self.metrics.api_requests += 1
         jwt = self.kube.service_account_token(namespace, account, seconds=600)
+        role = role_for(self.vault.role or "", namespace, account)
         try:
-            client = self._login(self.vault, jwt)
+            client = self._login(replace(self.vault, role=role), jwt)
         except VaultError as exc:  # say whose login it was: the account the job's pods run as
             raise type(exc)(f"{exc.problem} as service account {namespace}/{account}", exc.fix) from None
-        client.identity = f"service account {namespace}/{account} (Kubernetes auth role {self.vault.role})"
+        client.identity = f"service account {namespace}/{account} (Kubernetes auth role {role})"
         self._clients[(namespace, account)] = (self.clock(), client)
         return client
 
