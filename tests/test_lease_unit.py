@@ -50,3 +50,17 @@ def test_seeing_another_holder_ends_leadership_at_once() -> None:
     elector._stop.clear()
     assert elector.try_acquire_or_renew() is False
     assert not elector.is_leader
+
+
+def test_a_standby_looks_again_just_after_another_holder_s_lease_runs_out() -> None:
+    """A crashed leader's lease is taken over once it runs out, not up to a third of the duration later."""
+    kube = _Kube("other")
+    kube.lease["spec"]["leaseDurationSeconds"] = 6
+    kube.lease["spec"]["renewTime"] = _micro(dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=5))
+    standby = LeaderElector(kube, "ns", "l", duration=6.0, identity="me")  # type: ignore[arg-type]
+    assert standby.try_acquire_or_renew() is False
+    assert 0.9 < standby._next_check() < 1.3  # about one second left of the other's lease, not 2 s
+    assert standby._next_check() == 2.0  # nothing seen since: the usual third of the duration
+    kube.lease["spec"]["renewTime"] = _micro(dt.datetime.now(dt.timezone.utc))
+    assert standby.try_acquire_or_renew() is False
+    assert standby._next_check() == 2.0  # a fresh lease: the usual check comes first

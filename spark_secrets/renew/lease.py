@@ -49,6 +49,8 @@ class LeaderElector:
         self._renewed_at = 0.0  # monotonic time of the last successful acquire/renew
         self._stop = threading.Event()
         self.transitions = 0
+        #: Monotonic time when another holder's lease runs out, as last seen (None: not seen).
+        self._others_until: float | None = None
 
     def __repr__(self) -> str:
         return f"LeaderElector({self.namespace}/{self.name}, {self.identity}, leader={self.is_leader})"
@@ -100,7 +102,16 @@ class LeaderElector:
                 self.transitions += 1
                 log.info("%s %s the lease %s/%s", self.identity, "holds" if self.is_leader else "lost",
                          self.namespace, self.name)
-            self._stop.wait(self.duration / 3)
+            self._stop.wait(self._next_check())
+
+    def _next_check(self) -> float:
+        """A holder renews every third of the duration; a standby looks again then, or just after another
+        holder's lease runs out if that is sooner, so a takeover after a crash waits for the lease alone."""
+        wait = self.duration / 3
+        if not self.is_leader and self._others_until is not None:
+            wait = min(wait, max(0.05, self._others_until - time.monotonic() + 0.05))
+        self._others_until = None
+        return wait
 
     def try_acquire_or_renew(self) -> bool:
         """One round: True when this identity holds the Lease afterwards."""
@@ -122,6 +133,9 @@ class LeaderElector:
         expired = renewed is None or (now - renewed).total_seconds() > (spec.get("leaseDurationSeconds") or self.duration)
         if holder != self.identity and not expired:
             self._renewed_at = 0.0  # another holder: stop acting now, not when this replica's term runs out
+            assert renewed is not None
+            lasts = float(spec.get("leaseDurationSeconds") or self.duration)
+            self._others_until = time.monotonic() + lasts - (now - renewed).total_seconds()
             return False
         transitions = (spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
         acquired = parse_micro_time(spec.get("acquireTime")) if holder == self.identity and spec.get("acquireTime") else now
