@@ -192,6 +192,12 @@ class KubeClient:
                 body: Any = None, content_type: str = "application/json",
                 accept: str = "application/json") -> dict[str, Any]:
         """One API request; returns the parsed JSON answer. Errors as :meth:`call` maps them."""
+        resp = self._send(what, method, path, params=params, body=body, content_type=content_type, accept=accept)
+        return dict(resp.json()) if resp.content else {}
+
+    def _send(self, what: str, method: str, path: str, *, params: Mapping[str, str | int] | None,
+              body: Any, content_type: str, accept: str) -> requests.Response:
+        """One API request; returns the successful response (a pod's log is text, not JSON)."""
         headers = {"Accept": accept}
         data = None
         if body is not None:
@@ -210,7 +216,7 @@ class KubeClient:
             raise KubernetesError(f"cannot {what}: {exc}", "check your Kubernetes credentials") from None
         if not resp.ok:
             raise status_error(what, resp.status_code, _message(resp.content, resp.reason))
-        return dict(resp.json()) if resp.content else {}
+        return resp
 
     # -- access review ---------------------------------------------------------------------------
     def can_i(self, verb: str, resource: str, namespace: str, group: str = "", name: str | None = None) -> bool:
@@ -374,13 +380,26 @@ class KubeClient:
         return self.request(f"read pod {namespace}/{name}", "GET",
                             f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}")
 
-    def list_pods(self, namespace: str | None) -> list[dict[str, Any]]:
-        """Every pod in ``namespace`` (None: all namespaces), as plain dicts."""
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        """Every pod in ``namespace`` (None: all namespaces), or those ``label_selector`` matches, as plain dicts."""
+        params = {"labelSelector": label_selector} if label_selector else None
         if namespace:
-            answer = self.request(f"list pods in {namespace}", "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods")
+            answer = self.request(f"list pods in {namespace}", "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods",
+                                  params=params)
         else:
-            answer = self.request("list pods", "GET", "/api/v1/pods")
+            answer = self.request("list pods", "GET", "/api/v1/pods", params=params)
         return list(answer.get("items") or [])
+
+    def read_pod_log(self, namespace: str, name: str, container: str | None = None, tail_lines: int = 40) -> str:
+        """The last ``tail_lines`` lines of a container's log (``container`` None: the pod's only or
+        default one), e.g. to show why a driver failed; undecodable bytes are replaced."""
+        params: dict[str, str | int] = {"tailLines": tail_lines}
+        if container:
+            params["container"] = container
+        resp = self._send(f"read the log of pod {namespace}/{name}", "GET",
+                          f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}/log",
+                          params=params, body=None, content_type="application/json", accept="text/plain, */*")
+        return resp.content.decode("utf-8", errors="replace")
 
     def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
         """The Events about one object."""

@@ -8,13 +8,16 @@ driver pod exists the Secret is made the pod's, so Kubernetes deletes it with th
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from spark_secrets.errors import SparkSecretsError
 from spark_secrets.errors import KubernetesForbidden, KubernetesNotFound
@@ -28,6 +31,11 @@ from spark_secrets.tokensecret import LABEL_TOKEN_SECRET
 from submit_steps.spec import SecretPlan, SubmissionSpec, Target
 
 Progress = Callable[[str], None]
+
+#: The container Spark runs the driver in (its ``DEFAULT_DRIVER_CONTAINER_NAME``).
+DRIVER_CONTAINER = "spark-kubernetes-driver"
+#: How many of a failed driver's last log lines are shown.
+DRIVER_LOG_LINES = 40
 
 
 def stderr_progress(message: str) -> None:
@@ -55,6 +63,10 @@ class Submission:
         self.template_roles = tuple(template_roles)
         #: Where the pod templates were written (the caller removes it when the job no longer needs them).
         self.template_dir: Path | None = None
+        #: How long (s) to wait, once spark-submit returned, for the driver pod's phase to be written, and
+        #: how often to look (spark-submit may return a moment before the kubelet reports the end).
+        self.outcome_wait = 30.0
+        self.outcome_poll = 1.0
 
     # -- phases ----------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -176,6 +188,7 @@ class Submission:
         if spec.local_secrets is not None and not self._is_cluster_mode():
             run_env.update(spec.local_secrets.materialize())  # this driver runs here: files and env, private
         stop = threading.Event()
+        started = time.time()
 
         def watch_for_driver() -> None:
             while not stop.wait(poll):
@@ -196,7 +209,7 @@ class Submission:
                 proc = subprocess.run(argv, env=run_env)
             stop.set()
             watcher.join()
-            if self.adopt() is None and proc.returncode == 0 and self._is_cluster_mode():
+            if self.created and self.adopt() is None and proc.returncode == 0 and self._is_cluster_mode():
                 deadline = time.monotonic() + 10
                 while self.adopt() is None and not self.handed_over and time.monotonic() < deadline:
                     time.sleep(poll)
@@ -204,6 +217,8 @@ class Submission:
                 why = "spark-submit failed" if proc.returncode else "no driver pod owns them"
                 self.progress(f"{why}: removing the job's Secrets")
                 self.cleanup()
+            if proc.returncode == 0 and self._reports_driver_outcome():
+                return self.driver_outcome(spec, started)
             return proc.returncode
         except BaseException:
             stop.set()
@@ -215,3 +230,131 @@ class Submission:
 
     def _is_cluster_mode(self) -> bool:
         return self.settings.conf.get("spark.submit.deployMode", "client") == "cluster"
+
+    # -- the driver's outcome --------------------------------------------------------------------
+    def _reports_driver_outcome(self) -> bool:
+        """Cluster mode on Kubernetes with ``spark.kubernetes.submission.waitAppCompletion`` (Spark's
+        default true): spark-submit has then waited for the driver, yet exits 0 even if it failed."""
+        conf = self.settings.conf
+        waits = conf.get("spark.kubernetes.submission.waitAppCompletion", "").strip().lower() != "false"
+        return self._is_cluster_mode() and conf.get("spark.master", "").startswith("k8s://") and waits
+
+    def driver_outcome(self, spec: SubmissionSpec, started: float) -> int:
+        """The exit status a scheduler should see once spark-submit (started at ``started``, wall clock)
+        returned 0 in cluster mode: the driver pod's. Prints one line unless it succeeded. When the pod
+        cannot be read, says why and keeps spark-submit's 0 (the job may well have succeeded)."""
+        conf = spec.effective_conf()
+        namespace = conf.get("spark.kubernetes.namespace") or "default"
+        if self.owner is None and not (self.selectors or self.created or conf.get("spark.kubernetes.driver.pod.name")
+                                       or conf.get("spark.app.name")):
+            self.progress("the driver's outcome is unknown: nothing names this job's driver pod (give spark-submit "
+                          "--name); exiting with spark-submit's status 0")
+            return 0
+        deadline = time.monotonic() + self.outcome_wait
+        try:
+            while True:
+                pod = self._driver_pod(namespace, conf, started)
+                phase = str(((pod or {}).get("status") or {}).get("phase") or "")
+                if phase in ("Succeeded", "Failed") or time.monotonic() >= deadline:
+                    break
+                time.sleep(self.outcome_poll)
+        except KubernetesForbidden as exc:
+            self.progress(f"the driver's outcome is unknown: {exc.problem}; exiting with spark-submit's status 0")
+            return 0
+        except (SparkSecretsError, ValueError) as exc:  # ValueError: an answer that is not JSON
+            self.progress(f"the driver's outcome is unknown ({exc}); exiting with spark-submit's status 0")
+            return 0
+        if pod is None:
+            self.progress(f"no driver pod of this job found in namespace {namespace}: exiting 1")
+            return 1
+        namespace = str(pod["metadata"].get("namespace") or namespace)
+        where = f"{namespace}/{pod['metadata']['name']}"
+        if phase == "Succeeded":
+            return 0
+        if phase != "Failed":
+            self.progress(f"driver pod {where} is {phase or 'without a phase'} {self.outcome_wait:g} s after "
+                          "spark-submit ended, not Succeeded: exiting 1")
+            return 1
+        code, why = self._failure(pod)
+        self.progress(f"driver pod {where} ended Failed ({why})")
+        self._show_log(namespace, pod)
+        return code
+
+    def _driver_pod(self, namespace: str, conf: Mapping[str, str], started: float) -> dict[str, Any] | None:
+        """This job's driver pod: the one that owns its Secrets, the one named by
+        ``spark.kubernetes.driver.pod.name``, the one labelled with its Secret, or else the newest driver
+        labelled with its app name that is not older than this submission. A 403 names the permission."""
+        name = self.owner.name if self.owner is not None else conf.get("spark.kubernetes.driver.pod.name")
+        if self.owner is not None:
+            namespace = self.owner.namespace
+        try:
+            if name:
+                return self.kube.read_pod(namespace, name)
+        except KubernetesNotFound:
+            return None
+        except KubernetesForbidden:
+            raise KubernetesForbidden(f"you may not get pods in namespace {namespace}") from None
+        secret = next(iter(self.selectors), None) or (self.created[0].name if self.created else None)
+        if secret:
+            selector = f"{self.selectors.get(secret, f'{LABEL_TOKEN_SECRET}={secret}')},spark-role=driver"
+        else:
+            selector = f"spark-role=driver,spark-app-name={app_name_label(conf.get('spark.app.name', ''))}"
+        try:
+            pods = self.kube.list_pods(namespace, selector)
+        except KubernetesForbidden:
+            raise KubernetesForbidden(f"you may not list pods in namespace {namespace}") from None
+        if secret:  # labelled with this job's own Secret
+            return pods[0] if pods else None
+        # A driver of an earlier run of the same name may still be there: only a newer one is this job's
+        # (with a minute's grace for the API server's clock).
+        recent = [p for p in pods if _created(p) >= started - 60]
+        return max(recent, key=_created) if recent else None
+
+    @staticmethod
+    def _failure(pod: Mapping[str, Any]) -> tuple[int, str]:
+        """The exit status for a failed driver pod (its container's exit code, else 1) and why, in words."""
+        status = pod.get("status") or {}
+        containers = list(status.get("containerStatuses") or [])
+        driver = next((c for c in containers if c.get("name") == DRIVER_CONTAINER), containers[0] if containers else {})
+        ended = (driver.get("state") or {}).get("terminated")
+        if ended and ended.get("exitCode") is not None:
+            code = int(ended["exitCode"])
+            reason = ended.get("reason")
+            why = f"container exit code {code}" + (f", {reason}" if reason and reason != "Error" else "")
+            return (code if 0 < code < 256 else 1), why
+        reason = status.get("reason")
+        return 1, f"no container exit code{f'; reason {reason}' if reason else ''}"
+
+    def _show_log(self, namespace: str, pod: Mapping[str, Any]) -> None:
+        """The failed driver's last log lines (the user's own job log), after a line saying what they are."""
+        name = pod["metadata"]["name"]
+        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        container = DRIVER_CONTAINER if DRIVER_CONTAINER in names else (names[0] if names else None)
+        try:
+            lines = self.kube.read_pod_log(namespace, name, container, DRIVER_LOG_LINES).splitlines()
+        except KubernetesForbidden:
+            self.progress(f"cannot show its log: you may not get pods/log in namespace {namespace}")
+            return
+        except SparkSecretsError as exc:
+            self.progress(f"cannot show its log: {exc}")
+            return
+        self.progress(f"the last {len(lines)} lines of the driver pod's log:" if lines else "the driver pod's log is empty")
+        for line in lines:
+            print(line, file=sys.stderr)
+        sys.stderr.flush()
+
+
+def app_name_label(name: str) -> str:
+    """The ``spark-app-name`` label Spark gives the pods of an app named ``name``
+    (``KubernetesConf.getAppNameLabel``)."""
+    label = re.sub("-+", "-", re.sub("[^a-z0-9-]", "-", name.strip().lower()))
+    return label[:63].removeprefix("-").removesuffix("-")
+
+
+def _created(pod: Mapping[str, Any]) -> float:
+    """A pod's creation time (epoch seconds; 0 if missing or unreadable)."""
+    text = str((pod.get("metadata") or {}).get("creationTimestamp") or "")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0

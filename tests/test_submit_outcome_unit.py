@@ -1,0 +1,255 @@
+"""``spark-secrets submit`` exits with the driver's outcome in cluster mode (spark-submit exits 0 even when
+the driver pod failed): against a fake API server behind KubeClient's own REST code and a fake
+spark-submit script (no test bed)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from spark_secrets.kube import KubeClient
+from spark_secrets.kubeconfig import ClusterAccess
+from submit_steps.submission import Submission, app_name_label
+
+from steps_support import BASE, builder
+
+SERVER = "https://api.example.com:6443"
+PODS = "/api/v1/namespaces/alice/pods"
+DRIVER = "etl-1a2b-driver"
+CLUSTER = {**BASE, "spark.master": "k8s://https://api:6443", "spark.submit.deployMode": "cluster"}
+Answer = tuple[int, Any]
+
+
+def _response(url: str, status: int, body: Any) -> requests.Response:
+    resp = requests.Response()
+    resp.status_code, resp.url, resp.encoding = status, url, "utf-8"
+    resp.reason = {200: "OK", 201: "Created", 403: "Forbidden", 404: "Not Found"}.get(status, "Error")
+    resp._content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return resp
+
+
+class FakeApi:
+    """Stands in for the ``requests`` session: answers by (method, path), records every request."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict[str, Any]]] = []
+        self.routes: dict[tuple[str, str], Callable[[dict[str, Any], Any], Answer]] = {
+            ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"):
+                lambda params, body: (201, {"status": {"allowed": True}}),
+            ("POST", "/api/v1/namespaces/alice/secrets"):
+                lambda params, body: (201, {"metadata": {**body["metadata"], "uid": "s-uid", "resourceVersion": "1"}}),
+        }
+
+    def route(self, method: str, path: str, answer: Answer | Callable[[dict[str, Any], Any], Answer]) -> None:
+        self.routes[(method, path)] = answer if callable(answer) else (lambda params, body: answer)
+
+    def request(self, method: str, url: str, *, params: dict[str, Any] | None = None, data: str | None = None,
+                **_: Any) -> requests.Response:
+        path = urlsplit(url).path
+        self.seen.append((method, path, dict(params or {})))
+        handler = self.routes.get((method, path))
+        if handler is None and method in ("PATCH", "DELETE") and path.startswith("/api/v1/namespaces/alice/secrets/"):
+            handler = lambda params, body: (200, {})  # noqa: E731 (set_owner, cleanup)
+        if handler is None:
+            return _response(url, 404, {"kind": "Status", "message": f"nothing at {path}"})
+        status, body = handler(dict(params or {}), json.loads(data) if data else None)
+        return _response(url, status, body)
+
+    def reads_of_the_driver(self) -> list[str]:
+        return [path for method, path, _ in self.seen if method == "GET" and path.startswith(f"{PODS}/")]
+
+
+def _pod(phase: str, *, name: str = DRIVER, terminated: dict[str, Any] | None = None, reason: str | None = None,
+         created: float | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase}
+    if reason:
+        status["reason"] = reason
+    containers = [{"name": "istio-proxy", "state": {"running": {}}}]
+    containers.append({"name": "spark-kubernetes-driver", "state": {"terminated": terminated} if terminated
+                       else {"waiting": {"reason": "ContainerCreating"}}})
+    stamp = datetime.fromtimestamp(time.time() if created is None else created, timezone.utc)
+    return {"metadata": {"name": name, "namespace": "alice", "uid": f"{name}-uid",
+                         "creationTimestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         "labels": {"spark-role": "driver"}},
+            "spec": {"containers": [{"name": "istio-proxy"}, {"name": "spark-kubernetes-driver"}]},
+            "status": {**status, "containerStatuses": containers}}
+
+
+def _spark_submit(tmp_path: Path, status: int = 0) -> str:
+    script = tmp_path / "spark-submit"
+    script.write_text(f"#!/bin/sh\nexit {status}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def _submit(tmp_path: Path, api: FakeApi, conf: dict[str, str] | None = None, status: int = 0,
+            wait: float = 5.0) -> int:
+    kube = KubeClient(ClusterAccess(SERVER, namespace="alice"), "alice")
+    kube._session = lambda: api  # type: ignore[assignment,method-assign,return-value]
+    submission = Submission(CLUSTER if conf is None else conf, kube, builder=builder(CLUSTER if conf is None else conf))
+    submission.outcome_wait, submission.outcome_poll = wait, 0.02
+    return submission.run_spark_submit(["--name", "etl", "local:///opt/app.py"], spark_submit=_spark_submit(tmp_path, status),
+                                       env={"PATH": "/usr/bin:/bin"}, poll=0.01)
+
+
+def _api_with_driver(pod: dict[str, Any] | Callable[[], dict[str, Any]], log: bytes = b"") -> FakeApi:
+    api = FakeApi()
+    current = pod if callable(pod) else (lambda: pod)
+    api.route("GET", PODS, lambda params, body: (200, {"items": [current()]}))
+    api.route("GET", f"{PODS}/{DRIVER}", lambda params, body: (200, current()))
+    api.route("GET", f"{PODS}/{DRIVER}/log", (200, log))
+    return api
+
+
+def _ours(stderr: str) -> list[str]:
+    """The lines about the driver's outcome: those after spark-submit ran, but for the Secret's ownership."""
+    lines = stderr.splitlines()
+    (ran,) = [i for i, line in enumerate(lines) if line.startswith("spark-secrets: running spark-submit with ")]
+    return [line for line in lines[ran + 1:] if "Secret" not in line]
+
+
+def test_a_succeeded_driver_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Succeeded", terminated={"exitCode": 0, "reason": "Completed"}))
+    assert _submit(tmp_path, api) == 0
+    assert api.reads_of_the_driver() == [f"{PODS}/{DRIVER}"]  # read once, no log
+    assert _ours(capsys.readouterr().err) == []
+
+
+def test_a_failed_driver_exits_with_its_container_exit_code_and_shows_its_log(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Failed", terminated={"exitCode": 3, "reason": "Error"}),
+                           log=b"INFO starting\nTraceback (most recent call last):\nValueError: bad input\n")
+    assert _submit(tmp_path, api) == 3
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    header = f"spark-secrets: driver pod alice/{DRIVER} ended Failed (container exit code 3)"
+    assert [line for line in lines if line.startswith("spark-secrets: driver pod")] == [header]
+    at = lines.index(header)
+    assert lines[at + 1:] == ["spark-secrets: the last 3 lines of the driver pod's log:", "INFO starting",
+                              "Traceback (most recent call last):", "ValueError: bad input"]
+    (log_request,) = [params for method, path, params in api.seen if path.endswith("/log")]
+    assert log_request == {"tailLines": 40, "container": "spark-kubernetes-driver"}
+    password = b"p" * 20  # the fake tokens' password (steps_support.creds)
+    for text in (password.decode(), password.hex(), base64.b64encode(password).decode()):
+        assert text not in err
+
+
+def test_a_failed_driver_without_an_exit_code_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Failed", reason="Evicted"), log=b"")
+    assert _submit(tmp_path, api) == 1
+    assert _ours(capsys.readouterr().err) == [
+        f"spark-secrets: driver pod alice/{DRIVER} ended Failed (no container exit code; reason Evicted)",
+        "spark-secrets: the driver pod's log is empty"]
+
+
+def test_a_failed_driver_whose_container_exited_0_still_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Failed", terminated={"exitCode": 0, "reason": "Completed"}), log=b"done\n")
+    assert _submit(tmp_path, api) == 1
+    assert f"driver pod alice/{DRIVER} ended Failed (container exit code 0, Completed)" in capsys.readouterr().err
+
+
+def test_the_phase_is_awaited_a_while(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """spark-submit may return a moment before the phase is written."""
+    reads: list[float] = []
+
+    def pod() -> dict[str, Any]:
+        reads.append(time.monotonic())
+        if len(reads) < 4:
+            return _pod("Running")
+        return _pod("Failed", terminated={"exitCode": 137, "reason": "OOMKilled"})
+
+    api = _api_with_driver(pod, log=b"killed\n")
+    assert _submit(tmp_path, api) == 137
+    assert f"driver pod alice/{DRIVER} ended Failed (container exit code 137, OOMKilled)" in capsys.readouterr().err
+
+
+def test_a_driver_still_running_after_the_wait_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Running"))
+    began = time.monotonic()
+    assert _submit(tmp_path, api, wait=0.3) == 1
+    assert time.monotonic() - began < 5
+    assert len(api.reads_of_the_driver()) > 2  # polled, not read once
+    assert _ours(capsys.readouterr().err) == [
+        f"spark-secrets: driver pod alice/{DRIVER} is Running 0.3 s after spark-submit ended, not Succeeded: exiting 1"]
+
+
+def test_a_forbidden_pod_keeps_spark_submits_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Failed", terminated={"exitCode": 3}))
+    api.route("GET", f"{PODS}/{DRIVER}", (403, {"kind": "Status", "message": f'pods "{DRIVER}" is forbidden'}))
+    assert _submit(tmp_path, api) == 0
+    err = capsys.readouterr().err
+    assert _ours(err) == ["spark-secrets: the driver's outcome is unknown: you may not get pods in namespace alice; "
+                          "exiting with spark-submit's status 0"]
+    assert "Traceback" not in err
+
+
+def test_a_forbidden_log_still_reports_the_failure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Failed", terminated={"exitCode": 2}))
+    api.route("GET", f"{PODS}/{DRIVER}/log", (403, {"kind": "Status", "message": "forbidden"}))
+    assert _submit(tmp_path, api) == 2
+    assert _ours(capsys.readouterr().err) == [
+        f"spark-secrets: driver pod alice/{DRIVER} ended Failed (container exit code 2)",
+        "spark-secrets: cannot show its log: you may not get pods/log in namespace alice"]
+
+
+def test_without_waiting_for_the_app_no_pod_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Failed", terminated={"exitCode": 3}))
+    conf = {**CLUSTER, "spark.kubernetes.submission.waitAppCompletion": "False"}
+    assert _submit(tmp_path, api, conf) == 0
+    assert api.reads_of_the_driver() == []
+    assert _ours(capsys.readouterr().err) == []
+
+
+def test_client_mode_keeps_spark_submits_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Failed", terminated={"exitCode": 3}))
+    assert _submit(tmp_path, api, {**CLUSTER, "spark.submit.deployMode": "client"}) == 0
+    assert api.reads_of_the_driver() == []
+
+
+def test_a_failed_spark_submit_keeps_its_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = _api_with_driver(_pod("Succeeded", terminated={"exitCode": 0}))
+    assert _submit(tmp_path, api, status=4) == 4
+    assert api.reads_of_the_driver() == []
+    assert _ours(capsys.readouterr().err) == []
+
+
+def test_no_driver_pod_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    api = FakeApi()
+    api.route("GET", PODS, (200, {"items": []}))
+    # without a Secret to attach, spark-submit's return is not followed by 10 s of looking for its owner
+    assert _submit(tmp_path, api, {**CLUSTER, "spark.secrets.enabled": "false"}, wait=0.1) == 1
+    assert _ours(capsys.readouterr().err) == ["spark-secrets: no driver pod of this job found in namespace alice: exiting 1"]
+
+
+def test_without_a_secret_the_newest_driver_of_the_app_name_is_this_jobs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Nothing created (spark.secrets.enabled=false): the driver is found by Spark's own labels, and an
+    earlier run's driver of the same name is not taken for it."""
+    old = _pod("Succeeded", name="nightly-etl-old-driver", terminated={"exitCode": 0}, created=time.time() - 3600)
+    new = _pod("Failed", name="nightly-etl-new-driver", terminated={"exitCode": 5})
+    api = FakeApi()
+    api.route("GET", PODS, lambda params, body: (200, {"items": [new, old]}))
+    api.route("GET", f"{PODS}/nightly-etl-new-driver/log", (200, b"boom\n"))
+    began = time.monotonic()
+    assert _submit(tmp_path, api, {**CLUSTER, "spark.secrets.enabled": "false"}) == 5
+    assert time.monotonic() - began < 5  # no wait for a Secret's owner when there is no Secret
+    (listing,) = [params for method, path, params in api.seen if (method, path) == ("GET", PODS)]
+    assert listing == {"labelSelector": "spark-role=driver,spark-app-name=nightly-etl"}
+    assert "driver pod alice/nightly-etl-new-driver ended Failed (container exit code 5)" in capsys.readouterr().err
+    api.route("GET", PODS, lambda params, body: (200, {"items": [old]}))
+    assert _submit(tmp_path, api, {**CLUSTER, "spark.secrets.enabled": "false"}, wait=0.1) == 1
+
+
+@pytest.mark.parametrize(("name", "label"), [("Nightly ETL", "nightly-etl"), ("  --My_App!!v2--  ", "my-app-v2"),
+                                              ("x" * 70, "x" * 63), ("a" * 62 + "_b", "a" * 62)])
+def test_app_name_labels_are_spark_s(name: str, label: str) -> None:
+    assert app_name_label(name) == label
