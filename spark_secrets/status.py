@@ -15,7 +15,7 @@ from spark_secrets.kube import KubeClient
 from spark_secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED,
                                        ANNOTATION_LAST_ACTION, ANNOTATION_MAX_DATE, ANNOTATION_NEXT_ACTION,
                                        ANNOTATION_PRINCIPAL, ANNOTATION_RENEWED_AT, ANNOTATION_TOKENS, LABEL_APP,
-                                       LABEL_OWNER, TOKEN_SECRET_SELECTOR, handle_tokens, rfc3339)
+                                       LABEL_OWNER, TOKEN_SECRET_SELECTOR, handle_tokens, parse_rfc3339, rfc3339)
 
 #: Events shown per Secret, newest last.
 EVENTS = 5
@@ -92,6 +92,14 @@ def _until(stamp: str, now: dt.datetime) -> str:
     return f"in {seconds // 3600} h {seconds % 3600 // 60} min" if seconds >= 3600 else f"in {seconds // 60} min {seconds % 60} s"
 
 
+def _shown(stamp: str | None) -> str | None:
+    """A time annotation in whole seconds, as people read it (the renew service writes milliseconds)."""
+    try:
+        return rfc3339(parse_rfc3339(stamp)) if stamp else stamp
+    except ValueError:
+        return stamp
+
+
 def _tokens(handles: str) -> tuple[TokenView, ...]:
     out = []
     for token in handle_tokens(handles):
@@ -121,10 +129,11 @@ def job_status(meta_obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]],
     shown = sorted(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))[-EVENTS:]
     return JobStatus(
         namespace=str(meta.get("namespace")), secret=name, app=str(labels.get(LABEL_APP, "")),
-        owner=str(labels.get(LABEL_OWNER, "")), expiry=notes.get(ANNOTATION_EXPIRY),
-        expiry_estimated=notes.get(ANNOTATION_EXPIRY_ESTIMATED) == "true", max_date=notes.get(ANNOTATION_MAX_DATE),
+        owner=str(labels.get(LABEL_OWNER, "")), expiry=_shown(notes.get(ANNOTATION_EXPIRY)),
+        expiry_estimated=notes.get(ANNOTATION_EXPIRY_ESTIMATED) == "true",
+        max_date=_shown(notes.get(ANNOTATION_MAX_DATE)),
         next_action=notes.get(ANNOTATION_NEXT_ACTION), last_action=notes.get(ANNOTATION_LAST_ACTION),
-        last_at=notes.get(ANNOTATION_RENEWED_AT),
+        last_at=_shown(notes.get(ANNOTATION_RENEWED_AT)),
         acted_by=notes.get(ANNOTATION_ACTED_BY) or notes.get(ANNOTATION_PRINCIPAL),
         tokens=_tokens(notes.get(ANNOTATION_TOKENS, "")),
         pods=tuple(PodView(str(p["metadata"]["name"]), str((p["metadata"].get("labels") or {}).get("spark-role", "pod")),

@@ -7,6 +7,8 @@ only and read a Secret's data only when it acts on it:
 * ``expiry``, ``max-date``: when the tokens lapse unless renewed, and when they cannot be renewed;
 * ``expiry-estimated``: the expiry is the submission's estimate, not the token server's answer;
 * ``renewed-at``: when the renew service last renewed or re-issued them;
+* ``outgoing-*``, with the data key ``<key>.outgoing``: the tokens a re-issue replaced, kept alive until
+  the pods can have the new ones (:mod:`spark_secrets.renew.rollover`);
 * ``tokens``: the distinct tokens *without their passwords*, as Hadoop's URL-safe token strings.
   A NameNode (and KMS, and the metastore) authorizes a cancel by the caller's Kerberos identity
   (owner or renewer), never by the password, so this is all the service needs to cancel the tokens
@@ -64,6 +66,20 @@ ANNOTATION_VERIFIED = f"{DOMAIN}/verified"
 #: Between the owner and the rest of a job's Secret names in a shared layout's namespace (``alice--etl-…``):
 #: the submission writes it, the owner and pod policies read the owner from it.
 OWNER_SEPARATOR = "--"
+#: A re-issue's outgoing tokens (:mod:`spark_secrets.renew.rollover`): the pods use them until kubelet
+#: projects the new file, so the service keeps them in the Secret under ``<key>.outgoing`` (a Hadoop token
+#: file like the main key's) and renews them until ``outgoing-until`` (the write plus the projection bound,
+#: capped at their max date). ``outgoing-tokens``: their handles, as ``tokens``; ``outgoing-expiry`` and
+#: ``outgoing-renewed-at``: as ``expiry`` and ``renewed-at``; ``outgoing-verified``: the service's seal over
+#: all of these, so that only outgoing tokens the service wrote itself are ever renewed or cancelled.
+OUTGOING_SUFFIX = ".outgoing"
+ANNOTATION_OUTGOING_TOKENS = f"{DOMAIN}/outgoing-tokens"
+ANNOTATION_OUTGOING_UNTIL = f"{DOMAIN}/outgoing-until"
+ANNOTATION_OUTGOING_EXPIRY = f"{DOMAIN}/outgoing-expiry"
+ANNOTATION_OUTGOING_RENEWED_AT = f"{DOMAIN}/outgoing-renewed-at"
+ANNOTATION_OUTGOING_VERIFIED = f"{DOMAIN}/outgoing-verified"
+OUTGOING_ANNOTATIONS = (ANNOTATION_OUTGOING_TOKENS, ANNOTATION_OUTGOING_UNTIL, ANNOTATION_OUTGOING_EXPIRY,
+                        ANNOTATION_OUTGOING_RENEWED_AT, ANNOTATION_OUTGOING_VERIFIED)
 #: The service account of the job's driver; in controller mode it is granted ``get`` on the Secret.
 ANNOTATION_SERVICE_ACCOUNT = f"{DOMAIN}/service-account"
 #: The key of the token file in a token Secret unless ``spark.secrets.secret.key`` says otherwise
@@ -74,16 +90,29 @@ TOKEN_SECRET_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY},{LABEL_KIND}={KIND_HAD
 #: What the renew service keeps current on every renewal; a released Secret loses them all.
 SCHEDULE_ANNOTATIONS = (ANNOTATION_EXPIRY, ANNOTATION_MAX_DATE, ANNOTATION_EXPIRY_ESTIMATED, ANNOTATION_RENEWED_AT,
                         ANNOTATION_TOKENS, ANNOTATION_LAST_ACTION, ANNOTATION_ACTED_BY, ANNOTATION_NEXT_ACTION,
-                        ANNOTATION_VERIFIED)
+                        ANNOTATION_VERIFIED, *OUTGOING_ANNOTATIONS)
 
 
 def rfc3339(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Whole seconds (rounded down), for people: logs, ``status``, ``next-action``."""
+    return dt.datetime.fromtimestamp(ms // 1000, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def rfc3339_ms(ms: int) -> str:
+    """To the millisecond (``2026-12-05T15:03:52.123Z``; a whole second as :func:`rfc3339` writes it), for the
+    times decisions are made on: token servers answer in milliseconds, and whole seconds could move an
+    expiry to the other side of a re-issue window's opening."""
+    return f"{rfc3339(ms)[:-1]}.{ms % 1000:03d}Z" if ms % 1000 else rfc3339(ms)
 
 
 def parse_rfc3339(text: str) -> int:
     """Milliseconds since the epoch of an RFC 3339 UTC time (``...Z``, seconds or milliseconds)."""
-    return int(dt.datetime.fromisoformat(text).timestamp() * 1000)  # Python 3.11 reads the "Z" itself
+    return round(dt.datetime.fromisoformat(text).timestamp() * 1000)  # Python 3.11 reads the "Z" itself
+
+
+def outgoing_key(key: str) -> str:
+    """The data key of a re-issue's outgoing tokens (still a valid Secret key: ``[-._a-zA-Z0-9]+``)."""
+    return key + OUTGOING_SUFFIX
 
 
 # -- the writer's side ------------------------------------------------------------------------------
@@ -121,18 +150,19 @@ def schedule_annotations(creds: Credentials, expiry_ms: int, *, estimated: bool 
                          renewed_at_ms: int | None = None) -> dict[str, str | None]:
     """The scheduling annotations for ``creds`` (None removes one in a merge patch)."""
     idents = identifiers_of(creds)
-    notes: dict[str, str | None] = {ANNOTATION_EXPIRY: rfc3339(expiry_ms),
+    notes: dict[str, str | None] = {ANNOTATION_EXPIRY: rfc3339_ms(expiry_ms),
                                     ANNOTATION_EXPIRY_ESTIMATED: "true" if estimated else None,
-                                    ANNOTATION_RENEWED_AT: rfc3339(renewed_at_ms) if renewed_at_ms else None,
+                                    ANNOTATION_RENEWED_AT: rfc3339_ms(renewed_at_ms) if renewed_at_ms else None,
                                     ANNOTATION_TOKENS: token_handles(creds)}
     if idents:
-        notes[ANNOTATION_MAX_DATE] = rfc3339(min(i.max_date for i in idents))
+        notes[ANNOTATION_MAX_DATE] = rfc3339_ms(min(i.max_date for i in idents))
     return notes
 
 
 def release_patch(key: str, resource_version: str) -> dict[str, Any]:
-    """The merge patch that empties a pre-created Secret: no tokens, no token-Secret label or schedule."""
-    return {"data": {key: None},
+    """The merge patch that empties a pre-created Secret: no tokens (nor a re-issue's outgoing ones), no
+    token-Secret label or schedule."""
+    return {"data": {key: None, outgoing_key(key): None},
             "metadata": {"resourceVersion": resource_version, "labels": {LABEL_KIND: None},
                          "annotations": {name: None for name in SCHEDULE_ANNOTATIONS}}}
 
@@ -147,6 +177,54 @@ def _short(principal: str) -> str:
 
 def _interned(text: object) -> str:
     return sys.intern(str(text))  # namespaces and keys repeat across thousands of Secrets
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A re-issue's outgoing tokens as the Secret describes them (``outgoing-*``); ``repr`` shows no secret bytes.
+
+    Anyone who may write the Secret may write these too: only :attr:`verified` (the service's seal, set by the
+    service) makes them something to renew or cancel."""
+
+    handles: str
+    until_ms: int
+    expiry_ms: int
+    renewed_at_ms: int
+    #: The ``outgoing-verified`` annotation as written.
+    seal: str = ""
+    #: The ``<key>.outgoing`` token file, when the Secret's data was read (None: not read, or absent).
+    credentials: Credentials | None = None
+    #: Set by the renew service only: its seal holds for exactly these annotations on this Secret (and, with
+    #: the data read, the file holds exactly the tokens ``handles`` names).
+    verified: bool = False
+
+    def __repr__(self) -> str:
+        return f"Outgoing(until={self.until_ms}, expiry={self.expiry_ms}, verified={self.verified})"
+
+    @property
+    def data_matches_handles(self) -> bool:
+        return self.credentials is not None and bool(self.handles) and token_handles(self.credentials) == self.handles
+
+    def cancel_tokens(self) -> list[Token]:
+        """The distinct tokens (from the file if read, else the handles)."""
+        return distinct_tokens(self.credentials) if self.credentials is not None else handle_tokens(self.handles)
+
+    @classmethod
+    def from_annotations(cls, notes: Mapping[str, str]) -> Outgoing | None:
+        """None without any ``outgoing-*`` annotation; malformed times read as 0 (no seal of the service's holds
+        for them, so they are ignored and dropped rather than making the Secret unusable)."""
+        if not any(name in notes for name in OUTGOING_ANNOTATIONS):
+            return None
+
+        def when(name: str) -> int:
+            try:
+                return parse_rfc3339(notes[name]) if name in notes else 0
+            except ValueError:
+                return 0
+
+        return cls(notes.get(ANNOTATION_OUTGOING_TOKENS, ""), when(ANNOTATION_OUTGOING_UNTIL),
+                   when(ANNOTATION_OUTGOING_EXPIRY), when(ANNOTATION_OUTGOING_RENEWED_AT),
+                   notes.get(ANNOTATION_OUTGOING_VERIFIED, ""))
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs a third of the start at 100,000 Secrets
@@ -186,6 +264,8 @@ class TokenSecret:
     #: Set by the renew service only: the seal is its own for this Secret as it is, so the tokens named
     #: by ``handles`` were renewed by the service (genuine) for this owner label. Never read from the Secret.
     verified: bool = False
+    #: A re-issue's outgoing tokens, if the Secret names any (None for nearly all: one slot per Secret).
+    outgoing: Outgoing | None = None
 
     def __repr__(self) -> str:
         held = f"tokens={len(self.credentials)}" if self.credentials is not None else "metadata only"
@@ -274,6 +354,7 @@ class TokenSecret:
                    owner_label=_interned(labels.get(LABEL_OWNER, "")),
                    service_account=notes.get(ANNOTATION_SERVICE_ACCOUNT) or None,
                    app=_interned(labels.get(LABEL_APP, "")), seal=notes.get(ANNOTATION_VERIFIED, ""),
+                   outgoing=Outgoing.from_annotations(notes),
                    # no expiry annotation: nothing known, so renew at first sight as for an estimate
                    expiry_estimated=notes.get(ANNOTATION_EXPIRY_ESTIMATED) == "true" or ANNOTATION_EXPIRY not in notes)
 
@@ -294,4 +375,12 @@ class TokenSecret:
         if not idents:
             raise UnusableSecret(f"token Secret {ts.ref} holds no delegation tokens")
         expiry = ts.expiry_ms or min(i.max_date for i in idents)
-        return replace(ts, credentials=creds, expiry_ms=expiry, file_format=data[4])
+        outgoing = ts.outgoing
+        raw_outgoing = (obj.get("data") or {}).get(outgoing_key(ts.key))
+        if raw_outgoing is not None:  # unreadable: no credentials, so it matches no seal and is dropped
+            outgoing = outgoing or Outgoing("", 0, 0, 0)
+            try:
+                outgoing.credentials = Credentials.from_bytes(base64.b64decode(raw_outgoing))
+            except (TokenFormatError, ValueError):
+                pass
+        return replace(ts, credentials=creds, expiry_ms=expiry, file_format=data[4], outgoing=outgoing)

@@ -44,7 +44,7 @@ def test_a_secret_without_schedule_annotations_is_due_at_first_sight() -> None:
 
 def test_release_removes_the_tokens_and_everything_the_service_schedules_with() -> None:
     patch = release_patch("hadoop-tokens", "5")
-    assert patch["data"] == {"hadoop-tokens": None}
+    assert patch["data"] == {"hadoop-tokens": None, "hadoop-tokens.outgoing": None}
     assert patch["metadata"]["resourceVersion"] == "5"
     assert set(patch["metadata"]["annotations"]) >= {"spark-secrets.io/expiry", ANNOTATION_TOKENS}
     assert all(v is None for v in patch["metadata"]["annotations"].values())

@@ -23,6 +23,7 @@ EXPIRY_SERIES = 200
 #: (attribute, name without prefix and suffix, help) of every counter.
 COUNTERS = (
     ("renewals", "renewals", "Successful token renewals"),
+    ("standby_renewals", "standby_renewals", "Token renewals by a standby replica for a late leader (it writes nothing)"),
     ("reissues", "reissues", "Tokens re-issued before their max date"),
     ("cancellations", "cancellations", "Tokens cancelled after their Secret was deleted"),
     ("failures", "failures", "Failed renewals, re-issues or cancellations"),
@@ -46,6 +47,8 @@ class Metrics:
         self.by_kind[kind, operation] = self.by_kind.get((kind, operation), 0) + 1
 
     renewals: int = 0
+    #: Secrets whose tokens a standby renewed because the leader was late (:mod:`.standby`).
+    standby_renewals: int = 0
     reissues: int = 0
     cancellations: int = 0
     failures: int = 0

@@ -8,6 +8,11 @@ and the password-less token handles. The key is derived from the service's keyta
 file), which no user can read, so a user can neither forge a seal nor move one to another Secret or
 owner, and a restarted replica (or the other one) recognises what was verified before. A keytab
 rotation only costs a renewal: seals that no longer check are verified again.
+
+A second seal (``outgoing-verified``, under a key of its own) covers a re-issue's outgoing tokens
+(:mod:`.rollover`): their handles, until when they are kept alive, and their expiry and last renewal, so
+that the service renews and cancels only outgoing tokens it wrote itself, never one a writer added, and
+never for longer than it chose. A seal of either kind is never accepted as the other.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ import hmac
 from pathlib import Path
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.tokensecret import TokenSecret
+from spark_secrets.tokensecret import Outgoing, TokenSecret
 
 _CONTEXT = b"spark-secrets seal v1"
+_OUTGOING_CONTEXT = b"spark-secrets outgoing seal v1"
 _PREFIX = "v1:"
 
 
@@ -31,6 +37,7 @@ class Seal:
         if len(key) < 16:
             raise ConfigError("the seal key is shorter than 16 bytes", "use a random key of 32 bytes or more")
         self._key = hmac.new(key, _CONTEXT, hashlib.sha256).digest()
+        self._outgoing_key = hmac.new(key, _OUTGOING_CONTEXT, hashlib.sha256).digest()
 
     def __repr__(self) -> str:
         return "Seal(<key>)"
@@ -44,8 +51,11 @@ class Seal:
             raise ConfigError(f"cannot read {what} {path}: {exc.strerror}", "check the path and its permissions") from None
 
     def sign(self, namespace: str, name: str, uid: str, owner: str, handles: str) -> str:
-        message = "\n".join((namespace, name, uid, owner, handles)).encode()
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return self._mac(self._key, (namespace, name, uid, owner, handles))
+
+    @staticmethod
+    def _mac(key: bytes, fields: tuple[str, ...]) -> str:
+        digest = hmac.new(key, "\n".join(fields).encode(), hashlib.sha256).digest()
         return _PREFIX + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
     def of(self, ts: TokenSecret, handles: str | None = None) -> str:
@@ -55,3 +65,15 @@ class Seal:
     def holds(self, ts: TokenSecret) -> bool:
         """Whether ``ts``'s seal is this service's for exactly its namespace, name, uid, owner and handles."""
         return bool(ts.seal and ts.handles) and hmac.compare_digest(ts.seal, self.of(ts))
+
+    def of_outgoing(self, ts: TokenSecret, outgoing: Outgoing) -> str:
+        """The seal of ``outgoing`` (as it is about to be written) on ``ts``'s Secret and owner."""
+        return self._mac(self._outgoing_key, (ts.namespace, ts.name, ts.uid, ts.owner_label, outgoing.handles,
+                                              str(outgoing.until_ms), str(outgoing.expiry_ms),
+                                              str(outgoing.renewed_at_ms)))
+
+    def holds_outgoing(self, ts: TokenSecret) -> bool:
+        """Whether ``ts``'s outgoing seal is this service's for exactly its Secret, owner and outgoing annotations."""
+        out = ts.outgoing
+        return (out is not None and bool(out.seal and out.handles)
+                and hmac.compare_digest(out.seal, self.of_outgoing(ts, out)))

@@ -43,8 +43,10 @@ from spark_secrets.metastore import Metastore
 from spark_secrets.renew.kinds import TokenKind, default_kinds
 from spark_secrets.renew.metrics import EXPIRY_SERIES, Metrics
 from spark_secrets.renew.policy import REISSUE, Policy, estimate_warning
+from spark_secrets.renew.rollover import Rollover
 from spark_secrets.renew.rotation import SecretRotator
 from spark_secrets.renew.seal import Seal
+from spark_secrets.renew.standby import Standby
 from spark_secrets.renew.watch import DELETED, LISTING, PAGE, SYNC, SecretEvent, SecretWatch
 from spark_secrets.token import Token
 from spark_secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_LAST_ACTION, ANNOTATION_NEXT_ACTION,
@@ -89,6 +91,9 @@ class RenewService:
         self.secrets: dict[Key, TokenSecret] = {}
         self.housekeeper = Housekeeper(kube, self.secrets, self.metrics, report=self._report, now_ms=self._now,
                                        grants=grants, sweep_interval=sweep_interval, orphan_grace_ms=orphan_grace_ms)
+        #: While not leading: renews (only) sealed tokens the leader let come close to lapsing.
+        self.standby = Standby(kube, self.secrets, self.metrics, kind_of=self._kind, checked=self._checked,
+                               ratio=lambda: self.policy.ratio, now_ms=self._now, leading=lambda: self.leader())
         self._due: list[tuple[int, Key, str]] = []  # (due ms, key, resourceVersion it was computed from)
         self._backoff: dict[Key, int] = {}
         self._refused: dict[Key, tuple[str, str]] = {}  # Secret -> (resourceVersion, reason) last refused
@@ -197,10 +202,16 @@ class RenewService:
             self._schedule(ts)
         return key
 
+    @functools.cached_property
+    def rollover(self) -> Rollover:
+        """A re-issue's outgoing tokens, kept alive until the pods can have the new ones (:mod:`.rollover`)."""
+        return Rollover(self.seal, self.policy, self._kind, self.metrics)
+
     def _checked(self, ts: TokenSecret) -> TokenSecret:
         """``ts`` with :attr:`~TokenSecret.verified` set from the seal (and, with data, the file matching it)."""
         ts.verified = self.seal.holds(ts) and (ts.credentials is None or ts.data_matches_handles)
         ts.seal = ""  # checked: the flag is all the service keeps (memory per Secret at 100,000 of them)
+        self.rollover.check(ts)  # the outgoing tokens' own seal
         return ts
 
     def _schedule(self, ts: TokenSecret) -> None:
@@ -226,6 +237,7 @@ class RenewService:
     def _run_due(self) -> None:
         self.metrics.leader = self.leader()
         if not self.metrics.leader:
+            self.standby.run()  # renews only what a late leader let come close to lapsing; writes nothing
             return  # a standby keeps its view current and acts once it holds the lease
         now = self._now()
         while self._due and self._due[0][0] <= now:
@@ -316,6 +328,17 @@ class RenewService:
         raise UnusableSecret(f"no token kind renews {token.kind} tokens", "upgrade the renew service")
 
     def _renew(self, ts: TokenSecret) -> None:
+        """Renew the main tokens (and in the same write the outgoing ones, if due), or only the outgoing ones
+        when they alone are due; a re-issue instead if its window opened meanwhile."""
+        now = self._now()
+        action, due = self.policy.main_action(ts, now, spread=False)
+        outgoing_due = self.policy.outgoing_due(ts, now)
+        if outgoing_due is not None and outgoing_due <= now < due:
+            self._keep_outgoing(ts, now)
+            return
+        if action == REISSUE and due <= now:
+            self._reissue(ts)
+            return
         expiries = []
         for token in ts.distinct_tokens():
             kind = self._kind(token)
@@ -336,10 +359,12 @@ class RenewService:
         expiry = min(expiries)
         now = self._now()
         assert ts.credentials is not None
+        outgoing = self.rollover.at_write(ts, now)
         notes = {**schedule_annotations(ts.credentials, expiry, renewed_at_ms=now),
-                 **self._plan(ts, "renewed", expiry, ts.max_date_ms, now),
+                 **self._plan(dataclasses.replace(ts, outgoing=outgoing.outgoing), "renewed", expiry, ts.max_date_ms,
+                              now),
                  ANNOTATION_VERIFIED: self.seal.of(ts, token_handles(ts.credentials))}
-        self._patch(ts, {"metadata": {"annotations": notes}})
+        self._patch(ts, outgoing.patch(notes))
         self.metrics.renewals += 1
         log.info("renewed %s (%d token(s), %s): now expires %s", ts.ref, len(expiries), self._seq(ts), rfc3339(expiry))
         if not ts.expiry_known:
@@ -360,7 +385,7 @@ class RenewService:
     def _reissue(self, ts: TokenSecret) -> None:
         if not ts.filesystems:
             raise UnusableSecret(f"{ts.ref} names no filesystems", "recreate it with spark-secrets")
-        self._extend_for_rollover(ts)
+        extended = self._extend_for_rollover(ts)
         creds = Credentials()
         for kind in self.kinds:
             targets = [t for t in ts.filesystems if kind.owns_target(t)]
@@ -368,24 +393,40 @@ class RenewService:
                 obtained = kind.obtain(targets, ts.owner_label)
                 creds.tokens.update(obtained.tokens)
                 creds.secret_keys.update(obtained.secret_keys)
-        fresh = dataclasses.replace(ts, credentials=creds, verified=True)  # obtained by this service itself
+        fresh = dataclasses.replace(ts, credentials=creds, verified=True, outgoing=None)  # obtained by the service
         for token in fresh.distinct_tokens():
             self.metrics.count(self._kind(token).name, "obtain")
         expiry = min(self._kind(t).renew(t) for t in fresh.distinct_tokens())
         data = base64.b64encode(creds.to_bytes(ts.file_format)).decode("ascii")
         now = self._now()
+        outgoing = self.rollover.begin(ts, extended, now)  # the tokens the pods use until they have the new ones
         try:
             notes = {**schedule_annotations(creds, expiry, renewed_at_ms=now),
-                     **self._plan(fresh, "re-issued", expiry, fresh.max_date_ms, now),
+                     **self._plan(dataclasses.replace(fresh, outgoing=outgoing.outgoing), "re-issued", expiry,
+                                  fresh.max_date_ms, now),
                      ANNOTATION_VERIFIED: self.seal.of(ts, token_handles(creds))}
-            self._patch(ts, {"data": {ts.key: data}, "metadata": {"annotations": notes}})
+            self._patch(ts, outgoing.patch(notes, {ts.key: data}))
         except KubernetesConflict:
-            # Someone else (another replica) changed the Secret first: this token goes nowhere, so cancel it.
+            # Someone else (another replica) changed the Secret first: this token goes nowhere, so cancel it
+            # (only it: ``fresh`` has no outgoing tokens, and the Secret's own are still in use).
             self._cancel(fresh, why="obtained for, but not written into, changed")
             raise
         self.metrics.reissues += 1
         log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner_label, self._seq(fresh),
                  rfc3339(expiry), rfc3339(fresh.max_date_ms))
+
+    def _keep_outgoing(self, ts: TokenSecret, now: int) -> None:
+        """Renew only a re-issue's outgoing tokens (the main ones are not due); on an outage, try again soon."""
+        outgoing = self.rollover.renew(ts, now)
+        if outgoing.failed is not None:
+            retry = self.rollover.retry_at(ts, now)
+            log.warning("could not renew the outgoing tokens of %s: %s; retrying in %.1f s", ts.ref,
+                        outgoing.failed.problem, (retry - now) / 1000)
+            heapq.heappush(self._due, (retry, (ts.namespace, ts.name), ts.resource_version))
+            return
+        action, due = self.policy.next_action(dataclasses.replace(ts, outgoing=outgoing.outgoing), now)
+        next_action = f"{'re-issue' if action == REISSUE else 'renew'} {rfc3339(max(due, now))}"
+        self._patch(ts, outgoing.patch({ANNOTATION_NEXT_ACTION: next_action}))
 
     def _plan(self, ts: TokenSecret, done: str, expiry_ms: int, max_date_ms: int, now_ms: int) -> dict[str, str]:
         """What was done, by whom, and what comes next (about when), in the same write: for
@@ -396,28 +437,43 @@ class RenewService:
         return {ANNOTATION_LAST_ACTION: done, ANNOTATION_ACTED_BY: self.principal,
                 ANNOTATION_NEXT_ACTION: f"{'re-issue' if action == REISSUE else 'renew'} {rfc3339(max(due, now_ms))}"}
 
-    def _extend_for_rollover(self, ts: TokenSecret) -> None:
+    def _extend_for_rollover(self, ts: TokenSecret) -> tuple[int, int] | None:
         """Renew the outgoing tokens once more (up to their max date) before writing new ones: pods keep
-        using them until kubelet projects the new file (about a minute at its default sync period),
-        and a token renewed long ago could lapse in that gap. Always tried, whatever the annotations
-        say of the expiry (whole seconds, and the writer's word): a lapsed token just says so.
+        using them until kubelet projects the new file, and the re-issue keeps them alive from here
+        (:mod:`.rollover`). Always tried, whatever the annotations say of the expiry (the writer's
+        word): a lapsed token just says so. Returns their expiry and when it was learnt (on an outage,
+        the last known: the keep-alive retries soon), or None if a server refused them (nothing to keep).
 
         The same renewals prove the tokens genuine where the service has not verified them before:
         then any refusal means no re-issue (:class:`TokenRefused`), and any other failure waits for a
         retry; for verified tokens both are only logged (the re-issue matters more)."""
-        for token in ts.distinct_tokens():
+        expiries: list[int] = []
+        refused = False
+        tokens = ts.distinct_tokens()
+        for token in tokens:
             kind = self._kind(token)
             try:
-                kind.renew(token)
+                expiries.append(kind.renew(token))
                 self.metrics.count(kind.name, "renew")
             except SparkSecretsError as exc:
+                refusal = isinstance(exc, (InvalidTokenError, HdfsPermissionError))
                 if not ts.verified:  # a refusal is final; anything else (an outage) is retried
-                    if isinstance(exc, (InvalidTokenError, HdfsPermissionError)):
+                    if refusal:
                         raise self._not_genuine(ts, kind.name, exc) from None
                     raise
+                refused = refused or refusal
                 log.info("%s: could not extend the outgoing token before the re-issue: %s", ts.ref, exc.problem)
+        if refused:
+            return None
+        if len(expiries) == len(tokens):
+            return min(expiries), self._now()
+        return ts.expiry_ms, ts.renewed_at_ms or ts.issue_date_ms
 
     def _cancel(self, ts: TokenSecret, why: str = "deleted") -> None:
+        """Cancel the tokens the service verified in ``ts``: the main ones, and the outgoing ones of a re-issue
+        it sealed (pods may have used them to the end); never any a writer merely named."""
+        if ts.outgoing is not None and ts.outgoing.verified:
+            self._cancel_tokens(ts, ts.outgoing.cancel_tokens(), why)
         if not ts.verified:
             if ts.handles:
                 log.info("not cancelling the tokens named by deleted %s: this service never verified them", ts.ref)
@@ -426,6 +482,9 @@ class RenewService:
         if not tokens:
             log.warning("cannot cancel the tokens of deleted %s: it named none (written by an older spark-secrets)",
                         ts.ref)
+        self._cancel_tokens(ts, tokens, why)
+
+    def _cancel_tokens(self, ts: TokenSecret, tokens: list[Token], why: str) -> None:
         for token in tokens:
             try:
                 kind = self._kind(token)
