@@ -300,6 +300,10 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     if not 0 < ratio < 1:
         raise ConfigError(f"--ratio {args.ratio}", "use a fraction between 0 and 1, e.g. 0.75")
     reissue_before = parse_duration("--reissue-before", args.reissue_before)
+    projection_bound = parse_duration("--projection-bound", args.projection_bound)
+    if projection_bound.total_seconds() <= 0:
+        raise ConfigError(f"--projection-bound {args.projection_bound}",
+                          "use a positive duration: how long pods may use old tokens after a re-issue, e.g. 120s")
     lease_duration = parse_duration("--lease-duration", args.lease_duration).total_seconds()
     sweep_interval = parse_duration("--sweep-interval", args.sweep_interval).total_seconds()
     orphan_grace = parse_duration("--orphan-grace", args.orphan_grace)
@@ -326,6 +330,9 @@ def cmd_renewer(args: argparse.Namespace) -> int:
         options = {"address": args.vault_address, "namespace": args.vault_namespace, "caCert": args.vault_ca_cert,
                    "role": args.vault_role, "authMount": args.vault_auth_mount, "auth": "kubernetes"}
         vault_config = VaultConfig.from_settings(options.get)
+        from spark_secrets.renew.rotation import role_for
+
+        role_for(args.vault_role, "namespace", "account")  # a bad template: one line before anything is contacted
     hadoop_conf = HadoopConf.load()
     hive_uris = args.hive_metastore_uris or hadoop_conf.get("hive.metastore.uris")
     metastore = Metastore.parse(hive_uris, args.hive_principal or hadoop_conf.get("hive.metastore.kerberos.principal"),
@@ -333,7 +340,8 @@ def cmd_renewer(args: argparse.Namespace) -> int:
     ccache = Path(args.ccache or Path.home() / ".cache" / "spark-secrets" / "renewer-ccache")
     ccache.parent.mkdir(parents=True, exist_ok=True)
     login = KeytabSession(args.principal, Path(args.keytab), ccache)
-    policy = Policy(ratio=ratio, reissue_before_ms=int(reissue_before.total_seconds() * 1000))
+    policy = Policy(ratio=ratio, reissue_before_ms=int(reissue_before.total_seconds() * 1000),
+                    projection_bound_ms=int(projection_bound.total_seconds() * 1000))
     kube = KubeClient.from_config(args.kubeconfig)
     owner_policy = None
     if args.owner_policy != "none":
@@ -532,6 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
     renewer.add_argument("--all-namespaces", action="store_true", help="watch every namespace (needs a ClusterRole)")
     renewer.add_argument("--ratio", default="0.75", help="renew after this fraction of the remaining lifetime")
     renewer.add_argument("--reissue-before", default="1h", help="obtain new tokens this long before their max date")
+    renewer.add_argument("--projection-bound", default="120s",
+                         help="after a re-issue, keep renewing the old tokens for this long, since pods use them until "
+                              "kubelet projects the new file and the plugin reloads it (default 120s: kubelet's 60 s "
+                              "sync period, its cache and jitter, and the plugin's reaction)")
     renewer.add_argument("--lease", metavar="NAMESPACE/NAME",
                          help="with several replicas: only the holder of this coordination.k8s.io Lease acts")
     renewer.add_argument("--lease-duration", default="15s", help="how long a silent leader keeps the lease")
@@ -566,7 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
         "job secrets (rotation of vault: references without a pinned version; off without --vault-role)")
     vault.add_argument("--vault-role", metavar="ROLE",
                        help="OpenBao/Vault Kubernetes auth role the service logs in with *as each job's driver service "
-                            "account* (a TokenRequest per job), so that account's policies decide what it may read")
+                            "account* (a TokenRequest per job), so that account's policies decide what it may read; "
+                            "{namespace} and {account} in it choose a role per account (e.g. jobs-{account})")
     vault.add_argument("--vault-address", metavar="URL", help="OpenBao/Vault address (default: VAULT_ADDR, else BAO_ADDR)")
     vault.add_argument("--vault-auth-mount", metavar="PATH", help="the Kubernetes auth mount (default: kubernetes)")
     vault.add_argument("--vault-namespace", metavar="NS", help="OpenBao/Vault namespace (default: VAULT_NAMESPACE)")
@@ -652,10 +665,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     submit = sub.add_parser(
-        "submit", help="run spark-submit with the token Secret wired in, and clean up on failure",
+        "submit", help="run spark-submit with the token Secret wired in, clean up on failure, and exit with the "
+                   "driver's outcome in cluster mode",
         description="Runs the submission steps, then spark-submit with the added flags. The Secret is "
                     "attached to the driver pod (deleted with it) as soon as the pod exists, and deleted "
-                    "if the submission fails or, in client mode, when the job ends.",
+                    "if the submission fails or, in client mode, when the job ends. Exits with spark-submit's "
+                    "status, except in cluster mode when spark-submit waits for the app "
+                    "(spark.kubernetes.submission.waitAppCompletion, default true): then with the driver's "
+                    "outcome, 0 if its pod Succeeded, else its container's exit code (1 if none), with the "
+                    "pod's last log lines on stderr; spark-submit's 0 if the pod cannot be read.",
         epilog="example: spark-secrets submit -- --master k8s://https://api:6443 --deploy-mode cluster "
                "--conf spark.secrets.hadoop.filesystems=http://nn:9870 local:///opt/app.py")
     submit.add_argument("--spark-submit", default="spark-submit", help="the spark-submit to run (default: on PATH)")
