@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,8 @@ Progress = Callable[[str], None]
 
 #: The container Spark runs the driver in (its ``DEFAULT_DRIVER_CONTAINER_NAME``).
 DRIVER_CONTAINER = "spark-kubernetes-driver"
+#: The driver pod's label naming the submission that made it (``spark-secrets submit``).
+LABEL_SUBMISSION = "spark-secrets.io/submission"
 #: How many of a failed driver's last log lines are shown.
 DRIVER_LOG_LINES = 40
 
@@ -67,6 +70,8 @@ class Submission:
         #: how often to look (spark-submit may return a moment before the kubelet reports the end).
         self.outcome_wait = 30.0
         self.outcome_poll = 1.0
+        #: The label value ``submit`` gives this submission's driver pod, to find exactly it afterwards.
+        self.submission_id: str | None = None
 
     # -- phases ----------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -177,7 +182,11 @@ class Submission:
         import subprocess
 
         spec = self.prepare()
-        argv = [spark_submit, *insert_conf_flags(args, spec.conf_flags())]
+        flags = spec.conf_flags()
+        if self._reports_driver_outcome():  # this submission's own driver, whatever else runs under its name
+            self.submission_id = uuid.uuid4().hex
+            flags += ["--conf", f"spark.kubernetes.driver.label.{LABEL_SUBMISSION}={self.submission_id}"]
+        argv = [spark_submit, *insert_conf_flags(args, flags)]
         run_env = dict(os.environ if env is None else env)
         local_file: Path | None = None
         if spec.credentials is not None and not self._is_cluster_mode():
@@ -275,9 +284,10 @@ class Submission:
             self.progress(f"driver pod {where} is {phase or 'without a phase'} {self.outcome_wait:g} s after "
                           "spark-submit ended, not Succeeded: exiting 1")
             return 1
-        code, why = self._failure(pod)
+        container = _driver_container(pod, conf.get("spark.kubernetes.driver.podTemplateContainerName"))
+        code, why = self._failure(pod, container)
         self.progress(f"driver pod {where} ended Failed ({why})")
-        self._show_log(namespace, pod)
+        self._show_log(namespace, pod, container)
         return code
 
     def _driver_pod(self, namespace: str, conf: Mapping[str, str], started: float) -> dict[str, Any] | None:
@@ -294,6 +304,12 @@ class Submission:
             return None
         except KubernetesForbidden:
             raise KubernetesForbidden(f"you may not get pods in namespace {namespace}") from None
+        if self.submission_id:
+            try:
+                mine = self.kube.list_pods(namespace, f"{LABEL_SUBMISSION}={self.submission_id},spark-role=driver")
+            except KubernetesForbidden:
+                raise KubernetesForbidden(f"you may not list pods in namespace {namespace}") from None
+            return mine[0] if mine else None
         secret = next(iter(self.selectors), None) or (self.created[0].name if self.created else None)
         if secret:
             selector = f"{self.selectors.get(secret, f'{LABEL_TOKEN_SECRET}={secret}')},spark-role=driver"
@@ -311,11 +327,11 @@ class Submission:
         return max(recent, key=_created) if recent else None
 
     @staticmethod
-    def _failure(pod: Mapping[str, Any]) -> tuple[int, str]:
+    def _failure(pod: Mapping[str, Any], container: str | None) -> tuple[int, str]:
         """The exit status for a failed driver pod (its container's exit code, else 1) and why, in words."""
         status = pod.get("status") or {}
         containers = list(status.get("containerStatuses") or [])
-        driver = next((c for c in containers if c.get("name") == DRIVER_CONTAINER), containers[0] if containers else {})
+        driver = next((c for c in containers if c.get("name") == container), {})
         ended = (driver.get("state") or {}).get("terminated")
         if ended and ended.get("exitCode") is not None:
             code = int(ended["exitCode"])
@@ -325,11 +341,9 @@ class Submission:
         reason = status.get("reason")
         return 1, f"no container exit code{f'; reason {reason}' if reason else ''}"
 
-    def _show_log(self, namespace: str, pod: Mapping[str, Any]) -> None:
+    def _show_log(self, namespace: str, pod: Mapping[str, Any], container: str | None) -> None:
         """The failed driver's last log lines (the user's own job log), after a line saying what they are."""
         name = pod["metadata"]["name"]
-        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-        container = DRIVER_CONTAINER if DRIVER_CONTAINER in names else (names[0] if names else None)
         try:
             lines = self.kube.read_pod_log(namespace, name, container, DRIVER_LOG_LINES).splitlines()
         except KubernetesForbidden:
@@ -342,6 +356,16 @@ class Submission:
         for line in lines:
             print(line, file=sys.stderr)
         sys.stderr.flush()
+
+
+def _driver_container(pod: Mapping[str, Any], template_name: str | None) -> str | None:
+    """The container Spark runs the driver in: the template's (``podTemplateContainerName``), else Spark's
+    default name, else the last one (Spark appends its container after a template's sidecars)."""
+    names = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
+    for wanted in (template_name, DRIVER_CONTAINER):
+        if wanted and wanted in names:
+            return wanted
+    return names[-1] if names else None
 
 
 def app_name_label(name: str) -> str:

@@ -230,23 +230,62 @@ def test_no_driver_pod_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert _ours(capsys.readouterr().err) == ["spark-secrets: no driver pod of this job found in namespace alice: exiting 1"]
 
 
-def test_without_a_secret_the_newest_driver_of_the_app_name_is_this_jobs(
+def _selected(params: dict[str, Any], pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods a label selector of ``k=v`` pairs picks, as the API server would."""
+    wanted = dict(pair.split("=", 1) for pair in params.get("labelSelector", "").split(",") if pair)
+    return [p for p in pods if all(p["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
+
+
+def test_without_a_secret_the_driver_is_found_by_this_submission_s_own_label(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Nothing created (spark.secrets.enabled=false): the driver is found by Spark's own labels, and an
-    earlier run's driver of the same name is not taken for it."""
-    old = _pod("Succeeded", name="nightly-etl-old-driver", terminated={"exitCode": 0}, created=time.time() - 3600)
-    new = _pod("Failed", name="nightly-etl-new-driver", terminated={"exitCode": 5})
+    """Nothing created (spark.secrets.enabled=false): ``submit`` labels its driver pod with a value of its own
+    (``--conf spark.kubernetes.driver.label.spark-secrets.io/submission=…``) and judges that pod alone; the
+    drivers of other runs of the same app name, an earlier one that succeeded and one still running, are
+    never taken for it."""
+    argv = tmp_path / "argv"
+    script = tmp_path / "spark-submit-recording"
+    script.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {argv}\nexit 0\n")
+    script.chmod(0o755)
+    label = "spark.kubernetes.driver.label.spark-secrets.io/submission="
+    others = [_pod("Succeeded", name="nightly-etl-old-driver", terminated={"exitCode": 0}),
+              _pod("Running", name="nightly-etl-other-driver")]
+
+    def pods(params: dict[str, Any], body: Any) -> Answer:
+        given = [line[len(label):] for line in argv.read_text().splitlines() if line.startswith(label)]
+        mine = _pod("Failed", name="nightly-etl-new-driver", terminated={"exitCode": 5})
+        mine["metadata"]["labels"]["spark-secrets.io/submission"] = given[0] if given else "none"
+        return 200, {"items": _selected(params, [*others, mine])}
     api = FakeApi()
-    api.route("GET", PODS, lambda params, body: (200, {"items": [new, old]}))
+    api.route("GET", PODS, pods)
     api.route("GET", f"{PODS}/nightly-etl-new-driver/log", (200, b"boom\n"))
+    kube = KubeClient(ClusterAccess(SERVER, namespace="alice"), "alice")
+    kube._session = lambda: api  # type: ignore[assignment,method-assign,return-value]
+    conf = {**CLUSTER, "spark.secrets.enabled": "false"}
+    submission = Submission(conf, kube, builder=builder(conf))
+    submission.outcome_wait, submission.outcome_poll = 5.0, 0.02
     began = time.monotonic()
-    assert _submit(tmp_path, api, {**CLUSTER, "spark.secrets.enabled": "false"}) == 5
+    assert submission.run_spark_submit(["--name", "etl", "local:///opt/app.py"], spark_submit=str(script),
+                                       env={"PATH": "/usr/bin:/bin"}, poll=0.01) == 5
     assert time.monotonic() - began < 5  # no wait for a Secret's owner when there is no Secret
+    (given,) = [line for line in argv.read_text().splitlines() if line.startswith(label)]
     (listing,) = [params for method, path, params in api.seen if (method, path) == ("GET", PODS)]
-    assert listing == {"labelSelector": "spark-role=driver,spark-app-name=nightly-etl"}
+    assert listing == {"labelSelector": f"spark-secrets.io/submission={given[len(label):]},spark-role=driver"}
     assert "driver pod alice/nightly-etl-new-driver ended Failed (container exit code 5)" in capsys.readouterr().err
-    api.route("GET", PODS, lambda params, body: (200, {"items": [old]}))
-    assert _submit(tmp_path, api, {**CLUSTER, "spark.secrets.enabled": "false"}, wait=0.1) == 1
+    # The control: a driver without this submission's label (another run's) is not this job's, whatever its name.
+    api.route("GET", PODS, lambda params, body: (200, {"items": _selected(params, others)}))
+    submission.outcome_wait = 0.1
+    assert submission.run_spark_submit(["--name", "etl", "local:///opt/app.py"], spark_submit=str(script),
+                                       env={"PATH": "/usr/bin:/bin"}, poll=0.01) == 1
+    assert "no driver pod of this job found" in capsys.readouterr().err
+
+
+def test_the_driver_container_is_the_template_s_or_spark_s_or_the_last() -> None:
+    from submit_steps.submission import _driver_container
+    pod = {"spec": {"containers": [{"name": "sidecar"}, {"name": "main"}]}}
+    assert _driver_container(pod, "main") == "main"
+    assert _driver_container(pod, None) == "main"  # Spark appends its container after a template's
+    assert _driver_container({"spec": {"containers": [{"name": "spark-kubernetes-driver"}, {"name": "x"}]}},
+                             None) == "spark-kubernetes-driver"
 
 
 @pytest.mark.parametrize(("name", "label"), [("Nightly ETL", "nightly-etl"), ("  --My_App!!v2--  ", "my-app-v2"),
