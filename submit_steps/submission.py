@@ -331,7 +331,7 @@ class Submission:
         """The exit status for a failed driver pod (its container's exit code, else 1) and why, in words."""
         status = pod.get("status") or {}
         containers = list(status.get("containerStatuses") or [])
-        driver = next((c for c in containers if c.get("name") == container), {})
+        driver: dict[str, Any] = next((c for c in containers if c.get("name") == container), {})
         ended = (driver.get("state") or {}).get("terminated")
         if ended and ended.get("exitCode") is not None:
             code = int(ended["exitCode"])

@@ -5,6 +5,7 @@ fake token server; no test bed."""
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 from typing import Any
 
@@ -14,12 +15,14 @@ from spark_secrets.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, KerberosError, KubernetesNotFound, NameNodeUnavailable
 from spark_secrets.identifier import DelegationTokenIdentifier
 from spark_secrets.renew.policy import Policy
+from spark_secrets.renew.rollover import Step
 from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.service import RenewService
 from spark_secrets.renew.watch import DELETED, LISTING, MODIFIED, PAGE, SYNC, SecretEvent
 from spark_secrets.token import Token
 from spark_secrets.tokensecret import ANNOTATION_VERIFIED, TokenSecret, schedule_annotations
 
+import test_rollover_unit as rollover_sim
 from test_renewal_unit import DAY, HOUR, ISSUED, PASSWORD, _secret
 
 SEAL = Seal(b"k" * 32)
@@ -264,3 +267,152 @@ def test_a_refusal_is_only_logged_and_an_outage_retried_at_a_bounded_pace(caplog
     replica.server.error = None
     replica.at(LATE + 12 * MINUTE)
     assert replica.service.metrics.standby_renewals == 1 and replica.kube.writes == []
+
+
+def test_a_secret_whose_owner_binding_fails_is_never_renewed_by_the_standby(caplog: pytest.LogCaptureFixture) -> None:
+    """Sealed, but labelled for bob while it holds alice's tokens: the leader refuses it (``_bound``), so the
+    standby does too, reading it once and logging it once for this version."""
+    obj = _object(T0, T0 + DAY, seal=None)
+    obj["metadata"]["labels"]["spark-secrets.io/owner"] = "bob"
+    obj["metadata"]["annotations"][ANNOTATION_VERIFIED] = SEAL.of(TokenSecret.from_metadata(obj))
+    replica = _Replica(obj)
+    assert replica.service.secrets[KEY].verified
+    caplog.set_level(logging.INFO, "spark_secrets.renew")
+    for now in range(LATE + MINUTE, T0 + DAY, MINUTE):
+        assert replica.at(now) == 0
+    assert replica.kube.reads == ["job"] and replica.kube.writes == []
+    (line,) = [r.getMessage() for r in caplog.records if "not renewing" in r.getMessage()]
+    assert "alice/job" in line and "bob" in line
+
+
+def test_a_newer_version_read_by_the_standby_goes_into_its_view_and_is_not_read_again() -> None:
+    """The leader renewed (late) and the watch lags: the read brings version 2, which is not late."""
+    replica = _Replica(_object(T0, T0 + DAY))
+    replica.kube.objects["job"] = _object(LATE, LATE + DAY, "2")
+    for now in range(LATE + MINUTE, LATE + 10 * MINUTE, 1_000):
+        assert replica.at(now) == 0
+    assert replica.kube.reads == ["job"] and replica.service.secrets[KEY].resource_version == "2"
+    assert replica.service.standby.notes == {} and replica.kube.writes == []
+
+
+def test_a_standby_waits_for_its_next_check_not_for_the_leaders_past_due_work() -> None:
+    replica = _Replica(_object(T0, T0 + DAY))
+    service = replica.service
+    assert replica.at(T0 + DAY * 3 // 4 + MINUTE) == 0  # the leader's renewal, past due on this replica's heap
+    assert service._due and service._due[0][0] < replica.clock.ms
+    assert service.standby.next_check_in() == 5.0
+    assert service._seconds_to_next_due() == 1.0  # not a wake every 50 ms; a second, to act soon once leading
+    replica.clock.ms = service.standby._next_pass
+    assert service._seconds_to_next_due() == 0.05  # a pass to make
+    replica.leading = True
+    assert service._seconds_to_next_due() < 0  # leading: the heap's head
+
+
+def test_a_rollover_step_shows_no_token_file() -> None:
+    held = _secret(ISSUED + DAY).credentials
+    assert held is not None
+    data = base64.b64encode(held.to_bytes()).decode()
+    assert data not in repr(Step({"hadoop-tokens.outgoing": data}, {"spark-secrets.io/outgoing-tokens": "handles"}))
+
+
+# -- a re-issue's outgoing tokens, with the leader dead right after it (the rollover simulation) ---------------------
+class _Replicas:
+    """What a rollover simulation steps: the leader until it dies, and a standby replica (fed every write as its
+    watch would) at every step unless ``standing_by`` is False (the control)."""
+
+    def __init__(self, sim: rollover_sim._Sim) -> None:
+        self.leader, self.alive, self.standing_by = sim.service, True, True
+        self.standby = RenewService(sim.kube, lambda: None, namespaces=["alice"],  # type: ignore[arg-type, return-value]
+                                    renewer="spark-renewer", kinds=[rollover_sim._Kind(sim.server)],
+                                    seal=rollover_sim.SEAL, policy=sim.policy, leader=lambda: False,
+                                    clock=lambda: (sim.now + 0.5) / 1000)
+        for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [sim.kube.read_secret("", "")]),
+                      SecretEvent(SYNC, "alice", [])):
+            self.standby._handle(event)
+        projected = sim.written
+
+        def watched(obj: dict[str, Any]) -> None:
+            projected(obj)
+            self.standby._handle(SecretEvent(MODIFIED, "alice", [{"metadata": copy.deepcopy(obj["metadata"])}]))
+
+        sim.written = watched  # type: ignore[method-assign]
+        sim.service = self  # type: ignore[assignment]
+
+    def _run_due(self) -> None:
+        if self.alive:
+            self.leader._run_due()
+        if self.standing_by:
+            self.standby._run_due()
+
+
+def _reissue_then_die(interval: int, projection: int, edge: int, start: str) -> tuple[rollover_sim._Sim, _Replicas]:
+    """The leader re-issues (after a failed extension, if so started) and dies at once."""
+    sim = rollover_sim._Sim(interval=interval, projection=projection, bound=120 * rollover_sim.SECOND, edge=edge)
+    replicas = _Replicas(sim)
+    sim.run_until(rollover_sim.REISSUE_AT - rollover_sim.STEP)
+    if start.startswith("extension fails"):
+        sim.server.fail_next = 1  # the first renewal in the window is the extension before the re-issue
+    while replicas.leader.metrics.reissues == 0:
+        sim.run_until(sim.now + rollover_sim.STEP)
+    assert sim.server.fail_next == 0 and replicas.standby.metrics.standby_renewals == 0  # none while the leader lived
+    replicas.alive = False
+    return sim, replicas
+
+
+SCENARIOS = {"renew interval 8 s": (8 * rollover_sim.SECOND, "on time"),
+             "renew interval 20 s, extension failed": (20 * rollover_sim.SECOND, "extension fails once")}
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS.values(), ids=SCENARIOS.keys())
+@pytest.mark.parametrize("projection", rollover_sim.PROJECTIONS.values(), ids=rollover_sim.PROJECTIONS.keys())
+@pytest.mark.parametrize("edge", rollover_sim.EDGES.values(), ids=rollover_sim.EDGES.keys())
+def test_the_standby_keeps_the_outgoing_tokens_of_a_dead_leaders_reissue_alive(
+        caplog: pytest.LogCaptureFixture, scenario: tuple[int, str], projection: int, edge: int) -> None:
+    """No takeover at all: the standby alone keeps the pods' token valid (the outgoing one until kubelet projects the
+    new file, then the new one) to past the window's end, and writes nothing."""
+    caplog.set_level(logging.INFO, "spark_secrets.renew")
+    sim, replicas = _reissue_then_die(scenario[0], projection, edge, scenario[1])
+    died, writes = sim.now, len(sim.kube.writes)
+    out = replicas.standby.secrets["alice", "etl-hadoop-tokens"].outgoing
+    assert out is not None and out.verified and sim.pods == sim.first
+    sim.run_until(out.until_ms + 30 * rollover_sim.SECOND)
+    assert sim.lapsed == [], f"the pods' token lapsed at +{(sim.lapsed[0] - died) / 1000:.2f} s"
+    assert sim.pods != sim.first  # the pods have the new token
+    assert len(sim.kube.writes) == writes and sim.kube.events == []  # the standby wrote nothing
+    # The standby renewed the outgoing tokens past the expiry the leader left them (the control: without
+    # keeping them alive, the server would still say that expiry), and only within their window.
+    kept = [t for t, seq in sim.server.renewed if seq == rollover_sim._seq(sim.first) and t > died]
+    assert kept and max(kept) < out.until_ms
+    assert sim.server.tokens[sim.first.identifier].expiry > out.expiry_ms
+    note = replicas.standby.standby.notes["alice", "etl-hadoop-tokens"]
+    assert note.out_expiry_ms == sim.server.tokens[sim.first.identifier].expiry
+    assert any("standby kept the outgoing tokens" in r.getMessage() for r in caplog.records)
+    rollover_sim._no_password_in(caplog.text + repr(replicas.standby.standby) + repr(replicas.standby.secrets),
+                                 sim.first, sim.pods)
+
+
+def test_the_control_without_a_standby_the_dead_leaders_outgoing_tokens_lapse_in_the_pods() -> None:
+    sim, replicas = _reissue_then_die(8 * rollover_sim.SECOND, 73 * rollover_sim.SECOND, 880, "on time")
+    replicas.standing_by = False
+    died = sim.now
+    sim.run_until(died + 80 * rollover_sim.SECOND)
+    assert sim.lapsed and sim.lapsed[0] < died + 10 * rollover_sim.SECOND  # the outgoing token, 8 s after the re-issue
+
+
+@pytest.mark.parametrize("how", [*rollover_sim.FORGERIES, "sealed"])
+def test_a_forged_outgoing_section_is_never_renewed_by_the_standby(how: str) -> None:
+    """The attack of test_rollover_unit, with no leader at all: the service is a standby from the start. The
+    control: the same section sealed as the service seals it is kept alive by the standby."""
+    sim = rollover_sim._Sim(interval=45 * rollover_sim.SECOND, projection=11 * rollover_sim.SECOND,
+                            bound=120 * rollover_sim.SECOND, edge=-30 * MINUTE)
+    sim.service.leader = lambda: False
+    sim.run_until(sim.now + 5 * rollover_sim.SECOND)
+    planted = rollover_sim._forge(sim, how)
+    writes = len(sim.kube.writes)
+    sim.run_until(sim.now + 60 * rollover_sim.SECOND)  # past the planted tokens' expiry
+    tried = [t for t, seq in sim.server.attempts if seq in {rollover_sim._seq(p) for p in planted}]
+    if how == "sealed":
+        assert tried and sim.server.valid(planted[0])
+    else:
+        assert tried == [] and not any(sim.server.valid(p) for p in planted)
+    assert len(sim.kube.writes) == writes and sim.lapsed == []  # nothing written; the main token kept alive

@@ -46,7 +46,7 @@ class Step:
     """What one write does to the outgoing section: ``data`` and ``notes`` to merge into the patch (None
     removes), the section as it will then be, and an outage that kept it from being renewed."""
 
-    data: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    data: dict[str, str | None] = dataclasses.field(default_factory=dict, repr=False)  # token files: passwords
     notes: dict[str, str | None] = dataclasses.field(default_factory=dict)
     outgoing: Outgoing | None = None
     failed: SparkSecretsError | None = None

@@ -93,7 +93,8 @@ class RenewService:
                                        grants=grants, sweep_interval=sweep_interval, orphan_grace_ms=orphan_grace_ms)
         #: While not leading: renews (only) sealed tokens the leader let come close to lapsing.
         self.standby = Standby(kube, self.secrets, self.metrics, kind_of=self._kind, checked=self._checked,
-                               ratio=lambda: self.policy.ratio, now_ms=self._now, leading=lambda: self.leader())
+                               bound=self._bound, track=self._track, ratio=lambda: self.policy.ratio, now_ms=self._now,
+                               leading=lambda: self.leader())
         self._due: list[tuple[int, Key, str]] = []  # (due ms, key, resourceVersion it was computed from)
         self._backoff: dict[Key, int] = {}
         self._refused: dict[Key, tuple[str, str]] = {}  # Secret -> (resourceVersion, reason) last refused
@@ -231,6 +232,11 @@ class RenewService:
             self.metrics.nearest_expiry_ms = self.metrics.expiry_by_app[0][1] if earliest else None
 
     def _seconds_to_next_due(self) -> float:
+        """How long the loop may wait for events. A standby never pops its due heap (a past-due head would wake
+        it every 50 ms): it waits for its own next check, but a second at most, so that once it holds the
+        Lease it acts on what is overdue at once."""
+        if not self.leader():
+            return min(self.standby.next_check_in(), 1.0)
         return (self._due[0][0] - self._now()) / 1000 if self._due else 5.0
 
     # -- actions ---------------------------------------------------------------------------------
@@ -238,6 +244,10 @@ class RenewService:
         self.metrics.leader = self.leader()
         if not self.metrics.leader:
             self.standby.run()  # renews only what a late leader let come close to lapsing; writes nothing
+            if len(self._due) > 2 * len(self.secrets) + 1_000:  # every version seen is scheduled, none popped
+                self._due = []
+                for tracked in self.secrets.values():
+                    self._schedule(tracked)
             return  # a standby keeps its view current and acts once it holds the lease
         now = self._now()
         while self._due and self._due[0][0] <= now:
