@@ -7,15 +7,17 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client as k8s
@@ -41,7 +43,7 @@ from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
 
 from conftest import LEASE_MAX_TTL_S, ZONE, Zone
-from renewers import CONF, RenewerProcess, manifest, manifests, metrics, wait_until
+from renewers import CONF, RenewerProcess, manifest, manifests, wait_until
 
 pytestmark = pytest.mark.testbed
 
@@ -381,7 +383,6 @@ def test_a_spark_sql_job_in_pods_uses_the_metastore_and_reads_an_encryption_zone
 #: kubelet; a longer one makes three max lifetimes take longer than the whole CI run should.
 POD_LIFETIMES = TokenLifetimes(renew_interval_ms=45_000, max_lifetime_ms=120_000, key_update_interval_ms=45_000)
 LONG_NAMESPACE = "alice-long"
-RENEWER_PORT = 18080
 
 
 @pytest.fixture(scope="module")
@@ -417,12 +418,21 @@ def long_namespace(testbed: Testbed, pod_hdfs: SecureHdfs) -> str:
     return ns
 
 
+#: The Lease's duration in the long test: a SIGKILLed leader is replaced after at most this plus one check
+#: (a third of it), about 8 s, so the renewal margin at --ratio 0.5 ((1 - 0.5) x 45 s = 22.5 s) is more than
+#: twice a takeover (asserted with the takeovers measured in the run).
+LEASE_S = 6
+RATIO = 0.5
+
+
 @pytest.fixture
-def renewer_pod(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str) -> Iterator[str]:
-    """The renew service as a pod: conf/renewer/renewer.yaml and conf/rbac/common.yaml as an admin
-    applies them, with the test bed's image, principal, keytab, krb5.conf and Hadoop conf. Host
-    network, as every pod that talks to the bed's loopback services; the API server is named by the
-    in-cluster variables. Yields the base URL of its /metrics."""
+def renewer_pods(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str) -> Iterator[Callable[[], dict[str, Any]]]:
+    """The renew service as shipped: conf/renewer/renewer.yaml's 2-replica Deployment with its Lease and
+    conf/rbac/common.yaml, as an admin applies them, with the test bed's image, principal, keytab, krb5.conf and
+    Hadoop conf. Host network, as every pod that talks to the bed's loopback services; the API server is named
+    by the in-cluster variables. On one host-network node two replicas cannot share a port, so each listens on
+    a free one (``--listen :0``, without the probes that would need to know it; the holder writes its address
+    into the Lease). Yields a reader of the Lease."""
     assert testbed.kube is not None and testbed.node is not None
     kube, system = testbed.kube, RENEWER_NAMESPACE
     for doc in manifests(CONF / "rbac" / "common.yaml"):
@@ -448,38 +458,69 @@ def renewer_pod(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str) -> 
                                                                             "namespace": system},
                      "data": {f: (conf_dir / f).read_text() for f in ("core-site.xml", "hdfs-site.xml")}})
     deployment = manifest(CONF / "renewer" / "renewer.yaml", "Deployment", "spark-secrets-renewer")
+    assert deployment["spec"]["replicas"] == 2  # type: ignore[index]
     pod = deployment["spec"]["template"]["spec"]  # type: ignore[index]
-    pod.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    pod.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet", terminationGracePeriodSeconds=10)
     container = pod["containers"][0]
     container.update(image=testbed.node.images_imported["renewer"], imagePullPolicy="Never")
+    for probe_or_port in ("livenessProbe", "readinessProbe", "ports"):
+        container.pop(probe_or_port)
     container["args"] = ["--keytab", "/etc/spark-secrets/keytab/renewer.keytab",
                          "--principal", testbed.kdc_required().principal(RENEWER_PRINCIPAL),
                          "--namespace", long_namespace, "--ccache", "/var/run/spark-secrets/ccache",
-                         "--listen", f":{RENEWER_PORT}", "--ratio", "0.5", "--reissue-before", "40s",
-                         "--lease", f"{system}/spark-secrets-renewer"]
+                         "--listen", ":0", "--ratio", str(RATIO), "--reissue-before", "40s",
+                         "--lease", f"{system}/spark-secrets-renewer", "--lease-duration", f"{LEASE_S}s"]
     host, port = kube.server.removeprefix("https://").split(":")
     container["env"] += [{"name": "KUBERNETES_SERVICE_HOST", "value": host},
                          {"name": "KUBERNETES_SERVICE_PORT", "value": port}]
-    container["ports"] = [{"name": "http", "containerPort": RENEWER_PORT}]
-    deployment["spec"]["replicas"] = 1  # type: ignore[index]
     kube.apply(deployment)
     apps = k8s.AppsV1Api(api.api_client)
+
+    def lease() -> dict[str, Any]:
+        return kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{system}/leases/spark-secrets-renewer")
     try:
-        wait_until("the renew service pod is not ready", lambda: (apps.read_namespaced_deployment(
-            "spark-secrets-renewer", system).status.ready_replicas or 0) >= 1, 120)
-        yield f"http://127.0.0.1:{RENEWER_PORT}"
+        wait_until("the renew service's two pods are not running", lambda: (apps.read_namespaced_deployment(
+            "spark-secrets-renewer", system).status.ready_replicas or 0) >= 2, 120)
+        wait_until("no replica took the Lease", lambda: bool(_holder(lease)), 60)
+        yield lease
     finally:
-        for p in api.list_namespaced_pod(system, label_selector="app.kubernetes.io/name=spark-secrets-renewer").items:
-            with contextlib.suppress(k8s.exceptions.ApiException):
-                print(api.read_namespaced_pod_log(p.metadata.name, system)[-4000:])
         apps.delete_namespaced_deployment("spark-secrets-renewer", system)
+        wait_until("the renew service's pods outlived their Deployment", lambda: not api.list_namespaced_pod(
+            system, label_selector="app.kubernetes.io/name=spark-secrets-renewer").items, 60)
 
 
-def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as_a_pod(
-        testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str, renewer_pod: str, tmp_path: Path) -> None:
-    """Executors read secure HDFS every few seconds for 3x the max lifetime; kubelet projects the
-    re-issued tokens, the plugin adds them. The same job without the plugin fails at the first expiry."""
-    assert testbed.node is not None
+def _holder(lease: Callable[[], dict[str, Any]]) -> str:
+    with contextlib.suppress(Exception):
+        return str(lease()["spec"].get("holderIdentity") or "")
+    return ""
+
+
+def _created_and_cancelled(namenode_log: Path, owner: str) -> tuple[set[int], set[int]]:
+    """Sequence numbers of ``owner``'s tokens the NameNode created and cancelled, from its log (Hadoop's
+    AbstractDelegationTokenSecretManager lines)."""
+    created, cancelled = set(), set()
+    for line in namenode_log.read_text(errors="replace").splitlines():
+        if f"token for {owner}:" not in line:
+            continue
+        seq = re.search(r"sequenceNumber=(\d+)", line)
+        if seq and "Creating password for identifier" in line:
+            created.add(int(seq.group(1)))
+        elif seq and "Token cancellation requested for identifier" in line:
+            cancelled.add(int(seq.group(1)))
+    return created, cancelled
+
+
+def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_replicas(
+        testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str, renewer_pods: Callable[[], dict[str, Any]],
+        tmp_path: Path) -> None:
+    """Executors read secure HDFS every 2.5 s for 3x the max lifetime; kubelet projects the re-issued tokens,
+    the plugin adds them. Meanwhile, one at a time from a printed seed: the Lease holder's pod deleted, a
+    replica SIGKILLed, the API server (12 s), the KDC (20 s) and the NameNode (8 s) frozen. No read fails (a
+    task may not be retried), the job Succeeds, no token is re-issued twice, none is cancelled while its job
+    runs. The same job without the plugin fails at the first expiry (the control)."""
+    from chaos import Faults, RenewerLogs
+
+    assert testbed.node is not None and testbed.kube is not None
     api = _admin(testbed)
     template = node_pod_template(tmp_path / "template.json", KRB5_CONFIG_MAP)
     seconds = 3 * POD_LIFETIMES.max_lifetime_ms / 1000 + 10
@@ -496,7 +537,15 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as
                              f"{pod_hdfs.uri}/user/alice/long-{name}", str(seconds), "2.5",
                              hadoop_conf=pod_hdfs.client_conf_dir(), namespace=long_namespace)
 
-    jobs = [threading.Thread(target=submit, args=("plugin", {"spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR}, 2)),
+    seed = int(os.environ.get("SPARK_SECRETS_FAULT_SEED") or time.time_ns() % 1_000_000)
+    print(f"\nfault seed {seed} (SPARK_SECRETS_FAULT_SEED={seed} repeats this run's choices)")
+    (namenode,) = pod_hdfs.namenodes.values()
+    logs = RenewerLogs(api, RENEWER_NAMESPACE).start()
+    faults = Faults(api, renewer_pods, {"kube-apiserver": testbed.kube.apiserver,
+                                        "krb5kdc": testbed.kdc_required().daemon, "namenode": namenode},
+                    RENEWER_NAMESPACE, seed)
+    jobs = [threading.Thread(target=submit, args=("plugin", {"spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR,
+                                                             "spark.task.maxFailures": "1"}, 2)),
             # Ports of its own: declared driver ports are host ports on a host-network node, and two
             # drivers asking for the same ones would run one after the other.
             threading.Thread(target=submit, args=("control", {"spark.secrets.plugin.jar": "none",
@@ -504,40 +553,70 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as
                                                               "spark.driver.blockManager.port": "7179",
                                                               "spark.ui.port": "4140",
                                                               "spark.connect.grpc.binding.port": "15102"}, 1))]
-    seen: list[bytes] = []
-    control_first: list[bytes] = []  # the control's first token file
-    for job in jobs:
-        job.start()
-    while any(job.is_alive() for job in jobs):  # the token file the Secret holds, as it changes
-        for s in api.list_namespaced_secret(long_namespace, label_selector="spark-secrets.io/app-name=long-plugin").items:
-            data = base64.b64decode(s.data["hadoop-tokens"])
-            if not seen or seen[-1] != data:
-                seen.append(data)
-        if not control_first:
-            control_first += [base64.b64decode(s.data["hadoop-tokens"]) for s in api.list_namespaced_secret(
-                long_namespace, label_selector="spark-secrets.io/app-name=long-control").items]
-        time.sleep(2)
-    service = metrics(renewer_pod)
-    logs = {}
+    history: dict[str, list[bytes]] = {"long-plugin": [], "long-control": []}  # each Secret's token files
+    seen, control = history["long-plugin"], history["long-control"]
+    began = time.time()
+    try:
+        for job in jobs:
+            job.start()
+        while jobs[0].is_alive():  # the token files the Secrets hold, as they change
+            with contextlib.suppress(Exception):  # the API server may be frozen
+                for s in api.list_namespaced_secret(long_namespace, label_selector="spark-secrets.io/app-name").items:
+                    files = history.get(s.metadata.labels["spark-secrets.io/app-name"])
+                    data = base64.b64decode(s.data["hadoop-tokens"])
+                    if files is not None and (not files or files[-1] != data):
+                        files.append(data)
+                if seen and not faults.started:
+                    faults.start()  # from the moment the job has its Secret to its end
+            time.sleep(1)
+        ran = time.time() - began
+        # Every token the NameNode made for alice reached one of her jobs' Secrets (no replica re-issued a token
+        # another had already replaced: the loser's would be made and cancelled), and none that did was
+        # cancelled while its job ran (read before the end of the job, which cancels them).
+        created, cancelled = _created_and_cancelled(namenode.log, "alice")
+    finally:
+        faults.stop()
+        logs.stop()
+    written = {t.decode_identifier().sequence_number for files in history.values() for data in files
+               for t in Credentials.from_bytes(data) if t.is_delegation_token}
+    control_first = control[:1]
+    jobs[1].join()
+    print(f"faults ({len(faults.done)} in {ran:.0f} s):\n{faults.summary()}")
+    assert not faults.errors, faults.errors
+    assert len(faults.done) >= 12, faults.summary()
+    takeovers = [f.seconds for f in faults.done if f.kind in ("delete-leader", "kill-replica") and f.seconds]
+    print(f"takeovers: delete {[round(f.seconds, 1) for f in faults.done if f.kind == 'delete-leader']} s, "
+          f"SIGKILL of the leader {[round(f.seconds, 1) for f in faults.done if f.kind == 'kill-replica' and f.seconds]} s")
+    margin = (1 - RATIO) * POD_LIFETIMES.renew_interval_ms / 1000
+    assert not takeovers or margin >= 2 * max(takeovers), (margin, takeovers)
+
+    outcome = {}
     for name in ("plugin", "control"):
         (driver,) = _pods(api, f"long-{name}", "driver", long_namespace)
-        logs[name] = api.read_namespaced_pod_log(driver.metadata.name, long_namespace)
-        logs[name + "-phase"] = api.read_namespaced_pod(driver.metadata.name, long_namespace).status.phase
-    assert runs["plugin"].returncode == 0 and logs["plugin-phase"] == "Succeeded", logs["plugin"][-4000:]
-    done = re.search(r"DONE (\d+) rounds in ([\d.]+)s", logs["plugin"])
-    assert done and float(done.group(2)) > 3 * POD_LIFETIMES.max_lifetime_ms / 1000, logs["plugin"][-2000:]
+        outcome[name] = api.read_namespaced_pod_log(driver.metadata.name, long_namespace)
+        outcome[name + "-phase"] = api.read_namespaced_pod(driver.metadata.name, long_namespace).status.phase
+    assert runs["plugin"].returncode == 0 and outcome["plugin-phase"] == "Succeeded", outcome["plugin"][-4000:]
+    assert "FAILED" not in outcome["plugin"] and "Lost task" not in outcome["plugin"], outcome["plugin"][-4000:]
+    done = re.search(r"DONE (\d+) rounds in ([\d.]+)s", outcome["plugin"])
+    assert done and float(done.group(2)) > 3 * POD_LIFETIMES.max_lifetime_ms / 1000, outcome["plugin"][-2000:]
     sequences = {t.decode_identifier().sequence_number for data in seen
                  for t in Credentials.from_bytes(data) if t.is_delegation_token}
     assert len(sequences) >= 4, sequences  # the first token and at least three re-issued ones reached the pods
     owners = {t.decode_identifier().owner for data in seen for t in Credentials.from_bytes(data) if t.is_delegation_token}
     assert owners == {"alice"}, owners  # re-issued for alice, as a proxy user, never for the service itself
-    assert service["reissues_total"] >= 3 and service["failures_total"] == 0, service
-    assert "token refresher" in logs["plugin"]
+    assert len(created) >= 8 and created == written, (sorted(created), sorted(written))
+    assert not cancelled, sorted(cancelled)
+    assert "token refresher" in outcome["plugin"]
 
     # Control: no plugin, same tokens and renew service: the first expiry ends it, with the NameNode's words.
-    assert logs["control-phase"] == "Failed" or runs["control"].returncode != 0
-    failed = re.search(r"FAILED at ([\d.]+)s \(epoch ([\d.]+)\) after (\d+) rounds: (.*)", logs["control"])
-    assert failed, logs["control"][-3000:]
+    assert outcome["control-phase"] == "Failed"
+    # spark-submit exits 0 for it (Spark's way in cluster mode); `spark-secrets submit` with the driver's outcome.
+    assert runs["control"].returncode == 1, runs["control"].stderr[-2000:]
+    assert re.search(r"driver pod alice-long/long-control-\S+ ended Failed \(container exit code 1\)",
+                     runs["control"].stderr), runs["control"].stderr[-2000:]
+    assert "lines of the driver pod's log:" in runs["control"].stderr, runs["control"].stderr[-2000:]
+    failed = re.search(r"FAILED at ([\d.]+)s \(epoch ([\d.]+)\) after (\d+) rounds: (.*)", outcome["control"])
+    assert failed, outcome["control"][-3000:]
     # It failed before the job's end, and later than one renew interval after its token was issued (the
     # service renewed it until the re-issue, which this job never took), by the wall clock: the job's
     # own clock starts when its executor has come, which on a busy node is long after the submission.
@@ -547,21 +626,21 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_with_the_renew_service_as
     assert float(failed.group(2)) - issued > POD_LIFETIMES.renew_interval_ms / 1000, (issued, failed.group(0))
     # The job prints Py4J's first line; the NameNode's refusal is in the driver's log above it.
     assert re.search(r"InvalidToken\)?: Token .*(has expired|is expired|can't be found in cache)",
-                     logs["control"]), logs["control"][-3000:]
+                     outcome["control"]), outcome["control"][-3000:]
 
     # End of the job: the driver pod goes, the garbage collector takes its Secret, the service cancels.
     last = next(t for t in Credentials.from_bytes(seen[-1]) if t.is_delegation_token)
     (driver,) = _pods(api, "long-plugin", "driver", long_namespace)
     api.delete_namespaced_pod(driver.metadata.name, long_namespace)
-    wait_until("the renew service did not cancel the ended job's token",
-               lambda: metrics(renewer_pod)["cancellations_total"] >= 1, 120)
     login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab, tmp_path / "cc")
+
+    last_seq = last.decode_identifier().sequence_number
+    wait_until("the renew service did not cancel the ended job's token",
+               lambda: last_seq in _created_and_cancelled(namenode.log, "alice")[1], 120)
     with pytest.raises((InvalidTokenError, TokenExpiredError)):
         renew_token(last, SpnegoAuth(login.credentials), conf=HadoopConf.load(pod_hdfs.client_conf_dir()))
-    (service_pod,) = api.list_namespaced_pod(RENEWER_NAMESPACE,
-                                             label_selector="app.kubernetes.io/name=spark-secrets-renewer").items
-    service_log = api.read_namespaced_pod_log(service_pod.metadata.name, RENEWER_NAMESPACE)
-    assert "re-issued alice-long/" in service_log and "cancelled a token of deleted" in service_log, service_log[-3000:]
+    service_log = logs.text()
+    assert "re-issued alice-long/" in service_log, service_log[-3000:]
     for data in seen:  # no token password, in any encoding, in the service's output
         for token in Credentials.from_bytes(data):
             for form in (token.password.hex(), base64.b64encode(token.password).decode(), token.encode_url()):
