@@ -41,14 +41,13 @@ from spark_secrets.errors import (
     TokenExpiredError,
 )
 from spark_secrets.hadoopconf import FileSystemTarget, HadoopConf, resolve_filesystem
+from spark_secrets.runtime._extra import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT  # there: the package names it without HdfsCLI
 from spark_secrets.runtime.tokenfile import TokenFile, TokenWanted
 from spark_secrets.token import Token, utc_text
 from spark_secrets.webhdfs import redact, remote_error
 
 log = logging.getLogger(__name__)
 
-#: (connect, read) seconds; reads of a DataNode's stream may pause while the consumer works.
-DEFAULT_TIMEOUT = (10.0, 120.0)
 _RETRY_ELSEWHERE = ("StandbyException", "RetriableException")
 #: The remote exceptions that are about who the caller is or what it may do (the rest goes to HdfsCLI).
 _SECURITY = ("SecurityException", "InvalidToken", "AccessControlException", "AuthorizationException")
