@@ -24,14 +24,14 @@ from pathlib import Path
 from spark_secrets.errors import ConfigError, KubernetesForbidden, KubernetesNotFound
 from spark_secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, ANNOTATION_SERVICE_ACCOUNT,
                                      ANNOTATION_VERSIONS, ENV_DIR, ENV_FILES, KIND_JOB_SECRETS, LABEL_JOB_SECRETS,
-                                     SUFFIX, data_key, encode_files, env_key, k8s_dir, lease_record,
+                                     data_key, encode_files, env_key, k8s_dir, lease_record,
                                      references_annotation)
 from spark_secrets.kube import KubeClient
 from spark_secrets.reference import JobSecret
 from spark_secrets.resolver import Resolved, Resolver
 from spark_secrets.tokensecret import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY
 from spark_secrets.vault import VaultClient, VaultConfig
-from submit_steps.secret import label_value, secret_name_for
+from submit_steps.secret import label_value
 from submit_steps.settings import Settings
 from submit_steps.spec import SECRET_MAX_BYTES, FsGroup, SecretPlan, SecretVolume, SubmissionSpec
 from submit_steps.step import SubmitStep
@@ -78,7 +78,7 @@ class JobSecretsStep(SubmitStep):
         super().__init__(settings)
         self.kube = kube
         self.resolver = resolver
-        self.name = f"{secret_name_for(settings.app_name).removesuffix('-hadoop-tokens')}{SUFFIX}"
+        self.name = settings.job_secrets_name  # shares its stem with the token Secret's
 
     @property
     def enabled(self) -> bool:
@@ -98,8 +98,7 @@ class JobSecretsStep(SubmitStep):
         namespace = spec.target.namespace if spec.target else self.settings.namespace
         name = (spec.target.secret_prefix if spec.target else "") + self.name
         resolved = self._resolver().resolve(secrets)
-        client_mode = self.settings.conf.get("spark.submit.deployMode", "client") != "cluster"
-        from_k8s = self._read_k8s(namespace, [s for s in secrets if s.ref.scheme == "k8s"], client_mode)
+        from_k8s = self._read_k8s(namespace, [s for s in secrets if s.ref.scheme == "k8s"], not self.settings.cluster_mode)
         data = {data_key(s.kind, s.name): v for s, v in resolved.values.items()}
         self._check_size(resolved)
         directory = self.settings.secrets_dir

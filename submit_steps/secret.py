@@ -10,7 +10,7 @@ from spark_secrets.errors import ConfigError
 from spark_secrets.credentials import Credentials
 from spark_secrets.hadoopconf import HadoopConf
 from spark_secrets.identifier import HIVE_DELEGATION_KIND
-from submit_steps.settings import Settings
+from submit_steps.settings import TOKEN_SECRET_SUFFIX, Settings, name_base
 from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_PRINCIPAL,
                                        ANNOTATION_RENEWER, ANNOTATION_SERVICE_ACCOUNT, KIND_HADOOP_TOKENS, LABEL_APP,
                                        LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER, LABEL_TOKEN_SECRET, MANAGED_BY,
@@ -19,7 +19,7 @@ from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, A
 from submit_steps.spec import SECRET_MAX_BYTES, SecretPlan, SubmissionSpec
 from submit_steps.step import SubmitStep
 
-SUFFIX = "-hadoop-tokens"
+SUFFIX = TOKEN_SECRET_SUFFIX
 #: The NameNode's own setting (milliseconds), read from the client's HADOOP_CONF_DIR when present there.
 RENEW_INTERVAL_KEY = "dfs.namenode.delegation.token.renew-interval"
 DEFAULT_RENEW_INTERVAL_MS = 86_400_000  # Hadoop's default: one day
@@ -51,8 +51,7 @@ def label_value(text: str) -> str:
 
 def secret_name_for(app_name: str, token: str | None = None) -> str:
     """``<app name, DNS-safe>-<8 random hex>-hadoop-tokens``, at most 253 characters."""
-    base = re.sub(r"[^a-z0-9-]+", "-", app_name.lower()).strip("-")[:200] or "spark"
-    return f"{base}-{token or random.token_hex(4)}{SUFFIX}"
+    return f"{name_base(app_name)}-{token or random.token_hex(4)}{SUFFIX}"
 
 
 class TokenSecretStep(SubmitStep):
@@ -60,7 +59,7 @@ class TokenSecretStep(SubmitStep):
 
     def __init__(self, settings: Settings, hadoop_conf: HadoopConf | None = None) -> None:
         super().__init__(settings)
-        self.name = settings.secret_name or secret_name_for(settings.app_name)
+        self.name = settings.token_secret_name  # shares its stem with the job-secrets Secret's
         self._hadoop_conf = hadoop_conf
 
     @property

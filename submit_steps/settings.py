@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import secrets as random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 from spark_secrets.duration import parse_duration
 from spark_secrets.errors import ConfigError
 from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES, HadoopConf
+from spark_secrets.jobsecret import SUFFIX as JOB_SECRETS_SUFFIX
 from spark_secrets.metastore import Metastore
 from spark_secrets.reference import JobSecret, parse_job_secret
 from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
@@ -27,6 +29,12 @@ SPARK_FILESYSTEMS = "spark.kerberos.access.hadoopFileSystems"
 #: Where Spark's own Kerberos step mounts an existing token Secret in the driver.
 SPARK_CREDENTIALS_DIR = "/mnt/secrets/hadoop-credentials"
 LAYOUTS = ("none", "namespace-per-user", "group", "precreated", "controller")
+#: Where the driver runs; ``spark-submit --deploy-mode`` sets it (see :func:`submit_steps.sparkconf.conf_from_submit_args`).
+DEPLOY_MODE = "spark.submit.deployMode"
+#: The ending of the token Secret's generated name.
+TOKEN_SECRET_SUFFIX = "-hadoop-tokens"
+#: Kubernetes' longest object name (a DNS subdomain).
+NAME_MAX = 253
 
 
 @dataclass(frozen=True)
@@ -135,6 +143,11 @@ _KNOWN = {s.key for s in SETTINGS if not s.key.endswith(">")}
 _DEFAULTS = {s.key: s.default for s in SETTINGS}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def name_base(app_name: str) -> str:
+    """``app_name`` made the start of a Kubernetes name: lowercase letters, digits and '-', at most 200."""
+    return re.sub(r"[^a-z0-9-]+", "-", app_name.lower()).strip("-")[:200] or "spark"
 
 
 def _bool(key: str, text: str) -> bool:
@@ -364,6 +377,39 @@ class Settings:
     @cached_property
     def namespace(self) -> str:
         return self.conf.get("spark.kubernetes.namespace") or "default"
+
+    @cached_property
+    def deploy_mode(self) -> str:
+        """Where the driver runs, decided here once for every step and the submission: ``cluster`` (a driver
+        pod) when ``spark.submit.deployMode`` (where ``--deploy-mode`` goes) says so, else ``client`` (this
+        machine), Spark's own default when neither is given."""
+        return "cluster" if self.conf.get(DEPLOY_MODE) == "cluster" else "client"
+
+    @property
+    def cluster_mode(self) -> bool:
+        """Whether the driver runs in a pod (:attr:`deploy_mode` ``cluster``)."""
+        return self.deploy_mode == "cluster"
+
+    # -- the names of the job's Secrets -----------------------------------------------------------
+    @cached_property
+    def secret_stem(self) -> str:
+        """What the names of both of the job's Secrets start with, chosen once so that they share it:
+        ``spark.secrets.secret.name`` without a ``-hadoop-tokens`` ending, else the app name (DNS-safe) and
+        8 random hex digits. A layout's ``<user>--`` owner prefix goes before both (the steps add it)."""
+        if self.secret_name is not None:
+            return self.secret_name.removesuffix(TOKEN_SECRET_SUFFIX)
+        return f"{name_base(self.app_name)}-{random.token_hex(4)}"
+
+    @cached_property
+    def token_secret_name(self) -> str:
+        """The token Secret's name: ``spark.secrets.secret.name`` as given, else ``<stem>-hadoop-tokens``."""
+        return self.secret_name or f"{self.secret_stem}{TOKEN_SECRET_SUFFIX}"
+
+    @cached_property
+    def job_secrets_name(self) -> str:
+        """The job-secrets Secret's name: ``<stem>-job-secrets`` (the stem shortened to fit 253 characters)."""
+        stem = self.secret_stem[:NAME_MAX - len(JOB_SECRETS_SUFFIX)].rstrip("-.")
+        return f"{stem}{JOB_SECRETS_SUFFIX}"
 
 
 def settings_table() -> str:

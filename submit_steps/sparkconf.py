@@ -50,8 +50,10 @@ def defaults_file(env: Mapping[str, str] | None = None) -> Path | None:
 
 def conf_from_submit_args(args: Sequence[str], env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The effective conf of ``spark-submit ARGS``: its properties file (or spark-defaults.conf),
-    then ``--conf`` and the flags that are settings (``--name``, ``--master``, ``--deploy-mode``)."""
+    then ``--conf``, then the flags that are settings (``--name``, ``--master``, ``--deploy-mode``), which
+    spark-submit prefers to a ``--conf`` of the same setting wherever each stands."""
     flags: dict[str, str] = {}
+    options: dict[str, str] = {}
     properties: Path | None = None
     i = 0
     while i < len(args):
@@ -73,12 +75,12 @@ def conf_from_submit_args(args: Sequence[str], env: Mapping[str, str] | None = N
             elif name == "--properties-file":
                 properties = Path(value)
             elif name in _FLAG_CONF:
-                flags[_FLAG_CONF[name]] = value
+                options[_FLAG_CONF[name]] = value
         elif not arg.startswith("-"):
             break  # the application resource: everything after it belongs to the application
         i += 1
     source = properties or defaults_file(env)
-    return {**(read_properties(source) if source else {}), **flags}
+    return {**(read_properties(source) if source else {}), **flags, **options}
 
 
 def insert_conf_flags(args: Sequence[str], flags: Sequence[str]) -> list[str]:

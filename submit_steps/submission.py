@@ -238,7 +238,7 @@ class Submission:
                 local_file.unlink(missing_ok=True)
 
     def _is_cluster_mode(self) -> bool:
-        return self.settings.conf.get("spark.submit.deployMode", "client") == "cluster"
+        return self.settings.cluster_mode  # decided once, for the steps too
 
     # -- the driver's outcome --------------------------------------------------------------------
     def _reports_driver_outcome(self) -> bool:
