@@ -8,7 +8,6 @@ driver pod exists the Secret is made the pod's, so Kubernetes deletes it with th
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -16,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +195,6 @@ class Submission:
         if spec.local_secrets is not None and not self._is_cluster_mode():
             run_env.update(spec.local_secrets.materialize())  # this driver runs here: files and env, private
         stop = threading.Event()
-        started = time.time()
 
         def watch_for_driver() -> None:
             while not stop.wait(poll):
@@ -227,7 +224,7 @@ class Submission:
                 self.progress(f"{why}: removing the job's Secrets")
                 self.cleanup()
             if proc.returncode == 0 and self._reports_driver_outcome():
-                return self.driver_outcome(spec, started)
+                return self.driver_outcome(spec)
             return proc.returncode
         except BaseException:
             stop.set()
@@ -248,21 +245,21 @@ class Submission:
         waits = conf.get("spark.kubernetes.submission.waitAppCompletion", "").strip().lower() != "false"
         return self._is_cluster_mode() and conf.get("spark.master", "").startswith("k8s://") and waits
 
-    def driver_outcome(self, spec: SubmissionSpec, started: float) -> int:
-        """The exit status a scheduler should see once spark-submit (started at ``started``, wall clock)
-        returned 0 in cluster mode: the driver pod's. Prints one line unless it succeeded. When the pod
-        cannot be read, says why and keeps spark-submit's 0 (the job may well have succeeded)."""
+    def driver_outcome(self, spec: SubmissionSpec) -> int:
+        """The exit status a scheduler should see once spark-submit returned 0 in cluster mode: the driver
+        pod's (the one owning the job's Secrets, else the one with this submission's label). Prints one line
+        unless it succeeded. When the pod cannot be read, says why and keeps spark-submit's 0 (the job may
+        well have succeeded)."""
         conf = spec.effective_conf()
         namespace = conf.get("spark.kubernetes.namespace") or "default"
-        if self.owner is None and not (self.selectors or self.created or conf.get("spark.kubernetes.driver.pod.name")
-                                       or conf.get("spark.app.name")):
-            self.progress("the driver's outcome is unknown: nothing names this job's driver pod (give spark-submit "
-                          "--name); exiting with spark-submit's status 0")
+        if self.owner is None and self.submission_id is None:
+            self.progress("the driver's outcome is unknown: this submission did not label its driver pod; "
+                          "exiting with spark-submit's status 0")
             return 0
         deadline = time.monotonic() + self.outcome_wait
         try:
             while True:
-                pod = self._driver_pod(namespace, conf, started)
+                pod = self._driver_pod(namespace)
                 phase = str(((pod or {}).get("status") or {}).get("phase") or "")
                 if phase in ("Succeeded", "Failed") or time.monotonic() >= deadline:
                     break
@@ -290,41 +287,22 @@ class Submission:
         self._show_log(namespace, pod, container)
         return code
 
-    def _driver_pod(self, namespace: str, conf: Mapping[str, str], started: float) -> dict[str, Any] | None:
-        """This job's driver pod: the one that owns its Secrets, the one named by
-        ``spark.kubernetes.driver.pod.name``, the one labelled with its Secret, or else the newest driver
-        labelled with its app name that is not older than this submission. A 403 names the permission."""
-        name = self.owner.name if self.owner is not None else conf.get("spark.kubernetes.driver.pod.name")
-        if self.owner is not None:
-            namespace = self.owner.namespace
-        try:
-            if name:
-                return self.kube.read_pod(namespace, name)
-        except KubernetesNotFound:
-            return None
-        except KubernetesForbidden:
-            raise KubernetesForbidden(f"you may not get pods in namespace {namespace}") from None
-        if self.submission_id:
+    def _driver_pod(self, namespace: str) -> dict[str, Any] | None:
+        """This job's driver pod: the one that owns its Secrets, else the one labelled with this submission
+        (never another run's of the same app name). A 403 names the permission."""
+        owner = self.owner
+        if owner is not None:
             try:
-                mine = self.kube.list_pods(namespace, f"{LABEL_SUBMISSION}={self.submission_id},spark-role=driver")
+                return self.kube.read_pod(owner.namespace, owner.name)
+            except KubernetesNotFound:
+                return None
             except KubernetesForbidden:
-                raise KubernetesForbidden(f"you may not list pods in namespace {namespace}") from None
-            return mine[0] if mine else None
-        secret = next(iter(self.selectors), None) or (self.created[0].name if self.created else None)
-        if secret:
-            selector = f"{self.selectors.get(secret, f'{LABEL_TOKEN_SECRET}={secret}')},spark-role=driver"
-        else:
-            selector = f"spark-role=driver,spark-app-name={app_name_label(conf.get('spark.app.name', ''))}"
+                raise KubernetesForbidden(f"you may not get pods in namespace {owner.namespace}") from None
         try:
-            pods = self.kube.list_pods(namespace, selector)
+            mine = self.kube.list_pods(namespace, f"{LABEL_SUBMISSION}={self.submission_id},spark-role=driver")
         except KubernetesForbidden:
             raise KubernetesForbidden(f"you may not list pods in namespace {namespace}") from None
-        if secret:  # labelled with this job's own Secret
-            return pods[0] if pods else None
-        # A driver of an earlier run of the same name may still be there: only a newer one is this job's
-        # (with a minute's grace for the API server's clock).
-        recent = [p for p in pods if _created(p) >= started - 60]
-        return max(recent, key=_created) if recent else None
+        return mine[0] if mine else None
 
     @staticmethod
     def _failure(pod: Mapping[str, Any], container: str | None) -> tuple[int, str]:
@@ -366,19 +344,3 @@ def _driver_container(pod: Mapping[str, Any], template_name: str | None) -> str 
         if wanted and wanted in names:
             return wanted
     return names[-1] if names else None
-
-
-def app_name_label(name: str) -> str:
-    """The ``spark-app-name`` label Spark gives the pods of an app named ``name``
-    (``KubernetesConf.getAppNameLabel``)."""
-    label = re.sub("-+", "-", re.sub("[^a-z0-9-]", "-", name.strip().lower()))
-    return label[:63].removeprefix("-").removesuffix("-")
-
-
-def _created(pod: Mapping[str, Any]) -> float:
-    """A pod's creation time (epoch seconds; 0 if missing or unreadable)."""
-    text = str((pod.get("metadata") or {}).get("creationTimestamp") or "")
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0

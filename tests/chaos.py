@@ -9,7 +9,6 @@ import contextlib
 import datetime as dt
 import os
 import random
-import re
 import signal
 import threading
 import time
@@ -57,16 +56,6 @@ class RenewerLogs:
 
     def text(self) -> str:
         return "\n".join(line for lines in list(self.logs.values()) for line in list(lines))
-
-    def port_of(self, pod: str) -> int | None:
-        """The health port the pod's current container listens on (``--listen :0``)."""
-        for (name, _), lines in sorted(self.logs.items(), key=lambda kv: -kv[0][1]):
-            if name == pod:
-                for line in lines:
-                    match = re.search(r"health on :(\d+)", line)
-                    if match:
-                        return int(match.group(1))
-        return None
 
     def _discover(self) -> None:
         while not self._stop.wait(0.5):

@@ -18,7 +18,7 @@ import requests
 
 from spark_secrets.kube import KubeClient
 from spark_secrets.kubeconfig import ClusterAccess
-from submit_steps.submission import Submission, app_name_label
+from submit_steps.submission import Submission
 
 from steps_support import BASE, builder
 
@@ -286,9 +286,3 @@ def test_the_driver_container_is_the_template_s_or_spark_s_or_the_last() -> None
     assert _driver_container(pod, None) == "main"  # Spark appends its container after a template's
     assert _driver_container({"spec": {"containers": [{"name": "spark-kubernetes-driver"}, {"name": "x"}]}},
                              None) == "spark-kubernetes-driver"
-
-
-@pytest.mark.parametrize(("name", "label"), [("Nightly ETL", "nightly-etl"), ("  --My_App!!v2--  ", "my-app-v2"),
-                                              ("x" * 70, "x" * 63), ("a" * 62 + "_b", "a" * 62)])
-def test_app_name_labels_are_spark_s(name: str, label: str) -> None:
-    assert app_name_label(name) == label

@@ -59,6 +59,16 @@ class Step:
         return patch
 
 
+def renew_each(tokens: list[Token], kind_of: Callable[[Token], TokenKind], metrics: Metrics) -> list[int]:
+    """Renew ``tokens`` at their servers (counted by kind); their new expiries. The first failure stops it."""
+    expiries = []
+    for token in tokens:
+        kind = kind_of(token)
+        expiries.append(kind.renew(token))
+        metrics.count(kind.name, "renew")
+    return expiries
+
+
 class Rollover:
     """The service's outgoing sections: sealing, checking, renewing and dropping them."""
 
@@ -113,12 +123,8 @@ class Rollover:
         them (cancelled, expired: nothing left to keep alive); unchanged with ``failed`` on an outage."""
         out = ts.outgoing
         assert out is not None and out.verified and out.credentials is not None
-        expiries = []
         try:
-            for token in distinct_tokens(out.credentials):
-                kind = self.kind_of(token)
-                expiries.append(kind.renew(token))
-                self.metrics.count(kind.name, "renew")
+            expiries = renew_each(distinct_tokens(out.credentials), self.kind_of, self.metrics)
         except (InvalidTokenError, HdfsPermissionError) as exc:
             log.info("%s: the token server no longer renews the outgoing tokens (%s); dropping them", ts.ref,
                      exc.problem)

@@ -1,7 +1,7 @@
 """A standby replica renews, and only renews, a sealed token that the leader let come close to lapsing.
 
-A dead leader (SIGKILL, node loss) is replaced only once its Lease runs out (its duration plus up to a
-third of it between checks), and a token whose renewal falls due in that gap could lapse in the pods. A
+A dead leader (SIGKILL, node loss) is replaced only once its Lease runs out, and a token whose renewal
+falls due in that gap could lapse in the pods. A
 renewal is idempotent at the token server (it only moves the expiry to min(now + renew interval, max
 date)), so two replicas renewing one token is harmless, while two re-issues make two tokens and a cancel
 is final: so a standby renews a token only once the leader is clearly late (less than half the renewal
@@ -29,6 +29,7 @@ from spark_secrets.kube import KubeClient
 from spark_secrets.renew.housekeeping import Key
 from spark_secrets.renew.kinds import TokenKind
 from spark_secrets.renew.metrics import Metrics
+from spark_secrets.renew.rollover import renew_each
 from spark_secrets.token import Token
 from spark_secrets.tokensecret import TokenSecret, distinct_tokens, rfc3339
 
@@ -41,7 +42,7 @@ log = logging.getLogger("spark_secrets.renew")
 PASS_MIN_MS, PASS_MAX_MS, PASS_FLOOR_MS = 1_000, 10_000, 100
 #: After a failed standby renewal: wait from the first, doubling up to the last, never past a third of what is left.
 RETRY_FIRST_MS, RETRY_MAX_MS = 1_000, 60_000
-#: An expiry this close to the max date is as far as a renewal goes (annotations keep whole seconds).
+#: An expiry this close to the max date is as far as a renewal goes (older annotations kept whole seconds).
 CAPPED_MS = 1_000
 
 
@@ -201,11 +202,7 @@ class Standby:
                          ",".join(str(i.sequence_number) for i in full.identifiers[:1]), rfc3339(answered))
 
     def _renew_tokens(self, tokens: list[Token]) -> list[int]:
-        expiries = []
-        for token in tokens:
-            kind = self.kind_of(token)
-            expiries.append(kind.renew(token))
-            self.metrics.count(kind.name, "renew")
+        expiries = renew_each(tokens, self.kind_of, self.metrics)
         if not expiries:
             raise UnusableSecret("it holds no delegation tokens")
         return expiries
