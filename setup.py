@@ -15,7 +15,7 @@ class BuildPyWithPlugin(build_py):
     def run(self) -> None:
         super().run()
         if self.editable_mode:
-            return  # editable installs build the jar on first use (spark_secrets.plugin.jar_path)
+            return  # editable installs build the jar on first use (spark_secrets.plugin.jar.jar_path)
         spec = importlib.util.spec_from_file_location("_plugin_build", Path(__file__).parent / "spark_secrets" / "jvm" / "build.py")
         assert spec and spec.loader
         builder = importlib.util.module_from_spec(spec)

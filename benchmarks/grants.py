@@ -28,12 +28,12 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from spark_secrets import rbac
-from spark_secrets.fetcher import obtain_tokens
+from spark_secrets.kube import rbac
+from spark_secrets.tokens.fetcher import obtain_tokens
 from spark_secrets.renew.grants import grant_name
-from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_SERVICE_ACCOUNT,
+from spark_secrets.secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_SERVICE_ACCOUNT,
                                   KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY)
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 
 NAMESPACE = "bench-grants"

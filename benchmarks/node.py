@@ -27,10 +27,10 @@ from pathlib import Path
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.kerberos import keytab_login
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.login.kerberos import keytab_login
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import KRB5_CONFIG_MAP, RENEWER, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS_DIR, node_job_conf,
                                          node_pod_template, spark_env)

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.plugin import jar_path
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.plugin.jar import jar_path
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.jvm import compile_java
 from spark_secrets.testbed.projection import SecretVolume

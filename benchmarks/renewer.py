@@ -27,13 +27,13 @@ import requests
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.credentials import Credentials
-from spark_secrets.kube import KubeClient
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.kube.client import KubeClient
 from spark_secrets.renew.watch import INITIAL_EVENTS_END
-from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, KIND_HADOOP_TOKENS, LABEL_KIND,
+from spark_secrets.secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, KIND_HADOOP_TOKENS, LABEL_KIND,
                                        LABEL_MANAGED_BY, MANAGED_BY, TOKEN_SECRET_SELECTOR, schedule_annotations)
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 
 

@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 import pyarrow.dataset as ds  # noqa: E402
 
-from spark_secrets.fetcher import obtain_tokens  # noqa: E402
-from spark_secrets.hadoopconf import HadoopConf  # noqa: E402
-from spark_secrets.kerberos import current_ticket_cache  # noqa: E402
+from spark_secrets.tokens.fetcher import obtain_tokens  # noqa: E402
+from spark_secrets.hadoop.conf import HadoopConf  # noqa: E402
+from spark_secrets.login.kerberos import current_ticket_cache  # noqa: E402
 from spark_secrets.runtime import arrow_filesystem, hdfs_client  # noqa: E402
-from spark_secrets.spnego import SpnegoAuth  # noqa: E402
+from spark_secrets.login.spnego import SpnegoAuth  # noqa: E402
 from spark_secrets.testbed.bed import RENEWER, Testbed  # noqa: E402
 from spark_secrets.testbed.spark import spark_env  # noqa: E402
 

@@ -45,8 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout, not an installed copy
 
-from spark_secrets.credentials import Credentials  # noqa: E402
-from spark_secrets.kube import KubeClient  # noqa: E402
+from spark_secrets.hadoop.credentials import Credentials  # noqa: E402
+from spark_secrets.kube.client import KubeClient  # noqa: E402
 from spark_secrets.testbed.bed import RENEWER, Testbed  # noqa: E402
 from spark_secrets.testbed.hadoop import SecureHdfs  # noqa: E402
 from spark_secrets.testbed.kms import Kms  # noqa: E402

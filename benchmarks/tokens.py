@@ -18,14 +18,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from spark_secrets.credentials import PROTOBUF, WRITABLE, Credentials
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.hadoop.credentials import PROTOBUF, WRITABLE, Credentials
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.jvm import compile_java
-from spark_secrets.token import Token
-from spark_secrets.webhdfs import WebHdfsClient
+from spark_secrets.hadoop.token import Token
+from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 JVM_SOURCES = Path(__file__).resolve().parent.parent / "tests" / "jvm"
 

@@ -13,9 +13,9 @@ from typing import Any
 __version__ = "0.1.0.dev0"
 
 _EXPORTS = {
-    "Credentials": "spark_secrets.credentials",
-    "Token": "spark_secrets.token",
-    "DelegationTokenIdentifier": "spark_secrets.identifier",
+    "Credentials": "spark_secrets.hadoop.credentials",
+    "Token": "spark_secrets.hadoop.token",
+    "DelegationTokenIdentifier": "spark_secrets.hadoop.identifier",
     "SparkSecretsError": "spark_secrets.errors",
 }
 __all__ = ["__version__", *_EXPORTS]

@@ -2,6 +2,6 @@
 
 import sys
 
-from spark_secrets.cli import main
+from spark_secrets.cli.main import main
 
 sys.exit(main())

@@ -22,15 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spark_secrets.errors import ConfigError, KubernetesForbidden, KubernetesNotFound
-from spark_secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, ANNOTATION_SERVICE_ACCOUNT,
+from spark_secrets.secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, ANNOTATION_SERVICE_ACCOUNT,
                                      ANNOTATION_VERSIONS, ENV_DIR, ENV_FILES, KIND_JOB_SECRETS, LABEL_JOB_SECRETS,
                                      data_key, encode_files, env_key, k8s_dir, lease_record,
                                      references_annotation)
-from spark_secrets.kube import KubeClient
-from spark_secrets.reference import JobSecret
-from spark_secrets.resolver import Resolved, Resolver
-from spark_secrets.tokensecret import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY
-from spark_secrets.vault import VaultClient, VaultConfig
+from spark_secrets.kube.client import KubeClient
+from spark_secrets.jobsecrets.reference import JobSecret
+from spark_secrets.jobsecrets.resolver import Resolved, Resolver
+from spark_secrets.secrets.tokensecret import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, MANAGED_BY
+from spark_secrets.jobsecrets.vault import VaultClient, VaultConfig
 from submit_steps.secret import label_value
 from submit_steps.settings import Settings
 from submit_steps.spec import SECRET_MAX_BYTES, FsGroup, SecretPlan, SecretVolume, SubmissionSpec

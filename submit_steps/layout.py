@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.kerberos import current_ticket_cache, short_name
-from spark_secrets.tokensecret import OWNER_SEPARATOR
+from spark_secrets.login.kerberos import current_ticket_cache, short_name
+from spark_secrets.secrets.tokensecret import OWNER_SEPARATOR
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec, Target
 from submit_steps.step import SubmitStep

@@ -7,8 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from spark_secrets.credentials import WRITABLE, Credentials
-from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
+from spark_secrets.hadoop.credentials import WRITABLE, Credentials
+from spark_secrets.secrets.tokensecret import DEFAULT_TOKEN_KEY
 
 
 def private_token_file(creds: Credentials, version: int = WRITABLE) -> Path:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.kube import KubeClient
-from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
+from spark_secrets.kube.client import KubeClient
+from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
 from submit_steps.builder import StepBuilder
 from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.local import private_token_file

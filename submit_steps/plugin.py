@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from spark_secrets.plugin import PLUGIN_CLASS, jar_path
+from spark_secrets.plugin.jar import PLUGIN_CLASS, jar_path
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep

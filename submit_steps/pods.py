@@ -10,7 +10,7 @@ and the same variable through ``spark.executorEnv``.
 from __future__ import annotations
 
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
-from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_TOKEN_SECRET
+from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_TOKEN_SECRET
 from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep
 

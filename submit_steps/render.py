@@ -13,8 +13,8 @@ import yaml
 
 from spark_secrets.errors import ConfigError
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
-from spark_secrets.tokensecret import ANNOTATION_KEY, DEFAULT_TOKEN_KEY
-from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_TOKEN_SECRET
+from spark_secrets.secrets.tokensecret import ANNOTATION_KEY, DEFAULT_TOKEN_KEY
+from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_TOKEN_SECRET
 from submit_steps.podtemplate import merge_volumes
 from submit_steps.spec import SecretPlan, SubmissionSpec
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import secrets as random
 
-from spark_secrets.kerberos import short_name
+from spark_secrets.login.kerberos import short_name
 from spark_secrets.errors import ConfigError
-from spark_secrets.credentials import Credentials
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.identifier import HIVE_DELEGATION_KIND
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND
 from submit_steps.settings import TOKEN_SECRET_SUFFIX, Settings, name_base
-from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_PRINCIPAL,
+from spark_secrets.secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_PRINCIPAL,
                                        ANNOTATION_RENEWER, ANNOTATION_SERVICE_ACCOUNT, KIND_HADOOP_TOKENS, LABEL_APP,
                                        LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER, LABEL_TOKEN_SECRET, MANAGED_BY,
                                        identifiers_of,

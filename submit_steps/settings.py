@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 from spark_secrets.duration import parse_duration
 from spark_secrets.errors import ConfigError
-from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES, HadoopConf
-from spark_secrets.jobsecret import SUFFIX as JOB_SECRETS_SUFFIX
-from spark_secrets.metastore import Metastore
-from spark_secrets.reference import JobSecret, parse_job_secret
-from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
+from spark_secrets.hadoop.conf import FILESYSTEM_SCHEMES, HadoopConf
+from spark_secrets.secrets.jobsecret import SUFFIX as JOB_SECRETS_SUFFIX
+from spark_secrets.tokens.metastore import Metastore
+from spark_secrets.jobsecrets.reference import JobSecret, parse_job_secret
+from spark_secrets.secrets.tokensecret import DEFAULT_TOKEN_KEY
 
 PREFIX = "spark.secrets."
 #: Spark's own list of filesystems to obtain tokens for (used when ours is not set).
@@ -240,7 +240,7 @@ class Settings:
         return bool(self.conf.get("spark.secrets.dir.fsGroup"))
 
     def vault_setting(self, name: str) -> str | None:
-        """``spark.secrets.vault.<name>``, for :meth:`spark_secrets.vault.VaultConfig.from_settings`."""
+        """``spark.secrets.vault.<name>``, for :meth:`spark_secrets.jobsecrets.vault.VaultConfig.from_settings`."""
         return self.get(f"spark.secrets.vault.{name}")
 
     def _hive_conf(self, key: str) -> str | None:

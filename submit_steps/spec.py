@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 
-from spark_secrets.tokensecret import ANNOTATION_RENEWED_AT
+from spark_secrets.secrets.tokensecret import ANNOTATION_RENEWED_AT
 
 if TYPE_CHECKING:
     from submit_steps.jobsecrets import LocalSecrets

@@ -20,13 +20,13 @@ from typing import Any
 
 from spark_secrets.errors import SparkSecretsError
 from spark_secrets.errors import KubernetesForbidden, KubernetesNotFound
-from spark_secrets.kube import KubeClient, ObjectRef
+from spark_secrets.kube.client import KubeClient, ObjectRef
 from submit_steps.builder import StepBuilder
 from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.layout import LayoutStep
 from submit_steps.podtemplate import ROLES, check_templates, with_pod_templates
 from submit_steps.sparkconf import insert_conf_flags
-from spark_secrets.tokensecret import LABEL_TOKEN_SECRET
+from spark_secrets.secrets.tokensecret import LABEL_TOKEN_SECRET
 from submit_steps.spec import SecretPlan, SubmissionSpec, Target
 
 Progress = Callable[[str], None]

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import KerberosError, SparkSecretsError
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
-from spark_secrets.kerberos import TicketCache, current_ticket_cache
-from spark_secrets.metastore import Metastore, add_hive_token, obtain_hive_token
-from spark_secrets.spnego import SpnegoAuth
-from spark_secrets.token import Token
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
+from spark_secrets.login.kerberos import TicketCache, current_ticket_cache
+from spark_secrets.tokens.metastore import Metastore, add_hive_token, obtain_hive_token
+from spark_secrets.login.spnego import SpnegoAuth
+from spark_secrets.hadoop.token import Token
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from spark_secrets.credentials import Credentials
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.spnego import SpnegoAuth
-from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.login.spnego import SpnegoAuth
+from spark_secrets.secrets.tokensecret import DEFAULT_TOKEN_KEY
 from spark_secrets.testbed.bed import ALL_COMPONENTS, RENEWER, USERS, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
 from spark_secrets.testbed.kms import Kms

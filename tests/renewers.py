@@ -14,7 +14,7 @@ import requests
 import yaml
 
 from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, Testbed
-from spark_secrets.tokensecret import DEFAULT_TOKEN_KEY
+from spark_secrets.secrets.tokensecret import DEFAULT_TOKEN_KEY
 from spark_secrets.testbed.hadoop import SecureHdfs
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -136,7 +136,7 @@ class SubmittedJob:
         from kubernetes import client as k8s
         from kubernetes import config as k8s_config
 
-        from spark_secrets.kube import KubeClient
+        from spark_secrets.kube.client import KubeClient
         from submit_steps.submission import Submission
 
         assert bed.kube is not None
@@ -166,7 +166,7 @@ def job_pod(bed: Testbed, secret: str, account: str = "spark", namespace: str = 
                                  "volumeMounts": [{"name": "s", "mountPath": "/mnt/s"}]}],
                  "volumes": [{"name": "s", "secret": {"secretName": secret}}]}})
     if owns:
-        from spark_secrets.kube import KubeClient
+        from spark_secrets.kube.client import KubeClient
 
         admin = KubeClient.from_config(str(bed.kube.kubeconfig("admin")))
         admin.patch_secret(namespace, secret, {"metadata": {"ownerReferences": [

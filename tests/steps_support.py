@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-from spark_secrets.credentials import Credentials
-from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.token import Token
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
+from spark_secrets.hadoop.token import Token
 from submit_steps.builder import StepBuilder
 from submit_steps.layout import LayoutStep
 from submit_steps.plugin import RefresherPluginStep

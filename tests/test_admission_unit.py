@@ -7,7 +7,7 @@ from typing import Any
 
 from spark_secrets.errors import KubernetesNotFound
 from spark_secrets.renew.admission import OwnerPolicy, selector_matches
-from spark_secrets.tokensecret import TokenSecret
+from spark_secrets.secrets.tokensecret import TokenSecret
 
 
 class _Kube:

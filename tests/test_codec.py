@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spark_secrets.credentials import PROTOBUF, WRITABLE, Credentials
+from spark_secrets.hadoop.credentials import PROTOBUF, WRITABLE, Credentials
 from spark_secrets.errors import TokenFormatError
-from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.token import Token
-from spark_secrets.writable import Reader, Writer, encode_vlong
+from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
+from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.writable import Reader, Writer, encode_vlong
 
 # Spec §1 table.
 VLONG_VECTORS = [

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from spark_secrets.resolver import Resolver
-from spark_secrets.jobsecret import KIND_JOB_SECRETS
-from spark_secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
+from spark_secrets.jobsecrets.resolver import Resolver
+from spark_secrets.secrets.jobsecret import KIND_JOB_SECRETS
+from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
 from submit_steps.builder import StepBuilder
 from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.layout import LayoutStep

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from spark_secrets.doctor import FAIL, OK, WARN, Check, Report, examine
-from spark_secrets.doctor.hdfs import Lifetimes
-from spark_secrets.doctor.job import check_duration, check_plugin
-from spark_secrets.doctor.renewservice import RenewServiceView, check_renewer
+from spark_secrets.check import FAIL, OK, WARN, Check, Report, examine
+from spark_secrets.check.hdfs import Lifetimes
+from spark_secrets.check.job import check_duration, check_plugin
+from spark_secrets.check.renewservice import RenewServiceView, check_renewer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from spark_secrets import fetcher
+from spark_secrets.tokens import fetcher
 from spark_secrets.errors import NameNodeUnavailable
-from spark_secrets.hadoopconf import FileSystemTarget, NameNodeAddress
-from spark_secrets.token import Token
+from spark_secrets.hadoop.conf import FileSystemTarget, NameNodeAddress
+from spark_secrets.hadoop.token import Token
 
 TARGETS = [FileSystemTarget(f"http://nn{i}:9870", (NameNodeAddress(f"http://nn{i}:9870"),)) for i in range(4)]
 

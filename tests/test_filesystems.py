@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import HdfsError, NameNodeUnavailable, TokenExpiredError
-from spark_secrets.fetcher import namenodes_for, obtain_tokens, renew_token
-from spark_secrets.hadoopconf import HadoopConf, resolve_filesystem
-from spark_secrets.identifier import HDFS_DELEGATION_KIND, SWEBHDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
-from spark_secrets.kerberos import keytab_login
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import namenodes_for, obtain_tokens, renew_token
+from spark_secrets.hadoop.conf import HadoopConf, resolve_filesystem
+from spark_secrets.hadoop.identifier import HDFS_DELEGATION_KIND, SWEBHDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
+from spark_secrets.login.kerberos import keytab_login
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs, write_client_conf
 

@@ -26,13 +26,13 @@ import requests
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from spark_secrets.credentials import Credentials
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.kerberos import current_ticket_cache
-from spark_secrets.kube import KubeClient
-from spark_secrets.tokensecret import parse_rfc3339
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.login.kerberos import current_ticket_cache
+from spark_secrets.kube.client import KubeClient
+from spark_secrets.secrets.tokensecret import parse_rfc3339
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs, write_client_conf
 from submit_steps.submission import Submission

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.hadoopconf import HadoopConf, resolve_filesystem
+from spark_secrets.hadoop.conf import HadoopConf, resolve_filesystem
 
 HA = HadoopConf({
     "fs.defaultFS": "hdfs://prod",

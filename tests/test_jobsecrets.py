@@ -16,11 +16,11 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from spark_secrets.errors import TestbedError
-from spark_secrets.jobsecret import ANNOTATION_REFERENCES, KIND_JOB_SECRETS
+from spark_secrets.secrets.jobsecret import ANNOTATION_REFERENCES, KIND_JOB_SECRETS
 from spark_secrets.testbed.bed import Testbed
 from spark_secrets.testbed.openbao import OpenBao
 from spark_secrets.testbed.postgres import Postgres
-from spark_secrets.tokensecret import LABEL_KIND, LABEL_MANAGED_BY
+from spark_secrets.secrets.tokensecret import LABEL_KIND, LABEL_MANAGED_BY
 
 pytestmark = pytest.mark.testbed
 

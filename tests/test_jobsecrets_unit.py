@@ -14,11 +14,11 @@ import requests
 from requests.adapters import BaseAdapter
 
 from spark_secrets.errors import ConfigError, VaultForbidden, VaultNotFound
-from spark_secrets.jobsecret import ENV_FILES, decode_files
-from spark_secrets.reference import Reference, parse_job_secret, parse_reference
-from spark_secrets.resolver import Resolver
+from spark_secrets.secrets.jobsecret import ENV_FILES, decode_files
+from spark_secrets.jobsecrets.reference import Reference, parse_job_secret, parse_reference
+from spark_secrets.jobsecrets.resolver import Resolver
 from spark_secrets.runtime import secrets as runtime
-from spark_secrets.vault import VaultClient, VaultConfig
+from spark_secrets.jobsecrets.vault import VaultClient, VaultConfig
 from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec

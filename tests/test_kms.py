@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, ServerUnavailable, SparkSecretsError
-from spark_secrets.fetcher import cancel_token, obtain_tokens, renew_token
-from spark_secrets.identifier import KMS_DELEGATION_KIND
-from spark_secrets.kerberos import current_ticket_cache, keytab_login
-from spark_secrets.kms import KeyProvider, obtain_kms_token
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import cancel_token, obtain_tokens, renew_token
+from spark_secrets.hadoop.identifier import KMS_DELEGATION_KIND
+from spark_secrets.login.kerberos import current_ticket_cache, keytab_login
+from spark_secrets.tokens.kms import KeyProvider, obtain_kms_token
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
-from spark_secrets.token import Token
+from spark_secrets.hadoop.token import Token
 
 from conftest import EZ_LIFETIMES as LIFETIMES
 from conftest import ZONE, Zone

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import requests
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import ConfigError, HdfsPermissionError, InvalidTokenError, ServerUnavailable
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.kms import KeyProvider, KmsClient, add_kms_token, configured_provider, renew_kms_token, secret_key_for
-from spark_secrets.token import Token
-from spark_secrets.webhdfs import remote_error
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
+from spark_secrets.tokens.kms import KeyProvider, KmsClient, add_kms_token, configured_provider, renew_kms_token, secret_key_for
+from spark_secrets.hadoop.token import Token
+from spark_secrets.tokens.webhdfs import remote_error
 
 
 def test_one_instance() -> None:
@@ -109,7 +109,7 @@ class _Down(requests.Session):
 
 def test_renewal_fails_over_to_the_next_instance(monkeypatch: pytest.MonkeyPatch) -> None:
     session = _Down({"kms2:9600"})
-    monkeypatch.setattr("spark_secrets.webhdfs.requests.Session", lambda: session)
+    monkeypatch.setattr("spark_secrets.tokens.webhdfs.requests.Session", lambda: session)
     ident = DelegationTokenIdentifier("alice", "spark-renewer", "", 1, 2, 3, 4).encode()
     token = Token(ident, b"pw", "kms-dt", "kms://http@kms1;kms2:9600/kms")
     assert renew_kms_token(token, None) == 1234

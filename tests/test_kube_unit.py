@@ -19,8 +19,8 @@ import pytest
 
 from spark_secrets.errors import (KubernetesConflict, KubernetesError, KubernetesForbidden, KubernetesGone,
                                   KubernetesInvalid, KubernetesNotFound)
-from spark_secrets.kube import KubeClient, ObjectRef
-from spark_secrets.kubeconfig import KubeconfigError, load_in_cluster, load_kubeconfig
+from spark_secrets.kube.client import KubeClient, ObjectRef
+from spark_secrets.kube.config import KubeconfigError, load_in_cluster, load_kubeconfig
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -273,7 +273,8 @@ def test_an_unreachable_api_server_is_named(tmp_path: Path) -> None:
 def test_a_submission_does_not_import_the_kubernetes_package(tmp_path: Path) -> None:
     """The package's import alone took about a third of a second of every `spark-secrets conf`."""
     path = _kubeconfig(tmp_path / "config")
-    code = ("import sys; from spark_secrets.kube import KubeClient; import spark_secrets.cli, submit_steps.submission, "
+    code = ("import sys; from spark_secrets.kube.client import KubeClient; "
+            "import spark_secrets.cli.main, submit_steps.submission, "
             f"submit_steps.builder; KubeClient.from_config({str(path)!r}); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, KerberosError, ServerUnavailable
-from spark_secrets.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
-from spark_secrets.kerberos import keytab_login
-from spark_secrets.metastore import (
+from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
+from spark_secrets.login.kerberos import keytab_login
+from spark_secrets.tokens.metastore import (
     SPARK_ALIAS,
     Metastore,
     add_hive_token,
@@ -30,7 +30,7 @@ from spark_secrets.metastore import (
     obtain_hive_token,
     renew_hive_token,
 )
-from spark_secrets.plugin import jar_path
+from spark_secrets.plugin.jar import jar_path
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.paths import hive_client_jars

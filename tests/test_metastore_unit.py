@@ -12,11 +12,11 @@ from spark_secrets.errors import (
     ServerUnavailable,
     TokenExpiredError,
 )
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.metastore import SPARK_ALIAS, Metastore, refusal
-from spark_secrets.sasl import GssapiSaslClient
-from spark_secrets.token import Token
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
+from spark_secrets.tokens.metastore import SPARK_ALIAS, Metastore, refusal
+from spark_secrets.login.sasl import GssapiSaslClient
+from spark_secrets.hadoop.token import Token
 from steps_support import BASE, Ticket, creds
 from submit_steps.secret import TokenSecretStep
 from submit_steps.settings import Settings

@@ -17,16 +17,16 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from spark_secrets import rbac
-from spark_secrets.credentials import Credentials
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.kube import rbac
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
-from spark_secrets.token import Token
-from spark_secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_LAST_ACTION, ANNOTATION_TOKENS,
+from spark_secrets.hadoop.token import Token
+from spark_secrets.secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_LAST_ACTION, ANNOTATION_TOKENS,
                                        ANNOTATION_VERIFIED, DEFAULT_TOKEN_KEY, KIND_HADOOP_TOKENS, LABEL_KIND,
                                        LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY)
 

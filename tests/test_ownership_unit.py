@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from spark_secrets.tokensecret import rfc3339
+from spark_secrets.secrets.tokensecret import rfc3339
 from spark_secrets.renew.ownership import ADOPT, DELETE, KEEP, RELEASE, PodInfo, judge
-from spark_secrets.tokensecret import TokenSecret
+from spark_secrets.secrets.tokensecret import TokenSecret
 
 from test_renewal_unit import DAY, ISSUED, _secret
 

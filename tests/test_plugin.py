@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.plugin import jar_path
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.plugin.jar import jar_path
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.jvm import compile_java
 from spark_secrets.testbed.projection import SecretVolume

@@ -17,16 +17,16 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from spark_secrets import rbac
-from spark_secrets.doctor.access import check_pod_policy
-from spark_secrets.doctor.report import FAIL, OK
-from spark_secrets.jobsecret import ANNOTATION_REFERENCES, KIND_JOB_SECRETS
-from spark_secrets.kube import KubeClient
+from spark_secrets.kube import rbac
+from spark_secrets.check.access import check_pod_policy
+from spark_secrets.check.report import FAIL, OK
+from spark_secrets.secrets.jobsecret import ANNOTATION_REFERENCES, KIND_JOB_SECRETS
+from spark_secrets.kube.client import KubeClient
 from spark_secrets.testbed.bed import KRB5_CONFIG_MAP, RENEWER, Testbed
 from spark_secrets.testbed.kube import KubeControlPlane
 from spark_secrets.testbed.openbao import OpenBao
 from spark_secrets.testbed.spark import IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, node_pod_template
-from spark_secrets.tokensecret import ANNOTATION_SERVICE_ACCOUNT, LABEL_KIND, LABEL_MANAGED_BY
+from spark_secrets.secrets.tokensecret import ANNOTATION_SERVICE_ACCOUNT, LABEL_KIND, LABEL_MANAGED_BY
 
 from renewers import RenewerProcess, wait_until
 from test_pods import _submit

@@ -23,13 +23,13 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, TestbedError, TokenExpiredError
-from spark_secrets.fetcher import obtain_tokens, renew_token
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
-from spark_secrets.kerberos import keytab_login
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import obtain_tokens, renew_token
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
+from spark_secrets.login.kerberos import keytab_login
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import (KRB5_CONFIG_MAP, RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, USERS,
                                       Testbed)
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.resolver import Resolver
+from spark_secrets.jobsecrets.resolver import Resolver
 from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.podtemplate import check_templates, merge_volumes, with_pod_templates
 from submit_steps.settings import Settings

@@ -19,10 +19,10 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from spark_secrets import rbac
-from spark_secrets.cli import build_parser, rbac_yaml
-from spark_secrets.credentials import Credentials
-from spark_secrets.kube import KubeClient
+from spark_secrets.kube import rbac
+from spark_secrets.cli.main import build_parser, rbac_yaml
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.kube.client import KubeClient
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.spark import cluster_submit_argv, spark_env
 from submit_steps.submission import Submission

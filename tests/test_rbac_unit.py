@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from spark_secrets import rbac
-from spark_secrets.cli import main
+from spark_secrets.kube import rbac
+from spark_secrets.cli.main import main
 
 READ = {"get", "list", "watch", "*"}
 

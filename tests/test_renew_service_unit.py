@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, TokenExpiredError
 from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.service import RenewService
 from spark_secrets.renew.watch import LISTING, PAGE, SYNC, SecretEvent
-from spark_secrets.token import Token
-from spark_secrets.tokensecret import ANNOTATION_VERIFIED, TokenSecret, schedule_annotations
+from spark_secrets.hadoop.token import Token
+from spark_secrets.secrets.tokensecret import ANNOTATION_VERIFIED, TokenSecret, schedule_annotations
 
 from test_renewal_unit import DAY, ISSUED, _secret
 
@@ -227,7 +227,7 @@ def test_a_token_never_verified_is_not_reissued_when_its_server_will_not_renew_i
 
 
 def test_a_token_of_someone_else_is_refused_before_any_server_is_asked() -> None:
-    from spark_secrets.identifier import DelegationTokenIdentifier
+    from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
 
     ident = DelegationTokenIdentifier("bob", "spark-renewer", "", ISSUED, ISSUED + 7 * DAY, 5, 9)
     token = Token(ident.encode(), b"x" * 20, "HDFS_DELEGATION_TOKEN", "ha-hdfs:ns1")

@@ -7,13 +7,13 @@ import random
 
 import pytest
 
-from spark_secrets.credentials import Credentials
-from spark_secrets.identifier import DelegationTokenIdentifier
-from spark_secrets.tokensecret import rfc3339
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
+from spark_secrets.secrets.tokensecret import rfc3339
 from spark_secrets.errors import UnusableSecret
 from spark_secrets.renew.policy import REISSUE, RENEW, Policy
-from spark_secrets.tokensecret import TokenSecret
-from spark_secrets.token import Token
+from spark_secrets.secrets.tokensecret import TokenSecret
+from spark_secrets.hadoop.token import Token
 
 HOUR, DAY = 3_600_000, 86_400_000
 ISSUED = 1_795_000_000_000

@@ -13,13 +13,13 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, TokenExpiredError
-from spark_secrets.fetcher import renew_token
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.kerberos import keytab_login
-from spark_secrets.kube import KubeClient
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import renew_token
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.login.kerberos import keytab_login
+from spark_secrets.kube.client import KubeClient
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.kube import resource_of
@@ -81,7 +81,7 @@ def _current_token_works(api: k8s.CoreV1Api, name: str, cluster: SecureHdfs, tmp
 
 def _valid_now(api: k8s.CoreV1Api, name: str) -> bool:
     notes = api.read_namespaced_secret(name, "alice").metadata.annotations
-    from spark_secrets.tokensecret import parse_rfc3339
+    from spark_secrets.secrets.tokensecret import parse_rfc3339
     return parse_rfc3339(notes["spark-secrets.io/expiry"]) > time.time() * 1000
 
 

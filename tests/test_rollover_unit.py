@@ -23,15 +23,15 @@ from typing import Any
 
 import pytest
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, KubernetesConflict, NameNodeUnavailable, TokenExpiredError
-from spark_secrets.identifier import DelegationTokenIdentifier
+from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
 from spark_secrets.renew.policy import RENEW, REISSUE, Policy
 from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.service import RenewService
 from spark_secrets.renew.watch import DELETED, LISTING, PAGE, SYNC, SecretEvent
-from spark_secrets.token import Token
-from spark_secrets.tokensecret import (ANNOTATION_EXPIRY, ANNOTATION_OUTGOING_EXPIRY, ANNOTATION_OUTGOING_RENEWED_AT,
+from spark_secrets.hadoop.token import Token
+from spark_secrets.secrets.tokensecret import (ANNOTATION_EXPIRY, ANNOTATION_OUTGOING_EXPIRY, ANNOTATION_OUTGOING_RENEWED_AT,
                                        ANNOTATION_OUTGOING_TOKENS, ANNOTATION_OUTGOING_UNTIL,
                                        ANNOTATION_OUTGOING_VERIFIED, ANNOTATION_VERIFIED, OUTGOING_ANNOTATIONS, Outgoing,
                                        TokenSecret, parse_rfc3339, rfc3339_ms, schedule_annotations, token_handles)

@@ -7,7 +7,7 @@ from typing import Any
 
 from spark_secrets.renew.metrics import Metrics
 from spark_secrets.renew.rotation import SecretRotator, secrets_used
-from spark_secrets.vault import VaultConfig
+from spark_secrets.jobsecrets.vault import VaultConfig
 
 
 def _pod(name: str, uid: str, account: str, secret: str, how: str = "volume") -> dict[str, Any]:

@@ -21,13 +21,13 @@ import pytest
 from hdfs import TokenClient
 from hdfs.util import HdfsError as CliError
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, TokenExpiredError
-from spark_secrets.fetcher import cancel_token, obtain_tokens
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.kerberos import current_ticket_cache, keytab_login
+from spark_secrets.tokens.fetcher import cancel_token, obtain_tokens
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.login.kerberos import current_ticket_cache, keytab_login
 from spark_secrets.runtime import arrow_filesystem, hdfs_client
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.projection import SecretVolume

@@ -29,7 +29,7 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import (
     ConfigError,
     HdfsError,
@@ -40,15 +40,15 @@ from spark_secrets.errors import (
     SparkSecretsError,
     TokenExpiredError,
 )
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.identifier import (
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.hadoop.identifier import (
     HDFS_DELEGATION_KIND,
     WEBHDFS_DELEGATION_KIND,
     DelegationTokenIdentifier,
 )
 from spark_secrets.runtime import TokenFile, arrow_filesystem, hdfs_client
 from spark_secrets.runtime.client import TokenFileClient
-from spark_secrets.token import Token
+from spark_secrets.hadoop.token import Token
 
 NN1, NN2, DN = "nn1.test:9870", "nn2.test:9870", "dn.test:9864"
 CONF = HadoopConf({"fs.defaultFS": "hdfs://ns1", "dfs.nameservices": "ns1", "dfs.ha.namenodes.ns1": "nn1,nn2",

@@ -16,10 +16,10 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-import spark_secrets.spnego as spnego
+import spark_secrets.login.spnego as spnego
 from spark_secrets.errors import HdfsAuthenticationError, HdfsPermissionError, KerberosError
-from spark_secrets.spnego import SpnegoAuth
-from spark_secrets.webhdfs import WebHdfsClient
+from spark_secrets.login.spnego import SpnegoAuth
+from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 NN = "http://nn.example.com:9870"
 

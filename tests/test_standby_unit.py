@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, KerberosError, KubernetesNotFound, NameNodeUnavailable
-from spark_secrets.identifier import DelegationTokenIdentifier
+from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
 from spark_secrets.renew.policy import Policy
 from spark_secrets.renew.rollover import Step
 from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.service import RenewService
 from spark_secrets.renew.watch import DELETED, LISTING, MODIFIED, PAGE, SYNC, SecretEvent
-from spark_secrets.token import Token
-from spark_secrets.tokensecret import ANNOTATION_VERIFIED, TokenSecret, schedule_annotations
+from spark_secrets.hadoop.token import Token
+from spark_secrets.secrets.tokensecret import ANNOTATION_VERIFIED, TokenSecret, schedule_annotations
 
 import test_rollover_unit as rollover_sim
 from test_renewal_unit import DAY, HOUR, ISSUED, PASSWORD, _secret

@@ -10,8 +10,8 @@ import json
 
 from test_renewal_unit import DAY, ISSUED, PASSWORD, _secret
 
-from spark_secrets.status import job_status
-from spark_secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_LAST_ACTION, ANNOTATION_NEXT_ACTION, LABEL_APP,
+from spark_secrets.check.status import job_status
+from spark_secrets.secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_LAST_ACTION, ANNOTATION_NEXT_ACTION, LABEL_APP,
                                        LABEL_OWNER, rfc3339, schedule_annotations)
 
 

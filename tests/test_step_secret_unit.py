@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import ConfigError
-from spark_secrets.token import Token
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.tokensecret import parse_rfc3339
+from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.secrets.tokensecret import parse_rfc3339
 from submit_steps.secret import TokenSecretStep, estimated_renew_interval_ms, label_value, secret_name_for
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec

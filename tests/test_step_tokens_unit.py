@@ -9,8 +9,8 @@ from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
 from submit_steps.tokens import DelegationTokenStep
 
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.tokensecret import parse_rfc3339
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.secrets.tokensecret import parse_rfc3339
 from submit_steps.builder import StepBuilder
 from submit_steps.secret import TokenSecretStep
 from steps_support import BASE, NN, Ticket, builder, creds

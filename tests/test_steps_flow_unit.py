@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from submit_steps.builder import StepBuilder, load_step
 from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep

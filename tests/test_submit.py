@@ -15,12 +15,12 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.spark import SPARK_LINES, cluster_submit_argv, run_spark_submit, spark_env
-from spark_secrets.plugin import PLUGIN_CLASS
+from spark_secrets.plugin.jar import PLUGIN_CLASS
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
-from spark_secrets.tokensecret import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER
+from spark_secrets.secrets.tokensecret import LABEL_APP, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER
 
 pytestmark = pytest.mark.testbed
 
@@ -316,7 +316,7 @@ def test_notebook_configure_for_kubernetes_creates_the_secret_for_executors(test
     assert testbed.kube is not None
     from pyspark.sql import SparkSession
 
-    from spark_secrets.kube import KubeClient
+    from spark_secrets.kube.client import KubeClient
     from submit_steps.notebook import configure
 
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{testbed.ticket_cache('alice')}")

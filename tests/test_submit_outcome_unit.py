@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from spark_secrets.kube import KubeClient
-from spark_secrets.kubeconfig import ClusterAccess
+from spark_secrets.kube.client import KubeClient
+from spark_secrets.kube.config import ClusterAccess
 from submit_steps.submission import Submission
 
 from steps_support import BASE, builder

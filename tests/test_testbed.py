@@ -12,14 +12,14 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import TestbedError
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.kerberos import current_ticket_cache
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.login.kerberos import current_ticket_cache
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.spark import SPARK_LINES, cluster_submit_argv, run_spark_submit, spark_version
-from spark_secrets.webhdfs import WebHdfsClient
+from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 pytestmark = pytest.mark.testbed
 

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from spark_secrets.credentials import PROTOBUF, WRITABLE, Credentials
+from spark_secrets.hadoop.credentials import PROTOBUF, WRITABLE, Credentials
 from spark_secrets.errors import (HdfsPermissionError, InvalidTokenError, KerberosError, NameNodeUnavailable)
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.identifier import HDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
-from spark_secrets.kerberos import current_ticket_cache, keytab_login
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.hadoop.identifier import HDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
+from spark_secrets.login.kerberos import current_ticket_cache, keytab_login
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
-from spark_secrets.token import Token
-from spark_secrets.webhdfs import WebHdfsClient
+from spark_secrets.hadoop.token import Token
+from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 pytestmark = pytest.mark.testbed
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 
 from spark_secrets.renew.metrics import Metrics, registry_for
-from spark_secrets.tokensecret import (ANNOTATION_TOKENS, TokenSecret, release_patch, schedule_annotations,
+from spark_secrets.secrets.tokensecret import (ANNOTATION_TOKENS, TokenSecret, release_patch, schedule_annotations,
                                        token_handles)
 from prometheus_client.exposition import generate_latest
 

@@ -8,7 +8,7 @@
 * :mod:`.session`: the service's own Kerberos login from its keytab;
 * :mod:`.metrics` and :mod:`.health`: ``/metrics`` (prometheus_client), ``/healthz``, ``/readyz``.
 
-The Secret's format (labels, annotations, the token file) is :mod:`spark_secrets.tokensecret`'s.
+The Secret's format (labels, annotations, the token file) is :mod:`spark_secrets.secrets.tokensecret`'s.
 """
 
 from spark_secrets.renew.health import HealthServer

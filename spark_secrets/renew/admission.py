@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import quote
 
 from spark_secrets.errors import KubernetesError, KubernetesNotFound
-from spark_secrets.kube import KubeClient
-from spark_secrets.rbac import OWNER_POLICY
-from spark_secrets.tokensecret import TokenSecret, parse_rfc3339
+from spark_secrets.kube.client import KubeClient
+from spark_secrets.kube.rbac import OWNER_POLICY
+from spark_secrets.secrets.tokensecret import TokenSecret, parse_rfc3339
 
 log = logging.getLogger("spark_secrets.renew")
 

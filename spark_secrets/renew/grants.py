@@ -13,8 +13,8 @@ import hashlib
 import logging
 
 from spark_secrets.errors import KubernetesConflict, KubernetesNotFound, UnusableSecret
-from spark_secrets.kube import KubeClient
-from spark_secrets.tokensecret import TokenSecret
+from spark_secrets.kube.client import KubeClient
+from spark_secrets.secrets.tokensecret import TokenSecret
 
 log = logging.getLogger("spark_secrets.renew.grants")
 

@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from spark_secrets.errors import KubernetesConflict, KubernetesError, KubernetesNotFound
-from spark_secrets.kube import KubeClient
+from spark_secrets.kube.client import KubeClient
 from spark_secrets.renew.grants import AccessGrants
 from spark_secrets.renew.metrics import Metrics
 from spark_secrets.renew.ownership import ADOPT, DELETE, RELEASE, PodInfo, Verdict, judge
-from spark_secrets.tokensecret import TokenSecret, release_patch
+from spark_secrets.secrets.tokensecret import TokenSecret, release_patch
 
 log = logging.getLogger("spark_secrets.renew")
 

@@ -14,20 +14,20 @@ from typing import Protocol
 import gssapi
 from requests.auth import AuthBase
 
-from spark_secrets.credentials import Credentials
-from spark_secrets.fetcher import cancel_token, obtain_tokens, renew_token
-from spark_secrets.hadoopconf import FILESYSTEM_SCHEMES, HadoopConf
-from spark_secrets.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.tokens.fetcher import cancel_token, obtain_tokens, renew_token
+from spark_secrets.hadoop.conf import FILESYSTEM_SCHEMES, HadoopConf
+from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
 from spark_secrets.errors import UnusableSecret
-from spark_secrets.kms import cancel_kms_token, renew_kms_token
-from spark_secrets.metastore import (
+from spark_secrets.tokens.kms import cancel_kms_token, renew_kms_token
+from spark_secrets.tokens.metastore import (
     Metastore,
     add_hive_token,
     cancel_hive_token,
     obtain_hive_token,
     renew_hive_token,
 )
-from spark_secrets.token import Token
+from spark_secrets.hadoop.token import Token
 
 
 class TokenKind(Protocol):

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 from spark_secrets.errors import KubernetesConflict, KubernetesForbidden, KubernetesNotFound
-from spark_secrets.kube import KubeClient
+from spark_secrets.kube.client import KubeClient
 
 log = logging.getLogger("spark_secrets.renew")
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spark_secrets.tokensecret import parse_rfc3339
-from spark_secrets.tokensecret import TokenSecret
+from spark_secrets.secrets.tokensecret import parse_rfc3339
+from spark_secrets.secrets.tokensecret import TokenSecret
 
 KEEP = "keep"
 ADOPT = "adopt"

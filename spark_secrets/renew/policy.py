@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 
 from spark_secrets.duration import duration_text
-from spark_secrets.tokensecret import TokenSecret
+from spark_secrets.secrets.tokensecret import TokenSecret
 
 RENEW = "renew"
 REISSUE = "reissue"

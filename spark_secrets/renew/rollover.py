@@ -28,8 +28,8 @@ from spark_secrets.renew.kinds import TokenKind
 from spark_secrets.renew.metrics import Metrics
 from spark_secrets.renew.policy import Policy
 from spark_secrets.renew.seal import Seal
-from spark_secrets.token import Token
-from spark_secrets.tokensecret import (ANNOTATION_OUTGOING_EXPIRY, ANNOTATION_OUTGOING_RENEWED_AT,
+from spark_secrets.hadoop.token import Token
+from spark_secrets.secrets.tokensecret import (ANNOTATION_OUTGOING_EXPIRY, ANNOTATION_OUTGOING_RENEWED_AT,
                                        ANNOTATION_OUTGOING_TOKENS, ANNOTATION_OUTGOING_UNTIL,
                                        ANNOTATION_OUTGOING_VERIFIED, OUTGOING_ANNOTATIONS, Outgoing, TokenSecret,
                                        distinct_tokens, outgoing_key, rfc3339, rfc3339_ms, token_handles)

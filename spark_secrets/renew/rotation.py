@@ -30,14 +30,14 @@ from typing import Any
 
 from spark_secrets.errors import (ConfigError, KubernetesError, KubernetesNotFound, SparkSecretsError, VaultError,
                                   VaultNotFound)
-from spark_secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, ANNOTATION_VERSIONS,
+from spark_secrets.secrets.jobsecret import (ANNOTATION_LEASES, ANNOTATION_REFERENCES, ANNOTATION_VERSIONS,
                                      JOB_SECRETS_SELECTOR, data_key, lease_record, references_annotation)
-from spark_secrets.kube import KubeClient
-from spark_secrets.reference import JobSecret, parse_job_secret
+from spark_secrets.kube.client import KubeClient
+from spark_secrets.jobsecrets.reference import JobSecret, parse_job_secret
 from spark_secrets.renew.metrics import Metrics
 from spark_secrets.renew.watch import ADDED, DELETED, MODIFIED, PAGE, SecretEvent, SecretWatch
-from spark_secrets.resolver import Resolver
-from spark_secrets.vault import VaultClient, VaultConfig
+from spark_secrets.jobsecrets.resolver import Resolver
+from spark_secrets.jobsecrets.vault import VaultClient, VaultConfig
 
 log = logging.getLogger("spark_secrets.renew.rotation")
 #: (namespace, Secret name), reason, message, Event type.

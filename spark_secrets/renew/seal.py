@@ -23,7 +23,7 @@ import hmac
 from pathlib import Path
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.tokensecret import Outgoing, TokenSecret
+from spark_secrets.secrets.tokensecret import Outgoing, TokenSecret
 
 _CONTEXT = b"spark-secrets seal v1"
 _OUTGOING_CONTEXT = b"spark-secrets outgoing seal v1"

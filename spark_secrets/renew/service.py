@@ -30,16 +30,16 @@ from typing import Any
 
 from requests.auth import AuthBase
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import (HdfsError, HdfsPermissionError, InvalidTokenError, KerberosError, KubernetesConflict,
                                   KubernetesNotFound, SparkSecretsError, TokenRefused, UnusableSecret)
-from spark_secrets.hadoopconf import HadoopConf
-from spark_secrets.kube import KubeClient
+from spark_secrets.hadoop.conf import HadoopConf
+from spark_secrets.kube.client import KubeClient
 from spark_secrets.renew.admission import FIX as POLICY_FIX
 from spark_secrets.renew.admission import OwnerPolicy
 from spark_secrets.renew.grants import AccessGrants
 from spark_secrets.renew.housekeeping import Housekeeper, Key
-from spark_secrets.metastore import Metastore
+from spark_secrets.tokens.metastore import Metastore
 from spark_secrets.renew.kinds import TokenKind, default_kinds
 from spark_secrets.renew.metrics import EXPIRY_SERIES, Metrics
 from spark_secrets.renew.policy import REISSUE, Policy, estimate_warning
@@ -48,8 +48,8 @@ from spark_secrets.renew.rotation import SecretRotator
 from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.standby import Standby
 from spark_secrets.renew.watch import DELETED, LISTING, PAGE, SYNC, SecretEvent, SecretWatch
-from spark_secrets.token import Token
-from spark_secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_LAST_ACTION, ANNOTATION_NEXT_ACTION,
+from spark_secrets.hadoop.token import Token
+from spark_secrets.secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_LAST_ACTION, ANNOTATION_NEXT_ACTION,
                                        ANNOTATION_VERIFIED, LABEL_OWNER, TokenSecret, rfc3339, schedule_annotations,
                                        token_handles)
 

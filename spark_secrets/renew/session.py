@@ -7,8 +7,8 @@ from pathlib import Path
 
 from requests.auth import AuthBase
 
-from spark_secrets.kerberos import keytab_login
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.login.kerberos import keytab_login
+from spark_secrets.login.spnego import SpnegoAuth
 
 log = logging.getLogger("spark_secrets.renew")
 

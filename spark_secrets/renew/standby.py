@@ -25,13 +25,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from spark_secrets.errors import HdfsPermissionError, InvalidTokenError, KubernetesNotFound, SparkSecretsError, UnusableSecret
-from spark_secrets.kube import KubeClient
+from spark_secrets.kube.client import KubeClient
 from spark_secrets.renew.housekeeping import Key
 from spark_secrets.renew.kinds import TokenKind
 from spark_secrets.renew.metrics import Metrics
 from spark_secrets.renew.rollover import renew_each
-from spark_secrets.token import Token
-from spark_secrets.tokensecret import TokenSecret, distinct_tokens, rfc3339
+from spark_secrets.hadoop.token import Token
+from spark_secrets.secrets.tokensecret import TokenSecret, distinct_tokens, rfc3339
 
 log = logging.getLogger("spark_secrets.renew")
 

@@ -17,9 +17,9 @@ import threading
 from typing import Any
 
 from spark_secrets.errors import KubernetesError, KubernetesGone, KubernetesInvalid
-from spark_secrets.kube import KubeClient
+from spark_secrets.kube.client import KubeClient
 from spark_secrets.renew.metrics import Metrics
-from spark_secrets.tokensecret import TOKEN_SECRET_SELECTOR
+from spark_secrets.secrets.tokensecret import TOKEN_SECRET_SELECTOR
 
 log = logging.getLogger("spark_secrets.renew")
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import requests
     from pyarrow.fs import PyFileSystem
 
-    from spark_secrets.hadoopconf import HadoopConf
+    from spark_secrets.hadoop.conf import HadoopConf
     from spark_secrets.runtime.client import TokenFileClient
 
 __all__ = ["FreshSecret", "MissingSecretError", "TokenFile", "TokenFileClient", "arrow_filesystem", "fresh",

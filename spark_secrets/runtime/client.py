@@ -40,11 +40,11 @@ from spark_secrets.errors import (
     NameNodeUnavailable,
     TokenExpiredError,
 )
-from spark_secrets.hadoopconf import FileSystemTarget, HadoopConf, resolve_filesystem
+from spark_secrets.hadoop.conf import FileSystemTarget, HadoopConf, resolve_filesystem
 from spark_secrets.runtime._extra import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT  # there: the package names it without HdfsCLI
 from spark_secrets.runtime.tokenfile import TokenFile, TokenWanted
-from spark_secrets.token import Token, utc_text
-from spark_secrets.webhdfs import redact, remote_error
+from spark_secrets.hadoop.token import Token, utc_text
+from spark_secrets.tokens.webhdfs import redact, remote_error
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from hdfs.util import HdfsError as CliError
 
 from spark_secrets.errors import HdfsError
 from spark_secrets.runtime.client import TokenFileClient, hdfs_client
-from spark_secrets.webhdfs import redact
+from spark_secrets.tokens.webhdfs import redact
 
 _SCHEMES = ("hdfs", "webhdfs", "swebhdfs")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.jobsecret import ENV_DIR, ENV_FILES, decode_files
+from spark_secrets.secrets.jobsecret import ENV_DIR, ENV_FILES, decode_files
 
 DEFAULT_DIR = "/mnt/secrets/spark-secrets"
 

@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from spark_secrets.credentials import Credentials
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import ConfigError, MissingTokenError, TokenFormatError
-from spark_secrets.hadoopconf import FileSystemTarget, token_service_address
-from spark_secrets.identifier import HDFS_DELEGATION_KIND, SWEBHDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
-from spark_secrets.token import Token
+from spark_secrets.hadoop.conf import FileSystemTarget, token_service_address
+from spark_secrets.hadoop.identifier import HDFS_DELEGATION_KIND, SWEBHDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
+from spark_secrets.hadoop.token import Token
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class TokenWanted:
     """The token services a filesystem's WebHDFS token may be stored under, best first.
 
     The WebHDFS (or SWebHDFS) token under ``ha-<scheme>:<ns>`` or a NameNode's HTTP ``ip:port``, as
-    :func:`spark_secrets.fetcher.obtain_tokens` stores it; failing that the ``HDFS_DELEGATION_TOKEN``
+    :func:`spark_secrets.tokens.fetcher.obtain_tokens` stores it; failing that the ``HDFS_DELEGATION_TOKEN``
     under the RPC service (``ha-hdfs:<ns>`` or ``ip:port``), which is all a token file written by
     Spark's own token manager holds: the NameNode checks identifier and password, not the kind.
     """

@@ -159,7 +159,7 @@ class Testbed:
         creators' Secrets, and the renew service's right to check the first is bound (here for the service's
         test-bed user, where a cluster binds its service account)."""
         assert self.kube is not None
-        from spark_secrets import rbac
+        from spark_secrets.kube import rbac
 
         for manifest in rbac.common():
             if manifest["metadata"]["name"] in (rbac.OWNER_POLICY, rbac.OWNERS_CONFIGMAP, rbac.POD_POLICY) or (

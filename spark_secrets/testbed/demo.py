@@ -9,15 +9,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from spark_secrets.tokensecret import ANNOTATION_EXPIRY
-from spark_secrets.token import describe_token
-from spark_secrets.credentials import Credentials
+from spark_secrets.secrets.tokensecret import ANNOTATION_EXPIRY
+from spark_secrets.hadoop.token import describe_token
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import SparkSecretsError
-from spark_secrets.fetcher import obtain_tokens
-from spark_secrets.kerberos import current_ticket_cache, keytab_login
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.tokens.fetcher import obtain_tokens
+from spark_secrets.login.kerberos import current_ticket_cache, keytab_login
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
-from spark_secrets.webhdfs import WebHdfsClient
+from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 
 class _Steps:
@@ -108,7 +108,7 @@ def _flow(bed: Testbed, steps: _Steps) -> None:
         from kubernetes import client as k8s
         from kubernetes import config as k8s_config
 
-        from spark_secrets.kube import KubeClient
+        from spark_secrets.kube.client import KubeClient
         from spark_secrets.testbed.bed import KRB5_CONFIG_MAP
         from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS_DIR, cluster_submit_argv,
                                                  node_job_conf, node_pod_template, spark_env, spark_version)

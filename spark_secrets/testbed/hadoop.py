@@ -20,8 +20,8 @@ from xml.sax.saxutils import escape
 import requests
 
 from spark_secrets.errors import TestbedError
-from spark_secrets.kerberos import keytab_login
-from spark_secrets.spnego import SpnegoAuth
+from spark_secrets.login.kerberos import keytab_login
+from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.daemon import Daemon, free_port, port_open
 from spark_secrets.testbed.kdc import Kdc
 from spark_secrets.testbed.paths import hadoop_lib, java_home

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from spark_secrets.errors import TestbedError
-from spark_secrets.plugin import jar_path
+from spark_secrets.plugin.jar import jar_path
 from spark_secrets.testbed.paths import INSTALL_HINT, cache_dir, system_binary
 
 PAUSE_IMAGE = "localhost/spark-secrets/pause:1"

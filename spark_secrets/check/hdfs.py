@@ -1,0 +1,111 @@
+"""Checks of each filesystem a job would read: its NameNodes (which is active), WebHDFS with the
+user's SPNEGO login, and with ``--probe`` a real token, obtained, renewed and cancelled, whose
+lifetimes (unknown to a client otherwise) the duration check compares with the job's."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from requests.auth import AuthBase
+
+from spark_secrets.check.report import FAIL, OK, Check
+from spark_secrets.duration import duration_text
+from spark_secrets.errors import HdfsAuthenticationError, HdfsError, NameNodeUnavailable, SparkSecretsError
+from spark_secrets.tokens.fetcher import cancel_token, obtain_tokens, renew_token
+from spark_secrets.hadoop.conf import HadoopConf, resolve_filesystem
+from spark_secrets.hadoop.identifier import KMS_DELEGATION_KIND
+from spark_secrets.hadoop.token import Token
+from spark_secrets.tokens.webhdfs import WebHdfsClient
+
+#: Seconds a NameNode has to answer a check (a submission waits longer).
+TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    """What the NameNode grants: a token lives ``renew_ms`` after each renewal, at most ``max_ms``."""
+
+    renew_ms: int
+    max_ms: int
+
+
+def check_filesystem(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | str) -> Check:
+    name = f"filesystem {uri}"
+    try:
+        target = resolve_filesystem(uri, conf)
+    except SparkSecretsError as exc:
+        return Check(name, FAIL, exc.problem, exc.fix or "fix spark.secrets.hadoop.filesystems or HADOOP_CONF_DIR")
+    states, active = [], None
+    for namenode in target.namenodes:
+        client = WebHdfsClient(namenode.http_url, auth, verify=verify, timeout=TIMEOUT)
+        try:
+            client.call("GET", "GETFILESTATUS", {})
+            state = "active"
+            active = active or client.host
+        except HdfsAuthenticationError as exc:
+            return Check(name, FAIL, exc.problem, exc.fix or "")
+        except NameNodeUnavailable as exc:
+            state = "standby" if "standby" in exc.problem else "down (" + exc.problem.split(" for ")[0] + ")"
+        except HdfsError as exc:
+            state = f"refused ({exc.problem})"
+        states.append(f"{client.host} {state}")
+    if active is None:
+        return Check(name, FAIL, f"no active NameNode ({'; '.join(states)})",
+                     "start the NameNode (or fail over to a running one), or fix the address in "
+                     "spark.secrets.hadoop.filesystems / HADOOP_CONF_DIR")
+    return Check(name, OK, f"{'; '.join(states)}; WebHDFS accepts your Kerberos login (SPNEGO)")
+
+
+def probe(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | str, user: str) -> tuple[Check, Lifetimes | None]:
+    """Obtain a token naming the user as renewer (so it may renew it), renew it once to learn the
+    renew interval, and cancel it: nothing is left behind."""
+    name = f"probe {uri}"
+    kms_problems: list[SparkSecretsError] = []
+    try:
+        target = resolve_filesystem(uri, conf)
+        creds = obtain_tokens([target], user, auth, verify=verify, conf=conf, kms_problems=kms_problems)
+    except SparkSecretsError as exc:
+        return Check(name, FAIL, f"cannot obtain a delegation token: {exc.problem}", exc.fix or ""), None
+    obtained = time.monotonic()
+    token = next(iter(creds))
+    kms = _probe_kms([t for t in creds if t.kind == KMS_DELEGATION_KIND], auth, verify)
+    ident = token.decode_identifier()
+    try:
+        waited_ms = int((time.monotonic() - obtained) * 1000)  # the NameNode's clock moved on as much
+        expiry = renew_token(token, auth, target=target, verify=verify)
+    except SparkSecretsError as exc:
+        return Check(name, FAIL, f"a new token cannot be renewed: {exc.problem}", exc.fix or ""), None
+    finally:
+        try:
+            cancel_token(token, auth, target=target, verify=verify)
+        except SparkSecretsError:
+            pass  # it expires by itself; the renewal's answer is what counted
+    if ident is None:
+        return Check(name, FAIL, "the NameNode's token has no identifier this client can read"), None
+    lifetimes = Lifetimes(renew_ms=max(0, expiry - ident.issue_date - waited_ms), max_ms=ident.max_date - ident.issue_date)
+    if kms_problems:  # jobs reading its encryption zones would fail
+        return Check(name, FAIL, f"no KMS token for its encryption zones: {kms_problems[0].problem}",
+                     kms_problems[0].fix or "check the KMS"), lifetimes
+    if kms.startswith("✗"):
+        return Check(name, FAIL, f"the KMS token {kms[2:]}", "check the KMS's renewer rules"), lifetimes
+    return Check(name, OK, f"obtained, renewed and cancelled a token: it lives {duration_text(lifetimes.renew_ms)} "
+                           f"after each renewal, {duration_text(lifetimes.max_ms)} at most{kms}"), lifetimes
+
+
+def _probe_kms(tokens: list[Token], auth: AuthBase, verify: bool | str) -> str:
+    """Renew and cancel the KMS token(s) obtained with the filesystem's: ``""`` when there were
+    none, a detail to append when all went well, ``"✗ <problem>"`` otherwise."""
+    done = []
+    for token in tokens:
+        try:
+            renew_token(token, auth, verify=verify)
+        except SparkSecretsError as exc:
+            return f"✗ cannot be renewed: {exc.problem}"
+        finally:
+            try:
+                cancel_token(token, auth, verify=verify)
+            except SparkSecretsError:
+                pass
+        done.append(token.service)
+    return f"; and a KMS token from {', '.join(done)} (encryption zones)" if done else ""

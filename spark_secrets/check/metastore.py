@@ -1,0 +1,52 @@
+"""The check of the Hive metastore a job would get a token from: a Kerberos (SASL GSSAPI) login that
+changes nothing, and with ``--probe`` a real token, obtained, renewed and cancelled, whose lifetimes
+the duration check weighs with the filesystems'."""
+
+from __future__ import annotations
+
+import time
+
+import gssapi
+
+from spark_secrets.check.hdfs import Lifetimes
+from spark_secrets.check.report import FAIL, OK, Check
+from spark_secrets.duration import duration_text
+from spark_secrets.errors import SparkSecretsError
+from spark_secrets.tokens.metastore import (Metastore, cancel_hive_token, metastore_version, obtain_hive_token,
+                                     renew_hive_token)
+
+
+def check_metastore(metastore: Metastore, credentials: gssapi.Credentials, user: str,
+                    probe: bool) -> tuple[Check, Lifetimes | None]:
+    """``user`` names itself as the probe token's renewer, so it may renew and cancel it."""
+    name = f"metastore {','.join(metastore.uris)}"
+    try:
+        version = metastore_version(metastore, credentials)
+    except SparkSecretsError as exc:
+        return Check(name, FAIL, exc.problem, exc.fix or "check spark.secrets.hive.metastoreUris"), None
+    server = f"Hive metastore {version}".rstrip() + " accepts your Kerberos login"
+    if not probe:
+        return Check(name, OK, server), None
+    try:
+        token = obtain_hive_token(metastore, user, user, credentials)
+        obtained = time.monotonic()
+    except SparkSecretsError as exc:
+        return Check(name, FAIL, f"{server}, but gives no delegation token: {exc.problem}",
+                     exc.fix or "check metastore.sasl.enabled and its token store"), None
+    ident = token.decode_identifier()
+    try:
+        waited_ms = int((time.monotonic() - obtained) * 1000)  # the metastore's clock moved on as much
+        expiry = renew_hive_token(token, metastore, credentials)
+    except SparkSecretsError as exc:
+        return Check(name, FAIL, f"a new token cannot be renewed: {exc.problem}", exc.fix or ""), None
+    finally:
+        try:
+            cancel_hive_token(token, metastore, credentials)
+        except SparkSecretsError:
+            pass  # it expires by itself; the renewal's answer is what counted
+    if ident is None:
+        return Check(name, FAIL, "the metastore's token has no identifier this client can read"), None
+    lifetimes = Lifetimes(renew_ms=max(0, expiry - ident.issue_date - waited_ms), max_ms=ident.max_date - ident.issue_date)
+    return Check(name, OK, f"{server}; obtained, renewed and cancelled a token: it lives "
+                           f"{duration_text(lifetimes.renew_ms)} after each renewal, "
+                           f"{duration_text(lifetimes.max_ms)} at most"), lifetimes

@@ -1,0 +1,1 @@
+"""The ``spark-secrets`` command line."""

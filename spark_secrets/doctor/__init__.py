@@ -1,7 +1,0 @@
-"""``spark-secrets doctor``: before submitting, every check a job's HDFS access depends on, as lines a
-person reads (✔, !, ✗ with the fix) or JSON a machine parses."""
-
-from spark_secrets.doctor.examination import examine
-from spark_secrets.doctor.report import FAIL, OK, WARN, Check, Report
-
-__all__ = ["FAIL", "OK", "WARN", "Check", "Report", "examine"]

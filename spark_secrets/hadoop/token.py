@@ -1,0 +1,107 @@
+"""Hadoop ``Token``: identifier, password, kind, service; Writable and URL-string forms.
+
+The password (and so the URL string and the Writable bytes) is secret: ``repr`` and ``str``
+show only kind, service and the decoded identifier.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import binascii
+import hashlib
+from dataclasses import dataclass, field, replace
+
+from spark_secrets.errors import TokenFormatError
+from spark_secrets.hadoop.identifier import DELEGATION_KINDS, DelegationTokenIdentifier
+from spark_secrets.hadoop.writable import Reader, Writer
+
+
+@dataclass(frozen=True)
+class Token:
+    identifier: bytes = field(repr=False)
+    password: bytes = field(repr=False)
+    kind: str
+    service: str
+
+    # -- Writable form -----------------------------------------------------------------------------
+    def write(self, w: Writer) -> Writer:
+        return w.vbytes(self.identifier).vbytes(self.password).text(self.kind).text(self.service)
+
+    @classmethod
+    def read(cls, r: Reader) -> Token:
+        return cls(identifier=r.vbytes(), password=r.vbytes(), kind=r.text(), service=r.text())
+
+    def to_bytes(self) -> bytes:
+        return self.write(Writer()).getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Token:
+        r = Reader(data, "token")
+        token = cls.read(r)
+        if r.remaining:
+            raise TokenFormatError(f"malformed token: {r.remaining} bytes after the service field")
+        return token
+
+    # -- URL-string form (Token.encodeToUrlString / decodeFromUrlString) -----------------------------
+    def encode_url(self) -> str:
+        """URL-safe base64 without padding or line breaks, as commons-codec ``Base64(0, null, true)``."""
+        return base64.urlsafe_b64encode(self.to_bytes()).rstrip(b"=").decode("ascii")
+
+    @classmethod
+    def decode_url(cls, text: str) -> Token:
+        """Accepts both base64 alphabets, with or without padding, as Hadoop does."""
+        cleaned = "".join(text.split()).rstrip("=").replace("+", "-").replace("/", "_")
+        try:
+            raw = base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+        except (binascii.Error, ValueError):
+            raise TokenFormatError("token URL string is not base64") from None
+        return cls.from_bytes(raw)
+
+    # -- meaning -----------------------------------------------------------------------------------
+    @property
+    def is_delegation_token(self) -> bool:
+        return self.kind in DELEGATION_KINDS
+
+    def decode_identifier(self) -> DelegationTokenIdentifier | None:
+        """The decoded identifier for delegation-token kinds; ``None`` for kinds kept opaque."""
+        if not self.is_delegation_token:
+            return None
+        return DelegationTokenIdentifier.decode(self.identifier)
+
+    def with_service(self, service: str, kind: str | None = None) -> Token:
+        """The same identifier and password under another service (and kind)."""
+        return replace(self, service=service, kind=kind if kind is not None else self.kind)
+
+    @property
+    def fingerprint(self) -> str:
+        """A short, non-secret handle for logs: a hash of the identifier (never of the password)."""
+        return hashlib.sha256(self.identifier).hexdigest()[:12]
+
+    def __repr__(self) -> str:
+        ident = ""
+        try:
+            decoded = self.decode_identifier()
+        except TokenFormatError:
+            decoded = None
+        if decoded is not None:
+            ident = f", owner={decoded.owner!r}, renewer={decoded.renewer!r}, seq={decoded.sequence_number}"
+        return f"Token(kind={self.kind!r}, service={self.service!r}{ident}, id={self.fingerprint})"
+
+    __str__ = __repr__
+
+
+def utc_text(ms: int) -> str:
+    """Milliseconds since the epoch as people read them in ``show`` output and logs."""
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def describe_token(alias: str, token: Token) -> dict[str, object]:
+    """The non-secret facts about a token, for ``show`` and logs."""
+    out: dict[str, object] = {"alias": alias, "kind": token.kind, "service": token.service, "id": token.fingerprint}
+    ident = token.decode_identifier() if token.is_delegation_token else None
+    if ident is not None:
+        out.update(owner=ident.owner, renewer=ident.renewer, real_user=ident.real_user or None,
+                   issue_date=utc_text(ident.issue_date), max_date=utc_text(ident.max_date),
+                   sequence_number=ident.sequence_number, master_key_id=ident.master_key_id)
+    return out

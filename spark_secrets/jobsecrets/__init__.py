@@ -1,0 +1,1 @@
+"""Job secrets beyond tokens: references, OpenBao/Vault, resolving references into values."""

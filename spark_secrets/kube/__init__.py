@@ -1,0 +1,1 @@
+"""Kubernetes: the API client, kubeconfig and exec plugins, the RBAC layouts."""

@@ -1,0 +1,414 @@
+"""The Kubernetes API calls this project makes, with one-line errors and no secret bytes in them.
+
+The calls made here (access reviews, Secrets and their watches, pods, Events, Leases) are plain REST
+over ``requests``, configured by :mod:`spark_secrets.kube.config`, so that neither a submission nor the
+renew service's start imports the ``kubernetes`` package (whose import alone takes about a third of
+a second). The renew service's RBAC grants use that package's API classes through
+:attr:`KubeClient.api_client`, made on first use from the same configuration; :meth:`KubeClient.call`
+maps their errors the same way.
+Response bodies (which would carry Secret data) are never logged: the ``kubernetes`` client's debug
+log of them is filtered out, and ``requests`` logs none.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from spark_secrets.errors import (KubernetesConflict, KubernetesError, KubernetesForbidden, KubernetesGone,
+                                  KubernetesInvalid, KubernetesNotFound)
+from spark_secrets.kube.config import ClusterAccess, KubeconfigError, load_in_cluster, load_kubeconfig
+
+
+class _NoBodies(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "body" not in str(record.msg).lower()
+
+
+logging.getLogger("kubernetes.client.rest").addFilter(_NoBodies())
+
+#: Ask for metadata only (``PartialObjectMetadata``): labels and annotations, no data.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+METADATA_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+#: A dict body sent with PATCH is a strategic merge patch, as the ``kubernetes`` client sends it.
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+#: Connection attempts before a request counts as failed (urllib3's default, which the ``kubernetes``
+#: client uses).
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+    resource_version: str = ""
+
+
+def _message(body: bytes | str | None, reason: str | None) -> str:
+    """The API server's ``Status`` message, else the HTTP reason."""
+    try:
+        return str(json.loads(body or "{}").get("message") or reason)
+    except (ValueError, AttributeError):
+        return str(reason)
+
+
+def status_error(what: str, status: int | None, message: str) -> KubernetesError:
+    """The one-line error for an HTTP error ``status`` of the request that was to ``what``."""
+    if status == 403:
+        return KubernetesForbidden(f"Kubernetes refused to {what}: {message}", "ask an admin for the RBAC role this needs")
+    if status == 404:
+        return KubernetesNotFound(f"cannot {what}: not found ({message})")
+    if status == 409:
+        return KubernetesConflict(f"cannot {what}: {message}")
+    if status == 410:
+        return KubernetesGone(f"cannot {what}: HTTP 410 {message}", "list again")
+    if status == 422:
+        return KubernetesInvalid(f"cannot {what}: HTTP 422 {message}")
+    if status == 401:
+        return KubernetesError(f"cannot {what}: the API server did not accept your credentials",
+                               "refresh your kubeconfig credentials")
+    return KubernetesError(f"cannot {what}: HTTP {status} {message}")
+
+
+class _ServerNameAdapter(HTTPAdapter):
+    """Connects by the server's address but expects the certificate of ``tls-server-name``."""
+
+    def __init__(self, server_hostname: str, **kwargs: Any) -> None:
+        self._server_hostname = server_hostname
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, server_hostname=self._server_hostname, **kwargs)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return super().proxy_manager_for(proxy, server_hostname=self._server_hostname, **kwargs)
+
+
+class KubeClient:
+    """A user's (or service's) view of one API server."""
+
+    def __init__(self, access: ClusterAccess, namespace: str | None = None) -> None:
+        self.access = access
+        self.namespace = namespace or "default"
+        self._local = threading.local()  # one requests.Session per thread
+        self._lock = threading.Lock()
+        self._api_client: Any = None
+        self._core: Any = None
+
+    @classmethod
+    def from_config(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
+        """From ``kubeconfig`` (default ``KUBECONFIG`` or ``~/.kube/config``), else in-cluster."""
+        try:
+            access = load_kubeconfig(kubeconfig, context)
+        except (KubeconfigError, OSError, UnicodeDecodeError) as exc:
+            if kubeconfig is None:
+                try:
+                    return cls(load_in_cluster(), None)
+                except (KubeconfigError, OSError):
+                    pass
+            raise KubernetesError(f"no usable Kubernetes configuration ({exc})",
+                                  "set KUBECONFIG or run inside a pod with a service account") from None
+        return cls(access, access.namespace)
+
+    def __repr__(self) -> str:
+        return f"KubeClient({self.access.server}, namespace={self.namespace})"
+
+    # -- the kubernetes package, for the renew service ------------------------------------------------
+    @property
+    def api_client(self) -> Any:
+        """A ``kubernetes.client.ApiClient`` for the same server and credentials, made on first use."""
+        with self._lock:
+            if self._api_client is None:
+                from kubernetes import client as k8s
+                from kubernetes import config as k8s_config
+
+                try:
+                    if self.access.in_cluster:
+                        k8s_config.load_incluster_config()
+                        self._api_client = k8s.ApiClient()
+                    else:
+                        self._api_client = k8s_config.new_client_from_config(config_file=self.access.kubeconfig,
+                                                                             context=self.access.context)
+                except (k8s_config.ConfigException, OSError, TypeError) as exc:
+                    raise KubernetesError(f"no usable Kubernetes configuration ({exc})",
+                                          "set KUBECONFIG or run inside a pod with a service account") from None
+            return self._api_client
+
+    @property
+    def core(self) -> Any:
+        """``kubernetes.client.CoreV1Api`` on :attr:`api_client`."""
+        if self._core is None:
+            from kubernetes import client as k8s
+
+            self._core = k8s.CoreV1Api(self.api_client)
+        return self._core
+
+    # -- errors ----------------------------------------------------------------------------------
+    def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, a ``kubernetes`` client call, with its errors made one-line."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as exc:
+            raise status_error(what, exc.status, _message(exc.body, exc.reason)) from None
+        except (HTTPError, OSError) as exc:
+            raise self._unreachable(what, exc) from None
+
+    def _unreachable(self, what: str, exc: BaseException) -> KubernetesError:
+        return KubernetesError(f"cannot {what}: API server {self.access.server} unreachable ({type(exc).__name__})",
+                               "check the cluster address in your kubeconfig")
+
+    # -- REST ------------------------------------------------------------------------------------
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            name = self.access.tls_server_name
+            session.mount("https://", _ServerNameAdapter(name, max_retries=RETRIES) if name
+                          else HTTPAdapter(max_retries=RETRIES))
+            session.mount("http://", HTTPAdapter(max_retries=RETRIES))
+            self._local.session = session
+        return session
+
+    def _authorize(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        header = self.access.authorization()
+        if header:
+            request.headers["Authorization"] = header
+        return request
+
+    def request(self, what: str, method: str, path: str, *, params: Mapping[str, str | int] | None = None,
+                body: Any = None, content_type: str = "application/json",
+                accept: str = "application/json") -> dict[str, Any]:
+        """One API request; returns the parsed JSON answer. Errors as :meth:`call` maps them."""
+        resp = self._send(what, method, path, params=params, body=body, content_type=content_type, accept=accept)
+        return dict(resp.json()) if resp.content else {}
+
+    def _send(self, what: str, method: str, path: str, *, params: Mapping[str, str | int] | None,
+              body: Any, content_type: str, accept: str) -> requests.Response:
+        """One API request; returns the successful response (a pod's log is text, not JSON)."""
+        headers = {"Accept": accept}
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            headers["Content-Type"] = content_type
+        proxy = self.access.proxy
+        try:
+            # verify, cert and proxies per request: a session-wide verify would lose to REQUESTS_CA_BUNDLE.
+            resp = self._session().request(method, self.access.server + path, params=params, data=data,
+                                           headers=headers, auth=self._authorize, verify=self.access.verify,
+                                           cert=self.access.cert,
+                                           proxies={"http": proxy, "https": proxy} if proxy else None)
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(what, exc) from None
+        except KubeconfigError as exc:
+            raise KubernetesError(f"cannot {what}: {exc}", "check your Kubernetes credentials") from None
+        if not resp.ok:
+            raise status_error(what, resp.status_code, _message(resp.content, resp.reason))
+        return resp
+
+    # -- access review ---------------------------------------------------------------------------
+    def can_i(self, verb: str, resource: str, namespace: str, group: str = "", name: str | None = None) -> bool:
+        """SelfSubjectAccessReview: may the current identity do ``verb`` on ``resource`` (``name``) in ``namespace``?"""
+        attributes = {"verb": verb, "resource": resource, "namespace": namespace, "group": group, "name": name}
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                  "spec": {"resourceAttributes": {k: v for k, v in attributes.items() if v is not None}}}
+        result = self.request(f"review access to {resource} in {namespace}", "POST",
+                              "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
+        return bool((result.get("status") or {}).get("allowed"))
+
+    def whoami(self) -> tuple[str, tuple[str, ...]]:
+        """SelfSubjectReview (Kubernetes 1.28+): this client's user name and groups, as the API server
+        authenticated it."""
+        review = self.request("review who this client is", "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                              body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        info = (review.get("status") or {}).get("userInfo") or {}
+        return str(info.get("username", "")), tuple(str(g) for g in info.get("groups") or ())
+
+    def may(self, user: str, groups: tuple[str, ...], verb: str, resource: str, namespace: str,
+            name: str | None = None) -> bool:
+        """LocalSubjectAccessReview: may ``user`` (in ``groups``) do ``verb`` on ``resource`` in
+        ``namespace``? Asking needs ``create`` on localsubjectaccessreviews there (the ``admin`` role)."""
+        attributes = {"verb": verb, "resource": resource, "namespace": namespace, "name": name}
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+                  "metadata": {"namespace": namespace},
+                  "spec": {"user": user, "groups": list(groups),
+                           "resourceAttributes": {k: v for k, v in attributes.items() if v is not None}}}
+        result = self.request(f"review the access of {user} to {resource} in {namespace}", "POST",
+                              f"/apis/authorization.k8s.io/v1/namespaces/{quote(namespace, safe='')}"
+                              "/localsubjectaccessreviews", body=review)
+        return bool((result.get("status") or {}).get("allowed"))
+
+    # -- Secrets -----------------------------------------------------------------------------------
+    @staticmethod
+    def _secret_path(namespace: str, name: str | None = None) -> str:
+        base = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets"
+        return base if name is None else f"{base}/{quote(name, safe='')}"
+
+    def create_secret(self, manifest: Mapping[str, Any]) -> ObjectRef:
+        meta = manifest["metadata"]
+        created = self.request(f"create Secret {meta['namespace']}/{meta['name']}", "POST",
+                               self._secret_path(meta["namespace"]), body=dict(manifest))
+        body = created["metadata"]
+        return ObjectRef("Secret", body["name"], body["namespace"], body["uid"], body["resourceVersion"])
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.request(f"read Secret {namespace}/{name}", "GET", self._secret_path(namespace, name))
+
+    def delete_secret(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """Delete it; with ``uid``, only that incarnation (a same-named newer Secret is left alone)."""
+        body = {"preconditions": {"uid": uid}} if uid else None
+        self.request(f"delete Secret {namespace}/{name}", "DELETE", self._secret_path(namespace, name), body=body)
+
+    def patch_secret(self, namespace: str, name: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A strategic merge patch (``resourceVersion`` in its metadata makes it conditional); returns the
+        Secret as it now is."""
+        return self.request(f"update Secret {namespace}/{name}", "PATCH", self._secret_path(namespace, name),
+                            body=dict(patch), content_type=STRATEGIC_MERGE_PATCH)
+
+    def service_account_token(self, namespace: str, name: str, seconds: int = 600,
+                              audiences: Sequence[str] = ()) -> str:
+        """A short-lived token of ``system:serviceaccount:<namespace>:<name>`` (TokenRequest), to act as
+        that account elsewhere (OpenBao/Vault's Kubernetes auth); never stored."""
+        spec: dict[str, Any] = {"expirationSeconds": seconds}
+        if audiences:
+            spec["audiences"] = list(audiences)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        answer = self.request(f"request a token of service account {namespace}/{name}", "POST",
+                              f"/api/v1/namespaces/{quote(namespace, safe='')}/serviceaccounts/"
+                              f"{quote(name, safe='')}/token", body=body)
+        return str((answer.get("status") or {}).get("token") or "")
+
+    def set_owner(self, secret: ObjectRef, owner: ObjectRef) -> None:
+        """Make ``owner`` (a pod) own ``secret``, so the garbage collector deletes it with the pod."""
+        patch = {"metadata": {"ownerReferences": [
+            {"apiVersion": "v1", "kind": owner.kind, "name": owner.name, "uid": owner.uid}]}}
+        self.request(f"set the owner of Secret {secret.namespace}/{secret.name}", "PATCH",
+                     self._secret_path(secret.namespace, secret.name), body=patch, content_type=STRATEGIC_MERGE_PATCH)
+
+    def list_secret_metadata(self, namespace: str | None, label_selector: str,
+                             on_page: Callable[[list[dict[str, Any]]], None], page: int = 500) -> str:
+        """Every matching Secret's metadata (no data crosses the wire), handed to ``on_page`` a page of
+        ``page`` at a time (so a list of 100,000 is never held at once); returns the resourceVersion to
+        watch from."""
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets" if namespace else "/api/v1/secrets"
+        params: dict[str, str | int] = {"labelSelector": label_selector, "limit": page}
+        while True:
+            body = self.request(f"list Secrets in {namespace or 'all namespaces'}", "GET", path, params=params,
+                                accept=METADATA_LIST)
+            on_page(body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return str(body["metadata"]["resourceVersion"])
+            params["continue"] = token
+
+    def watch_secret_metadata(self, namespace: str | None, label_selector: str, resource_version: str | None,
+                              timeout_seconds: int) -> Iterator[dict[str, Any]]:
+        """Watch events (``type``, ``object``: metadata only) until the server ends the watch after
+        ``timeout_seconds``; an ``ERROR`` event (e.g. 410 Gone) is yielded as the server sent it.
+
+        From ``resource_version``; or, when it is ``None``, a *streaming list* (``sendInitialEvents``):
+        every matching Secret first as an ``ADDED`` event served from the API server's watch cache, then
+        a ``BOOKMARK`` annotated ``k8s.io/initial-events-end``, then changes, all on one connection.
+        A server without streaming lists (the ``WatchList`` feature off, as in Kubernetes 1.33) answers
+        :class:`KubernetesInvalid`."""
+        where = f"Secrets in {namespace or 'all namespaces'}"
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets" if namespace else "/api/v1/secrets"
+        params: dict[str, str | int] = {"watch": "true", "labelSelector": label_selector,
+                                        "allowWatchBookmarks": "true", "timeoutSeconds": timeout_seconds}
+        if resource_version is None:
+            params.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
+        else:
+            params["resourceVersion"] = resource_version
+        proxy = self.access.proxy
+        try:
+            resp = self._session().get(self.access.server + path, params=params, headers={"Accept": METADATA_ITEM},
+                                       auth=self._authorize, verify=self.access.verify, cert=self.access.cert,
+                                       proxies={"http": proxy, "https": proxy} if proxy else None,
+                                       stream=True, timeout=(30, timeout_seconds + 30))
+        except requests.exceptions.RequestException as exc:
+            raise self._unreachable(f"watch {where}", exc) from None
+        except KubeconfigError as exc:
+            raise KubernetesError(f"cannot watch {where}: {exc}", "check your Kubernetes credentials") from None
+        try:
+            if not resp.ok:
+                raise status_error(f"watch {where}", resp.status_code, _message(resp.content, resp.reason))
+            # One JSON event per line; urllib3 hands over each HTTP chunk as it arrives.
+            for line in resp.iter_lines(chunk_size=65536):
+                if line:
+                    yield json.loads(line)
+        except requests.exceptions.RequestException as exc:
+            raise KubernetesError(f"the watch of {where} broke ({type(exc).__name__})") from None
+        finally:
+            resp.close()
+
+    def create_event(self, namespace: str, event: Mapping[str, Any]) -> None:
+        self.request(f"record an Event in {namespace}", "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events",
+                     body=dict(event))
+
+    # -- Leases --------------------------------------------------------------------------------------
+    @staticmethod
+    def _lease_path(namespace: str, name: str | None = None) -> str:
+        base = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace, safe='')}/leases"
+        return base if name is None else f"{base}/{quote(name, safe='')}"
+
+    def read_lease(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.request(f"read Lease {namespace}/{name}", "GET", self._lease_path(namespace, name))
+
+    def create_lease(self, namespace: str, lease: Mapping[str, Any]) -> None:
+        self.request(f"create Lease {namespace}/{lease['metadata']['name']}", "POST", self._lease_path(namespace),
+                     body=dict(lease))
+
+    def replace_lease(self, namespace: str, lease: Mapping[str, Any]) -> None:
+        """Replace it; the ``resourceVersion`` in ``lease`` makes this conditional (409 if it changed)."""
+        name = lease["metadata"]["name"]
+        self.request(f"update Lease {namespace}/{name}", "PUT", self._lease_path(namespace, name), body=dict(lease))
+
+    # -- pods --------------------------------------------------------------------------------------
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        return self.request(f"read pod {namespace}/{name}", "GET",
+                            f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}")
+
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        """Every pod in ``namespace`` (None: all namespaces), or those ``label_selector`` matches, as plain dicts."""
+        params = {"labelSelector": label_selector} if label_selector else None
+        if namespace:
+            answer = self.request(f"list pods in {namespace}", "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods",
+                                  params=params)
+        else:
+            answer = self.request("list pods", "GET", "/api/v1/pods", params=params)
+        return list(answer.get("items") or [])
+
+    def read_pod_log(self, namespace: str, name: str, container: str | None = None, tail_lines: int = 40) -> str:
+        """The last ``tail_lines`` lines of a container's log (``container`` None: the pod's only or
+        default one), e.g. to show why a driver failed; undecodable bytes are replaced."""
+        params: dict[str, str | int] = {"tailLines": tail_lines}
+        if container:
+            params["container"] = container
+        resp = self._send(f"read the log of pod {namespace}/{name}", "GET",
+                          f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}/log",
+                          params=params, body=None, content_type="application/json", accept="text/plain, */*")
+        return resp.content.decode("utf-8", errors="replace")
+
+    def list_events(self, namespace: str, kind: str, name: str) -> list[dict[str, Any]]:
+        """The Events about one object."""
+        answer = self.request(f"list Events in {namespace}", "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/events",
+                              params={"fieldSelector": f"involvedObject.kind={kind},involvedObject.name={name}"})
+        return list(answer.get("items") or [])
+
+    def find_pods(self, namespace: str, label_selector: str) -> list[ObjectRef]:
+        answer = self.request(f"list pods in {namespace}", "GET", f"/api/v1/namespaces/{quote(namespace, safe='')}/pods",
+                              params={"labelSelector": label_selector})
+        return [ObjectRef("Pod", p["metadata"]["name"], namespace, p["metadata"]["uid"],
+                          p["metadata"].get("resourceVersion", "")) for p in answer.get("items") or []]

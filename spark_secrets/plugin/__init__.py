@@ -1,0 +1,1 @@
+"""The JVM refresher plugin: its jar."""

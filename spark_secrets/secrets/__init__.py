@@ -1,0 +1,1 @@
+"""The formats of the Kubernetes Secrets a job gets: its token Secret and its job-secrets Secret."""

@@ -1,0 +1,1 @@
+"""Obtaining, renewing and cancelling delegation tokens: one module per service (WebHDFS, KMS, the Hive metastore)."""
