@@ -16,7 +16,7 @@ import requests
 
 from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.daemon import Daemon, free_port, port_open
-from spark_secrets.testbed.hadoop import JAVA17_OPENS, LOG4J, TokenLifetimes, daemon_env, site_xml
+from spark_secrets.testbed.jvmconf import JAVA17_OPENS, LOG4J, TokenLifetimes, daemon_env, site_xml
 from spark_secrets.testbed.kdc import Kdc
 from spark_secrets.testbed.paths import hadoop_lib, java_home
 
