@@ -34,25 +34,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from spark_secrets.errors import ConfigError
-from spark_secrets.secrets.tokensecret import LABEL_MANAGED_BY, LABEL_OWNER, LABEL_PERSISTENT, MANAGED_BY, OWNER_SEPARATOR
-
-Manifest = dict[str, Any]
+# Re-exported: the layouts' public names include the policies'.
+from spark_secrets.kube.policies import (
+    ADMISSION as ADMISSION,
+    LABEL_LAYOUT as LABEL_LAYOUT,
+    OWNER_POLICY as OWNER_POLICY,
+    OWNERS_CONFIGMAP as OWNERS_CONFIGMAP,
+    POD_POLICY as POD_POLICY,
+    RENEWER_NAMESPACE as RENEWER_NAMESPACE,
+    SHARED_LAYOUTS as SHARED_LAYOUTS,
+    Manifest as Manifest,
+    owner_policy as owner_policy,
+    pod_policy as pod_policy,
+)
+from spark_secrets.kube.policies import meta
+from spark_secrets.secrets.tokensecret import LABEL_OWNER, LABEL_PERSISTENT
 
 RBAC = "rbac.authorization.k8s.io"
-RENEWER_NAMESPACE = "spark-secrets-system"
 RENEWER_ACCOUNT = "spark-secrets-renewer"
 KEYTAB_SECRET = "spark-secrets-renewer-keytab"
 LEASE = "spark-secrets-renewer"
 LAYOUTS = ("namespace-per-user", "group", "precreated", "controller")
-#: The admission policy that binds a Secret's owner label to the identity that created it, and its parameters.
-OWNER_POLICY = "spark-secrets-token-owner"
-OWNERS_CONFIGMAP = "spark-secrets-owners"
-#: The admission policy on pods in shared namespaces: a pod mounts only its creator's Secrets and accounts.
-POD_POLICY = "spark-secrets-pod-owner"
-#: On a layout's namespace: which layout it follows; the pod policy binds the shared ones by it.
-LABEL_LAYOUT = "spark-secrets.io/layout"
-SHARED_LAYOUTS = ("controller", "precreated")
-ADMISSION = "admissionregistration.k8s.io"
 
 #: What Spark's driver (and ``spark-submit`` in cluster mode) does with the API: executor pods, their
 #: services and ConfigMaps, volumes. Secrets are deliberately absent.
@@ -67,22 +69,16 @@ _SPARK_RULES = [
 ]
 
 
-def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, **({"namespace": namespace} if namespace else {}),
-                            "labels": {LABEL_MANAGED_BY: MANAGED_BY}}
-    return meta
-
-
 def _cluster_role(name: str, rules: list[dict[str, Any]]) -> Manifest:
-    return {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": _meta(name), "rules": rules}
+    return {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": meta(name), "rules": rules}
 
 
 def _role(name: str, namespace: str, rules: list[dict[str, Any]]) -> Manifest:
-    return {"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": _meta(name, namespace), "rules": rules}
+    return {"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": meta(name, namespace), "rules": rules}
 
 
 def _binding(name: str, namespace: str, role_kind: str, role: str, subjects: list[dict[str, str]]) -> Manifest:
-    return {"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": _meta(name, namespace),
+    return {"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": meta(name, namespace),
             "roleRef": {"apiGroup": RBAC, "kind": role_kind, "name": role}, "subjects": subjects}
 
 
@@ -99,11 +95,11 @@ def account(name: str, namespace: str) -> dict[str, str]:
 
 
 def _namespace(name: str) -> Manifest:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name)}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(name)}
 
 
 def _service_account(name: str, namespace: str) -> Manifest:
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(name, namespace)}
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(name, namespace)}
 
 
 def _secret_rule(verbs: list[str], names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -111,164 +107,6 @@ def _secret_rule(verbs: list[str], names: Sequence[str] | None = None) -> dict[s
     if names:
         rule["resourceNames"] = list(names)
     return rule
-
-
-_OWNER = f"'{LABEL_OWNER}'"
-_HAS_OWNER = f"has(object.metadata.labels) && {_OWNER} in object.metadata.labels"
-_HAD_OWNER = f"oldObject != null && has(oldObject.metadata.labels) && {_OWNER} in oldObject.metadata.labels"
-
-
-def owner_policy(renewer_namespace: str = RENEWER_NAMESPACE,
-                 submitters: Sequence[tuple[str, Sequence[str]]] = ()) -> list[Manifest]:
-    """The ValidatingAdmissionPolicy, its binding and its parameters (a ConfigMap only admins write).
-
-    A Secret labelled ``spark-secrets.io/owner`` may be created (or first labelled) only by that owner's
-    own Kubernetes user (``sameName``), by a user listed for that owner in ``users`` (a service account
-    that submits for others, such as an Airflow worker: ``system:serviceaccount:airflow:worker = alice bob``,
-    or ``*`` for anyone), or by a member of ``anyOwnerGroups`` (admins pre-creating Secrets); the label
-    cannot change or go afterwards, for anyone. The renew service acts only for that label."""
-    params = {"sameName": "true", "anyOwnerGroups": "system:masters",
-              "users": "".join(f"{who} = {' '.join(owners)}\n" for who, owners in submitters)}
-    may_claim = _claim("variables.owner")
-    policy = {
-        "apiVersion": f"{ADMISSION}/v1", "kind": "ValidatingAdmissionPolicy", "metadata": _meta(OWNER_POLICY),
-        "spec": {
-            "failurePolicy": "Fail",
-            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
-            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                    "operations": ["CREATE", "UPDATE"], "resources": ["secrets"]}]},
-            "matchConditions": [{"name": "carries-an-owner", "expression": f"({_HAS_OWNER}) || ({_HAD_OWNER})"}],
-            "variables": [
-                {"name": "owner", "expression": f"{_HAS_OWNER} ? object.metadata.labels[{_OWNER}] : ''"},
-                {"name": "oldOwner", "expression": f"{_HAD_OWNER} ? oldObject.metadata.labels[{_OWNER}] : ''"},
-                *_PARAM_VARIABLES,
-                {"name": "mayClaim", "expression": may_claim},
-                {"name": "shared", "expression": _SHARED},
-            ],
-            "validations": [
-                {"expression": "variables.oldOwner == '' || variables.owner == variables.oldOwner",
-                 "reason": "Forbidden",
-                 "messageExpression": f"'the owner label {LABEL_OWNER} cannot change or be removed (it is ' + "
-                                      "variables.oldOwner + ')'"},
-                {"expression": "variables.oldOwner != '' || variables.mayClaim", "reason": "Forbidden",
-                 "messageExpression": "request.userInfo.username + ' may not label a Secret as owned by ' + "
-                                      f"variables.owner + ' ({LABEL_OWNER}): only that user may, or one listed for it "
-                                      f"in ConfigMap {renewer_namespace}/{OWNERS_CONFIGMAP}'"},
-                # In a shared namespace the owner is in the name too, where the pod policy can see it.
-                {"expression": "variables.oldOwner != '' || !variables.shared || variables.owner == '' || "
-                               "object.metadata.name == 'hadoop-tokens-' + variables.owner || "
-                               f"object.metadata.name.startsWith(variables.owner + '{OWNER_SEPARATOR}')",
-                 "reason": "Forbidden",
-                 "messageExpression": "'in a shared namespace a Secret owned by ' + variables.owner + "
-                                      f"' ({LABEL_OWNER}) is named ' + variables.owner + '{OWNER_SEPARATOR}... or "
-                                      "hadoop-tokens-' + variables.owner"},
-            ],
-        },
-    }
-    binding = {
-        "apiVersion": f"{ADMISSION}/v1", "kind": "ValidatingAdmissionPolicyBinding", "metadata": _meta(OWNER_POLICY),
-        "spec": {"policyName": OWNER_POLICY, "validationActions": ["Deny"],
-                 "paramRef": {"name": OWNERS_CONFIGMAP, "namespace": renewer_namespace,
-                              "parameterNotFoundAction": "Deny"}},
-    }
-    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(OWNERS_CONFIGMAP, renewer_namespace),
-                 "data": params}
-    return [configmap, policy, binding]
-
-
-def _claim(owner: str) -> str:
-    """CEL: whether the requester may act for ``owner`` (a CEL string expression): it is that user (sameName), a
-    job account ``spark-<owner>`` of the request's namespace, in an anyOwnerGroups group, or a submitter listed
-    for it (or for ``*``) in the parameters' ``users``."""
-    return (f"({owner} != '' && ((variables.sameName == 'true' && {owner} == request.userInfo.username) || "
-            f"request.userInfo.username == 'system:serviceaccount:' + request.namespace + ':spark-' + {owner} || "
-            "variables.anyOwnerGroups.split(' ').exists(g, g != '' && has(request.userInfo.groups) && "
-            "g in request.userInfo.groups) || "
-            "variables.users.split('\\n').exists(l, size(l.split('=')) == 2 && "
-            "l.split('=')[0].trim() == request.userInfo.username && "
-            f"l.split('=')[1].trim().split(' ').exists(o, o == {owner} || o == '*'))))")
-
-
-_PARAM_VARIABLES = tuple({"name": key, "expression": f"has(params.data) && '{key}' in params.data ? "
-                                                      f"params.data['{key}'] : ''"}
-                         for key in ("sameName", "anyOwnerGroups", "users"))
-_SHARED = (f"has(namespaceObject.metadata.labels) && '{LABEL_LAYOUT}' in namespaceObject.metadata.labels && "
-           f"namespaceObject.metadata.labels['{LABEL_LAYOUT}'] in {list(SHARED_LAYOUTS)}")
-#: CEL on a Secret name ``n``: one of a job's Secrets (token or job secrets), and its owner by the name.
-_OURS = "({n}.startsWith('hadoop-tokens-') || {n}.endsWith('-hadoop-tokens') || {n}.endsWith('-job-secrets'))"
-_OWNER_OF = (f"({{n}}.startsWith('hadoop-tokens-') ? {{n}}.substring(14) : "
-             f"({{n}}.indexOf('{OWNER_SEPARATOR}') > 0 ? {{n}}.substring(0, {{n}}.indexOf('{OWNER_SEPARATOR}')) : ''))")
-
-
-def _secret_ok(n: str) -> str:
-    """CEL: the pod may use the Secret named ``n``: not one of ours, or its owner is one the requester may act
-    for, and the pod's own job account (if it runs as one) is that owner's."""
-    owner = _OWNER_OF.format(n=n)
-    return (f"(!{_OURS.format(n=n)} || ({_claim(owner)} && "
-            f"(!variables.account.startsWith('spark-') || variables.account == 'spark-' + {owner})))")
-
-
-def pod_policy(renewer_namespace: str = RENEWER_NAMESPACE) -> list[Manifest]:
-    """The ValidatingAdmissionPolicy on pods of the shared layouts (:data:`SHARED_LAYOUTS`) and its binding.
-
-    Kubernetes lets anyone who may create pods in a namespace mount any of its Secrets and run as any of
-    its service accounts. In a namespace labelled with a shared layout, a pod may use (volume, projected
-    source, ``secretKeyRef``, ``envFrom``, in any container) a job's Secret (``*-hadoop-tokens``,
-    ``*-job-secrets``, ``hadoop-tokens-<user>``) only if its owner, which those layouts put in the name
-    (``<user>--…``, ``hadoop-tokens-<user>``), is one the pod's creator may act for (:func:`_claim`: the
-    user themself, their job account ``spark-<user>`` creating executors, a listed submitter), and may run as
-    a job account ``spark-<user>`` only on the same terms. Other Secrets and accounts keep Kubernetes' rules."""
-    groups = ("containers", "initContainers", "ephemeralContainers")
-    env_ok = " && ".join(
-        f"(!has(object.spec.{g}) || object.spec.{g}.all(c, "
-        f"(!has(c.env) || c.env.all(e, !has(e.valueFrom) || !has(e.valueFrom.secretKeyRef) || "
-        f"{_secret_ok('e.valueFrom.secretKeyRef.name')})) && "
-        f"(!has(c.envFrom) || c.envFrom.all(f, !has(f.secretRef) || {_secret_ok('f.secretRef.name')}))))"
-        for g in groups)
-    volumes_ok = ("!has(object.spec.volumes) || object.spec.volumes.all(v, "
-                  f"(!has(v.secret) || !has(v.secret.secretName) || {_secret_ok('v.secret.secretName')}) && "
-                  "(!has(v.projected) || !has(v.projected.sources) || v.projected.sources.all(s, "
-                  f"!has(s.secret) || !has(s.secret.name) || {_secret_ok('s.secret.name')})))")
-    who = "request.userInfo.username"
-    policy = {
-        "apiVersion": f"{ADMISSION}/v1", "kind": "ValidatingAdmissionPolicy", "metadata": _meta(POD_POLICY),
-        "spec": {
-            "failurePolicy": "Fail",
-            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
-            "matchConstraints": {"resourceRules": [
-                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]},
-                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
-                 "resources": ["pods/ephemeralcontainers"]}]},
-            "variables": [
-                *_PARAM_VARIABLES,
-                {"name": "account", "expression": "has(object.spec.serviceAccountName) && "
-                                                  "object.spec.serviceAccountName != '' ? "
-                                                  "object.spec.serviceAccountName : 'default'"},
-            ],
-            "validations": [
-                {"expression": "!variables.account.startsWith('spark-') || "
-                               + _claim("variables.account.substring(6)"),
-                 "reason": "Forbidden",
-                 "messageExpression": f"{who} + ' may not run a pod as ' + variables.account + ', the job account "
-                                      "of another user'"},
-                {"expression": volumes_ok, "reason": "Forbidden",
-                 "messageExpression": f"{who} + ' may not mount a job Secret of another user (a volume of this pod "
-                                      "names one; the owner is in its name)'"},
-                {"expression": env_ok, "reason": "Forbidden",
-                 "messageExpression": f"{who} + ' may not use a job Secret of another user in env or envFrom (the "
-                                      "owner is in its name)'"},
-            ],
-        },
-    }
-    binding = {
-        "apiVersion": f"{ADMISSION}/v1", "kind": "ValidatingAdmissionPolicyBinding", "metadata": _meta(POD_POLICY),
-        "spec": {"policyName": POD_POLICY, "validationActions": ["Deny"],
-                 "paramRef": {"name": OWNERS_CONFIGMAP, "namespace": renewer_namespace,
-                              "parameterNotFoundAction": "Deny"},
-                 "matchResources": {"namespaceSelector": {"matchExpressions": [
-                     {"key": LABEL_LAYOUT, "operator": "In", "values": list(SHARED_LAYOUTS)}]}}},
-    }
-    return [policy, binding]
 
 
 def common(*, renewer_namespace: str = RENEWER_NAMESPACE,
@@ -313,7 +151,7 @@ def common(*, renewer_namespace: str = RENEWER_NAMESPACE,
              "resourceNames": [OWNER_POLICY]},
             {"apiGroups": [ADMISSION], "resources": ["validatingadmissionpolicybindings"], "verbs": ["list"]},
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}]),
-        {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": _meta("spark-secrets-renewer-admission"),
+        {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": meta("spark-secrets-renewer-admission"),
          "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "spark-secrets-renewer-admission"},
          "subjects": [renewer]},
         *owner_policy(renewer_namespace, submitters),
@@ -378,10 +216,10 @@ def precreated(name: str, users: Sequence[str], *, namespace: str | None = None,
            _binding("spark-secrets-submitter", ns, "ClusterRole", "spark-secrets-submitter", [group_subject(name)])]
     for member in users:
         secret, sa = precreated_secret_name(member), f"spark-{member}"
-        meta = _meta(secret, ns)
-        meta["labels"].update({LABEL_OWNER: member, LABEL_PERSISTENT: "true"})
+        labelled = meta(secret, ns)
+        labelled["labels"].update({LABEL_OWNER: member, LABEL_PERSISTENT: "true"})
         out += [
-            {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta},
+            {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": labelled},
             _service_account(sa, ns),
             _binding(f"spark-secrets-driver-{member}", ns, "ClusterRole", "spark-secrets-driver", [account(sa, ns)]),
             _role(f"spark-secrets-fill-{member}", ns, [_secret_rule(["patch", "update"], [secret])]),
