@@ -15,7 +15,8 @@ FROM python:3.11-slim-bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends libgssapi-krb5-2 krb5-user \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/spark_secrets-*.whl && rm -rf /wheels
+# The kube extra: the controller layout's per-Secret grants use the kubernetes package's API client.
+RUN pip install --no-cache-dir "$(echo /wheels/spark_secrets-*.whl)[kube]" && rm -rf /wheels
 # No root, no shell history, a private ticket cache in a writable emptyDir.
 USER 65532:65532
 ENV HOME=/tmp

@@ -228,8 +228,10 @@ def _basic(user: Mapping[str, Any]) -> str | None:
 def _delegate(access: ClusterAccess) -> None:
     """Credentials from the ``kubernetes`` package's loader (exec plugins, auth providers): its
     refresh hook runs before each request, as in its own client."""
-    from kubernetes import client as k8s
-    from kubernetes import config as k8s_config
+    from spark_secrets.kube._extra import load
+
+    what = "a kubeconfig user with an exec plugin or auth provider"
+    k8s, k8s_config = load("kubernetes.client", what), load("kubernetes.config", what)
 
     configuration = k8s.Configuration()
     try:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 
 from spark_secrets.errors import KubernetesConflict, KubernetesNotFound, UnusableSecret
+from spark_secrets.kube._extra import load
 from spark_secrets.kube.client import KubeClient
 from spark_secrets.secrets.tokensecret import TokenSecret
 
@@ -38,8 +39,8 @@ class AccessGrants:
     def __init__(self, kube: KubeClient, service_account_pattern: str = "spark-{owner}") -> None:
         self.kube = kube
         self.pattern = service_account_pattern
-        from kubernetes import client as k8s  # only in controller mode: its import costs ~0.3 s at start
-
+        # Only in controller mode: its import costs ~0.3 s at start, and it is the ``kube`` extra.
+        k8s = load("kubernetes.client", "the controller layout's per-Secret grants")
         self.rbac = k8s.RbacAuthorizationV1Api(kube.api_client)
 
     def __repr__(self) -> str:
