@@ -11,6 +11,7 @@ import pytest
 
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, TokenExpiredError
+from spark_secrets.renew.config import ServiceConfig
 from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.service import RenewService
 from spark_secrets.renew.watch import LISTING, PAGE, SYNC, SecretEvent
@@ -59,8 +60,8 @@ def _meta(name: str, sealed: bool = True, seal: Seal = SEAL) -> dict[str, Any]:
 
 
 def _service(kind: _Kind, kube: object = None) -> RenewService:
-    return RenewService(kube or object(), lambda: None, namespaces=["alice"], renewer="spark-renewer",  # type: ignore[arg-type]
-                        kinds=[kind], clock=lambda: ISSUED / 1000, seal=SEAL)
+    return RenewService(ServiceConfig(renewer="spark-renewer", namespaces=("alice",)), kube or object(),  # type: ignore[arg-type]
+                        [kind], clock=lambda: ISSUED / 1000, seal=SEAL)
 
 
 def test_a_paged_list_with_an_empty_page_loses_nothing_and_a_relist_cancels_only_the_gone() -> None:
@@ -69,21 +70,21 @@ def test_a_paged_list_with_an_empty_page_loses_nothing_and_a_relist_cancels_only
     for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [_meta("a"), _meta("b")]),
                   SecretEvent(PAGE, "alice", []), SecretEvent(PAGE, "alice", [_meta("c")]),
                   SecretEvent(SYNC, "alice", [])):
-        service._handle(event)
+        service.handle(event)
     assert sorted(n for _, n in service.secrets) == ["a", "b", "c"] and kind.cancelled == []
     assert service.metrics.ready and service.metrics.tracked == 3
     assert all(not ts.has_data for ts in service.secrets.values())  # metadata only: no token passwords held
     # A relist (after 410 Gone or an outage) that no longer sees b and c: their tokens are cancelled.
     for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [_meta("a")]),
                   SecretEvent(SYNC, "alice", [])):
-        service._handle(event)
+        service.handle(event)
     assert sorted(n for _, n in service.secrets) == ["a"] and len(kind.cancelled) == 2
 
 
 def test_a_deleted_secret_is_cancelled_from_the_metadata_of_the_delete_event() -> None:
     kind = _Kind()
     service = _service(kind)
-    service._handle(SecretEvent("DELETED", "alice", [_meta("gone")]))  # never seen before: still cancelled
+    service.handle(SecretEvent("DELETED", "alice", [_meta("gone")]))  # never seen before: still cancelled
     assert len(kind.cancelled) == 1
 
 
@@ -91,17 +92,17 @@ def test_handles_the_service_never_sealed_are_never_cancelled() -> None:
     """The cancel attack: someone else's password-less handles copied into a Secret of one's own, then deleted."""
     kind = _Kind()
     service = _service(kind)
-    service._handle(SecretEvent("DELETED", "alice", [_meta("copied", sealed=False)]))
+    service.handle(SecretEvent("DELETED", "alice", [_meta("copied", sealed=False)]))
     forged = _meta("forged", seal=Seal(b"not the service's key" * 2))
-    service._handle(SecretEvent("DELETED", "alice", [forged]))
+    service.handle(SecretEvent("DELETED", "alice", [forged]))
     moved = _meta("elsewhere")
     moved["metadata"]["name"] = "moved"  # a seal is for one Secret (namespace, name, uid), not another
-    service._handle(SecretEvent("DELETED", "alice", [moved]))
+    service.handle(SecretEvent("DELETED", "alice", [moved]))
     edited = _meta("edited")
     edited["metadata"]["labels"]["spark-secrets.io/owner"] = "mallory"  # nor for another owner
-    service._handle(SecretEvent("DELETED", "alice", [edited]))
+    service.handle(SecretEvent("DELETED", "alice", [edited]))
     assert kind.cancelled == []
-    service._handle(SecretEvent("DELETED", "alice", [_meta("own")]))  # the control
+    service.handle(SecretEvent("DELETED", "alice", [_meta("own")]))  # the control
     assert len(kind.cancelled) == 1
 
 
@@ -139,10 +140,10 @@ def test_a_renewal_schedules_the_next_one_from_its_own_answer_without_waiting_fo
 
     kube = _Kube(obj)
     service = _service(_Renewing(), kube)
-    service._handle(SecretEvent(LISTING, "alice", []))
-    service._handle(SecretEvent(PAGE, "alice", [obj]))
-    service._handle(SecretEvent(SYNC, "alice", []))
-    service._run_due()  # first sight: renewed now; no watch event follows (the watch is down)
+    service.handle(SecretEvent(LISTING, "alice", []))
+    service.handle(SecretEvent(PAGE, "alice", [obj]))
+    service.handle(SecretEvent(SYNC, "alice", []))
+    service.run_due()  # first sight: renewed now; no watch event follows (the watch is down)
     assert service.metrics.renewals == 1
     (ts,) = service.secrets.values()
     assert ts.resource_version == "2" and ts.expiry_ms == ISSUED + 20_000 and not ts.has_data and ts.verified
@@ -203,11 +204,11 @@ class _Refusing(_Kind):
 
 def _run(kind: _Refusing, obj: dict[str, Any], *, now: int = ISSUED + 7 * DAY - 1000) -> tuple[RenewService, _Events]:
     kube = _Events(obj)
-    service = RenewService(kube, lambda: None, namespaces=["alice"], renewer="spark-renewer",  # type: ignore[arg-type]
-                           kinds=[kind], clock=lambda: now / 1000, seal=SEAL)
+    service = RenewService(ServiceConfig(renewer="spark-renewer", namespaces=("alice",)), kube,  # type: ignore[arg-type]
+                           [kind], clock=lambda: now / 1000, seal=SEAL)
     for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [obj]), SecretEvent(SYNC, "alice", [])):
-        service._handle(event)
-    service._run_due()
+        service.handle(event)
+    service.run_due()
     return service, kube
 
 

@@ -27,6 +27,7 @@ from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, KubernetesConflict, NameNodeUnavailable, TokenExpiredError
 from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
 from spark_secrets.renew.policy import RENEW, REISSUE, Policy
+from spark_secrets.renew.config import ServiceConfig
 from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.service import RenewService
 from spark_secrets.renew.watch import DELETED, LISTING, PAGE, SYNC, SecretEvent
@@ -192,12 +193,12 @@ class _Sim:
         self.busy: tuple[int, int] = (0, 0)  # the service's loop does not get to act in [from, to)
         self.policy = policy or Policy(ratio=0.75, reissue_before_ms=REISSUE_BEFORE, jitter=0,
                                        projection_bound_ms=bound)
-        self.service = RenewService(self.kube, lambda: None, namespaces=["alice"],  # type: ignore[arg-type, return-value]
-                                    renewer="spark-renewer", kinds=[_Kind(self.server)], seal=SEAL, policy=self.policy,
-                                    clock=lambda: (self.now + 0.5) / 1000)  # + 0.5: whole ms after float rounding
+        self.service = RenewService(  # type: ignore[arg-type, return-value]
+            ServiceConfig(renewer="spark-renewer", namespaces=("alice",), policy=self.policy), self.kube,
+            [_Kind(self.server)], seal=SEAL, clock=lambda: (self.now + 0.5) / 1000)  # + 0.5: whole ms after float rounding
         for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [self.kube.read_secret("", "")]),
                       SecretEvent(SYNC, "alice", [])):
-            self.service._handle(event)
+            self.service.handle(event)
 
     def written(self, obj: dict[str, Any]) -> None:
         """Kubelet sees each write and projects the main token file ``projection`` ms later."""
@@ -207,7 +208,7 @@ class _Sim:
         while self.now < end:
             self.now += STEP
             if not self.busy[0] <= self.now < self.busy[1]:
-                self.service._run_due()
+                self.service.run_due()
             while self._projections and self._projections[0][0] <= self.now:
                 self.pods = _main_token({KEY: heapq.heappop(self._projections)[2]})
             if not self.server.valid(self.pods):
@@ -330,7 +331,7 @@ def test_deleting_the_secret_inside_the_window_cancels_the_sealed_outgoing_token
     assert OUT_KEY in sim.secret["data"]
     new = _main_token(sim.secret["data"])
     gone = {"metadata": copy.deepcopy(sim.secret["metadata"])}  # the watch's DELETED event: metadata only
-    sim.service._handle(SecretEvent(DELETED, "alice", [gone]))
+    sim.service.handle(SecretEvent(DELETED, "alice", [gone]))
     assert sim.server.cancelled(new) and sim.server.cancelled(sim.first)
 
 
@@ -402,7 +403,7 @@ def test_a_forged_outgoing_section_is_never_renewed_or_cancelled(how: str) -> No
         assert renewed == [] and not any(sim.server.valid(p) for p in planted)
         assert OUT_KEY not in sim.secret["data"]  # the service's next write dropped it
         assert not set(OUTGOING_ANNOTATIONS) & set(sim.secret["metadata"]["annotations"])
-    sim.service._handle(SecretEvent(DELETED, "alice", [{"metadata": copy.deepcopy(sim.secret["metadata"])}]))
+    sim.service.handle(SecretEvent(DELETED, "alice", [{"metadata": copy.deepcopy(sim.secret["metadata"])}]))
     assert sim.server.cancelled(sim.first)  # the Secret's own tokens, in every case
     assert [sim.server.cancelled(p) for p in planted] == [how == "sealed"] * len(planted)
 
@@ -411,7 +412,7 @@ def test_a_forged_section_in_a_deleted_secret_is_never_cancelled() -> None:
     """Straight to the delete: handles of someone's live token in unsealed outgoing annotations."""
     sim = _Sim(interval=45 * SECOND, projection=11 * SECOND, bound=120 * SECOND, edge=-30 * MINUTE)
     (planted,) = _forge(sim, "a seal of another key")
-    sim.service._handle(SecretEvent(DELETED, "alice", [{"metadata": copy.deepcopy(sim.secret["metadata"])}]))
+    sim.service.handle(SecretEvent(DELETED, "alice", [{"metadata": copy.deepcopy(sim.secret["metadata"])}]))
     assert not sim.server.cancelled(planted) and sim.server.cancelled(sim.first)
 
 

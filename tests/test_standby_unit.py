@@ -14,6 +14,7 @@ import pytest
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, KerberosError, KubernetesNotFound, NameNodeUnavailable
 from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
+from spark_secrets.renew.config import ServiceConfig
 from spark_secrets.renew.policy import Policy
 from spark_secrets.renew.rollover import Step
 from spark_secrets.renew.seal import Seal
@@ -120,24 +121,24 @@ class _Replica:
         self.kube = _Kube()
         self.server = _Server(self.clock, error, interval)
         self.leading = False
-        self.service = RenewService(self.kube, lambda: None, namespaces=["alice"],  # type: ignore[arg-type]
-                                    renewer="spark-renewer", kinds=[self.server], clock=self.clock, seal=SEAL,
-                                    leader=lambda: self.leading, policy=policy or Policy(jitter=0))
+        self.service = RenewService(  # type: ignore[arg-type]
+            ServiceConfig(renewer="spark-renewer", namespaces=("alice",), policy=policy or Policy(jitter=0)),
+            self.kube, [self.server], clock=self.clock, seal=SEAL, leader=lambda: self.leading)
         for obj in objects:
             self.kube.objects[obj["metadata"]["name"]] = obj
-        self.service._handle(SecretEvent(LISTING, "alice", []))
-        self.service._handle(SecretEvent(PAGE, "alice", [{"metadata": o["metadata"]} for o in objects]))
-        self.service._handle(SecretEvent(SYNC, "alice", []))
+        self.service.handle(SecretEvent(LISTING, "alice", []))
+        self.service.handle(SecretEvent(PAGE, "alice", [{"metadata": o["metadata"]} for o in objects]))
+        self.service.handle(SecretEvent(SYNC, "alice", []))
 
     def written(self, obj: dict[str, Any]) -> None:
         """The leader wrote a new version: the API server has it, and the watch brings its metadata."""
         self.kube.objects[obj["metadata"]["name"]] = obj
-        self.service._handle(SecretEvent(MODIFIED, "alice", [{"metadata": obj["metadata"]}]))
+        self.service.handle(SecretEvent(MODIFIED, "alice", [{"metadata": obj["metadata"]}]))
 
     def at(self, ms: int) -> int:
         """One turn of the main loop at ``ms``: how many renewals the token server has seen."""
         self.clock.ms = ms
-        self.service._run_due()
+        self.service.run_due()
         return len(self.server.renewed)
 
 
@@ -206,11 +207,11 @@ def test_a_standby_renews_but_never_reissues_a_token_past_its_reissue_window() -
 
 
 def test_the_standby_cancels_nothing_itself_and_forgets_a_deleted_secret() -> None:
-    """The standby's renewals leave the tokens to the delete path (service._handle, every replica)."""
+    """The standby's renewals leave the tokens to the delete path (service.handle, every replica)."""
     obj = _object(T0, T0 + DAY)
     replica = _Replica(obj)
     assert replica.at(LATE + MINUTE) == 1 and KEY in replica.service.standby.notes
-    replica.service._handle(SecretEvent(DELETED, "alice", [{"metadata": obj["metadata"]}]))
+    replica.service.handle(SecretEvent(DELETED, "alice", [{"metadata": obj["metadata"]}]))
     del replica.kube.objects["job"]
     cancelled = list(replica.server.cancelled)
     for now in range(LATE + 2 * MINUTE, LATE + 2 * DAY, 10 * MINUTE):
@@ -322,27 +323,27 @@ class _Replicas:
 
     def __init__(self, sim: rollover_sim._Sim) -> None:
         self.leader, self.alive, self.standing_by = sim.service, True, True
-        self.standby = RenewService(sim.kube, lambda: None, namespaces=["alice"],  # type: ignore[arg-type, return-value]
-                                    renewer="spark-renewer", kinds=[rollover_sim._Kind(sim.server)],
-                                    seal=rollover_sim.SEAL, policy=sim.policy, leader=lambda: False,
-                                    clock=lambda: (sim.now + 0.5) / 1000)
+        self.standby = RenewService(  # type: ignore[arg-type, return-value]
+            ServiceConfig(renewer="spark-renewer", namespaces=("alice",), policy=sim.policy), sim.kube,
+            [rollover_sim._Kind(sim.server)], seal=rollover_sim.SEAL, leader=lambda: False,
+            clock=lambda: (sim.now + 0.5) / 1000)
         for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [sim.kube.read_secret("", "")]),
                       SecretEvent(SYNC, "alice", [])):
-            self.standby._handle(event)
+            self.standby.handle(event)
         projected = sim.written
 
         def watched(obj: dict[str, Any]) -> None:
             projected(obj)
-            self.standby._handle(SecretEvent(MODIFIED, "alice", [{"metadata": copy.deepcopy(obj["metadata"])}]))
+            self.standby.handle(SecretEvent(MODIFIED, "alice", [{"metadata": copy.deepcopy(obj["metadata"])}]))
 
         sim.written = watched  # type: ignore[method-assign]
         sim.service = self  # type: ignore[assignment]
 
-    def _run_due(self) -> None:
+    def run_due(self) -> None:
         if self.alive:
-            self.leader._run_due()
+            self.leader.run_due()
         if self.standing_by:
-            self.standby._run_due()
+            self.standby.run_due()
 
 
 def _reissue_then_die(interval: int, projection: int, edge: int, start: str) -> tuple[rollover_sim._Sim, _Replicas]:

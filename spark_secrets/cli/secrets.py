@@ -25,8 +25,7 @@ def _location(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _client(args: argparse.Namespace) -> VaultClient:
-    options = {"address": args.address, "namespace": args.namespace, "caCert": args.ca_cert}
-    return VaultClient(VaultConfig.from_settings(options.get))
+    return VaultClient(VaultConfig.create(address=args.address, namespace=args.namespace, ca_cert=args.ca_cert))
 
 
 def _read_value(args: argparse.Namespace) -> str:

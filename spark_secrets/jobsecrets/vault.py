@@ -49,22 +49,31 @@ class VaultConfig:
     @classmethod
     def from_settings(cls, get: Callable[[str], str | None], environ: Mapping[str, str] | None = None) -> VaultConfig:
         """``get`` reads a ``spark.secrets.vault.*`` setting (or a CLI option) by its last part."""
+        return cls.create(address=get("address"), namespace=get("namespace"), ca_cert=get("caCert"),
+                          auth=get("auth"), role=get("role"), auth_mount=get("authMount"), environ=environ)
+
+    @classmethod
+    def create(cls, *, address: str | None = None, namespace: str | None = None, ca_cert: str | None = None,
+               auth: str | None = None, role: str | None = None, auth_mount: str | None = None,
+               environ: Mapping[str, str] | None = None) -> VaultConfig:
+        """Checked, with what is not given taken from the environment as the ``vault`` CLI does
+        (``VAULT_ADDR``, ``VAULT_NAMESPACE``, ``VAULT_CACERT``, or their ``BAO_`` forms)."""
         env = dict(os.environ) if environ is None else dict(environ)
-        address = get("address") or _env(env, "VAULT_ADDR", "BAO_ADDR")
+        address = address or _env(env, "VAULT_ADDR", "BAO_ADDR")
         if not address:
             raise ConfigError("no OpenBao/Vault address given",
                               "export VAULT_ADDR (or BAO_ADDR), or set spark.secrets.vault.address (CLI: --address)")
         if not address.startswith(("http://", "https://")):
             raise ConfigError(f"OpenBao/Vault address {address!r} is not a URL", "give http(s)://host:port")
-        auth = (get("auth") or "auto").strip().lower()
+        auth = (auth or "auto").strip().lower()
         if auth not in AUTH_METHODS:
             raise ConfigError(f"spark.secrets.vault.auth={auth!r} is not a login method",
                               f"use one of {', '.join(AUTH_METHODS)}")
-        ca_path = get("caCert") or _env(env, "VAULT_CACERT", "BAO_CACERT")
+        ca_path = ca_cert or _env(env, "VAULT_CACERT", "BAO_CACERT")
         if ca_path and not os.path.isfile(ca_path):
             raise ConfigError(f"OpenBao/Vault CA certificate {ca_path!r} is not a file", "give a PEM file")
-        return cls(address.rstrip("/"), get("namespace") or _env(env, "VAULT_NAMESPACE", "BAO_NAMESPACE"),
-                   ca_path or True, auth, get("role"), get("authMount"), env)
+        return cls(address.rstrip("/"), namespace or _env(env, "VAULT_NAMESPACE", "BAO_NAMESPACE"),
+                   ca_path or True, auth, role, auth_mount, env)
 
     def token(self) -> str | None:
         """The CLI's token: the environment, else the token helper's file."""

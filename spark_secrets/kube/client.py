@@ -12,6 +12,7 @@ log of them is filtered out, and ``requests`` logs none.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -21,11 +22,14 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from spark_secrets.errors import (KubernetesConflict, KubernetesError, KubernetesForbidden, KubernetesGone,
-                                  KubernetesInvalid, KubernetesNotFound)
+from spark_secrets.errors import KubernetesError
+from spark_secrets.kube._extra import load
 from spark_secrets.kube.config import ClusterAccess, KubeconfigError, load_in_cluster, load_kubeconfig
+from spark_secrets.kube.session import new_session
+from spark_secrets.kube.status import status_error, status_message
+
+__all__ = ["KubeClient", "ObjectRef", "OnRequest", "status_error"]
 
 
 class _NoBodies(logging.Filter):
@@ -40,9 +44,9 @@ METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 METADATA_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 #: A dict body sent with PATCH is a strategic merge patch, as the ``kubernetes`` client sends it.
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-#: Connection attempts before a request counts as failed (urllib3's default, which the ``kubernetes``
-#: client uses).
-RETRIES = 3
+#: Told of every request a client makes (lists and watches of Secret metadata aside): True for a write
+#: (any method but GET). The renew service's metrics count API calls here, not at each call site.
+OnRequest = Callable[[bool], None]
 
 
 @dataclass(frozen=True)
@@ -52,46 +56,6 @@ class ObjectRef:
     namespace: str
     uid: str
     resource_version: str = ""
-
-
-def _message(body: bytes | str | None, reason: str | None) -> str:
-    """The API server's ``Status`` message, else the HTTP reason."""
-    try:
-        return str(json.loads(body or "{}").get("message") or reason)
-    except (ValueError, AttributeError):
-        return str(reason)
-
-
-def status_error(what: str, status: int | None, message: str) -> KubernetesError:
-    """The one-line error for an HTTP error ``status`` of the request that was to ``what``."""
-    if status == 403:
-        return KubernetesForbidden(f"Kubernetes refused to {what}: {message}", "ask an admin for the RBAC role this needs")
-    if status == 404:
-        return KubernetesNotFound(f"cannot {what}: not found ({message})")
-    if status == 409:
-        return KubernetesConflict(f"cannot {what}: {message}")
-    if status == 410:
-        return KubernetesGone(f"cannot {what}: HTTP 410 {message}", "list again")
-    if status == 422:
-        return KubernetesInvalid(f"cannot {what}: HTTP 422 {message}")
-    if status == 401:
-        return KubernetesError(f"cannot {what}: the API server did not accept your credentials",
-                               "refresh your kubeconfig credentials")
-    return KubernetesError(f"cannot {what}: HTTP {status} {message}")
-
-
-class _ServerNameAdapter(HTTPAdapter):
-    """Connects by the server's address but expects the certificate of ``tls-server-name``."""
-
-    def __init__(self, server_hostname: str, **kwargs: Any) -> None:
-        self._server_hostname = server_hostname
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, server_hostname=self._server_hostname, **kwargs)
-
-    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-        return super().proxy_manager_for(proxy, server_hostname=self._server_hostname, **kwargs)
 
 
 class KubeClient:
@@ -104,6 +68,18 @@ class KubeClient:
         self._lock = threading.Lock()
         self._api_client: Any = None
         self._core: Any = None
+        self.on_request: OnRequest | None = None
+
+    def counting(self, on_request: OnRequest) -> KubeClient:
+        """A twin of this client (same server, credentials and connections) that reports each request to
+        ``on_request``: the renew service counts its actions' calls, not its Lease's or its watches'."""
+        twin = copy.copy(self)
+        twin.on_request = on_request
+        return twin
+
+    def _count(self, write: bool) -> None:
+        if self.on_request is not None:
+            self.on_request(write)
 
     @classmethod
     def from_config(cls, kubeconfig: str | None = None, context: str | None = None) -> KubeClient:
@@ -129,8 +105,8 @@ class KubeClient:
         """A ``kubernetes.client.ApiClient`` for the same server and credentials, made on first use."""
         with self._lock:
             if self._api_client is None:
-                from kubernetes import client as k8s
-                from kubernetes import config as k8s_config
+                k8s = load("kubernetes.client", "the kubernetes client (the renew service's controller layout)")
+                k8s_config = load("kubernetes.config", "the kubernetes client (the renew service's controller layout)")
 
                 try:
                     if self.access.in_cluster:
@@ -148,21 +124,21 @@ class KubeClient:
     def core(self) -> Any:
         """``kubernetes.client.CoreV1Api`` on :attr:`api_client`."""
         if self._core is None:
-            from kubernetes import client as k8s
-
-            self._core = k8s.CoreV1Api(self.api_client)
+            self._core = load("kubernetes.client", "the kubernetes client").CoreV1Api(self.api_client)
         return self._core
 
     # -- errors ----------------------------------------------------------------------------------
     def call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)``, a ``kubernetes`` client call, with its errors made one-line."""
-        from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
+        ApiException = load("kubernetes.client.exceptions", "a kubernetes client call").ApiException
+
+        self._count(True)  # the renew service's grants: creates and deletes
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
-            raise status_error(what, exc.status, _message(exc.body, exc.reason)) from None
+            raise status_error(what, exc.status, status_message(exc.body, exc.reason)) from None
         except (HTTPError, OSError) as exc:
             raise self._unreachable(what, exc) from None
 
@@ -174,12 +150,7 @@ class KubeClient:
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
-            name = self.access.tls_server_name
-            session.mount("https://", _ServerNameAdapter(name, max_retries=RETRIES) if name
-                          else HTTPAdapter(max_retries=RETRIES))
-            session.mount("http://", HTTPAdapter(max_retries=RETRIES))
-            self._local.session = session
+            session = self._local.session = new_session(self.access.tls_server_name)
         return session
 
     def _authorize(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -196,8 +167,10 @@ class KubeClient:
         return dict(resp.json()) if resp.content else {}
 
     def _send(self, what: str, method: str, path: str, *, params: Mapping[str, str | int] | None,
-              body: Any, content_type: str, accept: str) -> requests.Response:
+              body: Any, content_type: str, accept: str, counted: bool = True) -> requests.Response:
         """One API request; returns the successful response (a pod's log is text, not JSON)."""
+        if counted:
+            self._count(method != "GET")
         headers = {"Accept": accept}
         data = None
         if body is not None:
@@ -215,7 +188,7 @@ class KubeClient:
         except KubeconfigError as exc:
             raise KubernetesError(f"cannot {what}: {exc}", "check your Kubernetes credentials") from None
         if not resp.ok:
-            raise status_error(what, resp.status_code, _message(resp.content, resp.reason))
+            raise status_error(what, resp.status_code, status_message(resp.content, resp.reason))
         return resp
 
     # -- access review ---------------------------------------------------------------------------
@@ -305,8 +278,9 @@ class KubeClient:
         path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets" if namespace else "/api/v1/secrets"
         params: dict[str, str | int] = {"labelSelector": label_selector, "limit": page}
         while True:
-            body = self.request(f"list Secrets in {namespace or 'all namespaces'}", "GET", path, params=params,
-                                accept=METADATA_LIST)
+            resp = self._send(f"list Secrets in {namespace or 'all namespaces'}", "GET", path, params=params, body=None,
+                              content_type="application/json", accept=METADATA_LIST, counted=False)
+            body = dict(resp.json()) if resp.content else {}
             on_page(body.get("items") or [])
             token = (body.get("metadata") or {}).get("continue")
             if not token:
@@ -343,7 +317,7 @@ class KubeClient:
             raise KubernetesError(f"cannot watch {where}: {exc}", "check your Kubernetes credentials") from None
         try:
             if not resp.ok:
-                raise status_error(f"watch {where}", resp.status_code, _message(resp.content, resp.reason))
+                raise status_error(f"watch {where}", resp.status_code, status_message(resp.content, resp.reason))
             # One JSON event per line; urllib3 hands over each HTTP chunk as it arrives.
             for line in resp.iter_lines(chunk_size=65536):
                 if line:

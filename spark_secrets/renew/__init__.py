@@ -1,8 +1,10 @@
 """The renew service, room by room:
 
+* :mod:`.app`: the service put together from one parsed :class:`~.app.RenewConfig` (the CLI only parses);
 * :mod:`.watch`: lists and watches token Secrets' metadata (one thread per namespace);
-* :mod:`.service`: the main loop: per-Secret scheduling (:mod:`.policy`) and the actions, through
-  token kinds (:mod:`.kinds`: obtain, renew, cancel one kind of token);
+* :mod:`.service`: the main loop (settings: :mod:`.config`): per-Secret scheduling (:mod:`.policy`) and the
+  actions (:mod:`.actions`), through token kinds (:mod:`.kinds`: obtain, renew, cancel one kind of token);
+* :mod:`.events`: Kubernetes Events on the Secrets, for their owners;
 * :mod:`.housekeeping`: read grants (:mod:`.grants`) and the ownership sweep (:mod:`.ownership`);
 * :mod:`.lease`: leader election among replicas;
 * :mod:`.session`: the service's own Kerberos login from its keytab;

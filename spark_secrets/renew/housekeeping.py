@@ -79,9 +79,6 @@ class Housekeeper:
         assert self.grants is not None
         key = (ts.namespace, ts.name)
         try:
-            with self._lock:
-                self.metrics.api_requests += 2
-                self.metrics.api_writes += 2
             account = self.grants.grant(ts)
         except Exception as exc:  # noqa: BLE001 - reported, and retried on the next full pass
             with self._lock:
@@ -99,8 +96,6 @@ class Housekeeper:
             return
         self._granted.pop(key, None)
         try:
-            self.metrics.api_requests += 2
-            self.metrics.api_writes += 2
             self.grants.revoke(*key)
             log.info("removed the read grant on %s/%s", *key)
         except KubernetesError as exc:  # the Secret owns the grant: the garbage collector removes it anyway
@@ -116,7 +111,6 @@ class Housekeeper:
         now = self.now_ms()
         for namespace, items in by_namespace.items():
             try:
-                self.metrics.api_requests += 1
                 pods = [PodInfo.from_object(p) for p in self.kube.list_pods(namespace)]
             except KubernetesError as exc:
                 log.warning("cannot list pods in %s to check who uses its token Secrets: %s", namespace, exc.problem)
@@ -134,7 +128,6 @@ class Housekeeper:
     def _settle(self, ts: TokenSecret, verdict: Verdict) -> None:
         if verdict.action == ADOPT:
             assert verdict.pod is not None
-            self._write()
             self.kube.patch_secret(ts.namespace, ts.name, {"metadata": {
                 "resourceVersion": ts.resource_version,
                 "ownerReferences": [{"apiVersion": "v1", "kind": "Pod", "name": verdict.pod.name,
@@ -142,16 +135,10 @@ class Housekeeper:
             self.metrics.adoptions += 1
             log.info("%s now belongs to driver pod %s (%s)", ts.ref, verdict.pod.name, verdict.reason)
         elif verdict.action == DELETE:
-            self._write()
             self.kube.delete_secret(ts.namespace, ts.name, uid=ts.uid)  # the watch then cancels its tokens
             self.metrics.cleanups += 1
             log.info("deleted %s: %s", ts.ref, verdict.reason)
         elif verdict.action == RELEASE:
-            self._write()
             self.kube.patch_secret(ts.namespace, ts.name, release_patch(ts.key, ts.resource_version))
             self.metrics.cleanups += 1
             log.info("emptied %s: %s", ts.ref, verdict.reason)
-
-    def _write(self) -> None:
-        self.metrics.api_requests += 1
-        self.metrics.api_writes += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -34,7 +35,7 @@ COUNTERS = (
     ("grants", "grants", "Read grants made for jobs' service accounts (controller mode)"),
     ("secret_rotations", "secret_rotations", "Job-secrets Secrets updated to new OpenBao/Vault KV versions"),
     ("api_requests", "api_requests", "Kubernetes API requests made for actions"),
-    ("api_writes", "api_writes", "Kubernetes API writes made for actions (patches, deletes, Events)"),
+    ("api_writes", "api_writes", "Kubernetes API writes made for actions (patches, deletes, Events, grants)"),
 )
 
 
@@ -45,6 +46,13 @@ class Metrics:
     def count(self, kind: str, operation: str) -> None:
         """One token of ``kind`` renewed, obtained or cancelled."""
         self.by_kind[kind, operation] = self.by_kind.get((kind, operation), 0) + 1
+
+    def api_call(self, write: bool) -> None:
+        """One Kubernetes API request (the client's :attr:`~spark_secrets.kube.client.KubeClient.on_request`),
+        from any thread: the main loop, the grant pool."""
+        with self._lock:
+            self.api_requests += 1
+            self.api_writes += write
 
     renewals: int = 0
     #: Secrets whose tokens a standby renewed because the leader was late (:mod:`.standby`).
@@ -69,6 +77,7 @@ class Metrics:
     ready: bool = False
     leader: bool = False
     heartbeat: float = dataclasses.field(default_factory=time.monotonic)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 class MetricsCollector(Collector):

@@ -188,7 +188,6 @@ class SecretRotator:
                 return cached[1]
             except SparkSecretsError as exc:
                 log.info("logging in again as %s/%s: %s", namespace, account, exc)
-        self.metrics.api_requests += 1
         jwt = self.kube.service_account_token(namespace, account, seconds=600)
         role = role_for(self.vault.role or "", namespace, account)
         try:
@@ -246,8 +245,6 @@ class SecretRotator:
         patch = {"metadata": {"resourceVersion": meta.get("resourceVersion"),
                               "annotations": {ANNOTATION_VERSIONS: references_annotation(new_versions)}},
                  "data": data}
-        self.metrics.api_requests += 1
-        self.metrics.api_writes += 1
         self.kube.patch_secret(namespace, name, patch)
         self.metrics.secret_rotations += 1
         changes = ", ".join(f"{loc} version {versions.get(loc, '?')} -> {v}" for loc, v in sorted(resolved.versions.items()))
@@ -303,8 +300,6 @@ class SecretRotator:
             ANNOTATION_LEASES: references_annotation({**leases, **updated})}}}
         if replace_at:
             patch["data"] = data
-        self.metrics.api_requests += 1
-        self.metrics.api_writes += 1
         patched = self.kube.patch_secret(namespace, name, patch)
         if replace_at:
             self.metrics.secret_rotations += 1
@@ -324,7 +319,6 @@ class SecretRotator:
             owners = [r for r in meta.get("ownerReferences") or [] if r.get("kind") == "Pod"]
             pods: list[dict[str, Any]] = []
             for ref in owners:
-                self.metrics.api_requests += 1
                 try:
                     pod = self.kube.read_pod(namespace, str(ref.get("name")))
                 except KubernetesNotFound:
@@ -333,7 +327,6 @@ class SecretRotator:
                     pods.append(pod)
             users = [p for p in pods if name in secrets_used(p)]
             if not users:
-                self.metrics.api_requests += 1
                 users = [p for p in self.kube.list_pods(namespace) if name in secrets_used(p)]
         except KubernetesError as exc:
             log.info("cannot tell which account %s/%s's pods run as: %s", namespace, name, exc.problem)

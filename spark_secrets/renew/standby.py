@@ -143,7 +143,6 @@ class Standby:
         each only if its seal holds for the token file read and the owner binding holds for the Secret."""
         note = self.notes.setdefault(key, Note(ts.resource_version))
         try:
-            self.metrics.api_requests += 1
             obj = self.kube.read_secret(ts.namespace, ts.name)
             if str((obj.get("metadata") or {}).get("resourceVersion")) != ts.resource_version:
                 # The leader wrote a newer version meanwhile: into the view now (dropping this note), so that a
