@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from spark_secrets.tokens import fetcher
+from spark_secrets.tokens import hdfs as fetcher  # obtain_tokens lives with the HDFS provider
 from spark_secrets.errors import NameNodeUnavailable
 from spark_secrets.hadoop.conf import FileSystemTarget, NameNodeAddress
 from spark_secrets.hadoop.token import Token
@@ -21,7 +21,7 @@ def _fake(monkeypatch: pytest.MonkeyPatch, delays: list[float], failing: frozens
     peak = [0]
     lock = threading.Lock()
 
-    def obtain_one(target, renewer, auth, doas, verify, conf):  # type: ignore[no-untyped-def]
+    def obtain_one(target, renewer, auth, doas, verify, conf, failover):  # type: ignore[no-untyped-def]
         i = TARGETS.index(target)
         with lock:
             running.append(i)

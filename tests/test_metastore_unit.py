@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+import spark_secrets.tokens.hive
+
 from spark_secrets.errors import (
     ConfigError,
     HdfsError,
@@ -73,42 +75,42 @@ def test_a_bad_metastore_setting_fails_when_the_settings_are_made() -> None:
         Settings({**BASE, "spark.secrets.hive.metastoreUris": "thrift://ms:9083"})  # no principal anywhere
 
 
-def _step(conf: dict[str, str], hive: object) -> SubmissionSpec:
+def _step(conf: dict[str, str], hive: object, monkeypatch: pytest.MonkeyPatch) -> SubmissionSpec:
     settings = Settings(conf)
 
-    def fetch_hive(metastore, owner, renewer, ticket):  # type: ignore[no-untyped-def]
+    def fetch_hive(metastore, owner, renewer, credentials):  # type: ignore[no-untyped-def]
         if isinstance(hive, Exception):
             raise hive
         assert (owner, renewer) == ("alice", "spark-renewer")
         return hive
 
-    step = DelegationTokenStep(settings, ticket=Ticket, fetch=lambda *a: creds(),  # type: ignore[arg-type]
-                               fetch_hive=fetch_hive)
+    monkeypatch.setattr(spark_secrets.tokens.hive, "obtain_hive_token", fetch_hive)
+    step = DelegationTokenStep(settings, ticket=Ticket, fetch=lambda *a: creds())  # type: ignore[arg-type]
     spec = step.apply(SubmissionSpec(conf=settings.conf))
     return TokenSecretStep(settings).apply(spec)
 
 
-def test_the_hive_token_goes_in_beside_the_hdfs_token_and_the_metastore_is_a_target() -> None:
-    spec = _step({**BASE, **HIVE}, hive_token())
+def test_the_hive_token_goes_in_beside_the_hdfs_token_and_the_metastore_is_a_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _step({**BASE, **HIVE}, hive_token(), monkeypatch)
     assert spec.credentials is not None and spec.credentials.tokens[SPARK_ALIAS] == hive_token()
     assert "from 1 filesystem(s) and the Hive metastore" in " ".join(spec.notes)
     (plan,) = spec.secrets
     assert plan.annotations["spark-secrets.io/filesystems"].endswith(",thrift://ms1.example:9083,thrift://ms2.example:9083")
 
 
-def test_a_metastore_that_fails_is_named_and_the_hdfs_tokens_still_go_in() -> None:
+def test_a_metastore_that_fails_is_named_and_the_hdfs_tokens_still_go_in(monkeypatch: pytest.MonkeyPatch) -> None:
     down = ServerUnavailable("no metastore of thrift://ms1.example:9083 answered get_delegation_token",
                              "check that a metastore is running")
-    spec = _step({**BASE, **HIVE}, down)
+    spec = _step({**BASE, **HIVE}, down, monkeypatch)
     assert spec.credentials is not None and SPARK_ALIAS not in spec.credentials.tokens and len(spec.credentials) == 1
     (warning,) = [n for n in spec.notes if n.startswith("warning:")]
     assert "no Hive metastore token" in warning and "thrift://ms1.example:9083" in warning
     assert len(spec.secrets) == 1  # still written
 
 
-def test_only_a_metastore_is_enough_for_a_token_secret() -> None:
+def test_only_a_metastore_is_enough_for_a_token_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     conf = {k: v for k, v in {**BASE, **HIVE}.items() if k != "spark.secrets.hadoop.filesystems"}
-    spec = _step(conf, hive_token())
+    spec = _step(conf, hive_token(), monkeypatch)
     assert spec.credentials is not None and list(spec.credentials.tokens) == [SPARK_ALIAS]
     assert "from the Hive metastore" in " ".join(spec.notes)
 

@@ -39,7 +39,7 @@ def test_ticket_errors_stop_before_fetching() -> None:
 def test_the_hadoop_configuration_is_read_once_per_submission(monkeypatch: pytest.MonkeyPatch) -> None:
     """The token step (which resolves filesystems) and the Secret step (which estimates the expiry)
     share one read of HADOOP_CONF_DIR."""
-    import submit_steps.tokens
+    import spark_secrets.tokens.hdfs
 
     loads: list[HadoopConf] = []
 
@@ -47,12 +47,12 @@ def test_the_hadoop_configuration_is_read_once_per_submission(monkeypatch: pytes
         loads.append(HadoopConf({"dfs.namenode.delegation.token.renew-interval": "20000"}, "/etc/hadoop/conf"))
         return loads[-1]
 
-    def obtain(filesystems, renewer, auth, *, conf, verify, kms_problems):  # type: ignore[no-untyped-def]
+    def obtain(filesystems, renewer, auth, *, conf, verify, kms_problems, **_):  # type: ignore[no-untyped-def]
         assert conf is loads[0]
         return creds()
 
     monkeypatch.setattr(HadoopConf, "load", staticmethod(load))
-    monkeypatch.setattr(submit_steps.tokens, "obtain_tokens", obtain)
+    monkeypatch.setattr(spark_secrets.tokens.hdfs, "obtain_tokens", obtain)
     settings = Settings(dict(BASE))
     spec = StepBuilder(BASE, [DelegationTokenStep(settings, ticket=Ticket), TokenSecretStep(settings)]).run()
     assert len(loads) == 1

@@ -12,10 +12,12 @@ from requests.auth import AuthBase
 from spark_secrets.check.report import FAIL, OK, Check
 from spark_secrets.duration import duration_text
 from spark_secrets.errors import HdfsAuthenticationError, HdfsError, NameNodeUnavailable, SparkSecretsError
-from spark_secrets.tokens.fetcher import cancel_token, obtain_tokens, renew_token
 from spark_secrets.hadoop.conf import HadoopConf, resolve_filesystem
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.identifier import KMS_DELEGATION_KIND
 from spark_secrets.hadoop.token import Token
+from spark_secrets.tokens.provider import Shortfall, TokenContext
+from spark_secrets.tokens.registry import cancel_any, for_kind, renew_any
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 #: Seconds a NameNode has to answer a check (a submission waits longer).
@@ -61,50 +63,52 @@ def probe(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | str, user: 
     """Obtain a token naming the user as renewer (so it may renew it), renew it once to learn the
     renew interval, and cancel it: nothing is left behind."""
     name = f"probe {uri}"
-    kms_problems: list[SparkSecretsError] = []
+    kms_problems: list[Shortfall] = []
+    creds = Credentials()
     try:
         target = resolve_filesystem(uri, conf)
-        creds = obtain_tokens([target], user, auth, verify=verify, conf=conf, kms_problems=kms_problems)
+        ctx = TokenContext(auth=lambda: auth, hadoop=conf, verify=verify, renewer=user, user=user, filesystem=target)
+        for_kind("hdfs").obtain([uri], ctx, creds, shortfalls=kms_problems)
     except SparkSecretsError as exc:
         return Check(name, FAIL, f"cannot obtain a delegation token: {exc.problem}", exc.fix or ""), None
     obtained = time.monotonic()
     token = next(iter(creds))
-    kms = _probe_kms([t for t in creds if t.kind == KMS_DELEGATION_KIND], auth, verify)
+    kms = _probe_kms([t for t in creds if t.kind == KMS_DELEGATION_KIND], ctx)
     ident = token.decode_identifier()
     try:
         waited_ms = int((time.monotonic() - obtained) * 1000)  # the NameNode's clock moved on as much
-        expiry = renew_token(token, auth, target=target, verify=verify)
+        expiry = renew_any(token, ctx)
     except SparkSecretsError as exc:
         return Check(name, FAIL, f"a new token cannot be renewed: {exc.problem}", exc.fix or ""), None
     finally:
         try:
-            cancel_token(token, auth, target=target, verify=verify)
+            cancel_any(token, ctx)
         except SparkSecretsError:
             pass  # it expires by itself; the renewal's answer is what counted
     if ident is None:
         return Check(name, FAIL, "the NameNode's token has no identifier this client can read"), None
     lifetimes = Lifetimes(renew_ms=max(0, expiry - ident.issue_date - waited_ms), max_ms=ident.max_date - ident.issue_date)
     if kms_problems:  # jobs reading its encryption zones would fail
-        return Check(name, FAIL, f"no KMS token for its encryption zones: {kms_problems[0].problem}",
-                     kms_problems[0].fix or "check the KMS"), lifetimes
+        return Check(name, FAIL, f"no KMS token for its encryption zones: {kms_problems[0].error.problem}",
+                     kms_problems[0].error.fix or "check the KMS"), lifetimes
     if kms.startswith("✗"):
         return Check(name, FAIL, f"the KMS token {kms[2:]}", "check the KMS's renewer rules"), lifetimes
     return Check(name, OK, f"obtained, renewed and cancelled a token: it lives {duration_text(lifetimes.renew_ms)} "
                            f"after each renewal, {duration_text(lifetimes.max_ms)} at most{kms}"), lifetimes
 
 
-def _probe_kms(tokens: list[Token], auth: AuthBase, verify: bool | str) -> str:
+def _probe_kms(tokens: list[Token], ctx: TokenContext) -> str:
     """Renew and cancel the KMS token(s) obtained with the filesystem's: ``""`` when there were
     none, a detail to append when all went well, ``"✗ <problem>"`` otherwise."""
     done = []
     for token in tokens:
         try:
-            renew_token(token, auth, verify=verify)
+            renew_any(token, ctx)
         except SparkSecretsError as exc:
             return f"✗ cannot be renewed: {exc.problem}"
         finally:
             try:
-                cancel_token(token, auth, verify=verify)
+                cancel_any(token, ctx)
             except SparkSecretsError:
                 pass
         done.append(token.service)

@@ -12,8 +12,12 @@ from spark_secrets.check.hdfs import Lifetimes
 from spark_secrets.check.report import FAIL, OK, Check
 from spark_secrets.duration import duration_text
 from spark_secrets.errors import SparkSecretsError
-from spark_secrets.tokens.metastore import (Metastore, cancel_hive_token, metastore_version, obtain_hive_token,
-                                     renew_hive_token)
+from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND
+from spark_secrets.login.spnego import SpnegoAuth
+from spark_secrets.tokens.metastore import Metastore, metastore_version
+from spark_secrets.tokens.provider import TokenContext
+from spark_secrets.tokens.registry import cancel_any, for_kind, renew_any
 
 
 def check_metastore(metastore: Metastore, credentials: gssapi.Credentials, user: str,
@@ -27,8 +31,11 @@ def check_metastore(metastore: Metastore, credentials: gssapi.Credentials, user:
     server = f"Hive metastore {version}".rstrip() + " accepts your Kerberos login"
     if not probe:
         return Check(name, OK, server), None
+    ctx = TokenContext(auth=lambda: SpnegoAuth(credentials), renewer=user, user=user, metastore=metastore)
     try:
-        token = obtain_hive_token(metastore, user, user, credentials)
+        creds = Credentials()
+        for_kind("hive").obtain(metastore.uris, ctx, creds)
+        token = next(t for t in creds if t.kind == HIVE_DELEGATION_KIND)
         obtained = time.monotonic()
     except SparkSecretsError as exc:
         return Check(name, FAIL, f"{server}, but gives no delegation token: {exc.problem}",
@@ -36,12 +43,12 @@ def check_metastore(metastore: Metastore, credentials: gssapi.Credentials, user:
     ident = token.decode_identifier()
     try:
         waited_ms = int((time.monotonic() - obtained) * 1000)  # the metastore's clock moved on as much
-        expiry = renew_hive_token(token, metastore, credentials)
+        expiry = renew_any(token, ctx)
     except SparkSecretsError as exc:
         return Check(name, FAIL, f"a new token cannot be renewed: {exc.problem}", exc.fix or ""), None
     finally:
         try:
-            cancel_hive_token(token, metastore, credentials)
+            cancel_any(token, ctx)
         except SparkSecretsError:
             pass  # it expires by itself; the renewal's answer is what counted
     if ident is None:
@@ -50,3 +57,4 @@ def check_metastore(metastore: Metastore, credentials: gssapi.Credentials, user:
     return Check(name, OK, f"{server}; obtained, renewed and cancelled a token: it lives "
                            f"{duration_text(lifetimes.renew_ms)} after each renewal, "
                            f"{duration_text(lifetimes.max_ms)} at most"), lifetimes
+

@@ -44,6 +44,7 @@ from spark_secrets.hadoop.conf import FileSystemTarget, HadoopConf, resolve_file
 from spark_secrets.runtime._extra import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT  # there: the package names it without HdfsCLI
 from spark_secrets.runtime.tokenfile import TokenFile, TokenWanted
 from spark_secrets.hadoop.token import Token, utc_text
+from spark_secrets.tokens.namenodes import Failover
 from spark_secrets.tokens.webhdfs import redact, remote_error
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class TokenFileClient(Client):
         self.tokens = tokens
         self.wanted = TokenWanted.of(target)
         self._bases = tuple(nn.http_url for nn in target.namenodes)
-        self._active = 0
+        self._failover = Failover()
         # Given with each request: a session's own ``verify`` loses to REQUESTS_CA_BUNDLE in requests.
         self._verify = verify
         session = session if session is not None else requests.Session()
@@ -133,7 +134,7 @@ class TokenFileClient(Client):
             resp = self._on_active(method, rest, op, {**kwargs, "params": {**params, "delegation": token.encode_url()}})
             if resp.ok:
                 break
-            error = self._refusal(resp, op, f"NameNode {urlsplit(self._bases[self._active]).netloc}", token)
+            error = self._refusal(resp, op, f"NameNode {urlsplit(self._failover.last(self._bases)).netloc}", token)
             if isinstance(error, InvalidTokenError) and not retried:
                 fresh = self.tokens.token_for(self.wanted, force=True)
                 if fresh != token:  # the file changed since: try the new token once
@@ -153,31 +154,22 @@ class TokenFileClient(Client):
 
     def _on_active(self, method: str, rest: str, op: str, kwargs: dict[str, Any]) -> requests.Response:
         """One request to the first NameNode that answers as active, starting with the last one that did."""
-        order = [self._active, *(i for i in range(len(self._bases)) if i != self._active)]
-        skipped: list[str] = []
-        for index in order:
-            base = self._bases[index]
-            host = urlsplit(base).netloc
+        def attempt(base: str) -> requests.Response:
             try:
                 resp = self._send(method, base + rest, allow_redirects=False, **kwargs)
             except requests.exceptions.SSLError:
-                raise self._untrusted(f"NameNode {host}", op) from None
+                raise self._untrusted(f"NameNode {urlsplit(base).netloc}", op) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                why = "no answer in time" if isinstance(exc, requests.exceptions.Timeout) else "cannot connect"
-                log.info("skipping NameNode %s of %s for %s: %s", host, self.target.uri, op, why)
-                skipped.append(f"{host}: {why}")
-                continue
+                raise NameNodeUnavailable("no answer in time" if isinstance(exc, requests.exceptions.Timeout)
+                                          else "cannot connect") from None
             if not resp.ok:
                 exception, message = _remote_exception(resp)
                 if exception in _RETRY_ELSEWHERE or (not exception and "standby" in message.lower()):
-                    log.info("skipping NameNode %s of %s for %s: %s", host, self.target.uri, op, exception or "standby")
-                    skipped.append(f"{host}: {'standby' if 'standby' in (exception + message).lower() else exception}")
                     resp.close()
-                    continue
-            self._active = index
+                    raise NameNodeUnavailable("standby" if "standby" in (exception + message).lower() else exception)
             return resp
-        raise NameNodeUnavailable(f"no NameNode of {self.target.uri} answered {op} ({'; '.join(skipped)})",
-                                  "check that an active NameNode is running and reachable")
+
+        return self._failover.call(self._bases, self.target.uri, op, attempt)
 
     def _datanode_call(self, method: str, url: str, kwargs: dict[str, Any]) -> requests.Response:
         """A DataNode's address from a NameNode's redirect; it carries the NameNode's ``delegation=``."""

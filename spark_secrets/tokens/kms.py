@@ -15,7 +15,7 @@ so (the rule a token-only JVM selects by, checked against one in the tests):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -27,6 +27,7 @@ from spark_secrets.errors import ConfigError, ServerUnavailable
 from spark_secrets.hadoop.conf import HadoopConf, token_service_address
 from spark_secrets.hadoop.identifier import KMS_DELEGATION_KIND
 from spark_secrets.hadoop.token import Token
+from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
 from spark_secrets.tokens.webhdfs import TokenHttpClient
 
 log = logging.getLogger(__name__)
@@ -146,3 +147,40 @@ def cancel_kms_token(token: Token, auth: AuthBase | None, *, verify: bool | str 
     """Cancel at any instance of the token's KMS."""
     _on_any(KeyProvider.parse(token.service), "CANCELDELEGATIONTOKEN",
             lambda c: c.cancel_delegation_token(token), auth, verify)
+
+
+class KmsProvider:
+    """KMS delegation tokens (``kms-dt``) over the KMS REST API with SPNEGO.
+
+    They come with the filesystems whose encryption zones use that KMS (the HDFS provider obtains
+    them), so this kind names no targets of its own; it renews and cancels them at any instance of
+    the KMS the token's service names."""
+
+    kind = "kms"
+    title = "KMS"
+    consequence = "reading or writing encryption zones will fail"
+    essential = False
+    token_kinds: tuple[str, ...] = (KMS_DELEGATION_KIND,)
+
+    def __repr__(self) -> str:
+        return "KmsProvider()"
+
+    def required(self, job: JobSettings) -> tuple[str, ...]:
+        return ()
+
+    def owns_target(self, target: str) -> bool:
+        return False
+
+    def obtain(self, targets: Sequence[str], ctx: TokenContext, creds: Credentials, *, owner: str | None = None,
+               shortfalls: list[Shortfall] | None = None) -> int | None:
+        return None
+
+    def summary(self, targets: Sequence[str], creds: Credentials) -> str | None:
+        count = sum(t.kind == KMS_DELEGATION_KIND for t in creds)
+        return f"{count} KMS" if count else None
+
+    def renew(self, token: Token, ctx: TokenContext) -> int:
+        return renew_kms_token(token, ctx.auth(), verify=ctx.verify)
+
+    def cancel(self, token: Token, ctx: TokenContext) -> None:
+        cancel_kms_token(token, ctx.auth(), verify=ctx.verify)

@@ -68,6 +68,17 @@ class Metastore:
     signature: str = ""
 
     @classmethod
+    def configured(cls, site: Callable[[str], str | None], uris: str | None = None,
+                   principal: str | None = None) -> Metastore | None:
+        """The metastore given by ``uris``/``principal``, else by the Hive client settings ``site`` looks up
+        (``hive-site.xml``); None when none is named (or ``none``). Every caller builds it here."""
+        uris = uris or site("hive.metastore.uris") or ""
+        if not uris.strip() or uris.strip().lower() == "none":
+            return None
+        return cls.parse(uris, principal or site("hive.metastore.kerberos.principal"),
+                         site("hive.metastore.token.signature"))
+
+    @classmethod
     def parse(cls, uris: str, principal: str | None, signature: str | None = None) -> Metastore:
         """From ``hive.metastore.uris`` (comma-separated ``thrift://host:port``) and
         ``hive.metastore.kerberos.principal``; raises ConfigError on anything else."""
