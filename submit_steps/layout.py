@@ -13,6 +13,7 @@ from dataclasses import replace
 from spark_secrets.errors import ConfigError
 from spark_secrets.login.kerberos import current_ticket_cache, short_name
 from spark_secrets.secrets.tokensecret import OWNER_SEPARATOR
+from submit_steps.context import JobContext
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec, Target
 from submit_steps.step import SubmitStep
@@ -50,8 +51,8 @@ def resolve(settings: Settings, user: Callable[[], str]) -> Target:
 class LayoutStep(SubmitStep):
     """Adds the layout's namespace and driver service account to the conf, and the target to the spec."""
 
-    def __init__(self, settings: Settings, *, user: Callable[[], str] | None = None) -> None:
-        super().__init__(settings)
+    def __init__(self, context: JobContext | Settings, *, user: Callable[[], str] | None = None) -> None:
+        super().__init__(context)
         self._user = user
 
     def user(self, spec: SubmissionSpec | None = None) -> str:

@@ -27,11 +27,15 @@ from spark_secrets.errors import ConfigError
 from spark_secrets.kube.client import KubeClient
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
 from submit_steps.builder import StepBuilder
-from submit_steps.jobsecrets import JobSecretsStep
+from submit_steps.jobsecrets import EnvSecretsStep, FileSecretsStep
 from submit_steps.local import private_token_file
 from submit_steps.spec import SubmissionSpec
+from submit_steps.step import SubmitStep
 from submit_steps.submission import Progress, Submission, stderr_progress
 from submit_steps.tokens import DelegationTokenStep
+
+#: The steps a notebook without a cluster runs: tokens and the job's secrets for the driver here.
+LOCAL_STEPS: tuple[type[SubmitStep], ...] = (DelegationTokenStep, FileSecretsStep, EnvSecretsStep)
 
 
 @dataclass
@@ -72,28 +76,25 @@ def configure(builder: Any, conf: Mapping[str, str] | None = None, *, kube: Kube
         raise ConfigError("a Spark JVM is already running in this process",
                           "call configure() before the first SparkSession or SparkContext is created")
     merged = {**_builder_options(builder), **(conf or {})}
-    # This process is the driver: client mode, whatever the steps would guess from the conf alone
-    # (the plugin jar path in the images serves executors, the installed jar this driver).
+    # This process is the driver: client mode, the steps' context says so (the plugin jar path in the
+    # images serves executors, the installed jar this driver).
     if merged.get("spark.submit.deployMode", "client") != "client":
         raise ConfigError(f"spark.submit.deployMode={merged['spark.submit.deployMode']} in a notebook session",
                           "a session's own process is the driver: use client mode, or spark-secrets submit")
-    merged["spark.submit.deployMode"] = "client"
     on_kubernetes = merged.get("spark.master", "").startswith("k8s://")
     submission: Submission | None = None
     if on_kubernetes:
         # Executors' secret volumes through a pod template (0440, the pods' fsGroup), read by this
         # driver whenever it makes an executor: kept until close().
         submission = Submission(merged, kube or KubeClient.from_config(), progress=progress,
-                                template_roles=("executor",))
+                                template_roles=("executor",), deploy_mode="client")
+        settings = submission.settings
         spec = submission.prepare()
     else:
         # No cluster: only the tokens and the job's secrets are needed, for the driver in this process.
-        steps = StepBuilder(merged)
-        spec = SubmissionSpec(conf=merged)
-        for cls in (DelegationTokenStep, JobSecretsStep):
-            step = steps.step(cls)
-            assert step is not None
-            spec = step.apply(spec)
+        steps = StepBuilder(merged, deploy_mode="client")
+        settings = steps.settings
+        spec = steps.run(only=LOCAL_STEPS)
         # Nothing to create or mount without a cluster: executors run here and inherit the driver's env.
         local_conf = {k: v for k, v in spec.added_conf.items()
                       if not k.startswith(("spark.kubernetes.", "spark.executorEnv.SPARK_SECRETS_"))}
@@ -107,7 +108,7 @@ def configure(builder: Any, conf: Mapping[str, str] | None = None, *, kube: Kube
         progress(f"the job's secrets for this driver in {os.environ['SPARK_SECRETS_DIR']} (0600, removed at exit)")
     token_file = None
     if spec.credentials is not None:
-        token_file = private_token_file(spec.credentials)
+        token_file = private_token_file(spec.credentials, settings.token_file_format)
         os.environ["HADOOP_TOKEN_FILE_LOCATION"] = str(token_file)
         progress(f"driver token file {token_file} (0600, removed at exit)")
     setup = NotebookSetup(spec=spec, token_file=token_file, submission=submission)

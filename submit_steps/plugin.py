@@ -3,7 +3,9 @@
 The plugin goes on the JVM class path (``spark.{driver,executor}.extraClassPath``) rather than
 ``spark.jars``, because a ``--jars`` flag on the command line would replace ``spark.jars`` and drop
 it. In cluster mode the jar must be in the images (``spark.secrets.plugin.jar``); a driver running
-here (client mode, notebooks, ``local`` masters) uses the installed jar.
+here (client mode, notebooks, ``local`` masters) uses the installed jar. Which mode it is comes from the
+job's context: Spark's default, client, when the conf does not say (``conf`` and ``render --format
+properties`` for a cluster-mode job need ``--deploy-mode cluster`` too).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spark_secrets.plugin.jar import PLUGIN_CLASS, jar_path
+from submit_steps.context import JobContext
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep
@@ -25,29 +28,31 @@ def _joined(existing: str | None, value: str, sep: str) -> str:
 class RefresherPluginStep(SubmitStep):
     """Adds ``spark.plugins`` and the class path entries for the token refresher."""
 
-    def __init__(self, settings: Settings, *, local_jar: Callable[[], Path] | None = None) -> None:
-        super().__init__(settings)
+    def __init__(self, context: JobContext | Settings, *, local_jar: Callable[[], Path] | None = None) -> None:
+        super().__init__(context)
         self._local_jar = local_jar or jar_path
 
     @property
     def enabled(self) -> bool:
         return self.settings.wants_tokens and self.settings.plugin_jar != "none"
 
+    @property
+    def disabled_note(self) -> str | None:
+        if self.settings.wants_tokens and self.settings.plugin_jar == "none":
+            return "spark.secrets.plugin.jar=none: no token refresher in the JVMs"
+        return None
+
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
-        if not self.settings.wants_tokens:
-            return spec
-        if self.settings.plugin_jar == "none":
-            return spec.add_note("spark.secrets.plugin.jar=none: no token refresher in the JVMs")
+        if not self.enabled:
+            return spec.add_note(self.disabled_note) if self.disabled_note else spec
         conf = spec.effective_conf()
         master = conf.get("spark.master", "")
-        deploy_mode = conf.get("spark.submit.deployMode")
         in_image = self.settings.plugin_jar
         driver_jar: str | None
         executor_jar: str | None
         if master.startswith("local"):  # driver and executors are JVMs on this machine
             driver_jar = executor_jar = str(self._local_jar())
-        elif deploy_mode == "cluster" or deploy_mode is None:
-            # `conf` and `render` often see neither flag: a path in the image serves a driver pod too.
+        elif self.context.cluster_mode:  # a driver pod: the images' jar
             driver_jar = executor_jar = in_image
         else:
             executor_jar = in_image

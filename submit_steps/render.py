@@ -19,6 +19,9 @@ from submit_steps.podtemplate import merge_volumes
 from submit_steps.spec import SecretPlan, SubmissionSpec
 
 FORMATS = ("properties", "spark-operator", "pod-template")
+#: The deploy mode each format's job context takes: a SparkApplication's and a pod template's driver always
+#: runs in a pod; a properties file's as the spark-submit options given say (Spark's default, client).
+DEPLOY_MODES: dict[str, str | None] = {"properties": None, "spark-operator": "cluster", "pod-template": "cluster"}
 #: Conf keys a pod template replaces (it mounts the Secret and sets the variable itself).
 _TEMPLATE_REPLACES = ("spark.kubernetes.kerberos.tokenSecret.", "spark.kubernetes.executor.secrets.",
                       "spark.executorEnv.HADOOP_TOKEN_FILE_LOCATION")

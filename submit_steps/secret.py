@@ -10,6 +10,7 @@ from spark_secrets.errors import ConfigError
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.conf import HadoopConf
 from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND
+from submit_steps.context import JobContext
 from submit_steps.settings import TOKEN_SECRET_SUFFIX, Settings, name_base
 from spark_secrets.secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_PRINCIPAL,
                                        ANNOTATION_RENEWER, ANNOTATION_SERVICE_ACCOUNT, KIND_HADOOP_TOKENS, LABEL_APP,
@@ -57,9 +58,9 @@ def secret_name_for(app_name: str, token: str | None = None) -> str:
 class TokenSecretStep(SubmitStep):
     """Puts the token file into a Secret plan (created later, by the submission)."""
 
-    def __init__(self, settings: Settings, hadoop_conf: HadoopConf | None = None) -> None:
-        super().__init__(settings)
-        self.name = settings.token_secret_name  # shares its stem with the job-secrets Secret's
+    def __init__(self, context: JobContext | Settings, hadoop_conf: HadoopConf | None = None) -> None:
+        super().__init__(context)
+        self.name = self.context.token_secret_name  # shares its stem with the job-secrets Secret's
         self._hadoop_conf = hadoop_conf
 
     @property
@@ -99,7 +100,7 @@ class TokenSecretStep(SubmitStep):
         name = target.fill if target and target.fill else (target.secret_prefix if target else "") + self.name
         plan = SecretPlan(
             name=name,
-            namespace=target.namespace if target else self.settings.namespace, data={self.settings.secret_key: data},
+            namespace=target.namespace if target else self.context.namespace, data={self.settings.secret_key: data},
             fill=bool(target and target.fill),
             driver_selector=f"{LABEL_TOKEN_SECRET}={name}",
             labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS,

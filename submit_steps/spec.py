@@ -5,14 +5,12 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from spark_secrets.hadoop.credentials import Credentials
 
 from spark_secrets.secrets.tokensecret import ANNOTATION_RENEWED_AT
+from submit_steps.local import LocalSecrets
 
-if TYPE_CHECKING:
-    from submit_steps.jobsecrets import LocalSecrets
 
 #: Kubernetes refuses Secrets whose data exceeds 1 MiB.
 SECRET_MAX_BYTES = 1 << 20
@@ -103,7 +101,7 @@ class SubmissionSpec:
     principal: str | None = None
     target: Target | None = None
     notes: tuple[str, ...] = ()
-    #: The job's secrets for a driver that runs here (client mode): see submit_steps.jobsecrets.
+    #: The job's secrets for a driver that runs here (client mode): see submit_steps.local.
     local_secrets: LocalSecrets | None = field(default=None, repr=False)
     #: Secrets mounted through a pod template where one can be written (see submit_steps.podtemplate),
     #: with the group of their files; none with ``spark.secrets.dir.fsGroup=none``.

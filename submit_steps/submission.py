@@ -22,7 +22,6 @@ from spark_secrets.errors import SparkSecretsError
 from spark_secrets.errors import KubernetesForbidden, KubernetesNotFound
 from spark_secrets.kube.client import KubeClient, ObjectRef
 from submit_steps.builder import StepBuilder
-from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.layout import LayoutStep
 from submit_steps.podtemplate import ROLES, check_templates, with_pod_templates
 from submit_steps.sparkconf import insert_conf_flags
@@ -45,15 +44,17 @@ def stderr_progress(message: str) -> None:
 
 class Submission:
     def __init__(self, conf: Mapping[str, str], kube: KubeClient, *, builder: StepBuilder | None = None,
-                 progress: Progress = stderr_progress, template_roles: Sequence[str] = ()) -> None:
+                 progress: Progress = stderr_progress, template_roles: Sequence[str] = (),
+                 deploy_mode: str | None = None) -> None:
         """``template_roles``: the pods (driver, executor) whose secret volumes go in pod templates this
-        submission writes (see :mod:`submit_steps.podtemplate`); the wrapper does it for both."""
-        self.builder = builder or StepBuilder(conf)
+        submission writes (see :mod:`submit_steps.podtemplate`); the wrapper does it for both.
+        ``deploy_mode``: the entry point's own (``render`` of a SparkApplication or a pod template: cluster),
+        else the conf's, Spark's default (client) when it does not say. The steps get ``kube`` through the
+        job's context (``k8s:`` references are checked before anything is created)."""
+        self.builder = builder or StepBuilder(conf, deploy_mode=deploy_mode, kube=kube)
+        self.context = self.builder.context
         self.settings = self.builder.settings
         self.kube = kube
-        job_secrets = self.builder.step(JobSecretsStep)
-        if isinstance(job_secrets, JobSecretsStep) and job_secrets.kube is None:
-            job_secrets.kube = kube  # checks k8s: references before anything is created
         self.progress = progress
         self.created: list[ObjectRef] = []
         #: The label selector that finds the driver pod of each created Secret.
@@ -77,7 +78,7 @@ class Submission:
         if not (self.settings.enabled and (self.settings.wants_tokens or self.settings.job_secrets)):
             return
         layout = self.builder.step(LayoutStep)
-        target = layout.target() if isinstance(layout, LayoutStep) else Target(self.settings.namespace)
+        target = layout.target() if isinstance(layout, LayoutStep) else Target(self.context.namespace)
         namespace = target.namespace
         if self.settings.job_secrets and not self.kube.can_i("create", "secrets", namespace):
             raise KubernetesForbidden(f"you may not create Secrets in namespace {namespace} for the job's secrets",
@@ -235,7 +236,7 @@ class Submission:
                 local_file.unlink(missing_ok=True)
 
     def _is_cluster_mode(self) -> bool:
-        return self.settings.cluster_mode  # decided once, for the steps too
+        return self.context.cluster_mode  # decided once, in the context the steps share
 
     # -- the driver's outcome --------------------------------------------------------------------
     def _reports_driver_outcome(self) -> bool:

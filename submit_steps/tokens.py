@@ -1,56 +1,54 @@
-"""Step 1: delegation tokens from the user's ticket cache: every configured filesystem's (with the KMS
-tokens of its encryption zones) and the Hive metastore's."""
+"""Step 1: delegation tokens from the user's ticket cache, from every registered token provider the job
+needs (:mod:`spark_secrets.tokens.registry`): its filesystems' (with the KMS tokens of their
+encryption zones), the Hive metastore's, ..."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import KerberosError, SparkSecretsError
-from spark_secrets.tokens.fetcher import obtain_tokens
-from spark_secrets.hadoop.conf import HadoopConf
-from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
+from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.login.kerberos import TicketCache, current_ticket_cache
-from spark_secrets.tokens.metastore import Metastore, add_hive_token, obtain_hive_token
 from spark_secrets.login.spnego import SpnegoAuth
-from spark_secrets.hadoop.token import Token
+from spark_secrets.tokens.hdfs import HdfsProvider, kms_shortfall, merge
+from spark_secrets.tokens.provider import Shortfall, TokenContext, TokenProvider
+from spark_secrets.tokens.registry import providers
+from submit_steps.context import JobContext
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
 from submit_steps.step import SubmitStep
 
+#: A stand-in for the filesystems' obtain (tests): (filesystems, renewer, ticket, CA bundle, KMS problems) -> tokens.
 Fetch = Callable[[Sequence[str], "str | None", TicketCache, "str | bool", "list[SparkSecretsError]"], Credentials]
 
 
-def _fetch(filesystems: Sequence[str], renewer: str | None, ticket: TicketCache, verify: str | bool,
-           problems: list[SparkSecretsError], conf: HadoopConf | None = None) -> Credentials:
-    return obtain_tokens(filesystems, renewer, SpnegoAuth(ticket.credentials), conf=conf, verify=verify,
-                         kms_problems=problems)
-
-
-HiveFetch = Callable[[Metastore, str, str, TicketCache], Token]
-
-
-def _fetch_hive(metastore: Metastore, owner: str, renewer: str, ticket: TicketCache) -> Token:
-    return obtain_hive_token(metastore, owner, renewer, ticket.credentials)
-
-
 class DelegationTokenStep(SubmitStep):
-    """Checks the TGT, then obtains one token per filesystem (and its KMS) and one from the metastore,
-    with the renew service as renewer. A KMS or metastore that fails is named in a warning and the
-    other tokens still go in: jobs that do not need that server keep working."""
+    """Checks the TGT, then asks each registered token provider the job needs for its tokens, with
+    the renew service as renewer. A provider that is not essential (a KMS, the metastore) and fails
+    is named in a warning and the other tokens still go in: jobs that do not need that server keep
+    working. ``providers`` replaces the registry's; ``fetch`` the filesystems' obtain (tests)."""
 
-    def __init__(self, settings: Settings, *, ticket: Callable[[], TicketCache] | None = None,
-                 fetch: Fetch | None = None, fetch_hive: HiveFetch | None = None) -> None:
-        super().__init__(settings)
-        self._fetch_hive = fetch_hive or _fetch_hive
+    def __init__(self, context: JobContext | Settings, *, ticket: Callable[[], TicketCache] | None = None,
+                 fetch: Fetch | None = None, providers: Sequence[TokenProvider] | None = None) -> None:
+        super().__init__(context)
+        settings = self.settings
         self._ticket = ticket or (lambda: current_ticket_cache(min_lifetime=settings.min_ticket_lifetime))
-        self._fetch = fetch or (lambda filesystems, renewer, ticket, verify, problems:
-                                _fetch(filesystems, renewer, ticket, verify, problems, settings.hadoop_conf))
+        self._fetch = fetch
+        self._providers = tuple(providers) if providers is not None else None
+
+    @property
+    def providers(self) -> tuple[TokenProvider, ...]:
+        """The providers asked, in order (the registry's when none were given)."""
+        return self._providers if self._providers is not None else providers()
 
     @property
     def enabled(self) -> bool:
-        return self.settings.wants_tokens
+        return any(provider.required(self.settings) for provider in self.providers)
+
+    @property
+    def disabled_note(self) -> str | None:
+        return "no spark.secrets.hadoop.filesystems: no delegation tokens obtained"
 
     def check_ticket(self) -> TicketCache:
         """The TGT, checked for lifetime; raises a one-line KerberosError otherwise."""
@@ -61,27 +59,39 @@ class DelegationTokenStep(SubmitStep):
             return spec.add_note("no spark.secrets.hadoop.filesystems: no delegation tokens obtained")
         ticket = self.check_ticket()
         renewer = self.settings.renewer or ticket.short_name
-        problems: list[SparkSecretsError] = []
-        filesystems = self.settings.filesystems
-        creds = self._fetch(filesystems, renewer, ticket, self.settings.ca_bundle, problems) if filesystems \
-            else Credentials()
-        warnings = [f"warning: no KMS token, so reading or writing encryption zones will fail: {p}" for p in problems]
-        metastore = self.settings.hive_metastore
-        if metastore is not None:
+        auth = SpnegoAuth(ticket.credentials)
+        ctx = TokenContext(auth=lambda: auth, hadoop=self.settings.hadoop_conf, verify=self.settings.ca_bundle,
+                           renewer=renewer, user=ticket.short_name, metastore=self.settings.hive_metastore,
+                           conf=self.settings.conf)
+        creds = Credentials()
+        came_along: list[Shortfall] = []  # tokens that come with another's (a KMS's): the first is raised if none
+        shortfalls: list[Shortfall] = []
+        wanted = [(provider, provider.required(self.settings)) for provider in self.providers]
+        for provider, targets in wanted:
+            if not targets:
+                continue
             try:
-                add_hive_token(creds, self._fetch_hive(metastore, ticket.short_name, renewer, ticket))
+                self._obtain(provider, targets, ctx, creds, came_along, ticket)
             except SparkSecretsError as exc:
-                warnings.append(f"warning: no Hive metastore token, so Spark SQL on the metastore will fail: {exc}")
+                if provider.essential:
+                    raise
+                shortfalls.append(Shortfall(provider.title, provider.consequence, exc))
         if not len(creds):
-            raise (problems[0] if problems else KerberosError("no token could be obtained", "see the warnings above"))
+            raise (came_along[0].error if came_along else
+                   KerberosError("no token could be obtained", "see the warnings above"))
         spec = replace(spec, credentials=creds, principal=ticket.principal)
-        kms = sum(t.kind == KMS_DELEGATION_KIND for t in creds)
-        hive = sum(t.kind == HIVE_DELEGATION_KIND for t in creds)
-        sources = [f"{len(filesystems)} filesystem(s)"] if filesystems else []
-        sources += [f"{kms} KMS"] if kms else []
-        sources += ["the Hive metastore"] if hive else []
+        sources = [s for provider, targets in wanted if (s := provider.summary(targets, creds))]
         spec = spec.add_note(f"obtained {len(creds)} token(s) for {ticket.principal} from {' and '.join(sources)}, "
                              f"renewer {renewer}")
-        for warning in warnings:  # the other tokens still go in: jobs that do not need that server work
-            spec = spec.add_note(warning)
+        for shortfall in came_along + shortfalls:  # the other tokens still go in: jobs that do not need that server work
+            spec = spec.add_note(shortfall.warning())
         return spec
+
+    def _obtain(self, provider: TokenProvider, targets: Sequence[str], ctx: TokenContext, creds: Credentials,
+                shortfalls: list[Shortfall], ticket: TicketCache) -> None:
+        if self._fetch is not None and isinstance(provider, HdfsProvider):  # the tests' stand-in
+            problems: list[SparkSecretsError] = []
+            merge(creds, self._fetch(targets, ctx.renewer, ticket, ctx.verify, problems))
+            shortfalls.extend(kms_shortfall(p) for p in problems)
+            return
+        provider.obtain(targets, ctx, creds, shortfalls=shortfalls)

@@ -1,8 +1,7 @@
 """Issue 29: a deploy mode that is given (``spark.submit.deployMode``, or ``--deploy-mode``, which spark-submit
 prefers wherever each stands) is read once and every step and the submission act on that one answer; the two
-Secrets of a job share one name stem, ``spark.secrets.secret.name``'s when it is set. (Unset, the plugin step
-still assumes a driver pod where the others take Spark's default, client: left to the renovation, which has
-to decide what ``conf`` and ``render`` assume.)"""
+Secrets of a job share one name stem, ``spark.secrets.secret.name``'s when it is set. Unset, every step takes
+Spark's default, client (see test_step_contract_unit)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,8 @@ from spark_secrets.jobsecrets.resolver import Resolver
 from spark_secrets.secrets.jobsecret import KIND_JOB_SECRETS
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
 from submit_steps.builder import StepBuilder
-from submit_steps.jobsecrets import JobSecretsStep
+from submit_steps.context import JobContext
+from submit_steps.jobsecrets import EnvSecretsStep, FileSecretsStep
 from submit_steps.layout import LayoutStep
 from submit_steps.plugin import RefresherPluginStep
 from submit_steps.pods import PodWiringStep
@@ -51,19 +51,22 @@ def _fetch(namenodes, renewer, ticket, verify, problems):  # type: ignore[no-unt
     return creds()
 
 
-def _builder(conf: dict[str, str], user: Callable[[], str] | None = None) -> StepBuilder:
-    settings = Settings(conf)
-    steps = [DelegationTokenStep(settings, ticket=Ticket, fetch=_fetch), LayoutStep(settings, user=user),
-             TokenSecretStep(settings), PodWiringStep(settings),
-             JobSecretsStep(settings, resolver=Resolver(None, {"LOCAL_PW": "pw-5e0a"})),
-             RefresherPluginStep(settings, local_jar=lambda: Path(LOCAL_JAR))]
-    return StepBuilder(conf, steps)
+def _builder(conf: dict[str, str], user: Callable[[], str] | None = None, *, kube: Kube | None = None,
+             deploy_mode: str | None = None) -> StepBuilder:
+    """The default steps with fakes, sharing one context (``kube`` answers the ``k8s:`` reads)."""
+    context = JobContext.of(Settings(conf), deploy_mode=deploy_mode, kube=kube)  # type: ignore[arg-type]
+    resolver = Resolver(None, {"LOCAL_PW": "pw-5e0a"})
+    steps = [DelegationTokenStep(context, ticket=Ticket, fetch=_fetch), LayoutStep(context, user=user),
+             TokenSecretStep(context), PodWiringStep(context), FileSecretsStep(context, resolver=resolver),
+             EnvSecretsStep(context, resolver=resolver), RefresherPluginStep(context, local_jar=lambda: Path(LOCAL_JAR))]
+    return StepBuilder(conf, steps, context=context)
 
 
 # -- one deploy mode for every step --------------------------------------------------------------
 def _answers(conf: dict[str, str]) -> dict[str, str]:
     """Where each part of a submission of ``conf`` acts as if the driver ran, read from what it does."""
-    submission = Submission(conf, Kube(), builder=_builder(conf), progress=lambda _: None)  # type: ignore[arg-type]
+    kube = Kube()
+    submission = Submission(conf, kube, builder=_builder(conf, kube=kube), progress=lambda _: None)  # type: ignore[arg-type]
     spec = submission.builder.run()
     driver_jar = spec.added_conf["spark.driver.extraClassPath"]
     assert driver_jar in (IMAGE_JAR, LOCAL_JAR)

@@ -277,7 +277,8 @@ def test_jobs_from_rendered_templates_run_to_success(testbed: Testbed, pod_templ
     if fmt == "properties":
         props = tmp_path / "job.properties"
         rendered = subprocess.run([sys.executable, "-m", "spark_secrets", "render", "--format", fmt, "-o", str(props),
-                                   "--", *options], env=alice, capture_output=True, text=True, timeout=300)
+                                   "--", "--deploy-mode", "cluster", *options],
+                                  env=alice, capture_output=True, text=True, timeout=300)
         flags += ["--properties-file", str(props)]
     else:
         template = tmp_path / "template.yaml"

@@ -54,3 +54,11 @@ def test_a_pod_template_is_merged_into_the_jobs_own_template() -> None:
     assert own["spec"]["volumes"] == [{"name": "krb5", "configMap": {"name": "krb5"}}]  # the input is untouched
     with pytest.raises(ConfigError, match="not a pod template"):
         render(spec, "pod-template", {"kind": "SparkApplication"})
+
+
+def test_formats_whose_driver_always_runs_in_a_pod_fix_cluster_mode_in_the_context() -> None:
+    from submit_steps.render import DEPLOY_MODES, FORMATS
+
+    assert set(DEPLOY_MODES) == set(FORMATS)
+    assert DEPLOY_MODES["spark-operator"] == DEPLOY_MODES["pod-template"] == "cluster"
+    assert DEPLOY_MODES["properties"] is None  # the conf's: Spark's default, client, unless --deploy-mode cluster

@@ -52,3 +52,18 @@ def test_settings_are_parsed_once_and_kept() -> None:
     settings = Settings(dict(BASE))
     assert settings.filesystems is settings.filesystems  # the same parsed tuple, not a new parse per read
     assert settings.renew_interval is None and settings.min_ticket_lifetime == dt.timedelta(minutes=5)
+
+
+def test_every_setting_is_typed_grouped_and_validated_by_walking_the_registry() -> None:
+    from submit_steps.settings import SETTINGS
+    from submit_steps.settings import catalog
+
+    assert {s.group for s in SETTINGS} >= {"tokens", "secret", "plugin", "job secrets", "renew", "vault", "layout"}
+    assert catalog.REFRESH_MAX_BACKOFF.read({}) == dt.timedelta(seconds=60)  # typed: a timedelta, not text
+    for setting in SETTINGS:  # each eager setting with a bad value fails when the settings are made
+        if setting.eager and not setting.pattern and setting.key not in ("spark.secrets.steps",):
+            try:
+                setting.read({setting.key: "\u00a7 bad"})
+            except ConfigError:
+                with pytest.raises(ConfigError):
+                    Settings({setting.key: "\u00a7 bad"})

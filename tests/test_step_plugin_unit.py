@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from submit_steps.sparkconf import conf_from_submit_args
+
 from steps_support import BASE, builder, plugin_conf
 
 
@@ -47,6 +49,9 @@ def test_plugin_jar_none_disables_it() -> None:
 
 
 def test_unknown_deploy_mode_with_an_image_path_uses_it_everywhere() -> None:
-    """`spark-secrets conf` usually sees no --deploy-mode; the image path serves a driver pod too."""
-    spec = builder(plugin_conf(**{"spark.secrets.plugin.jar": "/opt/p.jar"})).run()
+    """A cluster-mode job's `spark-secrets conf` is given its --deploy-mode cluster (unset is Spark's default,
+    client, in every step: see test_step_contract_unit); the image path then serves the driver pod too."""
+    conf = conf_from_submit_args(["--deploy-mode", "cluster", *(f for k, v in plugin_conf(**{
+        "spark.secrets.plugin.jar": "/opt/p.jar"}).items() for f in ("--conf", f"{k}={v}"))], {})
+    spec = builder(conf).run()
     assert spec.added_conf["spark.driver.extraClassPath"] == spec.added_conf["spark.executor.extraClassPath"] == "/opt/p.jar"

@@ -132,7 +132,7 @@ def test_conf_entry_point_with_unchanged_spark_submit(testbed: Testbed, line: st
     conf_args = ["--name", app]
     for key, value in _secret_conf(testbed).items():
         conf_args += ["--conf", f"{key}={value}"]
-    printed = _cli(["conf", "--", *conf_args], env)
+    printed = _cli(["conf", "--", "--deploy-mode", "cluster", *conf_args], env)  # as spark-submit gets
     assert printed.returncode == 0, printed.stderr
     flags = shlex.split(printed.stdout)
     assert flags and flags[0] == "--conf"
@@ -157,7 +157,8 @@ def test_render_properties_file_for_an_unchanged_spark_submit(testbed: Testbed, 
     app = "rendered-properties"
     env = _alice_env(testbed)
     props_file = tmp_path / "spark-secrets.properties"
-    rendered = _cli(["render", "--format", "properties", "-o", str(props_file), "--", *_conf_args(testbed, app)], env)
+    rendered = _cli(["render", "--format", "properties", "-o", str(props_file), "--", "--deploy-mode", "cluster",
+                     *_conf_args(testbed, app)], env)
     assert rendered.returncode == 0, rendered.stderr
     argv = cluster_submit_argv(testbed.kube.server, "alice", app)
     proc = run_spark_submit([argv[0], "--properties-file", str(props_file), *argv[1:]], env)

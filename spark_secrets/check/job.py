@@ -8,10 +8,13 @@ import datetime as dt
 from spark_secrets.check.hdfs import Lifetimes
 from spark_secrets.check.report import FAIL, OK, WARN, Check
 from spark_secrets.duration import duration_text
+from submit_steps.context import DEFAULT_DEPLOY_MODE
 
 
 def check_plugin(deploy_mode: str | None, master: str, plugin_jar: str | None, refresh: bool) -> Check:
+    """``deploy_mode`` unset is Spark's default, client: the answer the submission steps act on too."""
     name = "token refresher"
+    deploy_mode = deploy_mode or DEFAULT_DEPLOY_MODE
     if plugin_jar == "none" or not refresh:
         return Check(name, WARN, "turned off: driver and executors keep the tokens they start with",
                      "unset spark.secrets.plugin.jar=none / spark.secrets.refresh.enabled=false for jobs that run "
