@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from spark_secrets.check import FAIL, OK, WARN, Check, Report, examine
-from spark_secrets.check.hdfs import Lifetimes
+from spark_secrets.check.lifetimes import Lifetimes
 from spark_secrets.check.job import check_duration, check_plugin
 from spark_secrets.check.renewservice import RenewServiceView, check_renewer
 

@@ -8,7 +8,8 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 
 from spark_secrets.check.access import check_driver_account, check_owner_policy, check_pod_policy, check_submitter
-from spark_secrets.check.hdfs import Lifetimes, check_filesystem, probe
+from spark_secrets.check.hdfs import check_filesystem, probe
+from spark_secrets.check.lifetimes import Lifetimes
 from spark_secrets.check.job import check_duration, check_plugin
 from spark_secrets.check.metastore import check_metastore
 from spark_secrets.check.renewservice import check_renewer, check_service_access, read_service

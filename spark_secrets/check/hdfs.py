@@ -5,10 +5,10 @@ lifetimes (unknown to a client otherwise) the duration check compares with the j
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from requests.auth import AuthBase
 
+from spark_secrets.check.lifetimes import Lifetimes, weigh
 from spark_secrets.check.report import FAIL, OK, Check
 from spark_secrets.duration import duration_text
 from spark_secrets.errors import HdfsAuthenticationError, HdfsError, NameNodeUnavailable, SparkSecretsError
@@ -22,14 +22,6 @@ from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 #: Seconds a NameNode has to answer a check (a submission waits longer).
 TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class Lifetimes:
-    """What the NameNode grants: a token lives ``renew_ms`` after each renewal, at most ``max_ms``."""
-
-    renew_ms: int
-    max_ms: int
 
 
 def check_filesystem(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | str) -> Check:
@@ -74,20 +66,9 @@ def probe(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | str, user: 
     obtained = time.monotonic()
     token = next(iter(creds))
     kms = _probe_kms([t for t in creds if t.kind == KMS_DELEGATION_KIND], ctx)
-    ident = token.decode_identifier()
-    try:
-        waited_ms = int((time.monotonic() - obtained) * 1000)  # the NameNode's clock moved on as much
-        expiry = renew_any(token, ctx)
-    except SparkSecretsError as exc:
-        return Check(name, FAIL, f"a new token cannot be renewed: {exc.problem}", exc.fix or ""), None
-    finally:
-        try:
-            cancel_any(token, ctx)
-        except SparkSecretsError:
-            pass  # it expires by itself; the renewal's answer is what counted
-    if ident is None:
-        return Check(name, FAIL, "the NameNode's token has no identifier this client can read"), None
-    lifetimes = Lifetimes(renew_ms=max(0, expiry - ident.issue_date - waited_ms), max_ms=ident.max_date - ident.issue_date)
+    lifetimes = weigh(name, "NameNode", token, ctx, obtained)
+    if isinstance(lifetimes, Check):
+        return lifetimes, None
     if kms_problems:  # jobs reading its encryption zones would fail
         return Check(name, FAIL, f"no KMS token for its encryption zones: {kms_problems[0].error.problem}",
                      kms_problems[0].error.fix or "check the KMS"), lifetimes

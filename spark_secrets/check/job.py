@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from spark_secrets.check.hdfs import Lifetimes
+from spark_secrets.check.lifetimes import Lifetimes
 from spark_secrets.check.report import FAIL, OK, WARN, Check
 from spark_secrets.duration import duration_text
 from submit_steps.context import DEFAULT_DEPLOY_MODE

@@ -8,7 +8,7 @@ import time
 
 import gssapi
 
-from spark_secrets.check.hdfs import Lifetimes
+from spark_secrets.check.lifetimes import Lifetimes, weigh
 from spark_secrets.check.report import FAIL, OK, Check
 from spark_secrets.duration import duration_text
 from spark_secrets.errors import SparkSecretsError
@@ -17,7 +17,7 @@ from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND
 from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.tokens.metastore import Metastore, metastore_version
 from spark_secrets.tokens.provider import TokenContext
-from spark_secrets.tokens.registry import cancel_any, for_kind, renew_any
+from spark_secrets.tokens.registry import for_kind
 
 
 def check_metastore(metastore: Metastore, credentials: gssapi.Credentials, user: str,
@@ -40,20 +40,9 @@ def check_metastore(metastore: Metastore, credentials: gssapi.Credentials, user:
     except SparkSecretsError as exc:
         return Check(name, FAIL, f"{server}, but gives no delegation token: {exc.problem}",
                      exc.fix or "check metastore.sasl.enabled and its token store"), None
-    ident = token.decode_identifier()
-    try:
-        waited_ms = int((time.monotonic() - obtained) * 1000)  # the metastore's clock moved on as much
-        expiry = renew_any(token, ctx)
-    except SparkSecretsError as exc:
-        return Check(name, FAIL, f"a new token cannot be renewed: {exc.problem}", exc.fix or ""), None
-    finally:
-        try:
-            cancel_any(token, ctx)
-        except SparkSecretsError:
-            pass  # it expires by itself; the renewal's answer is what counted
-    if ident is None:
-        return Check(name, FAIL, "the metastore's token has no identifier this client can read"), None
-    lifetimes = Lifetimes(renew_ms=max(0, expiry - ident.issue_date - waited_ms), max_ms=ident.max_date - ident.issue_date)
+    lifetimes = weigh(name, "metastore", token, ctx, obtained)
+    if isinstance(lifetimes, Check):
+        return lifetimes, None
     return Check(name, OK, f"{server}; obtained, renewed and cancelled a token: it lives "
                            f"{duration_text(lifetimes.renew_ms)} after each renewal, "
                            f"{duration_text(lifetimes.max_ms)} at most"), lifetimes
