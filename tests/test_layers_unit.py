@@ -51,7 +51,7 @@ def violations(module: str, source: str) -> list[str]:
             theirs = _layer(name)
             if mine is not None and theirs is not None and theirs > mine:
                 found.append(f"{module} ({list(LAYERS)[mine]}) imports {name} ({list(LAYERS)[theirs]})")
-            if name.startswith(DEV_TOOLS[0]) and (module, name) != ("spark_secrets.cli.demo", DEMO):
+            if name.startswith(DEV_TOOLS[0]) and (module, name) != ("spark_secrets.cli.embedded", DEMO):
                 found.append(f"{module} imports the test bed ({name})")
     return found
 
@@ -208,6 +208,6 @@ def test_the_check_sees_an_upward_import_and_the_test_bed() -> None:
     assert violations("submit_steps.secret", "import spark_secrets.testbed.bed") == [
         "submit_steps.secret imports the test bed (spark_secrets.testbed.bed)"]
     assert violations("spark_secrets.cli.main", "from spark_secrets.hadoop.token import Token") == []
-    assert violations("spark_secrets.cli.demo", "from spark_secrets.testbed.demo import run_demo") == []
+    assert violations("spark_secrets.cli.embedded", "from spark_secrets.testbed.demo import run_demo") == []
     assert violations("spark_secrets.cli.main", "from spark_secrets.testbed.bed import Testbed") == [
         "spark_secrets.cli.main imports the test bed (spark_secrets.testbed.bed)"]

@@ -1,5 +1,5 @@
-"""``spark-secrets demo``: the whole flow on the embedded test bed. The only module that imports the test bed,
-which ships with the source, not the wheel."""
+"""``spark-secrets demo``: the whole flow on the embedded test bed (named so that no ``demo.py`` ships in the
+wheel). The only module that imports the test bed, which ships with the source, not the wheel."""
 
 from __future__ import annotations
 
