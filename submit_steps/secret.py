@@ -9,7 +9,7 @@ from spark_secrets.login.kerberos import short_name
 from spark_secrets.errors import ConfigError
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.conf import HadoopConf
-from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND
+from spark_secrets.tokens.registry import providers
 from submit_steps.context import JobContext
 from submit_steps.settings import TOKEN_SECRET_SUFFIX, Settings, name_base
 from spark_secrets.secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_PRINCIPAL,
@@ -68,9 +68,11 @@ class TokenSecretStep(SubmitStep):
         return self.settings.wants_tokens
 
     def _targets(self, creds: Credentials) -> tuple[str, ...]:
-        """What the renew service re-issues from: the filesystems, and the metastore if its token is here."""
-        metastore = self.settings.hive_metastore if any(t.kind == HIVE_DELEGATION_KIND for t in creds) else None
-        return self.settings.filesystems + (metastore.uris if metastore else ())
+        """What the renew service re-issues from: each kind's targets whose tokens are here (a kind that
+        failed and was left out is not re-issued either)."""
+        kinds = {token.kind for token in creds}
+        return tuple(target for provider in providers() if kinds & set(provider.token_kinds)
+                     for target in provider.required(self.settings))
 
     def apply(self, spec: SubmissionSpec) -> SubmissionSpec:
         if not self.enabled or spec.credentials is None:

@@ -24,7 +24,11 @@ from spark_secrets.tokens.metastore import Metastore
 
 class JobSettings(Protocol):
     """What a provider reads a job's wishes from (``submit_steps.Settings`` is one). A kind with
-    settings of its own reads them with :meth:`get`."""
+    settings of its own reads them with :meth:`get`, or finds them in :attr:`conf` when their keys
+    name things (Spark's ``spark.kafka.clusters.<id>.*``)."""
+
+    @property
+    def conf(self) -> Mapping[str, str]: ...
 
     @property
     def filesystems(self) -> tuple[str, ...]: ...

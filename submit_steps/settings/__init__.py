@@ -98,8 +98,10 @@ class Settings:
 
     @property
     def wants_tokens(self) -> bool:
-        """Whether the job gets a token Secret: filesystems or a metastore to obtain tokens from."""
-        return bool(self.filesystems) or self.hive_metastore is not None
+        """Whether the job gets a token Secret: some kind of token (filesystems, a metastore, ...) is wanted."""
+        from spark_secrets.tokens.registry import providers
+
+        return any(provider.required(self) for provider in providers())
 
     @property
     def ca_bundle(self) -> str | bool:
