@@ -10,8 +10,15 @@
     │   │   └── NameNodeUnavailable
     │   ├── HdfsAuthenticationError
     │   ├── HdfsPermissionError
-    │   └── InvalidTokenError
-    │       └── TokenExpiredError
+    │   ├── InvalidTokenError
+    │   │   └── TokenExpiredError
+    │   └── KafkaError            a Kafka broker refused or failed a delegation-token request; its
+    │       │                     subclasses are also the matching ones above, so that a service that
+    │       │                     reacts to those (re-issue, retry) treats Kafka tokens alike
+    │       ├── KafkaUnavailable          (also ServerUnavailable)
+    │       ├── KafkaAuthorizationError   (also HdfsPermissionError)
+    │       └── KafkaTokenNotFound        (also InvalidTokenError)
+    │           └── KafkaTokenExpired     (also TokenExpiredError)
     ├── KubernetesError           the API server refused or failed
     │   ├── KubernetesForbidden   (403)
     │   ├── KubernetesNotFound    (404)
@@ -142,4 +149,24 @@ class InvalidTokenError(HdfsError):
 
 
 class TokenExpiredError(InvalidTokenError):
+    """The token's expiry or maximum lifetime has passed."""
+
+
+class KafkaError(HdfsError):
+    """A Kafka broker refused or failed a delegation-token request (or tokens are disabled on it)."""
+
+
+class KafkaUnavailable(KafkaError, ServerUnavailable):
+    """No broker of a cluster answered (connection refused, timeout, TLS handshake)."""
+
+
+class KafkaAuthorizationError(KafkaError, HdfsPermissionError):
+    """The broker's ACLs deny the caller (``CreateTokens`` for another owner, not a renewer of the token)."""
+
+
+class KafkaTokenNotFound(KafkaError, InvalidTokenError):
+    """The brokers do not know this token (expired and removed, or cancelled)."""
+
+
+class KafkaTokenExpired(KafkaTokenNotFound, TokenExpiredError):
     """The token's expiry or maximum lifetime has passed."""

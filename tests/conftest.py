@@ -17,6 +17,7 @@ from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.secrets.tokensecret import DEFAULT_TOKEN_KEY
 from spark_secrets.testbed.bed import ALL_COMPONENTS, RENEWER, USERS, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
+from spark_secrets.testbed.kafka import KafkaBroker
 from spark_secrets.testbed.kms import Kms
 from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.openbao import OpenBao
@@ -153,6 +154,23 @@ def openbao(testbed: Testbed) -> Iterator[OpenBao]:
         yield server
     finally:
         server.stop()
+
+
+#: The Kafka broker's delegation tokens (ms): 30 s after creation or renewal, 60 s at most.
+KAFKA_TOKEN_EXPIRY_MS, KAFKA_TOKEN_MAX_LIFETIME_MS = 30_000, 60_000
+
+
+@pytest.fixture(scope="session")
+def kafka(testbed: Testbed) -> Iterator[KafkaBroker]:
+    """A Kerberized Apache Kafka broker in KRaft mode (``kafka/localhost``, ACLs on), its tokens living
+    30 s, at most 60 s; started on first use only (about 10-20 s)."""
+    broker = KafkaBroker(testbed.dir / "kafka", testbed.kdc_required(), token_expiry_ms=KAFKA_TOKEN_EXPIRY_MS,
+                         token_max_lifetime_ms=KAFKA_TOKEN_MAX_LIFETIME_MS)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 #: The database engine's leases: 45 s, renewable up to 90 s. The service renews at two thirds, so it learns

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 import spark_secrets.tokens.hdfs
+import spark_secrets.tokens.kafkaclient
 import spark_secrets.tokens.kms
 import spark_secrets.tokens.metastore
 from spark_secrets.errors import NameNodeUnavailable, UnusableSecret
@@ -22,12 +23,15 @@ from spark_secrets.tokens.metastore import Metastore
 from spark_secrets.tokens.namenodes import Failover
 from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
 from spark_secrets.tokens.registry import cancel_any, for_kind, for_token, providers, register, renew_any, unregister
+from kafka_support import FakeKafka
 from steps_support import BASE, Ticket, creds
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
 from submit_steps.tokens import DelegationTokenStep
 
 KMS_URI = "kms://http@127.0.0.2:9600/kms"
+KAFKA = {"spark.kafka.clusters.k1.auth.bootstrap.servers": "127.0.0.3:9092",
+         "spark.kafka.clusters.k1.security.protocol": "SASL_PLAINTEXT"}
 METASTORE = Metastore(("thrift://ms1.example:9083",), "hive/_HOST@EXAMPLE.COM")
 
 
@@ -68,6 +72,9 @@ def servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, str]]]:
     monkeypatch.setattr(spark_secrets.tokens.hdfs, "WebHdfsClient", FakeServer)
     monkeypatch.setattr(spark_secrets.tokens.kms, "KmsClient", FakeServer)
     monkeypatch.setattr(spark_secrets.tokens.metastore, "MetastoreClient", FakeServer)
+    kafka = FakeKafka(caller="User:alice")
+    kafka.record = lambda op, server: calls.append((op, server))
+    monkeypatch.setattr(spark_secrets.tokens.kafkaclient, "open_channel", kafka.connect)
     yield calls
 
 
@@ -76,6 +83,7 @@ class Job:
 
     filesystems = ("http://127.0.0.1:9870",)
     hive_metastore = METASTORE
+    conf = KAFKA
 
     def get(self, key: str) -> str | None:
         return {"spark.test.servers": "test://broker:9092"}.get(key)
@@ -83,7 +91,7 @@ class Job:
 
 def test_every_registered_kind_obtains_renews_and_cancels(servers: list[tuple[str, str]]) -> None:
     job: JobSettings = Job()
-    ctx = TokenContext(hadoop=HadoopConf({}), renewer="spark-renewer", user="alice", metastore=METASTORE)
+    ctx = TokenContext(hadoop=HadoopConf({}), renewer="spark-renewer", user="alice", metastore=METASTORE, conf=KAFKA)
     creds = Credentials()
     shortfalls: list[Shortfall] = []
     for provider in providers():
@@ -100,8 +108,8 @@ def test_every_registered_kind_obtains_renews_and_cancels(servers: list[tuple[st
         assert renew_any(token, ctx) == 1_795_086_400_000
         cancel_any(token, ctx)
     asked = {url for _, url in servers}
-    assert asked == {"http://127.0.0.1:9870", "http://127.0.0.2:9600/kms", "thrift://ms1.example:9083"}
-    assert len(distinct) == 3
+    assert asked == {"http://127.0.0.1:9870", "http://127.0.0.2:9600/kms", "thrift://ms1.example:9083", "127.0.0.3:9092"}
+    assert len(distinct) == 4
     assert sorted(servers) == sorted((op, url) for url in asked for op in ("obtain", "renew", "cancel"))
 
 

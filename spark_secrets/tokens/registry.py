@@ -9,6 +9,7 @@ from spark_secrets.errors import UnusableSecret
 from spark_secrets.hadoop.token import Token
 from spark_secrets.tokens.hdfs import HdfsProvider
 from spark_secrets.tokens.hive import HiveProvider
+from spark_secrets.tokens.kafka import KafkaProvider
 from spark_secrets.tokens.kms import KmsProvider
 from spark_secrets.tokens.provider import TokenContext, TokenProvider
 
@@ -17,6 +18,7 @@ _PROVIDERS: list[TokenProvider] = [
     HdfsProvider(),
     KmsProvider(),
     HiveProvider(),
+    KafkaProvider(),
 ]
 _LOCK = threading.Lock()
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test bed and the tests need, idempotently:
 #   Debian packages (MIT Kerberos, Java 17, Maven), this project with its dev extras,
-#   Apache Hadoop and Hive metastore jars from Maven Central, and kube-apiserver / kube-controller-manager / etcd
+#   Apache Hadoop, Hive metastore and Kafka jars from Maven Central, and kube-apiserver / kube-controller-manager / etcd
 #   built from the Go module proxy.
 # Downloads and builds are cached under $SPARK_SECRETS_CACHE (default ~/.cache/spark-secrets),
 # keyed by a hash of their recipe, and rebuilt whenever the cache is missing or stale.
@@ -71,9 +71,10 @@ else
 fi
 
 # -- Maven Central jars: Apache Hadoop (NameNode, DataNode, KMS and Hadoop's own CLI tools), Hive's
-#    standalone metastore (run beside the Hadoop jars, which it does not repeat) and the Hive 4.0
-#    metastore client Spark loads for it (hive-client); one cache directory and stamp each --------------
-for part in hadoop hive hive-client; do
+#    standalone metastore (run beside the Hadoop jars, which it does not repeat), the Hive 4.0
+#    metastore client Spark loads for it (hive-client) and the Apache Kafka broker with Kafka's own
+#    CLI tools (kafka, a class path of its own); one cache directory and stamp each ---------------------
+for part in hadoop hive hive-client kafka; do
   part_stamp="$(stamp_of "$here/$part/pom.xml")"
   if [ "$(cat "$cache/$part/stamp" 2>/dev/null)" != "$part_stamp" ]; then
     step "Maven: $part jars into $cache/$part/lib"
