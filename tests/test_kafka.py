@@ -13,14 +13,21 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import gssapi
 import pytest
 
-from spark_secrets.errors import KafkaAuthorizationError, KafkaUnavailable, KerberosError, SparkSecretsError
+from spark_secrets.check import FAIL, OK, Check, examine
+from spark_secrets.errors import (
+    KafkaAuthorizationError, KafkaUnavailable, KerberosError, KubernetesError, SparkSecretsError,
+)
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.token import Token
 from spark_secrets.login.kerberos import keytab_login
@@ -33,9 +40,10 @@ from spark_secrets.tokens.kafkaproto import TokenInfo
 from spark_secrets.tokens.provider import TokenContext
 from spark_secrets.tokens.registry import for_kind
 
-from conftest import KAFKA_TOKEN_EXPIRY_MS
+from conftest import KAFKA_TOKEN_EXPIRY_MS, KAFKA_TOKEN_MAX_LIFETIME_MS
 
 pytestmark = pytest.mark.testbed
+ROOT = Path(__file__).resolve().parent.parent
 
 CLUSTER = "c1"
 PREFIX = f"spark.kafka.clusters.{CLUSTER}."
@@ -303,3 +311,64 @@ def test_bad_input_one_line_and_nothing_created(
     for word in words:
         assert word in text
     assert set(tool_tokens(kafka, alice)) == before
+
+
+# -- doctor ---------------------------------------------------------------------------------------------
+def no_cluster() -> Any:
+    """The Kubernetes client factory of a bed without an API server (the Kubernetes checks fail; not asserted)."""
+    raise KubernetesError("no API server in this test bed", "none needed")
+
+
+def doctor_check(kafka: KafkaBroker, conf: dict[str, str], probe: bool = False) -> Check:
+    """``doctor``'s check of the Kafka cluster of a job with ``conf``, as alice (her ticket cache is current)."""
+    report = examine({"spark.kubernetes.namespace": "alice", **conf}, no_cluster, probe_tokens=probe)
+    (target,) = targets(conf)
+    found = {c.name: c for c in report.checks}
+    assert f"kafka {target}" in found, [c.line() for c in report.checks]
+    return found[f"kafka {target}"]
+
+
+def test_doctor_logs_in_to_the_brokers_and_creates_nothing(kafka: KafkaBroker, alice_ccache: Path) -> None:
+    before = set(tool_tokens(kafka, alice_ccache))
+    check = doctor_check(kafka, spark_conf(kafka))
+    assert check.status == OK, check.line()
+    assert check.detail == f"Kafka cluster {CLUSTER} ({kafka.bootstrap}) accepts your Kerberos login"
+    assert set(tool_tokens(kafka, alice_ccache)) == before
+
+
+def test_doctor_probe_weighs_the_brokers_lifetimes_and_leaves_no_token(kafka: KafkaBroker, alice_ccache: Path) -> None:
+    before = set(tool_tokens(kafka, alice_ccache))
+    check = doctor_check(kafka, spark_conf(kafka), probe=True)
+    assert check.status == OK, check.line()
+    found = re.search(r"obtained, renewed and cancelled a token: it lives (\d+)s after each renewal, (\S+) at most",
+                      check.detail)
+    assert found, check.detail
+    # Learnt from the broker, not told: 30 s after each renewal, 60 s at most (within the round trips).
+    assert abs(int(found.group(1)) * 1000 - KAFKA_TOKEN_EXPIRY_MS) <= 2000, check.detail
+    assert found.group(2) == "1min" and KAFKA_TOKEN_MAX_LIFETIME_MS == 60_000
+    # Kafka's own tool: the probe's token is gone (expired, so the broker forgot it).
+    deadline = time.monotonic() + 15
+    while (left := set(tool_tokens(kafka, alice_ccache)) - before) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert left == set()
+
+
+def test_doctor_names_a_wrong_service_name_and_its_fix(kafka: KafkaBroker, alice_ccache: Path) -> None:
+    before = set(tool_tokens(kafka, alice_ccache))
+    check = doctor_check(kafka, spark_conf(kafka, **{"sasl.kerberos.service.name": "wrong"}), probe=True)
+    assert check.status == FAIL
+    assert "the KDC knows no principal for wrong/localhost" in check.detail, check.line()
+    assert f"set {PREFIX}sasl.kerberos.service.name" in check.fix, check.line()
+    assert check.line().startswith(f"✗ kafka kafka://{kafka.bootstrap}/{CLUSTER}?") and "\n    fix: " in check.line()
+    assert set(tool_tokens(kafka, alice_ccache)) == before
+
+
+def test_the_doctor_command_prints_the_kafka_line(testbed: Testbed, kafka: KafkaBroker, alice: Path,
+                                                  tmp_path: Path) -> None:
+    env = {**testbed.env("alice", alice), "PYTHONPATH": str(ROOT), "KUBECONFIG": str(tmp_path / "none")}
+    args = [arg for k, v in spark_conf(kafka).items() for arg in ("--conf", f"{k}={v}")]
+    proc = subprocess.run([sys.executable, "-m", "spark_secrets", "doctor", "--", *args], capture_output=True,
+                          text=True, env=env, timeout=120)
+    line = f"✔ kafka {targets(spark_conf(kafka))[0]}: Kafka cluster {CLUSTER} ({kafka.bootstrap}) accepts your " \
+           "Kerberos login"
+    assert line in proc.stdout.splitlines(), proc.stdout + proc.stderr

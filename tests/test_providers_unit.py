@@ -113,6 +113,13 @@ def test_every_registered_kind_obtains_renews_and_cancels(servers: list[tuple[st
     assert sorted(servers) == sorted((op, url) for url in asked for op in ("obtain", "renew", "cancel"))
 
 
+def test_every_hadoop_kind_dates_a_token_by_its_identifier() -> None:
+    """``doctor --probe`` weighs a token by the dates its provider gives: Hadoop's identifier's for these."""
+    for kind in ("hdfs", "kms", "hive"):
+        assert for_kind(kind).dates(_token("HDFS_DELEGATION_TOKEN"), TokenContext()) == (1_795_000_000_000, 1_795_604_800_000)
+    assert for_kind("hdfs").reach(("hdfs://ns1",), TokenContext()) == "1 filesystem(s)"  # doctor checks NameNodes
+
+
 def test_a_token_no_provider_knows_is_unusable() -> None:
     with pytest.raises(UnusableSecret, match="no token kind renews kafka"):
         renew_any(_token("kafka"), TokenContext())
@@ -126,6 +133,7 @@ class BrokerProvider:
     consequence = "the test stream will fail"
     essential = False
     token_kinds: tuple[str, ...] = ("TEST_TOKEN",)
+    check_name = "test"
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, ...]] = []
@@ -152,6 +160,12 @@ class BrokerProvider:
 
     def cancel(self, token: Token, ctx: TokenContext) -> None:
         self.calls.append(("cancel", token.service))
+
+    def reach(self, targets: Sequence[str], ctx: TokenContext) -> str:
+        return "the test broker"
+
+    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
+        return None
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""The whole check-up, in the order a submission meets each part: settings, ticket, NameNodes, the
-Hive metastore, the cluster's RBAC, the renew service, the JVMs, the job's duration. Nothing is
-created, except the tokens ``probe`` obtains and cancels (one per filesystem and metastore)."""
+"""The whole check-up, in the order a submission meets each part: settings, ticket, NameNodes, every
+other kind of token the job needs (the Hive metastore, Kafka, any registered kind), the cluster's
+RBAC, the renew service, the JVMs, the job's duration. Nothing is created, except the tokens ``probe``
+obtains and cancels (one per filesystem, metastore, Kafka cluster, ...)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from spark_secrets.check.access import check_driver_account, check_owner_policy,
 from spark_secrets.check.hdfs import check_filesystem, probe
 from spark_secrets.check.lifetimes import Lifetimes
 from spark_secrets.check.job import check_duration, check_plugin
-from spark_secrets.check.metastore import check_metastore
+from spark_secrets.check.providers import check_name, check_provider
 from spark_secrets.check.renewservice import check_renewer, check_service_access, read_service
 from spark_secrets.check.report import FAIL, OK, WARN, Check, Report
 from spark_secrets.duration import duration_text
 from spark_secrets.errors import SparkSecretsError
 from spark_secrets.login.kerberos import TicketCache, current_ticket_cache
 from spark_secrets.kube.client import KubeClient
+from spark_secrets.tokens.hdfs import HdfsProvider
+from spark_secrets.tokens.provider import TokenContext
+from spark_secrets.tokens.registry import providers
 from submit_steps.layout import resolve
 from submit_steps.settings import Settings
 
@@ -66,17 +70,21 @@ def examine(conf: Mapping[str, str], kube: Callable[[], KubeClient], *, probe_to
         for uri in settings.filesystems:
             add(Check(f"filesystem {uri}", WARN, "not checked without a usable ticket"))
 
-    try:
-        metastore = settings.hive_metastore
-    except SparkSecretsError as exc:
-        add(Check("metastore", FAIL, exc.problem, exc.fix or ""))
-    else:
-        if metastore is not None and ticket is not None:
-            found, measured = check_metastore(metastore, ticket.credentials, ticket.short_name, probe_tokens)
+    ctx = _context(settings, ticket)
+    for provider in providers():
+        if isinstance(provider, HdfsProvider):
+            continue  # the filesystems' NameNodes are checked above
+        try:
+            targets = provider.required(settings)
+        except SparkSecretsError as exc:
+            add(Check(provider.check_name, FAIL, exc.problem, exc.fix or ""))
+            continue
+        if targets and ctx is not None:
+            found, measured = check_provider(provider, targets, ctx, probe_tokens)
             add(found)
             lifetimes = _shorter(lifetimes, measured)
-        elif metastore is not None:
-            add(Check(f"metastore {','.join(metastore.uris)}", WARN, "not checked without a usable ticket"))
+        elif targets:
+            add(Check(check_name(provider, targets), WARN, "not checked without a usable ticket"))
 
     service_renews = False
     try:
@@ -106,6 +114,21 @@ def examine(conf: Mapping[str, str], kube: Callable[[], KubeClient], *, probe_to
     if duration is not None:
         add(check_duration(duration, lifetimes, service_renews))
     return report
+
+
+def _context(settings: Settings, ticket: TicketCache | None) -> TokenContext | None:
+    """As the submission asks the providers, but with you as the renewer (who may renew and cancel)."""
+    if ticket is None:
+        return None
+    from spark_secrets.login.spnego import SpnegoAuth
+
+    credentials = ticket.credentials
+    try:
+        metastore = settings.hive_metastore
+    except SparkSecretsError:
+        metastore = None  # its provider's check says why
+    return TokenContext(auth=lambda: SpnegoAuth(credentials), hadoop=settings.hadoop_conf, verify=settings.ca_bundle,
+                        renewer=ticket.short_name, user=ticket.short_name, metastore=metastore, conf=settings.conf)
 
 
 def _shorter(a: Lifetimes | None, b: Lifetimes | None) -> Lifetimes | None:

@@ -54,7 +54,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def add_doctor_parser(sub: argparse._SubParsersAction) -> None:
     doctor = sub.add_parser(
-        "doctor", help="check, before submitting, everything a job's HDFS and metastore access depends on",
+        "doctor", help="check, before submitting, everything a job's HDFS, metastore and Kafka access depends on",
         description="Runs, for the spark-submit options given, every check the submission and the running job "
                     "depend on, creating nothing: your ticket and its lifetime, each filesystem's NameNodes (which "
                     "is active) and WebHDFS login, the Hive metastore's Kerberos login when the job names one, "
@@ -66,7 +66,8 @@ def add_doctor_parser(sub: argparse._SubParsersAction) -> None:
         epilog="example: spark-secrets doctor --probe --duration 3d -- --deploy-mode cluster "
                "--conf spark.kubernetes.namespace=alice --conf spark.secrets.hadoop.filesystems=hdfs://prod-ns")
     doctor.add_argument("--probe", action="store_true",
-                        help="also obtain, renew and cancel a token per filesystem and metastore (learns lifetimes)")
+                        help="also obtain, renew and cancel a token per filesystem, metastore and Kafka cluster "
+                             "(learns lifetimes)")
     doctor.add_argument("--duration", metavar="D", help="how long the job will run (90min, 12h, 3d)")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")

@@ -359,8 +359,9 @@ class KafkaBroker:
         """Format the metadata log once (KRaft needs a cluster id before the first start)."""
         if (self.data_dir / "meta.properties").exists():
             return
-        self.tool(STORAGE_TOOL, ["format", "-t", self.cluster_id, "-c", str(self.conf_dir / "server.properties"),
-                                 "--ignore-formatted"])
+        # --cluster-id=: an id may begin with "-", which the tool would read as an option after a bare flag.
+        self.tool(STORAGE_TOOL, ["format", f"--cluster-id={self.cluster_id}", "-c",
+                                 str(self.conf_dir / "server.properties"), "--ignore-formatted"])
 
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ from spark_secrets.tokens.kms import (
     obtain_kms_token,
 )
 from spark_secrets.tokens.namenodes import Failover, namenodes_for
-from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
+from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext, hadoop_dates
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ class HdfsProvider:
     consequence = "the job cannot read or write its filesystems"
     essential = True
     token_kinds: tuple[str, ...] = (HDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND, SWEBHDFS_DELEGATION_KIND)
+    check_name = "filesystem"
 
     def __init__(self, failover: Failover | None = None) -> None:
         self.failover = failover or Failover()
@@ -182,6 +183,13 @@ class HdfsProvider:
     def cancel(self, token: Token, ctx: TokenContext) -> None:
         cancel_hdfs_token(token, ctx.auth(), target=ctx.filesystem, conf=ctx.hadoop, verify=ctx.verify,
                           failover=self.failover)
+
+    def reach(self, targets: Sequence[str], ctx: TokenContext) -> str:
+        """Nothing asked: ``doctor`` checks each filesystem's NameNodes by itself (which one is active)."""
+        return f"{len(targets)} filesystem(s)"
+
+    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
+        return hadoop_dates(token)
 
 
 def kms_shortfall(problem: SparkSecretsError) -> Shortfall:

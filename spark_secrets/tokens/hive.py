@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from spark_secrets.errors import UnusableSecret
+from spark_secrets.errors import SparkSecretsError, UnusableSecret
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND
 from spark_secrets.hadoop.token import Token
@@ -13,10 +13,11 @@ from spark_secrets.tokens.metastore import (
     Metastore,
     add_hive_token,
     cancel_hive_token,
+    metastore_version,
     obtain_hive_token,
     renew_hive_token,
 )
-from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
+from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext, hadoop_dates
 
 
 class HiveProvider:
@@ -31,6 +32,7 @@ class HiveProvider:
     consequence = "Spark SQL on the metastore will fail"
     essential = False
     token_kinds: tuple[str, ...] = (HIVE_DELEGATION_KIND,)
+    check_name = "metastore"
 
     def __repr__(self) -> str:
         return "HiveProvider()"
@@ -70,3 +72,18 @@ class HiveProvider:
 
     def cancel(self, token: Token, ctx: TokenContext) -> None:
         cancel_hive_token(token, self._configured(ctx), ctx.gssapi_credentials())
+
+    def reach(self, targets: Sequence[str], ctx: TokenContext) -> str:
+        """The first answering metastore's version, through a Kerberos (SASL GSSAPI) login."""
+        configured = self._configured(ctx)
+        metastore = Metastore(tuple(targets), configured.principal, configured.signature)
+        try:
+            version = metastore_version(metastore, ctx.gssapi_credentials())
+        except SparkSecretsError as exc:
+            if exc.fix:
+                raise
+            raise SparkSecretsError(exc.problem, "check spark.secrets.hive.metastoreUris") from exc
+        return f"Hive metastore {version}".rstrip()
+
+    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
+        return hadoop_dates(token)

@@ -26,11 +26,15 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from spark_secrets.errors import ConfigError, KafkaError, UnusableSecret
+from spark_secrets.errors import ConfigError, KafkaError, KafkaTokenNotFound, UnusableSecret
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.token import Token
 from spark_secrets.tokens.kafkaclient import SASL_SSL, BrokerSettings, Connector, KafkaTokenClient
@@ -38,6 +42,7 @@ from spark_secrets.tokens.kafkaproto import TokenInfo
 from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Spark's ``KafkaTokenUtil.TOKEN_KIND`` and ``TOKEN_SERVICE_PREFIX``.
 KAFKA_DELEGATION_KIND = "KAFKA_DELEGATION_TOKEN"
@@ -171,16 +176,25 @@ class KafkaProvider:
     """Kafka delegation tokens over the Kafka protocol with SASL GSSAPI, one per cluster.
 
     ``connect`` opens a channel to a broker (:func:`spark_secrets.tokens.kafkaclient.open_channel`
-    when ``None``; the tests inject a broker of their own)."""
+    when ``None``; the tests inject a broker of their own). The provider remembers the issue and max
+    dates of the last tokens it created (by token id, never the HMAC): a broker describes, renews and
+    expires from its metadata cache, which in KRaft learns of a new token a moment after the answer
+    that created it; so a token created here is also renewed or expired again while it is that new."""
 
     kind = "kafka"
     title = "Kafka"
     consequence = "Kafka sources and sinks will fail to log in"
     essential = False
     token_kinds: tuple[str, ...] = (KAFKA_DELEGATION_KIND,)
+    check_name = "kafka"
+    #: How many created tokens' dates are remembered; how long :meth:`dates` asks the brokers otherwise;
+    #: how long after creating a token a broker may not know it yet.
+    REMEMBERED, DESCRIBE_WAIT_S, FRESH_S = 256, 5.0, 5.0
 
     def __init__(self, connect: Connector | None = None) -> None:
         self.connect = connect
+        self._dates: OrderedDict[str, tuple[int, int, float]] = OrderedDict()  # issue, max, created (monotonic)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return "KafkaProvider()"
@@ -208,24 +222,71 @@ class KafkaProvider:
         for_owner = owner if owner and owner != ctx.user else None
         expiries = []
         for target in targets:
-            cluster = KafkaCluster.parse(target)
-            known = KafkaCluster.from_conf(ctx.conf, cluster.cluster)  # the job's conf (truststore), if here
-            if known is not None:
-                cluster = replace(cluster, settings={**known.settings, **cluster.settings})
+            cluster = self._target(target, ctx)
             info = self.client(cluster, ctx).create([renewer] if renewer else [], owner=for_owner)
             creds.add(spark_token(info, cluster.cluster))  # alias = service, as Spark's creds.addToken(service, ...)
+            self._remember(info)
             expiries.append(info.expiry_ms)
         return min(expiries) if expiries else None
+
+    @staticmethod
+    def _target(target: str, ctx: TokenContext) -> KafkaCluster:
+        cluster = KafkaCluster.parse(target)
+        known = KafkaCluster.from_conf(ctx.conf, cluster.cluster)  # the job's conf (truststore), if here
+        return replace(cluster, settings={**known.settings, **cluster.settings}) if known is not None else cluster
+
+    def _remember(self, info: TokenInfo) -> None:
+        with self._lock:
+            self._dates[info.token_id] = (info.issue_ms, info.max_ms, time.monotonic())
+            while len(self._dates) > self.REMEMBERED:
+                self._dates.popitem(last=False)
+
+    def reach(self, targets: Sequence[str], ctx: TokenContext) -> str:
+        """A SASL GSSAPI login to a broker of each cluster that asks for nothing."""
+        reached = []
+        for target in targets:
+            client = self.client(self._target(target, ctx), ctx)
+            client.login()
+            reached.append(client.settings.where)
+        return ", ".join(reached)
+
+    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
+        """From the create answer when this provider created ``token``, else as the brokers describe it
+        (asked again for a few seconds while they do not know it yet)."""
+        known = self._created(token)
+        if known is not None:
+            return known[0], known[1]
+        deadline = time.monotonic() + self.DESCRIBE_WAIT_S
+        while (info := self.describe(token, ctx)) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return (info.issue_ms, info.max_ms) if info is not None else None
 
     def summary(self, targets: Sequence[str], creds: Credentials) -> str | None:
         count = sum(t.kind == KAFKA_DELEGATION_KIND for t in creds)
         return f"{count} Kafka cluster(s)" if count else None
 
+    def _created(self, token: Token) -> tuple[int, int, float] | None:
+        with self._lock:
+            return self._dates.get(token.identifier.decode("utf-8", "replace"))
+
+    def _while_fresh(self, token: Token, call: Callable[[], T]) -> T:
+        """``call``, again while the brokers do not know a token this provider created moments ago."""
+        while True:
+            try:
+                return call()
+            except KafkaTokenNotFound:
+                known = self._created(token)
+                if known is None or time.monotonic() - known[2] > self.FRESH_S:
+                    raise
+                time.sleep(0.2)
+
     def renew(self, token: Token, ctx: TokenContext) -> int:
-        return self.client(self._configured(token, ctx), ctx).renew(hmac_of(token))
+        client = self.client(self._configured(token, ctx), ctx)
+        return self._while_fresh(token, lambda: client.renew(hmac_of(token)))
 
     def cancel(self, token: Token, ctx: TokenContext) -> None:
-        self.client(self._configured(token, ctx), ctx).expire(hmac_of(token))
+        client = self.client(self._configured(token, ctx), ctx)
+        self._while_fresh(token, lambda: client.expire(hmac_of(token)))
 
     def describe(self, token: Token, ctx: TokenContext) -> TokenInfo | None:
         """What the brokers know of ``token`` (``None``: nothing, e.g. after it was cancelled)."""

@@ -27,7 +27,7 @@ from spark_secrets.errors import ConfigError, ServerUnavailable
 from spark_secrets.hadoop.conf import HadoopConf, token_service_address
 from spark_secrets.hadoop.identifier import KMS_DELEGATION_KIND
 from spark_secrets.hadoop.token import Token
-from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
+from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext, hadoop_dates
 from spark_secrets.tokens.webhdfs import TokenHttpClient
 
 log = logging.getLogger(__name__)
@@ -161,6 +161,7 @@ class KmsProvider:
     consequence = "reading or writing encryption zones will fail"
     essential = False
     token_kinds: tuple[str, ...] = (KMS_DELEGATION_KIND,)
+    check_name = "kms"
 
     def __repr__(self) -> str:
         return "KmsProvider()"
@@ -184,3 +185,10 @@ class KmsProvider:
 
     def cancel(self, token: Token, ctx: TokenContext) -> None:
         cancel_kms_token(token, ctx.auth(), verify=ctx.verify)
+
+    def reach(self, targets: Sequence[str], ctx: TokenContext) -> str:
+        """Nothing asked: a KMS comes with the filesystems whose encryption zones use it (no targets)."""
+        return "the filesystems' KMS"
+
+    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
+        return hadoop_dates(token)

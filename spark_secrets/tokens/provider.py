@@ -1,6 +1,7 @@
 """The one interface every kind of delegation token is spoken to through, in the spirit of Spark's
 ``HadoopDelegationTokenProvider``: a name, whether a job needs its tokens, obtain them into
-credentials, renew (returning the new expiry) and cancel.
+credentials, renew (returning the new expiry) and cancel; for ``doctor``, a login that changes
+nothing (:meth:`TokenProvider.reach`) and a token's issue and max dates (:meth:`TokenProvider.dates`).
 
 The submission, ``spark-secrets tokens``, ``doctor --probe`` and the renew service all go through
 :mod:`spark_secrets.tokens.registry`, so a new kind is one module with a provider and one line there.
@@ -95,6 +96,8 @@ class TokenProvider(Protocol):
     essential: bool
     #: The Hadoop token kinds it renews and cancels.
     token_kinds: tuple[str, ...]
+    #: How ``doctor`` names its check, before the targets ("metastore").
+    check_name: str
 
     def required(self, job: JobSettings) -> tuple[str, ...]:
         """The targets (URIs) this job needs tokens from; empty when it needs none of this kind."""
@@ -122,3 +125,19 @@ class TokenProvider(Protocol):
     def cancel(self, token: Token, ctx: TokenContext) -> None:
         """Cancel at the issuing server (servers authorize by identity: no password needed)."""
         ...
+
+    def reach(self, targets: Sequence[str], ctx: TokenContext) -> str:
+        """A login to ``targets`` that changes nothing (``doctor``); what answered ("Hive metastore 4.0.1").
+        Raises the project's errors, each a one-line problem and its fix."""
+        ...
+
+    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
+        """``token``'s issue and max date (ms since the epoch), which ``doctor --probe`` weighs its
+        lifetimes by; ``None`` when unknown."""
+        ...
+
+
+def hadoop_dates(token: Token) -> tuple[int, int] | None:
+    """Issue and max date of a token with Hadoop's identifier (HDFS, KMS, Hive); ``None`` for another."""
+    ident = token.decode_identifier()
+    return (ident.issue_date, ident.max_date) if ident is not None else None
