@@ -7,6 +7,7 @@ one a ``sys.meta_path`` finder makes ``hdfs`` and ``pyarrow`` fail to import as 
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import subprocess
@@ -118,7 +119,7 @@ def test_a_missing_pyarrow_alone_is_named(monkeypatch: pytest.MonkeyPatch) -> No
     def absent(module: str) -> None:
         raise ModuleNotFoundError("No module named 'pyarrow.fs'", name="pyarrow.fs")
 
-    monkeypatch.setattr(_extra.importlib, "import_module", absent)
+    monkeypatch.setattr(importlib, "import_module", absent)
     with pytest.raises(ConfigError) as caught:
         runtime.arrow_filesystem("hdfs://ns1")
     assert str(caught.value) == ("spark_secrets.runtime.arrow_filesystem() needs pyarrow, which is not installed: "

@@ -9,22 +9,16 @@ without the extra those raise a one-line :class:`~spark_secrets.errors.ConfigErr
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from spark_secrets.errors import ConfigError
+from spark_secrets import extras
 
 #: The extra of ``setup.cfg`` that brings ``kubernetes``.
 EXTRA = "kube"
-INSTALL = f"pip install 'spark-secrets[{EXTRA}]'"
+INSTALL = extras.install_line(EXTRA)
 
 
 def load(module: str, what: str) -> ModuleType:
     """``module`` (of the ``kubernetes`` package) imported; :class:`ConfigError` naming the extra if
-    ``kubernetes`` is missing. Any other import failure (a broken installation, a bug) propagates as it is."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] != "kubernetes":
-            raise
-        raise ConfigError(f"{what} needs the kubernetes package, which is not installed", INSTALL) from None
+    ``kubernetes`` is missing."""
+    return extras.load(module, what, EXTRA, {"kubernetes": "the kubernetes package"})

@@ -8,14 +8,13 @@ those raise a one-line :class:`~spark_secrets.errors.ConfigError` naming it.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from spark_secrets.errors import ConfigError
+from spark_secrets import extras
 
 #: The extra of ``setup.cfg`` that brings what :mod:`.client` and :mod:`.filesystem` import.
 EXTRA = "runtime"
-INSTALL = f"pip install 'spark-secrets[{EXTRA}]'"
+INSTALL = extras.install_line(EXTRA)
 #: Top-level modules of the extra, with the distribution a user would recognise.
 _PROVIDED = {"hdfs": "HdfsCLI (module hdfs)", "pyarrow": "pyarrow"}
 
@@ -25,15 +24,5 @@ DEFAULT_TIMEOUT = (10.0, 120.0)
 
 
 def load(module: str, what: str) -> ModuleType:
-    """``module`` imported; :class:`ConfigError` naming the extra if a module of the extra is missing.
-
-    Only a missing ``hdfs`` or ``pyarrow`` becomes the one-line error: any other import failure (a
-    broken installation, a bug) propagates as it is.
-    """
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        root = (exc.name or "").partition(".")[0]
-        if root not in _PROVIDED:
-            raise
-        raise ConfigError(f"{what} needs {_PROVIDED[root]}, which is not installed", INSTALL) from None
+    """``module`` imported; :class:`ConfigError` naming the extra if a module of the extra is missing."""
+    return extras.load(module, what, EXTRA, _PROVIDED)

@@ -16,12 +16,12 @@ The HMAC is the token's password: it is never in a log line, a ``repr`` or an er
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from spark_secrets import extras
 from spark_secrets.errors import (
     ConfigError,
     KafkaAuthorizationError,
@@ -32,7 +32,7 @@ from spark_secrets.errors import (
 
 #: The extra of ``setup.cfg`` that brings kafka-python.
 EXTRA = "kafka"
-INSTALL = f"pip install 'spark-secrets[{EXTRA}]'"
+INSTALL = extras.install_line(EXTRA)
 CREATE, RENEW, EXPIRE, DESCRIBE = 38, 39, 40, 41
 API_NAMES = {CREATE: "CreateDelegationToken", RENEW: "RenewDelegationToken", EXPIRE: "ExpireDelegationToken",
              DESCRIBE: "DescribeDelegationToken"}
@@ -42,15 +42,9 @@ OWNER_VERSION = 3
 USER = "User"
 
 
-def load(module: str, what: str = "Kafka delegation tokens") -> ModuleType:
-    """``module`` imported; a one-line :class:`ConfigError` naming the extra when kafka-python is missing.
-    Any other import failure (a broken installation, a bug) propagates as it is."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] != "kafka":
-            raise
-        raise ConfigError(f"{what} need kafka-python, which is not installed", INSTALL) from None
+def load(module: str, what: str = "Kafka's delegation-token requests") -> ModuleType:
+    """``module`` imported; a one-line :class:`ConfigError` naming the extra when kafka-python is missing."""
+    return extras.load(module, what, EXTRA, {"kafka": "kafka-python"})
 
 
 def messages() -> Any:
