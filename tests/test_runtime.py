@@ -206,7 +206,7 @@ def test_ha_nameservice_skips_the_standby(testbed: Testbed, ha_hdfs: SecureHdfs,
     pq.write_table(table, path, filesystem=fs)
     assert pq.read_table(path, filesystem=fs).equals(table)
     client = fs.handler.client
-    assert client.urls == ha_hdfs.webhdfs_urls and client._active == 1  # nn2, after nn1 answered "standby"
+    assert client.urls == ha_hdfs.webhdfs_urls and client.active == 1  # nn2, after nn1 answered "standby"
     cat = ha_hdfs.fs("-cat", path, token_file=tokens)
     assert pq.read_table(pa.BufferReader(cat.stdout)).equals(table), cat.stderr.decode()[-1500:]
 

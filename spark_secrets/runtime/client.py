@@ -152,6 +152,11 @@ class TokenFileClient(Client):
             return self._datanode_call(method, location, kwargs)
         return resp
 
+    @property
+    def active(self) -> int:
+        """Which of the NameNodes (``urls``) answered last, so is asked first (0 before any call)."""
+        return self._bases.index(self._failover.last(self._bases))
+
     def _on_active(self, method: str, rest: str, op: str, kwargs: dict[str, Any]) -> requests.Response:
         """One request to the first NameNode that answers as active, starting with the last one that did."""
         def attempt(base: str) -> requests.Response:
