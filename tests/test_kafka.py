@@ -245,7 +245,7 @@ def test_re_issued_for_the_owner_only_where_a_create_tokens_acl_allows(
         PROVIDER.obtain(targets(conf), as_renewer, Credentials(), owner="alice")
     text = watch.one_line(refused)
     assert "User:alice" in text and "--operation CreateTokens --user-principal User:alice" in text
-    assert set(tool_tokens(kafka, alice)) == before
+    assert set(tool_tokens(kafka, alice)) <= before  # none new (older ones may expire meanwhile)
 
     kafka.grant_create_tokens(RENEWER, "alice")
     try:
@@ -263,7 +263,7 @@ def test_re_issued_for_the_owner_only_where_a_create_tokens_acl_allows(
         with pytest.raises(KafkaAuthorizationError) as not_bob:
             PROVIDER.obtain(targets(conf), as_renewer, Credentials(), owner="bob")
         assert "User:bob" in watch.one_line(not_bob)
-        assert set(tool_tokens(kafka, bob_cc, "bob")) == bob_before
+        assert set(tool_tokens(kafka, bob_cc, "bob")) <= bob_before  # none new
         PROVIDER.cancel(token, as_renewer)
     finally:
         kafka.acl(RENEWER, ("CreateTokens", "DescribeTokens"), user="alice", remove=True)
@@ -310,7 +310,7 @@ def test_bad_input_one_line_and_nothing_created(
     text = watch.one_line(failed)
     for word in words:
         assert word in text
-    assert set(tool_tokens(kafka, alice)) == before
+    assert set(tool_tokens(kafka, alice)) <= before  # none new (older ones may expire meanwhile)
 
 
 # -- doctor ---------------------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def test_doctor_logs_in_to_the_brokers_and_creates_nothing(kafka: KafkaBroker, a
     check = doctor_check(kafka, spark_conf(kafka))
     assert check.status == OK, check.line()
     assert check.detail == f"Kafka cluster {CLUSTER} ({kafka.bootstrap}) accepts your Kerberos login"
-    assert set(tool_tokens(kafka, alice_ccache)) == before
+    assert set(tool_tokens(kafka, alice_ccache)) <= before  # none new
 
 
 def test_doctor_probe_weighs_the_brokers_lifetimes_and_leaves_no_token(kafka: KafkaBroker, alice_ccache: Path) -> None:
@@ -360,7 +360,7 @@ def test_doctor_names_a_wrong_service_name_and_its_fix(kafka: KafkaBroker, alice
     assert "the KDC knows no principal for wrong/localhost" in check.detail, check.line()
     assert f"set {PREFIX}sasl.kerberos.service.name" in check.fix, check.line()
     assert check.line().startswith(f"✗ kafka kafka://{kafka.bootstrap}/{CLUSTER}?") and "\n    fix: " in check.line()
-    assert set(tool_tokens(kafka, alice_ccache)) == before
+    assert set(tool_tokens(kafka, alice_ccache)) <= before  # none new
 
 
 def test_the_doctor_command_prints_the_kafka_line(testbed: Testbed, kafka: KafkaBroker, alice: Path,
