@@ -13,16 +13,11 @@ from dataclasses import dataclass, field
 
 from spark_secrets.errors import ConfigError
 from spark_secrets.kube.client import KubeClient
-from submit_steps.settings import DEPLOY_MODE, Settings
+from submit_steps.settings import DEFAULT_DEPLOY_MODE as DEFAULT_DEPLOY_MODE
+from submit_steps.settings import Settings
+from submit_steps.settings import deploy_mode_of as deploy_mode_of
 
-#: Spark's own default when neither ``--deploy-mode`` nor ``spark.submit.deployMode`` is given.
-DEFAULT_DEPLOY_MODE = "client"
 DEPLOY_MODES = ("client", "cluster")
-
-
-def deploy_mode_of(conf: Mapping[str, str]) -> str:
-    """Where ``conf`` says the driver runs, Spark's default (client) when it does not say."""
-    return "cluster" if conf.get(DEPLOY_MODE) == "cluster" else DEFAULT_DEPLOY_MODE
 
 
 @dataclass(frozen=True)

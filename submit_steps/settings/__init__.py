@@ -32,6 +32,13 @@ T = TypeVar("T")
 PREFIX = "spark.secrets."
 #: Where the driver runs; ``spark-submit --deploy-mode`` sets it (see :func:`submit_steps.sparkconf.conf_from_submit_args`).
 DEPLOY_MODE = "spark.submit.deployMode"
+#: Spark's own default when neither ``--deploy-mode`` nor ``spark.submit.deployMode`` is given.
+DEFAULT_DEPLOY_MODE = "client"
+
+
+def deploy_mode_of(conf: Mapping[str, str]) -> str:
+    """Where ``conf`` says the driver runs, Spark's default (client) when it does not say."""
+    return "cluster" if conf.get(DEPLOY_MODE) == "cluster" else DEFAULT_DEPLOY_MODE
 #: The ending of the token Secret's generated name.
 TOKEN_SECRET_SUFFIX = "-hadoop-tokens"
 #: Kubernetes' longest object name (a DNS subdomain).
@@ -212,7 +219,7 @@ class Settings:
         (where ``--deploy-mode`` goes) says so, else ``client`` (this machine), Spark's own default when
         neither is given. Steps read :attr:`submit_steps.context.JobContext.deploy_mode`, which an entry
         point that is always cluster mode (a SparkApplication, a pod template) sets itself."""
-        return "cluster" if self.conf.get(DEPLOY_MODE) == "cluster" else "client"
+        return deploy_mode_of(self.conf)
 
     @property
     def cluster_mode(self) -> bool:
