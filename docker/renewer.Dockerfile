@@ -16,7 +16,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends libgssapi-krb5-
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
 # The kube extra: the controller layout's per-Secret grants use the kubernetes package's API client.
-RUN pip install --no-cache-dir "$(echo /wheels/spark_secrets-*.whl)[kube]" && rm -rf /wheels
+RUN pip install --no-cache-dir "$(echo /wheels/spark_secrets-*.whl)[kube,kafka]" && rm -rf /wheels
 # No root, no shell history, a private ticket cache in a writable emptyDir.
 USER 65532:65532
 ENV HOME=/tmp

@@ -64,14 +64,15 @@ def bind_lease(bed: Testbed) -> None:
 class RenewerProcess:
     """``spark-secrets renewer`` as a subprocess with its own keytab, kubeconfig and log file."""
 
-    def __init__(self, bed: Testbed, cluster: SecureHdfs, workdir: Path, reissue_before: str = "15s",
+    def __init__(self, bed: Testbed, cluster: SecureHdfs | None, workdir: Path, reissue_before: str = "15s",
                  extra: tuple[str, ...] = (), kubeconfig: Path | None = None,
                  namespaces: tuple[str, ...] = ("alice",)) -> None:
         assert bed.kube is not None
         workdir.mkdir(parents=True, exist_ok=True)
         self.log = workdir / "renewer.log"
         env = bed.env(RENEWER, workdir / "no-user-ticket")
-        env["HADOOP_CONF_DIR"] = str(cluster.client_conf_dir())
+        if cluster is not None:
+            env["HADOOP_CONF_DIR"] = str(cluster.client_conf_dir())
         env["KUBECONFIG"] = str(kubeconfig or bed.kube.kubeconfig(RENEWER))
         argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
                 "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache", str(workdir / "renewer-cc"),

@@ -27,7 +27,7 @@ from spark_secrets.check.renewservice import RenewServiceView, check_renewer
 from spark_secrets.errors import KafkaTokenNotFound, KafkaUnavailable, KubernetesError, SparkSecretsError
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
-from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.token import Token, TokenFacts
 from spark_secrets.tokens.kafka import KafkaProvider, clusters
 from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
 from spark_secrets.tokens.registry import cancel_any, for_kind, register, unregister
@@ -167,8 +167,8 @@ class StreamProvider:
             raise self.down
         return "stream broker 1.2"
 
-    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
-        return self.issued_ms, self.issued_ms + 3 * DAY_MS
+    def facts(self, token: Token, ctx: TokenContext) -> TokenFacts | None:
+        return TokenFacts("alice", self.issued_ms, self.issued_ms + 3 * DAY_MS)
 
 
 class FakeTicket:
@@ -301,14 +301,14 @@ def test_kafka_reached_creating_nothing_and_a_probe_token_weighed(monkeypatch: p
     creds = Credentials()
     provider.obtain(targets[:1], ctx, creds)
     (token,) = creds
-    assert provider.dates(token, ctx) == (NOW, NOW + 7 * DAY)  # remembered from the create answer
+    assert provider.facts(token, ctx) == TokenFacts("alice", NOW, NOW + 7 * DAY)  # remembered from the create answer
     assert [c[0] for c in broker.calls] == ["create"]
-    assert KafkaProvider().dates(token, ctx) == (NOW, NOW + 7 * DAY)  # a provider that did not create it asks
+    assert KafkaProvider().facts(token, ctx) == TokenFacts("alice", NOW, NOW + 7 * DAY)  # one that did not create it asks
     assert [c[0] for c in broker.calls] == ["create", "describe"]
     cancel_any(token, ctx)
     stranger = KafkaProvider()
     stranger.DESCRIBE_WAIT_S = 0.3
-    assert stranger.dates(token, ctx) is None  # gone: nothing to describe
+    assert stranger.facts(token, ctx) is None  # gone: nothing to describe
 
     registered = for_kind("kafka")
     found, lifetimes = check_provider(registered, targets[:1], ctx, probe=True)

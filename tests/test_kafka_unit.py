@@ -221,19 +221,27 @@ def test_obtain_renew_cancel_through_the_registry(broker: FakeKafka, caplog: pyt
     assert not any(secret in caplog.text or secret in repr(creds) for secret in secrets)
 
 
-def test_the_renew_service_reissues_for_the_owner(broker: FakeKafka) -> None:
-    kinds = {k.name: k for k in default_kinds(lambda: None, "spark-renewer")}  # type: ignore[arg-type,return-value]
-    target = "kafka://k:9092/c2?security.protocol=SASL_PLAINTEXT"
-    fresh = kinds["kafka"].obtain([target], "bob")
+def test_the_renew_service_reissues_for_the_owner_only_at_the_clusters_it_was_configured_with(
+        broker: FakeKafka) -> None:
+    served = conf_of_targets(["kafka://k:9092/c2?security.protocol=SASL_PLAINTEXT"])  # renewer --kafka-cluster
+    kinds = {k.name: k for k in default_kinds(lambda: None, "spark-renewer", spark_conf=served)}  # type: ignore[arg-type,return-value]
+    # A Secret's target is its writer's input: other servers or another service name for c2 are not followed.
+    fresh = kinds["kafka"].obtain(["kafka://evil:9092/c2?sasl.kerberos.service.name=HTTP"], "bob")
     assert broker.calls == [("create", "k:9092", "User:bob", "User:spark-renewer")]
     [token] = list(fresh)
     assert token.service == "kafka.server.delegation.token.c2"
-    with pytest.raises(UnusableSecret, match=r"^no bootstrap servers are known for Kafka cluster c2 .*: give "
-                                             r"spark.kafka.clusters.c2.auth.bootstrap.servers$"):
-        kinds["kafka"].renew(token)  # the service's context names no Kafka cluster: its conf must
+    assert kinds["kafka"].renew(token) > 0 and broker.calls[-1][:2] == ("renew", "k:9092")
+    facts = kinds["kafka"].facts(token)
+    assert facts is not None and facts.owner == "bob"  # from the create answer: what the broker said
+    calls = len(broker.calls)
+    with pytest.raises(UnusableSecret, match=r"^no bootstrap servers are configured for Kafka cluster c9: give "
+                                             r"spark.kafka.clusters.c9.auth.bootstrap.servers \(to the renew service: "
+                                             r"--kafka-cluster kafka://<host:port>/c9\)$"):
+        kinds["kafka"].obtain(["kafka://k:9092/c9"], "bob")  # a cluster the service does not serve
+    assert len(broker.calls) == calls  # control above: the configured one was asked; this one asked nothing
     broker.versions = {**VERSIONS, 38: (0, 2)}  # Kafka before 3.3
     with pytest.raises(KafkaError, match="upgrade the brokers to Kafka 3.3 or later"):
-        kinds["kafka"].obtain([target], "bob")
+        kinds["kafka"].obtain(["kafka://k:9092/c2"], "bob")
 
 
 def test_a_down_broker_is_skipped_and_none_answering_is_one_line(broker: FakeKafka) -> None:

@@ -17,7 +17,7 @@ from spark_secrets.errors import NameNodeUnavailable, UnusableSecret
 from spark_secrets.hadoop.conf import HadoopConf
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
-from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.token import Token, TokenFacts
 from spark_secrets.renew.kinds import default_kinds
 from spark_secrets.tokens.metastore import Metastore
 from spark_secrets.tokens.namenodes import Failover
@@ -114,9 +114,11 @@ def test_every_registered_kind_obtains_renews_and_cancels(servers: list[tuple[st
 
 
 def test_every_hadoop_kind_dates_a_token_by_its_identifier() -> None:
-    """``doctor --probe`` weighs a token by the dates its provider gives: Hadoop's identifier's for these."""
+    """``doctor --probe`` weighs a token by the dates its provider gives, the renew service binds its owner:
+    Hadoop's identifier's for these, without asking a server."""
     for kind in ("hdfs", "kms", "hive"):
-        assert for_kind(kind).dates(_token("HDFS_DELEGATION_TOKEN"), TokenContext()) == (1_795_000_000_000, 1_795_604_800_000)
+        facts = for_kind(kind).facts(_token("HDFS_DELEGATION_TOKEN"), TokenContext())
+        assert facts is not None and (facts.issue_ms, facts.max_ms) == (1_795_000_000_000, 1_795_604_800_000)
     assert for_kind("hdfs").reach(("hdfs://ns1",), TokenContext()) == "1 filesystem(s)"  # doctor checks NameNodes
 
 
@@ -164,7 +166,7 @@ class BrokerProvider:
     def reach(self, targets: Sequence[str], ctx: TokenContext) -> str:
         return "the test broker"
 
-    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
+    def facts(self, token: Token, ctx: TokenContext) -> TokenFacts | None:
         return None
 
 

@@ -15,8 +15,8 @@ from spark_secrets.renew.config import ServiceConfig
 from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.service import RenewService
 from spark_secrets.renew.watch import LISTING, PAGE, SYNC, SecretEvent
-from spark_secrets.hadoop.token import Token
-from spark_secrets.secrets.tokensecret import ANNOTATION_VERIFIED, TokenSecret, schedule_annotations
+from spark_secrets.hadoop.token import Token, TokenFacts
+from spark_secrets.secrets.tokensecret import ANNOTATION_VERIFIED, TokenSecret, rfc3339_ms, schedule_annotations
 
 from test_renewal_unit import DAY, ISSUED, _secret
 
@@ -241,3 +241,56 @@ def test_a_token_of_someone_else_is_refused_before_any_server_is_asked() -> None
     kind = _Refusing(None)
     service, kube = _run(kind, _full(_meta("own", sealed=False), _secret(ISSUED + DAY).credentials))
     assert kind.renewed >= 1 and kind.obtained == ["alice"] and service.metrics.refusals == 0
+
+
+class _Hdfs(_Refusing):
+    def owns_token(self, token: Token) -> bool:
+        return token.has_hadoop_identifier
+
+
+class _Kafka(_Refusing):
+    """A Kafka cluster: a token's owner and dates are only what its brokers say (``said``; None: unknown)."""
+
+    name = "kafka"
+
+    def __init__(self, said: TokenFacts | None) -> None:
+        super().__init__(None)
+        self.said, self.asked = said, 0
+
+    def owns_token(self, token: Token) -> bool:
+        return token.kind == "KAFKA_DELEGATION_TOKEN"
+
+    def facts(self, token: Token) -> TokenFacts | None:
+        self.asked += 1
+        return self.said
+
+
+@pytest.mark.parametrize(("said", "refusal"), [
+    (TokenFacts("bob", ISSUED, ISSUED + 3 * DAY), "holds tokens of bob, but its owner is alice"),
+    (None, "holds a kafka token (", ),
+    (TokenFacts("alice", ISSUED, ISSUED + 3 * DAY), None),  # the control
+])
+def test_a_kafka_token_is_bound_to_the_owner_its_brokers_name(said: TokenFacts | None, refusal: str | None) -> None:
+    """A Kafka token's identifier is only its id: whose it is and its max date come from the brokers, asked as a
+    renewer. Another user's token (or one the brokers do not show the service) is refused before anything is
+    renewed; alice's own is renewed with her HDFS token, and the Secret's max date is the Kafka token's."""
+    creds = _secret(ISSUED + DAY).credentials
+    assert creds is not None
+    creds.add(Token(b"kafka-token-id", b"aG1hYw==", "KAFKA_DELEGATION_TOKEN", "kafka.server.delegation.token.c1"))
+    hdfs, kafka = _Hdfs(None), _Kafka(said)
+    kube = _Events(_full(_meta("streaming", sealed=False), creds))
+    service = RenewService(ServiceConfig(renewer="spark-renewer", namespaces=("alice",)), kube,  # type: ignore[arg-type]
+                           [hdfs, kafka], clock=lambda: (ISSUED + 1000) / 1000, seal=SEAL)
+    for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [kube.obj]),
+                  SecretEvent(SYNC, "alice", [])):
+        service.handle(event)
+    service.run_due()
+    assert kafka.asked == 1
+    if refusal is not None:
+        assert (hdfs.renewed, kafka.renewed, service.metrics.refusals) == (0, 0, 1)
+        assert refusal in kube.events[0]["message"] and "kafka-token-id" not in str(kube.events)
+        return
+    assert (hdfs.renewed, kafka.renewed, service.metrics.refusals, service.metrics.renewals) == (1, 1, 0, 1)
+    notes = kube.obj["metadata"]["annotations"]
+    assert notes["spark-secrets.io/max-date"] == rfc3339_ms(ISSUED + 3 * DAY)  # the brokers' word, not HDFS's 7 days
+    assert len(notes["spark-secrets.io/tokens"].split()) == 2  # both handles, for the cancel once it is gone

@@ -41,7 +41,7 @@ def _secret(expiry: int, renewed_at: int | None = None, max_lifetime: int = 7 * 
 
 def test_reads_a_token_secret_without_showing_its_bytes() -> None:
     ts = _secret(ISSUED + DAY)
-    assert (ts.owner, ts.filesystems, ts.max_date_ms) == ("alice", ("hdfs://ns1",), ISSUED + 7 * DAY)
+    assert (ts.token_owners(), ts.filesystems, ts.max_date_ms) == ({"alice"}, ("hdfs://ns1",), ISSUED + 7 * DAY)
     assert len(ts.distinct_tokens()) == 1 and ts.distinct_tokens()[0].kind == "WEBHDFS delegation"
     assert PASSWORD.hex() not in repr(ts) and "alice/job-hadoop-tokens" in repr(ts)
 

@@ -48,7 +48,8 @@ def check_provider(provider: TokenProvider, targets: Sequence[str], ctx: TokenCo
     failed: Check | None = None
     for token in tokens:  # each is cancelled, whatever its neighbours' fate
         try:
-            dates = provider.dates(token, ctx)
+            facts = provider.facts(token, ctx)
+            dates = (facts.issue_ms, facts.max_ms) if facts is not None else None
         except SparkSecretsError:
             dates = None
         found = weigh(name, provider.title, token, ctx, obtained, dates)

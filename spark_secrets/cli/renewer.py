@@ -74,6 +74,7 @@ def renew_config(args: argparse.Namespace) -> RenewConfig:
                                    ca_cert=args.vault_ca_cert, role=args.vault_role, auth_mount=args.vault_auth_mount,
                                    auth="kubernetes")
         role_for(args.vault_role, "namespace", "account")  # a bad template: one line before anything is contacted
+    kafka_clusters = _kafka_clusters(args.kafka_cluster or [])
     return RenewConfig(
         keytab=Path(args.keytab), principal=args.principal,
         ccache=Path(args.ccache or Path.home() / ".cache" / "spark-secrets" / "renewer-ccache"),
@@ -85,7 +86,24 @@ def renew_config(args: argparse.Namespace) -> RenewConfig:
         owner_policy=None if args.owner_policy == "none" else args.owner_policy,
         listen_host=host or "0.0.0.0", listen_port=int(port_text), kubeconfig=args.kubeconfig, ca_bundle=verify(args),
         hive_metastore_uris=args.hive_metastore_uris, hive_principal=args.hive_principal, vault=vault,
-        secrets_interval_s=secrets_interval_s)
+        secrets_interval_s=secrets_interval_s, kafka_clusters=kafka_clusters)
+
+
+def _kafka_clusters(values: list[str]) -> tuple[str, ...]:
+    """``--kafka-cluster`` values, each a Kafka target (``kafka://host:port[,...]/<id>[?setting=value]``),
+    one cluster id at most once."""
+    from spark_secrets.tokens.kafka import KafkaCluster
+
+    seen: set[str] = set()
+    for value in values:
+        try:
+            cluster = KafkaCluster.parse(value)
+        except ConfigError as exc:
+            raise ConfigError(f"--kafka-cluster {exc.problem}", exc.fix) from None
+        if cluster.cluster in seen:
+            raise ConfigError(f"--kafka-cluster names cluster {cluster.cluster} twice", "give each cluster once")
+        seen.add(cluster.cluster)
+    return tuple(values)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -137,6 +155,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     renewer.add_argument("--hive-principal", metavar="PRINCIPAL",
                          help="that metastore's Kerberos principal, _HOST = each URI's host (default: "
                               "hive.metastore.kerberos.principal from hive-site.xml)")
+    renewer.add_argument("--kafka-cluster", action="append", metavar="kafka://HOST:PORT[,...]/ID[?KEY=VALUE]",
+                         help="a Kafka cluster whose delegation tokens it renews, re-issues and cancels (repeatable): "
+                              "its brokers and Spark's cluster id (spark.kafka.clusters.ID), with "
+                              "security.protocol and sasl.kerberos.service.name as a query when not SASL_SSL and "
+                              "kafka; the form `spark-secrets status` shows. A Secret's Kafka tokens of other "
+                              "clusters are not renewed: the brokers a Secret names are its writer's input")
     vault = renewer.add_argument_group(
         "job secrets (rotation of vault: references without a pinned version; off without --vault-role)")
     vault.add_argument("--vault-role", metavar="ROLE",

@@ -17,6 +17,10 @@ HIVE_DELEGATION_KIND = "HIVE_DELEGATION_TOKEN"
 #: Token kinds whose identifier is the plain AbstractDelegationTokenIdentifier layout.
 DELEGATION_KINDS = frozenset({HDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND, SWEBHDFS_DELEGATION_KIND,
                               KMS_DELEGATION_KIND, HIVE_DELEGATION_KIND})
+#: Delegation tokens that Spark stores in the same token file whose identifiers are not Hadoop's: Spark's
+#: ``KafkaTokenUtil`` writes a Kafka token's id as its identifier. Only the token's server can say whose
+#: it is and when it ends (:class:`spark_secrets.hadoop.token.TokenFacts`).
+OPAQUE_DELEGATION_KINDS = frozenset({"KAFKA_DELEGATION_TOKEN"})
 
 
 def _utc(ms: int) -> dt.datetime:

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field, replace
 
 from spark_secrets.errors import TokenFormatError
-from spark_secrets.hadoop.identifier import DELEGATION_KINDS, DelegationTokenIdentifier
+from spark_secrets.hadoop.identifier import DELEGATION_KINDS, OPAQUE_DELEGATION_KINDS, DelegationTokenIdentifier
 from spark_secrets.hadoop.writable import Reader, Writer
 
 
@@ -61,11 +61,17 @@ class Token:
     # -- meaning -----------------------------------------------------------------------------------
     @property
     def is_delegation_token(self) -> bool:
+        """A token some server renews and cancels (Hadoop's kinds, and Spark's Kafka tokens)."""
+        return self.kind in DELEGATION_KINDS or self.kind in OPAQUE_DELEGATION_KINDS
+
+    @property
+    def has_hadoop_identifier(self) -> bool:
+        """Whether the identifier is Hadoop's (owner, renewer, dates); else only its server knows them."""
         return self.kind in DELEGATION_KINDS
 
     def decode_identifier(self) -> DelegationTokenIdentifier | None:
-        """The decoded identifier for delegation-token kinds; ``None`` for kinds kept opaque."""
-        if not self.is_delegation_token:
+        """The decoded identifier for Hadoop's delegation-token kinds; ``None`` for kinds kept opaque."""
+        if not self.has_hadoop_identifier:
             return None
         return DelegationTokenIdentifier.decode(self.identifier)
 
@@ -91,6 +97,30 @@ class Token:
     __str__ = __repr__
 
 
+@dataclass(frozen=True)
+class TokenFacts:
+    """Whose a token is and when it ends, as its server says: for Hadoop's kinds the identifier (which the
+    server checks against the password on every renewal), for others (Kafka) the server's own answer."""
+
+    #: The owner's short name (``alice``), as Hadoop compares owners.
+    owner: str
+    issue_ms: int
+    max_ms: int
+
+    @classmethod
+    def of_identifier(cls, token: Token) -> TokenFacts | None:
+        ident = token.decode_identifier()
+        if ident is None:
+            return None
+        return cls(short_name(ident.owner), ident.issue_date, ident.max_date)
+
+
+def short_name(principal: str) -> str:
+    """``alice/host@REALM`` or Kafka's ``User:alice`` → ``alice`` (what HDFS compares; the owner label holds it)."""
+    name = principal.split(":", 1)[1] if principal.startswith("User:") else principal
+    return name.split("@")[0].split("/")[0]
+
+
 def utc_text(ms: int) -> str:
     """Milliseconds since the epoch as people read them in ``show`` output and logs."""
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -99,7 +129,7 @@ def utc_text(ms: int) -> str:
 def describe_token(alias: str, token: Token) -> dict[str, object]:
     """The non-secret facts about a token, for ``show`` and logs."""
     out: dict[str, object] = {"alias": alias, "kind": token.kind, "service": token.service, "id": token.fingerprint}
-    ident = token.decode_identifier() if token.is_delegation_token else None
+    ident = token.decode_identifier()
     if ident is not None:
         out.update(owner=ident.owner, renewer=ident.renewer, real_user=ident.real_user or None,
                    issue_date=utc_text(ident.issue_date), max_date=utc_text(ident.max_date),

@@ -93,7 +93,7 @@ class TokenActions:
         now = self._now()
         assert ts.credentials is not None
         outgoing = self.rollover.at_write(ts, now)
-        notes = {**schedule_annotations(ts.credentials, expiry, renewed_at_ms=now),
+        notes = {**schedule_annotations(ts.credentials, expiry, renewed_at_ms=now, max_date_ms=ts.max_date_ms),
                  **self._plan(dataclasses.replace(ts, outgoing=outgoing.outgoing), "renewed", expiry, ts.max_date_ms,
                               now),
                  ANNOTATION_VERIFIED: self.seal.of(ts, token_handles(ts.credentials))}
@@ -126,15 +126,18 @@ class TokenActions:
                 obtained = kind.obtain(targets, ts.owner_label)
                 creds.tokens.update(obtained.tokens)
                 creds.secret_keys.update(obtained.secret_keys)
-        fresh = dataclasses.replace(ts, credentials=creds, verified=True, outgoing=None)  # obtained by the service
+        fresh = dataclasses.replace(ts, credentials=creds, verified=True, outgoing=None, facts=None)  # the service's
         for token in fresh.distinct_tokens():
             self.metrics.count(self._kind(token).name, "obtain")
+        for token in fresh.opaque_tokens():  # what the server answered when it created them
+            if (facts := self._kind(token).facts(token)) is not None:
+                fresh.learn(token, facts)
         expiry = min(self._kind(t).renew(t) for t in fresh.distinct_tokens())
         data = base64.b64encode(creds.to_bytes(ts.file_format)).decode("ascii")
         now = self._now()
         outgoing = self.rollover.begin(ts, extended, now)  # the tokens the pods use until they have the new ones
         try:
-            notes = {**schedule_annotations(creds, expiry, renewed_at_ms=now),
+            notes = {**schedule_annotations(creds, expiry, renewed_at_ms=now, max_date_ms=fresh.max_date_ms),
                      **self._plan(dataclasses.replace(fresh, outgoing=outgoing.outgoing), "re-issued", expiry,
                                   fresh.max_date_ms, now),
                      ANNOTATION_VERIFIED: self.seal.of(ts, token_handles(creds))}
@@ -224,7 +227,7 @@ class TokenActions:
                 kind.cancel(token)
                 self.metrics.count(kind.name, "cancel")
                 self.metrics.cancellations += 1
-                log.info("cancelled a token of %s %s (%s)", why, ts.ref, self._seq(ts))
+                log.info("cancelled a token of %s %s (%s)", why, ts.ref, _which(token))
             except HdfsError as exc:
                 # Already expired or cancelled is fine: nothing can use it any more.
                 log.info("token of deleted %s not cancelled: %s", ts.ref, exc.problem)
@@ -234,4 +237,16 @@ class TokenActions:
 
     @staticmethod
     def _seq(ts: TokenSecret) -> str:
-        return "sequence " + ",".join(str(i.sequence_number) for i in ts.identifiers[:1])
+        return which_tokens(ts)
+
+
+def which_tokens(ts: TokenSecret) -> str:
+    """A Secret's tokens for logs: the first one's (no secret)."""
+    tokens = ts.cancel_tokens()
+    return _which(tokens[0]) if tokens else "no token"
+
+
+def _which(token: Token) -> str:
+    """A token for logs: its Hadoop sequence number, else its fingerprint (never a secret)."""
+    ident = token.decode_identifier()
+    return f"sequence {ident.sequence_number}" if ident is not None else f"token {token.fingerprint}"

@@ -31,6 +31,7 @@ from spark_secrets.renew.rotation import SecretRotator
 from spark_secrets.renew.seal import Seal
 from spark_secrets.renew.service import RenewService
 from spark_secrets.renew.session import KeytabSession
+from spark_secrets.tokens.kafka import conf_of_targets
 from spark_secrets.tokens.metastore import Metastore
 
 log = logging.getLogger("spark_secrets.renew")
@@ -69,6 +70,8 @@ class RenewConfig:
     #: Where job secrets' vault: values are followed from; None: no rotation.
     vault: VaultConfig | None = None
     secrets_interval_s: float = 30.0
+    #: ``--kafka-cluster``: Kafka targets (``kafka://host:port/<id>?...``), the only brokers it asks.
+    kafka_clusters: tuple[str, ...] = ()
 
     @property
     def policy(self) -> Policy:
@@ -137,7 +140,8 @@ def build_service(config: RenewConfig, kube: KubeClient, login: KeytabSession, l
         rotator = SecretRotator(counted, config.vault, namespaces=config.namespaces, metrics=metrics,
                                 report=events.post, interval=config.secrets_interval_s,
                                 leader=leader or (lambda: True))
-    kinds = default_kinds(login, login.short_name, conf=hadoop_conf, verify=config.ca_bundle, metastore=metastore)
+    kinds = default_kinds(login, login.short_name, conf=hadoop_conf, verify=config.ca_bundle, metastore=metastore,
+                          spark_conf=conf_of_targets(config.kafka_clusters))
     settings = ServiceConfig(renewer=login.short_name, principal=login.principal, namespaces=config.namespaces,
                              policy=config.policy, sweep_interval=config.sweep_interval_s,
                              orphan_grace_ms=config.orphan_grace_ms)

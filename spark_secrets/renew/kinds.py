@@ -7,7 +7,7 @@ renew them, or cancel them. A new kind is a new provider in the registry; nothin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,7 +15,7 @@ from requests.auth import AuthBase
 
 from spark_secrets.hadoop.conf import HadoopConf
 from spark_secrets.hadoop.credentials import Credentials
-from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.token import Token, TokenFacts
 from spark_secrets.tokens.metastore import Metastore
 from spark_secrets.tokens.provider import TokenContext, TokenProvider
 from spark_secrets.tokens.registry import providers
@@ -42,6 +42,9 @@ class TokenKind(Protocol):
 
     def cancel(self, token: Token) -> None:
         """Cancel at the issuing server (the password is not needed: servers authorize by identity)."""
+
+    def facts(self, token: Token) -> TokenFacts | None:
+        """Whose ``token`` is and when it ends, as its server says (``None``: it knows no such token)."""
 
 
 @dataclass
@@ -73,9 +76,17 @@ class ProviderKind:
     def cancel(self, token: Token) -> None:
         self.provider.cancel(token, self.context)
 
+    def facts(self, token: Token) -> TokenFacts | None:
+        return self.provider.facts(token, self.context)
+
 
 def default_kinds(auth: Callable[[], AuthBase], renewer: str, *, conf: HadoopConf | None = None,
-                  verify: bool | str = True, metastore: Metastore | None = None) -> list[TokenKind]:
-    """Every registered provider, logged in as the service (``auth`` is called per server call)."""
-    context = TokenContext(auth=auth, hadoop=conf, verify=verify, renewer=renewer, user=renewer, metastore=metastore)
+                  verify: bool | str = True, metastore: Metastore | None = None,
+                  spark_conf: Mapping[str, str] | None = None) -> list[TokenKind]:
+    """Every registered provider, logged in as the service (``auth`` is called per server call).
+
+    ``spark_conf`` holds the settings of kinds configured in Spark's vocabulary (the Kafka clusters the
+    service serves); a Secret's targets are its writer's input, so only servers configured here are asked."""
+    context = TokenContext(auth=auth, hadoop=conf, verify=verify, renewer=renewer, user=renewer, metastore=metastore,
+                           conf=dict(spark_conf or {}), targets_trusted=False)
     return [ProviderKind(provider, context) for provider in providers()]

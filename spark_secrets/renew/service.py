@@ -282,6 +282,7 @@ class RenewService(TokenActions):
         server bound that label to the Secret's creator (the admission policy covered it)."""
         if not ts.owner_label:
             raise TokenRefused(f"{ts.ref} names no owner (label {LABEL_OWNER})", "recreate it with spark-secrets")
+        self._learn(ts)
         others = ts.token_owners() - {ts.owner_label}
         if others:
             raise TokenRefused(f"{ts.ref} holds tokens of {', '.join(sorted(others))}, but its owner is "
@@ -289,6 +290,18 @@ class RenewService(TokenActions):
         problem = self.owner_policy.problem(ts) if self.owner_policy is not None else None
         if problem:
             raise TokenRefused(f"{ts.ref}: {problem}", POLICY_FIX)
+
+    def _learn(self, ts: TokenSecret) -> None:
+        """Asks the servers whose tokens' identifiers say nothing (Kafka's) whose they are and when they end;
+        refuses a token its server does not show this service (not one it renews, or a forged id)."""
+        for token in ts.opaque_tokens():
+            kind = self._kind(token)
+            facts = kind.facts(token)
+            if facts is None:
+                raise TokenRefused(f"{ts.ref} holds a {kind.name} token ({token.fingerprint}) that its servers do not "
+                                   f"show to this service", "submit the job again with spark-secrets, naming this "
+                                   "renew service as the tokens' renewer (spark.secrets.renewer)")
+            ts.learn(token, facts)
 
     def _refuse(self, ts: TokenSecret, exc: TokenRefused) -> None:
         """One Event and log line, a count, and no action: until the Secret changes (or, when only the

@@ -31,6 +31,7 @@ from spark_secrets.renew.kinds import TokenKind
 from spark_secrets.renew.metrics import Metrics
 from spark_secrets.renew.rollover import renew_each
 from spark_secrets.hadoop.token import Token
+from spark_secrets.renew.actions import which_tokens
 from spark_secrets.secrets.tokensecret import TokenSecret, distinct_tokens, rfc3339
 
 log = logging.getLogger("spark_secrets.renew")
@@ -196,9 +197,9 @@ class Standby:
                          rfc3339(full.outgoing.until_ms), rfc3339(answered))
             else:
                 note.expiry_ms, note.renewed_at_ms = answered, now
-                log.info("standby renewed %s (%d token(s), sequence %s) for a late leader: now expires %s; the Secret "
+                log.info("standby renewed %s (%d token(s), %s) for a late leader: now expires %s; the Secret "
                          "is left to the leader", ts.ref, len(tokens),
-                         ",".join(str(i.sequence_number) for i in full.identifiers[:1]), rfc3339(answered))
+                         which_tokens(full), rfc3339(answered))
 
     def _renew_tokens(self, tokens: list[Token]) -> list[int]:
         expiries = renew_each(tokens, self.kind_of, self.metrics)

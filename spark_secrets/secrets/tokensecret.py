@@ -27,7 +27,7 @@ from typing import Any
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import TokenFormatError, UnusableSecret
 from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
-from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.token import Token, TokenFacts, short_name
 
 DOMAIN = "spark-secrets.io"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -73,6 +73,9 @@ OWNER_SEPARATOR = "--"
 #: ``outgoing-renewed-at``: as ``expiry`` and ``renewed-at``; ``outgoing-verified``: the service's seal over
 #: all of these, so that only outgoing tokens the service wrote itself are ever renewed or cancelled.
 OUTGOING_SUFFIX = ".outgoing"
+#: The max date of tokens whose identifiers say nothing (Kafka's) before their servers were asked: far off,
+#: so that they are renewed (which learns it), never re-issued, at first sight.
+UNKNOWN_MAX_DATE_MS = 1 << 62
 ANNOTATION_OUTGOING_TOKENS = f"{DOMAIN}/outgoing-tokens"
 ANNOTATION_OUTGOING_UNTIL = f"{DOMAIN}/outgoing-until"
 ANNOTATION_OUTGOING_EXPIRY = f"{DOMAIN}/outgoing-expiry"
@@ -147,15 +150,18 @@ def identifiers_of(tokens: Iterable[Token]) -> tuple[DelegationTokenIdentifier, 
 
 
 def schedule_annotations(creds: Credentials, expiry_ms: int, *, estimated: bool = False,
-                         renewed_at_ms: int | None = None) -> dict[str, str | None]:
-    """The scheduling annotations for ``creds`` (None removes one in a merge patch)."""
+                         renewed_at_ms: int | None = None, max_date_ms: int | None = None) -> dict[str, str | None]:
+    """The scheduling annotations for ``creds`` (None removes one in a merge patch); the max date is
+    ``max_date_ms`` when given (what the servers said of every token), else the identifiers'."""
     idents = identifiers_of(creds)
     notes: dict[str, str | None] = {ANNOTATION_EXPIRY: rfc3339_ms(expiry_ms),
                                     ANNOTATION_EXPIRY_ESTIMATED: "true" if estimated else None,
                                     ANNOTATION_RENEWED_AT: rfc3339_ms(renewed_at_ms) if renewed_at_ms else None,
                                     ANNOTATION_TOKENS: token_handles(creds)}
-    if idents:
-        notes[ANNOTATION_MAX_DATE] = rfc3339_ms(min(i.max_date for i in idents))
+    if max_date_ms is None and idents:
+        max_date_ms = min(i.max_date for i in idents)
+    if max_date_ms is not None:
+        notes[ANNOTATION_MAX_DATE] = rfc3339_ms(max_date_ms)
     return notes
 
 
@@ -168,11 +174,6 @@ def release_patch(key: str, resource_version: str) -> dict[str, Any]:
 
 
 # -- the reader's side ------------------------------------------------------------------------------
-
-
-def _short(principal: str) -> str:
-    """``alice/host@REALM`` → ``alice`` (what HDFS compares; the owner label holds it)."""
-    return principal.split("@")[0].split("/")[0]
 
 
 def _interned(text: object) -> str:
@@ -266,6 +267,9 @@ class TokenSecret:
     verified: bool = False
     #: A re-issue's outgoing tokens, if the Secret names any (None for nearly all: one slot per Secret).
     outgoing: Outgoing | None = None
+    #: What the servers said of the tokens whose identifiers say nothing (Kafka's), by identifier. Set by the
+    #: renew service from the server's answer (:meth:`learn`), never read from the Secret.
+    facts: dict[bytes, TokenFacts] | None = None
 
     def __repr__(self) -> str:
         held = f"tokens={len(self.credentials)}" if self.credentials is not None else "metadata only"
@@ -287,27 +291,37 @@ class TokenSecret:
     def max_date_ms(self) -> int:
         if self.credentials is None and self.max_date_annotation_ms is not None:
             return self.max_date_annotation_ms
-        idents = self.identifiers
-        return min(i.max_date for i in idents) if idents else self.expiry_ms
+        dates = [i.max_date for i in self.identifiers] + [f.max_ms for f in (self.facts or {}).values()]
+        if dates:
+            return min(dates)
+        # Only tokens whose servers alone know their dates (Kafka's), not asked yet: the first renewal learns it.
+        return self.max_date_annotation_ms or UNKNOWN_MAX_DATE_MS
 
     @property
     def issue_date_ms(self) -> int:
-        idents = self.identifiers
-        return max(i.issue_date for i in idents) if idents else 0
+        dates = [i.issue_date for i in self.identifiers] + [f.issue_ms for f in (self.facts or {}).values()]
+        return max(dates) if dates else 0
+
+    def opaque_tokens(self) -> list[Token]:
+        """The distinct tokens whose identifiers say nothing of owner or dates (Kafka's; needs the data)."""
+        return [t for t in self.distinct_tokens() if not t.has_hadoop_identifier]
+
+    def learn(self, token: Token, facts: TokenFacts) -> None:
+        """What ``token``'s server said of it (the renew service only)."""
+        if self.facts is None:
+            self.facts = {}
+        self.facts[token.identifier] = facts
 
     @property
     def expiry_known(self) -> bool:
         """Whether the expiry came from the token's server (a renewal or re-issue by the service)."""
         return self.renewed_at_ms is not None and not self.expiry_estimated
 
-    @property
-    def owner(self) -> str:
-        """The tokens' owner as a short name (what the identifier says: input from the Secret's writer)."""
-        return _short(self.identifiers[0].owner)
-
     def token_owners(self) -> set[str]:
-        """The short names of every distinct token's owner (needs the data)."""
-        return {_short(i.owner) for i in identifiers_of(self.distinct_tokens())}
+        """The short names of every distinct token's owner (needs the data): what a Hadoop identifier says
+        (its server checks it on renewal), and what the servers said of the others (:meth:`learn`)."""
+        return ({short_name(i.owner) for i in identifiers_of(self.distinct_tokens())}
+                | {f.owner for f in (self.facts or {}).values()})
 
     @property
     def data_matches_handles(self) -> bool:
@@ -371,10 +385,9 @@ class TokenSecret:
         except (TokenFormatError, ValueError) as exc:
             problem = exc.problem if isinstance(exc, TokenFormatError) else "not base64"
             raise UnusableSecret(f"token Secret {ts.ref} does not hold a Hadoop token file ({problem})") from None
-        idents = identifiers_of(creds)
-        if not idents:
+        if not distinct_tokens(creds):
             raise UnusableSecret(f"token Secret {ts.ref} holds no delegation tokens")
-        expiry = ts.expiry_ms or min(i.max_date for i in idents)
+        expiry = ts.expiry_ms or min((i.max_date for i in identifiers_of(creds)), default=0)
         outgoing = ts.outgoing
         raw_outgoing = (obj.get("data") or {}).get(outgoing_key(ts.key))
         if raw_outgoing is not None:  # unreadable: no credentials, so it matches no seal and is dropped

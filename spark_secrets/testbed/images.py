@@ -125,7 +125,7 @@ RENEWER_DEPS_DIR = "/opt/renewer-deps"
 RENEWER_UID = 65532
 #: The extras of ``setup.cfg`` the renew service installs with the project (``kubernetes`` for the
 #: controller layout's grants and exec-plugin kubeconfigs), as ``renewer.Dockerfile`` does.
-RENEWER_EXTRAS = ("kube",)
+RENEWER_EXTRAS = ("kube", "kafka")
 
 
 def renewer_image_archive(progress: Progress = print) -> tuple[str, Path]:

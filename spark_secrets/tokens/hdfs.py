@@ -16,7 +16,7 @@ from spark_secrets.hadoop.identifier import (
     SWEBHDFS_DELEGATION_KIND,
     WEBHDFS_DELEGATION_KIND,
 )
-from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.token import Token, TokenFacts
 from spark_secrets.tokens.kms import (
     IGNORE_NAMENODE_PROVIDER,
     KeyProvider,
@@ -26,7 +26,7 @@ from spark_secrets.tokens.kms import (
     obtain_kms_token,
 )
 from spark_secrets.tokens.namenodes import Failover, namenodes_for
-from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext, hadoop_dates
+from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 log = logging.getLogger(__name__)
@@ -188,8 +188,8 @@ class HdfsProvider:
         """Nothing asked: ``doctor`` checks each filesystem's NameNodes by itself (which one is active)."""
         return f"{len(targets)} filesystem(s)"
 
-    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
-        return hadoop_dates(token)
+    def facts(self, token: Token, ctx: TokenContext) -> TokenFacts | None:
+        return TokenFacts.of_identifier(token)
 
 
 def kms_shortfall(problem: SparkSecretsError) -> Shortfall:

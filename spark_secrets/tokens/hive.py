@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from spark_secrets.errors import SparkSecretsError, UnusableSecret
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND
-from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.token import Token, TokenFacts
 from spark_secrets.tokens.metastore import (
     Metastore,
     add_hive_token,
@@ -17,7 +17,7 @@ from spark_secrets.tokens.metastore import (
     obtain_hive_token,
     renew_hive_token,
 )
-from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext, hadoop_dates
+from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
 
 
 class HiveProvider:
@@ -85,5 +85,5 @@ class HiveProvider:
             raise SparkSecretsError(exc.problem, "check spark.secrets.hive.metastoreUris") from exc
         return f"Hive metastore {version}".rstrip()
 
-    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
-        return hadoop_dates(token)
+    def facts(self, token: Token, ctx: TokenContext) -> TokenFacts | None:
+        return TokenFacts.of_identifier(token)

@@ -16,9 +16,11 @@ The token (Spark's ``KafkaTokenUtil.obtainToken``): kind ``KAFKA_DELEGATION_TOKE
 HMAC. Executors select it by matching the consumer's bootstrap servers with the cluster's regex and
 log in with SCRAM (username the token id, password that text, ``tokenauth=true``).
 
-A target is ``kafka://<servers>/<id>`` with the non-default settings as a query, so that the renew
-service can obtain again from a Secret's targets alone; renewing and cancelling find the servers of a
-token's cluster in ``ctx.conf`` (:func:`conf_of_targets` makes that from the targets).
+A target is ``kafka://<servers>/<id>`` with the non-default settings as a query (what a token Secret's
+annotation and ``status`` show). Renewing and cancelling find the servers of a token's cluster (a token
+names only its cluster) in ``ctx.conf``; so does obtaining when the targets are not the caller's own
+(``ctx.targets_trusted`` False): the renew service contacts only the clusters it was configured with
+(``renewer --kafka-cluster``, read by :func:`conf_of_targets`), whatever a Secret's writer named.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from spark_secrets.errors import ConfigError, KafkaError, KafkaTokenNotFound, UnusableSecret
 from spark_secrets.hadoop.credentials import Credentials
-from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.token import Token, TokenFacts, short_name
 from spark_secrets.tokens.kafkaclient import SASL_SSL, BrokerSettings, Connector, KafkaTokenClient
 from spark_secrets.tokens.kafkaproto import TokenInfo
 from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
@@ -193,7 +195,7 @@ class KafkaProvider:
 
     def __init__(self, connect: Connector | None = None) -> None:
         self.connect = connect
-        self._dates: OrderedDict[str, tuple[int, int, float]] = OrderedDict()  # issue, max, created (monotonic)
+        self._dates: OrderedDict[str, tuple[TokenFacts, float]] = OrderedDict()  # and when created (monotonic)
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -209,11 +211,15 @@ class KafkaProvider:
         return KafkaTokenClient(cluster.broker_settings(ctx), ctx.gssapi_credentials(), connect=self.connect)
 
     def _configured(self, token: Token, ctx: TokenContext) -> KafkaCluster:
-        name = cluster_of(token)
+        return self._known(cluster_of(token), ctx)
+
+    @staticmethod
+    def _known(name: str, ctx: TokenContext) -> KafkaCluster:
         cluster = KafkaCluster.from_conf(ctx.conf, name)
         if cluster is None:
-            raise UnusableSecret(f"no bootstrap servers are known for Kafka cluster {name} (a token names only "
-                                 "its cluster)", f"give {CLUSTERS_PREFIX}{name}.{AUTH_SERVERS}")
+            raise UnusableSecret(f"no bootstrap servers are configured for Kafka cluster {name}",
+                                 f"give {CLUSTERS_PREFIX}{name}.{AUTH_SERVERS} (to the renew service: "
+                                 f"--kafka-cluster kafka://<host:port>/{name})")
         return cluster
 
     def obtain(self, targets: Sequence[str], ctx: TokenContext, creds: Credentials, *, owner: str | None = None,
@@ -229,15 +235,20 @@ class KafkaProvider:
             expiries.append(info.expiry_ms)
         return min(expiries) if expiries else None
 
-    @staticmethod
-    def _target(target: str, ctx: TokenContext) -> KafkaCluster:
+    @classmethod
+    def _target(cls, target: str, ctx: TokenContext) -> KafkaCluster:
+        """The cluster to ask: as the caller's conf configures it (truststore, protocol), else, for the
+        caller's own targets only, as the target says."""
         cluster = KafkaCluster.parse(target)
+        if not ctx.targets_trusted:
+            return cls._known(cluster.cluster, ctx)
         known = KafkaCluster.from_conf(ctx.conf, cluster.cluster)  # the job's conf (truststore), if here
         return replace(cluster, settings={**known.settings, **cluster.settings}) if known is not None else cluster
 
     def _remember(self, info: TokenInfo) -> None:
         with self._lock:
-            self._dates[info.token_id] = (info.issue_ms, info.max_ms, time.monotonic())
+            self._dates[info.token_id] = (TokenFacts(short_name(info.owner), info.issue_ms, info.max_ms),
+                                          time.monotonic())
             while len(self._dates) > self.REMEMBERED:
                 self._dates.popitem(last=False)
 
@@ -250,22 +261,22 @@ class KafkaProvider:
             reached.append(client.settings.where)
         return ", ".join(reached)
 
-    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
-        """From the create answer when this provider created ``token``, else as the brokers describe it
-        (asked again for a few seconds while they do not know it yet)."""
+    def facts(self, token: Token, ctx: TokenContext) -> TokenFacts | None:
+        """From the create answer when this provider created ``token``, else as the brokers describe it to
+        the caller (its owner or a renewer; asked again for a few seconds while they do not know it yet)."""
         known = self._created(token)
         if known is not None:
-            return known[0], known[1]
+            return known[0]
         deadline = time.monotonic() + self.DESCRIBE_WAIT_S
         while (info := self.describe(token, ctx)) is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        return (info.issue_ms, info.max_ms) if info is not None else None
+        return TokenFacts(short_name(info.owner), info.issue_ms, info.max_ms) if info is not None else None
 
     def summary(self, targets: Sequence[str], creds: Credentials) -> str | None:
         count = sum(t.kind == KAFKA_DELEGATION_KIND for t in creds)
         return f"{count} Kafka cluster(s)" if count else None
 
-    def _created(self, token: Token) -> tuple[int, int, float] | None:
+    def _created(self, token: Token) -> tuple[TokenFacts, float] | None:
         with self._lock:
             return self._dates.get(token.identifier.decode("utf-8", "replace"))
 
@@ -276,7 +287,7 @@ class KafkaProvider:
                 return call()
             except KafkaTokenNotFound:
                 known = self._created(token)
-                if known is None or time.monotonic() - known[2] > self.FRESH_S:
+                if known is None or time.monotonic() - known[1] > self.FRESH_S:
                     raise
                 time.sleep(0.2)
 
@@ -285,8 +296,17 @@ class KafkaProvider:
         return self._while_fresh(token, lambda: client.renew(hmac_of(token)))
 
     def cancel(self, token: Token, ctx: TokenContext) -> None:
+        """Expires ``token`` now. Without its password (a handle: the renew service cancelling after the
+        Secret is gone) the HMAC is read from the brokers, which describe a token to its renewers."""
         client = self.client(self._configured(token, ctx), ctx)
-        self._while_fresh(token, lambda: client.expire(hmac_of(token)))
+        if token.password:
+            self._while_fresh(token, lambda: client.expire(hmac_of(token)))
+            return
+        info = self.describe(token, ctx)
+        if info is None:
+            raise KafkaTokenNotFound(f"Kafka cluster {cluster_of(token)} knows no token {token.fingerprint} this "
+                                     "service may see (expired or cancelled already)")
+        client.expire(info.hmac)
 
     def describe(self, token: Token, ctx: TokenContext) -> TokenInfo | None:
         """What the brokers know of ``token`` (``None``: nothing, e.g. after it was cancelled)."""

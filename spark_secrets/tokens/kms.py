@@ -26,8 +26,8 @@ from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import ConfigError, ServerUnavailable
 from spark_secrets.hadoop.conf import HadoopConf, token_service_address
 from spark_secrets.hadoop.identifier import KMS_DELEGATION_KIND
-from spark_secrets.hadoop.token import Token
-from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext, hadoop_dates
+from spark_secrets.hadoop.token import Token, TokenFacts
+from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
 from spark_secrets.tokens.webhdfs import TokenHttpClient
 
 log = logging.getLogger(__name__)
@@ -190,5 +190,5 @@ class KmsProvider:
         """Nothing asked: a KMS comes with the filesystems whose encryption zones use it (no targets)."""
         return "the filesystems' KMS"
 
-    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
-        return hadoop_dates(token)
+    def facts(self, token: Token, ctx: TokenContext) -> TokenFacts | None:
+        return TokenFacts.of_identifier(token)

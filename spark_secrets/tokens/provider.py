@@ -1,7 +1,8 @@
 """The one interface every kind of delegation token is spoken to through, in the spirit of Spark's
 ``HadoopDelegationTokenProvider``: a name, whether a job needs its tokens, obtain them into
 credentials, renew (returning the new expiry) and cancel; for ``doctor``, a login that changes
-nothing (:meth:`TokenProvider.reach`) and a token's issue and max dates (:meth:`TokenProvider.dates`).
+nothing (:meth:`TokenProvider.reach`); for ``doctor`` and the renew service, whose a token is and its issue
+and max dates (:meth:`TokenProvider.facts`).
 
 The submission, ``spark-secrets tokens``, ``doctor --probe`` and the renew service all go through
 :mod:`spark_secrets.tokens.registry`, so a new kind is one module with a provider and one line there.
@@ -19,7 +20,7 @@ from requests.auth import AuthBase
 from spark_secrets.errors import SparkSecretsError
 from spark_secrets.hadoop.conf import FileSystemTarget, HadoopConf
 from spark_secrets.hadoop.credentials import Credentials
-from spark_secrets.hadoop.token import Token
+from spark_secrets.hadoop.token import Token, TokenFacts
 from spark_secrets.tokens.metastore import Metastore
 
 
@@ -55,6 +56,9 @@ class TokenContext:
     ``metastore`` is the Hive metastore to renew and cancel at (a Hive token's service names no
     address); ``filesystem`` is the NameNodes to ask instead of those an HDFS token's service names
     (``tokens renew --filesystem``); ``conf`` is the Spark conf, for kinds with settings of their own.
+    ``targets_trusted`` False: the targets are someone else's input (a Secret's annotation, read by the
+    renew service), so a kind whose targets carry servers and login settings (Kafka's) contacts only
+    those of :attr:`conf`, the caller's own configuration.
     """
 
     auth: Callable[[], AuthBase | None] = _no_auth
@@ -65,6 +69,7 @@ class TokenContext:
     metastore: Metastore | None = None
     filesystem: FileSystemTarget | None = None
     conf: Mapping[str, str] = field(default_factory=dict)
+    targets_trusted: bool = True
 
     def gssapi_credentials(self) -> gssapi.Credentials | None:
         """The Kerberos credentials behind :attr:`auth` (``None``: the default ticket cache)."""
@@ -131,13 +136,9 @@ class TokenProvider(Protocol):
         Raises the project's errors, each a one-line problem and its fix."""
         ...
 
-    def dates(self, token: Token, ctx: TokenContext) -> tuple[int, int] | None:
-        """``token``'s issue and max date (ms since the epoch), which ``doctor --probe`` weighs its
-        lifetimes by; ``None`` when unknown."""
+    def facts(self, token: Token, ctx: TokenContext) -> TokenFacts | None:
+        """``token``'s owner, issue and max date as its server knows them: ``doctor --probe`` weighs lifetimes
+        by the dates, the renew service binds the owner to the Secret's. From a Hadoop identifier without
+        asking; a kind whose identifier says nothing asks its server. ``None``: the server knows no such
+        token that the caller may see."""
         ...
-
-
-def hadoop_dates(token: Token) -> tuple[int, int] | None:
-    """Issue and max date of a token with Hadoop's identifier (HDFS, KMS, Hive); ``None`` for another."""
-    ident = token.decode_identifier()
-    return (ident.issue_date, ident.max_date) if ident is not None else None
