@@ -13,7 +13,7 @@ from spark_secrets.login.kerberos import TicketCache, current_ticket_cache
 from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.tokens.hdfs import HdfsProvider, kms_shortfall, merge
 from spark_secrets.tokens.provider import Shortfall, TokenContext, TokenProvider
-from spark_secrets.tokens.registry import providers
+from spark_secrets.tokens.registry import cancel_any, providers
 from submit_steps.context import JobContext
 from submit_steps.settings import Settings
 from submit_steps.spec import SubmissionSpec
@@ -74,6 +74,7 @@ class DelegationTokenStep(SubmitStep):
                 self._obtain(provider, targets, ctx, creds, came_along, ticket)
             except SparkSecretsError as exc:
                 if provider.essential:
+                    _cancel_obtained(creds, ctx)  # the submission stops here: leave no token behind
                     raise
                 shortfalls.append(Shortfall(provider.title, provider.consequence, exc))
         if not len(creds):
@@ -95,3 +96,13 @@ class DelegationTokenStep(SubmitStep):
             shortfalls.extend(kms_shortfall(p) for p in problems)
             return
         provider.obtain(targets, ctx, creds, shortfalls=shortfalls)
+
+
+def _cancel_obtained(creds: Credentials, ctx: TokenContext) -> None:
+    """Cancel what earlier providers obtained for a submission that fails; a token that will not cancel is
+    left to its expiry (the failure that stops the submission is the one to report)."""
+    for token in {t.identifier: t for t in creds}.values():
+        try:
+            cancel_any(token, ctx)
+        except SparkSecretsError:
+            pass

@@ -201,6 +201,35 @@ def test_a_registered_provider_that_fails_is_a_warning(registered: BrokerProvide
         "warning: no test broker token, so the test stream will fail: broker down"]
 
 
+def test_an_essential_provider_that_fails_stops_the_submission_and_the_tokens_obtained_are_cancelled(
+        registered: BrokerProvider) -> None:
+    """Kafka's provider is essential (a job names a cluster only to use it): when it fails, nothing is left behind."""
+
+    class Stream(BrokerProvider):
+        kind, essential, token_kinds = "stream", True, ("STREAM_TOKEN",)
+
+        def required(self, job: JobSettings) -> tuple[str, ...]:
+            return ("stream://down:1",)
+
+        def obtain(self, *args: Any, **kwargs: Any) -> int | None:
+            raise NameNodeUnavailable("stream brokers down")
+
+    register(Stream())
+    try:
+        settings = Settings({**BASE, "spark.test.servers": "test://broker:9092"})
+        with pytest.raises(NameNodeUnavailable, match="stream brokers down"):
+            DelegationTokenStep(settings, ticket=Ticket, fetch=lambda *a: creds()).apply(  # type: ignore[arg-type]
+                SubmissionSpec(conf=settings.conf))
+    finally:
+        unregister("stream")
+    assert registered.calls[0][0] == "obtain" and ("cancel", "test://broker:9092") in registered.calls
+    # The control: the same failure in a provider that is not essential is a warning; nothing is cancelled.
+    registered.calls.clear()
+    spec = DelegationTokenStep(settings, ticket=Ticket, fetch=lambda *a: creds()).apply(  # type: ignore[arg-type]
+        SubmissionSpec(conf=settings.conf))
+    assert [c[0] for c in registered.calls] == ["obtain"] and spec.credentials is not None
+
+
 def test_a_registered_provider_is_a_kind_of_the_renew_service(registered: BrokerProvider) -> None:
     kinds = {kind.name: kind for kind in default_kinds(lambda: None, "spark-renewer")}  # type: ignore[arg-type,return-value]
     assert list(kinds) == [p.kind for p in providers()] and "test" in kinds

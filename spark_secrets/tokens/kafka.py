@@ -186,7 +186,8 @@ class KafkaProvider:
     kind = "kafka"
     title = "Kafka"
     consequence = "Kafka sources and sinks will fail to log in"
-    essential = False
+    #: A job names a Kafka cluster only to read or write it: without the token it cannot, so the submission stops.
+    essential = True
     token_kinds: tuple[str, ...] = (KAFKA_DELEGATION_KIND,)
     check_name = "kafka"
     #: How many created tokens' dates are remembered; how long :meth:`dates` asks the brokers otherwise;
