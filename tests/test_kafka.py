@@ -372,3 +372,37 @@ def test_the_doctor_command_prints_the_kafka_line(testbed: Testbed, kafka: Kafka
     line = f"✔ kafka {targets(spark_conf(kafka))[0]}: Kafka cluster {CLUSTER} ({kafka.bootstrap}) accepts your " \
            "Kerberos login"
     assert line in proc.stdout.splitlines(), proc.stdout + proc.stderr
+
+
+# -- the tokens command ---------------------------------------------------------------------------------
+def test_tokens_renew_and_cancel_a_kafka_token_file(testbed: Testbed, kafka: KafkaBroker, alice: Path,
+                                                    obtain: Callable[[], tuple[Token, int]], tmp_path: Path) -> None:
+    """``spark-secrets tokens renew|cancel`` as the renew service: a Kafka token names only its cluster, so its
+    brokers come from --kafka-cluster (without it: one line, exit 2, no broker asked)."""
+    token, expiry = obtain()
+    file = tmp_path / "kafka.tokens"
+    Credentials({token.service: token}).save(file)
+    env = {**testbed.env(RENEWER, tmp_path / "no-ccache"), "PYTHONPATH": str(ROOT)}
+    login = ["--keytab", str(testbed.renewer_keytab), "--principal", testbed.kdc_required().principal(RENEWER_PRINCIPAL)]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "spark_secrets", "tokens", *args, str(file), *login],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    unnamed = cli("renew")
+    assert unnamed.returncode == 2 and unnamed.stderr.strip().splitlines() == [
+        f"spark-secrets: error: the file holds a Kafka token of cluster {CLUSTER}, but no --kafka-cluster names its "
+        f"brokers: give --kafka-cluster kafka://HOST:PORT/{CLUSTER}"], unnamed.stderr
+    target = targets(spark_conf(kafka))[0]
+    renewed = cli("renew", "--kafka-cluster", target)
+    assert renewed.returncode == 0, renewed.stderr
+    assert "renewed Token(kind='KAFKA_DELEGATION_TOKEN'" in renewed.stdout, renewed.stdout
+    ctx, deadline = context(ccache_credentials(alice), "alice", spark_conf(kafka)), time.monotonic() + 10
+    while (info := PROVIDER.describe(token, ctx)) is None or info.expiry_ms <= expiry:  # the broker's word, once
+        assert time.monotonic() < deadline, info  # its metadata cache has the renewal (KRaft)
+        time.sleep(0.2)
+    cancelled = cli("cancel", "--kafka-cluster", target)
+    assert cancelled.returncode == 0 and "cancelled Token(kind='KAFKA_DELEGATION_TOKEN'" in cancelled.stdout, \
+        cancelled.stdout + cancelled.stderr
+    assert token.identifier.decode() not in tool_tokens(kafka, alice)
+    assert password_text(token) not in renewed.stdout + renewed.stderr + cancelled.stdout + cancelled.stderr

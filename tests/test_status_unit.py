@@ -69,3 +69,25 @@ def test_a_job_the_service_has_not_renewed_yet() -> None:
     assert "estimated at submission" in lines[1] and "renewal not yet planned" in lines[1]
     assert lines[2] == "  not renewed yet (obtained by alice@EXAMPLE.TEST)"
     assert "  pods: none mount it" in lines
+
+
+def test_a_kafka_token_is_shown_by_its_id_and_the_max_date_is_the_brokers() -> None:
+    """A Kafka token's handle is only its id: no owner or dates to show but the Secret's own (the service writes
+    the max date the brokers gave); its HMAC never reaches the output."""
+    from spark_secrets.hadoop.token import Token
+
+    full = _secret(ISSUED + DAY)
+    assert full.credentials is not None
+    hmac = base64.b64encode(b"kafka-hmac-bytes")
+    full.credentials.add(Token(b"kafka-token-id", hmac, "KAFKA_DELEGATION_TOKEN", "kafka.server.delegation.token.c1"))
+    notes = schedule_annotations(full.credentials, ISSUED + DAY, renewed_at_ms=ISSUED, max_date_ms=ISSUED + 3 * DAY)
+    status = job_status(_metadata(notes), [], [])
+    assert status.max_date == rfc3339(ISSUED + 3 * DAY)
+    kafka = [t for t in status.tokens if t.kind == "KAFKA_DELEGATION_TOKEN"]
+    assert [(t.owner, t.sequence, t.max_date) for t in kafka] == [(None, None, None)]
+    lines = status.lines()
+    assert f"  token KAFKA_DELEGATION_TOKEN kafka.server.delegation.token.c1: id {kafka[0].id} (owner and dates as " \
+           "its servers say)" in lines
+    assert len(status.tokens) == 2  # and the HDFS token beside it, as before
+    text = "\n".join(lines) + json.dumps(status.as_dict())
+    assert hmac.decode() not in text and b"kafka-hmac-bytes".hex() not in text

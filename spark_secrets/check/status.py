@@ -23,13 +23,23 @@ EVENTS = 5
 
 @dataclass(frozen=True)
 class TokenView:
+    """One token as its handle shows it; a token whose identifier says nothing (Kafka's: only its id) has no
+    owner, renewer, sequence or dates here: its brokers know them, and the Secret's max date is theirs."""
+
     kind: str
     service: str
-    owner: str
-    renewer: str
-    sequence: int
-    issued: str
-    max_date: str
+    owner: str | None
+    renewer: str | None
+    sequence: int | None
+    issued: str | None
+    max_date: str | None
+    id: str = ""
+
+    def line(self) -> str:
+        if self.sequence is None:
+            return f"  token {self.kind} {self.service}: id {self.id} (owner and dates as its servers say)"
+        return (f"  token {self.kind} {self.service}: #{self.sequence}, owner {self.owner}, renewer {self.renewer}, "
+                f"issued {self.issued}, max {self.max_date}")
 
 
 @dataclass(frozen=True)
@@ -77,8 +87,7 @@ class JobStatus:
                    + (self.next_action.replace(" ", " at ", 1) if self.next_action else "renewal not yet planned"))
         out.append(f"  last {self.last_action} {self.last_at} by {self.acted_by}" if self.last_action
                    else "  not renewed yet" + (f" (obtained by {self.acted_by})" if self.acted_by else ""))
-        out += [f"  token {t.kind} {t.service}: #{t.sequence}, owner {t.owner}, renewer {t.renewer}, issued {t.issued}, "
-                f"max {t.max_date}" for t in self.tokens]
+        out += [t.line() for t in self.tokens]
         out.append("  pods: " + (", ".join(f"{p.name} ({p.role}, {p.phase})" for p in self.pods) or "none mount it"))
         out += [f"  event {e.time} {e.type} {e.reason}: {e.message}" + (f" (x{e.count})" if e.count > 1 else "")
                 for e in self.events]
@@ -106,7 +115,9 @@ def _tokens(handles: str) -> tuple[TokenView, ...]:
         ident = token.decode_identifier()
         if ident is not None:
             out.append(TokenView(token.kind, token.service, ident.owner, ident.renewer, ident.sequence_number,
-                                 rfc3339(ident.issue_date), rfc3339(ident.max_date)))
+                                 rfc3339(ident.issue_date), rfc3339(ident.max_date), token.fingerprint))
+        else:
+            out.append(TokenView(token.kind, token.service, None, None, None, None, None, token.fingerprint))
     return tuple(out)
 
 

@@ -100,9 +100,28 @@ def _each(args: argparse.Namespace, act: Callable[[Token, TokenContext], None]) 
 
     groups = _groups(Credentials.load(args.file), args.filesystem)
     metastore = _metastore(args) if any(for_token(t).kind == "hive" for _, t in groups) else None
+    kafka = _kafka_conf(args, [t for _, t in groups if for_token(t).kind == "kafka"])
     auth = _auth(args)
     for target, token in groups:
-        act(token, TokenContext(auth=lambda: auth, verify=_verify(args), metastore=metastore, filesystem=target))
+        act(token, TokenContext(auth=lambda: auth, verify=_verify(args), metastore=metastore, filesystem=target,
+                                conf=kafka))
+
+
+def _kafka_conf(args: argparse.Namespace, tokens: list[Token]) -> dict[str, str]:
+    """The brokers of each Kafka token's cluster, from --kafka-cluster (a Kafka token names only its cluster)."""
+    from spark_secrets.tokens.kafka import KafkaCluster, cluster_of, conf_of_targets
+
+    targets = args.kafka_cluster or []
+    try:
+        named = {KafkaCluster.parse(t).cluster for t in targets}
+    except ConfigError as exc:
+        raise ConfigError(f"--kafka-cluster {exc.problem}", exc.fix) from None
+    for token in tokens:
+        cluster = cluster_of(token)
+        if cluster not in named:
+            raise ConfigError(f"the file holds a Kafka token of cluster {cluster}, but no --kafka-cluster names its "
+                              "brokers", f"give --kafka-cluster kafka://HOST:PORT/{cluster}")
+    return conf_of_targets(targets)
 
 
 def cmd_tokens_renew(args: argparse.Namespace) -> int:
@@ -151,7 +170,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=cmd_tokens_show)
 
     for name, func, helptext in (("renew", cmd_tokens_renew, "extend the tokens' expiry (as their renewer)"),
-                                 ("cancel", cmd_tokens_cancel, "make the servers (NameNode, KMS, metastore) "
+                                 ("cancel", cmd_tokens_cancel, "make the servers (NameNode, KMS, metastore, Kafka) "
                                                                "forget the tokens")):
         p = tsub.add_parser(name, help=helptext)
         p.add_argument("file", type=Path)
@@ -163,5 +182,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="where a Hive metastore token goes (default: hive.metastore.uris from hive-site.xml)")
         p.add_argument("--hive-principal", metavar="PRINCIPAL",
                        help="that metastore's principal (default: hive.metastore.kerberos.principal)")
+        p.add_argument("--kafka-cluster", action="append", metavar="kafka://HOST:PORT[,...]/ID[?KEY=VALUE]",
+                       help="the brokers of a Kafka token's cluster (repeatable; the form `spark-secrets status` "
+                            "shows; a query for security.protocol and sasl.kerberos.service.name when not "
+                            "SASL_SSL and kafka)")
         _login_options(p)
         p.set_defaults(func=func)
