@@ -72,11 +72,13 @@ class TokenActions:
         if action == REISSUE and due <= now:
             self._reissue(ts)
             return
-        expiries = []
+        expiries, hadoop = [], []  # the estimate is Hadoop's interval: weighed against Hadoop tokens' answers
         for token in ts.distinct_tokens():
             kind = self._kind(token)
             try:
                 expiries.append(kind.renew(token))
+                if token.has_hadoop_identifier:
+                    hadoop.append(expiries[-1])
                 self.metrics.count(kind.name, "renew")
             except InvalidTokenError as exc:  # expired, cancelled, wrong password, unknown key
                 if not ts.verified:
@@ -101,7 +103,7 @@ class TokenActions:
         self.metrics.renewals += 1
         log.info("renewed %s (%d token(s), %s): now expires %s", ts.ref, len(expiries), self._seq(ts), rfc3339(expiry))
         if not ts.expiry_known:
-            self._check_estimate(ts, expiry, now)
+            self._check_estimate(ts, min(hadoop or expiries), now)
 
     @staticmethod
     def _check_estimate(ts: TokenSecret, expiry_ms: int, now_ms: int) -> None:
