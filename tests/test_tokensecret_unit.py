@@ -57,3 +57,28 @@ def test_metrics_are_exposed_by_prometheus_client_from_plain_counters() -> None:
     assert "spark_secrets_tokens_tracked 2.0" in text and "spark_secrets_ready 1.0" in text
     assert "# TYPE spark_secrets_renewals_total counter" in text
     assert "spark_secrets_seconds_until_nearest_expiry NaN" in text
+
+
+def test_a_kafka_only_secret_is_renewed_at_first_sight_and_its_max_date_is_the_brokers() -> None:
+    """A Kafka token's identifier is only its id: until its brokers were asked, its max date is unknown, which
+    means renew (and learn it), never re-issue; once they answered, the re-issue window opens by their word."""
+    from spark_secrets.hadoop.credentials import Credentials
+    from spark_secrets.hadoop.token import Token, TokenFacts
+    from spark_secrets.renew.policy import REISSUE, RENEW, Policy
+
+    token = Token(b"kafka-token-id", base64.b64encode(b"hmac"), "KAFKA_DELEGATION_TOKEN",
+                  "kafka.server.delegation.token.c1")
+    creds = Credentials({token.service: token})
+    obj = {"metadata": {"namespace": "alice", "name": "stream", "uid": "u", "resourceVersion": "1",
+                        "labels": {"spark-secrets.io/owner": "alice"},
+                        "annotations": {"spark-secrets.io/filesystems": "kafka://k:9092/c1"}},
+           "data": {"hadoop-tokens": base64.b64encode(creds.to_bytes()).decode()}}
+    policy = Policy(reissue_before_ms=30_000)
+    for ts in (TokenSecret.from_metadata(obj), TokenSecret.from_object(obj)):  # as scheduled, as acted on
+        assert policy.main_action(ts, ISSUED, spread=False) == (RENEW, ISSUED)
+    full = TokenSecret.from_object(obj)
+    assert [t.identifier for t in full.opaque_tokens()] == [b"kafka-token-id"] and full.token_owners() == set()
+    full.learn(token, TokenFacts("alice", ISSUED - 50_000, ISSUED + 10_000))  # the brokers: 10 s to its max date
+    assert full.max_date_ms == ISSUED + 10_000 and full.token_owners() == {"alice"}
+    assert policy.main_action(full, ISSUED, spread=False)[0] == REISSUE
+    assert base64.b64encode(b"hmac").decode() not in repr(full) + repr(full.opaque_tokens())
