@@ -3,11 +3,13 @@ built-in Kerberos step adds (its JVM obtaining tokens from the same TGT), in the
 
     python3 benchmarks/submit.py [--rounds N] [--kinds hdfs|all]
 
-With ``--kinds all`` the job needs every kind of token issue 16 names: its filesystem is an HDFS
-whose NameNode names a KMS (encryption zones), and a Kerberized Hive metastore is configured
-(``spark.hadoop.hive.metastore.*``, which Spark's built-in step and spark-secrets both read), so
-each side obtains HDFS, KMS and Hive metastore tokens; the kinds each side wrote into its Secret
-are read back and printed, so the comparison is like for like.
+With ``--kinds all`` the job needs every kind of token issues 16 and 30 name: its filesystem is an HDFS
+whose NameNode names a KMS (encryption zones), a Kerberized Hive metastore is configured
+(``spark.hadoop.hive.metastore.*``) and a Kerberized Kafka broker (``spark.kafka.clusters.c1.*``), which
+Spark's built-in step (its ``KafkaDelegationTokenProvider``, with Spark's Kafka connector jars on every
+spark-submit's class path through ``SPARK_DIST_CLASSPATH``) and spark-secrets both read, so each side
+obtains HDFS, KMS, Hive metastore and Kafka tokens; the kinds each side wrote into its Secret are read
+back and printed, so the comparison is like for like.
 
 Every spark-submit runs in cluster mode against the test bed's API server and returns once the
 driver pod exists. "Added" time is measured against the same spark-submit with Hadoop security off
@@ -49,9 +51,11 @@ from spark_secrets.hadoop.credentials import Credentials  # noqa: E402
 from spark_secrets.kube.client import KubeClient  # noqa: E402
 from spark_secrets.testbed.bed import RENEWER, Testbed  # noqa: E402
 from spark_secrets.testbed.hadoop import SecureHdfs  # noqa: E402
+from spark_secrets.testbed.kafka import KafkaBroker  # noqa: E402
 from spark_secrets.testbed.kms import Kms  # noqa: E402
 from spark_secrets.testbed.kube import KubeControlPlane  # noqa: E402
 from spark_secrets.testbed.metastore import HiveMetastore  # noqa: E402
+from spark_secrets.testbed.paths import cache_dir  # noqa: E402
 from spark_secrets.testbed.spark import cluster_submit_argv, spark_env  # noqa: E402
 from submit_steps.submission import Submission  # noqa: E402
 
@@ -80,6 +84,7 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> tuple[float, float,
 class _Servers:
     cluster: SecureHdfs
     metastore: HiveMetastore
+    kafka: KafkaBroker
 
 
 def _all_kinds(bed: Testbed, tmp: Path) -> _Servers:
@@ -93,8 +98,12 @@ def _all_kinds(bed: Testbed, tmp: Path) -> _Servers:
     cluster.make_home_dirs(["alice"])
     metastore = HiveMetastore(tmp / "metastore", kdc)
     metastore.start()
-    atexit.register(lambda: [s.stop() for s in (metastore, cluster, kms)])
-    return _Servers(cluster, metastore)
+    kafka = KafkaBroker(tmp / "kafka", kdc)
+    kafka.start()
+    atexit.register(lambda: [s.stop() for s in (kafka, metastore, cluster, kms)])
+    servers = _Servers()
+    servers.cluster, servers.metastore, servers.kafka = cluster, metastore, kafka
+    return servers
 
 
 def _kinds_in(kube: KubeControlPlane, name_part: str, key: str | None) -> str:
@@ -116,7 +125,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="repetitions per variant (default 5)")
     parser.add_argument("--kinds", choices=("hdfs", "all"), default="hdfs",
-                        help="hdfs: HDFS tokens only; all: HDFS, KMS and Hive metastore tokens (default hdfs)")
+                        help="hdfs: HDFS tokens only; all: HDFS, KMS, Hive metastore and Kafka tokens (default hdfs)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
     for package in ("spark_secrets", "submit_steps"):
@@ -136,7 +145,12 @@ def main() -> int:
             env["HADOOP_CONF_DIR"] = str(servers.cluster.client_conf_dir())
             ours["spark.secrets.hadoop.filesystems"] = servers.cluster.uri
             shared = {f"spark.hadoop.{k}": v for k, v in servers.metastore.client_conf().items()}
+            shared.update({"spark.kafka.clusters.c1.auth.bootstrap.servers": servers.kafka.bootstrap,
+                           "spark.kafka.clusters.c1.security.protocol": "SASL_PLAINTEXT"})
             ours.update(shared)
+            # Spark's Kafka token provider (and the client it uses) on every spark-submit's class path alike.
+            jars = os.pathsep.join(str(j) for j in sorted((cache_dir() / "spark-kafka" / "lib").glob("*.jar")))
+            env["SPARK_DIST_CLASSPATH"] = insecure["SPARK_DIST_CLASSPATH"] = jars
         cli = [sys.executable, "-m", "spark_secrets"]
         wall: dict[str, list[float]] = defaultdict(list)
         cpu: dict[str, list[float]] = defaultdict(list)

@@ -108,7 +108,15 @@ def spark_image_archive(progress: Progress = print) -> tuple[str, Path]:
     """
     version = re.sub(r"[^\w.-]", "_", host_version("pyspark"))  # a tag allows no "+"
     return _image("spark-", lambda key: f"{SPARK_REPOSITORY}:{version}-{key[:12]}", _pyspark_stage, _spark_config(),
-                  progress)
+                  progress, extra=_spark_kafka_jars())
+
+
+def _spark_kafka_jars() -> list[tuple[str, Path]]:
+    """Spark's Kafka connector in Spark's own ``jars/``, as a user bakes it into an image (``tests/testbed/spark-kafka``)."""
+    jars = sorted((cache_dir() / "spark-kafka" / "lib").glob("*.jar"))
+    if not any(j.name.startswith("spark-sql-kafka") for j in jars):
+        raise TestbedError(f"Spark's Kafka connector not found in {cache_dir() / 'spark-kafka' / 'lib'}", INSTALL_HINT)
+    return [(f"{SPARK_HOME}/jars/{jar.name}", jar) for jar in jars]
 
 
 def spark35_image_archive(progress: Progress = print) -> tuple[str, Path]:
@@ -141,13 +149,13 @@ def renewer_image_archive(progress: Progress = print) -> tuple[str, Path]:
 
 
 def _image(prefix: str, ref_for: Callable[[str], str], stage: Callable[[Path, Progress], Path],
-           config: dict[str, Any], progress: Progress) -> tuple[str, Path]:
+           config: dict[str, Any], progress: Progress, extra: list[tuple[str, Path]] | None = None) -> tuple[str, Path]:
     """The Debian stage, one image-specific ``stage`` and this project's files, packed once per content."""
     images = images_dir()
     with locked(images):
         debian = debian_stage(images, progress)
         middle = stage(images, progress)
-        files = _project_files()
+        files = _project_files() + (extra or [])
         content = hashlib.sha256()
         for source in _IMAGE_SOURCES:
             content.update(source.read_bytes() + b"\0")

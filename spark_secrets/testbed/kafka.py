@@ -3,9 +3,8 @@
 One JVM is broker and controller at once (KRaft combined mode, no ZooKeeper). Clients reach it on one
 listener, ``SASL_PLAINTEXT://localhost:<port>``, with SASL ``GSSAPI`` (Kerberos, service ``kafka``,
 principal ``kafka/localhost``) or ``SCRAM-SHA-512`` with a delegation token (``tokenauth=true``).
-Tokens have short, configurable lifetimes and an expiry check every second; ``StandardAuthorizer``
-refuses whatever no ACL allows. Everything the tests do to it goes through Kafka's own command-line
-tools (``DelegationTokenCommand``, ``AclCommand``, ``TopicCommand``, the console producer and consumer).
+Tokens have short lifetimes, checked every second; ``StandardAuthorizer`` refuses what no ACL allows. The
+tests drive it with Kafka's own tools (token, ACL and topic commands, console producer and consumer).
 """
 
 from __future__ import annotations
@@ -175,6 +174,8 @@ class KafkaBroker:
             "delegation.token.max.lifetime.ms": str(self.token_max_lifetime_ms),
             "delegation.token.expiry.time.ms": str(self.token_expiry_ms),
             "delegation.token.expiry.check.interval.ms": str(self.token_expiry_check_ms),
+            # KIP-368 as hardened clusters run it: sessions re-authenticate (every 10 s, and at a token's expiry).
+            "connections.max.reauth.ms": "10000",
             # ACLs on: nothing is allowed that no ACL allows. The broker itself (kafka/localhost) is a super
             # user; so is ANONYMOUS, which only the PLAINTEXT controller listener yields (the broker half of
             # this JVM talks to its controller half there); the client-facing listener is SASL only.
@@ -343,6 +344,14 @@ class KafkaBroker:
                          stdin="".join(f"{r}\n" for r in records))
         if "Error when sending" in proc.stderr:  # the console producer logs a failed send and exits 0
             raise TestbedError(f"the console producer could not write to {topic}", proc.stderr.strip()[-1500:])
+
+    def producer(self, topic: str, config: Mapping[str, str], log: Path) -> subprocess.Popen[str]:
+        """Kafka's console producer, running: a line to stdin is a record (acks=all), stderr goes to ``log``."""
+        argv = self.java(CONSOLE_PRODUCER, ["--bootstrap-server", self.bootstrap, "--topic", topic, "--command-property",
+                                            "acks=all", "--command-config", str(self.write_config(config))])
+        with log.open("w") as err:
+            return subprocess.Popen(argv, env=self.kdc.env(self.dir / "no-such-ccache"), text=True,
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
 
     def consume(self, topic: str, count: int, config: Mapping[str, str], *, group: str | None = None,
                 timeout_ms: int = 30_000, check: bool = True) -> list[str]:

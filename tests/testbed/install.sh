@@ -72,9 +72,10 @@ fi
 
 # -- Maven Central jars: Apache Hadoop (NameNode, DataNode, KMS and Hadoop's own CLI tools), Hive's
 #    standalone metastore (run beside the Hadoop jars, which it does not repeat), the Hive 4.0
-#    metastore client Spark loads for it (hive-client) and the Apache Kafka broker with Kafka's own
-#    CLI tools (kafka, a class path of its own); one cache directory and stamp each ---------------------
-for part in hadoop hive hive-client kafka; do
+#    metastore client Spark loads for it (hive-client), the Apache Kafka broker with Kafka's own
+#    CLI tools (kafka, a class path of its own) and Spark's Kafka connector for the Spark image
+#    (spark-kafka); one cache directory and stamp each ---------------------------------------------------
+for part in hadoop hive hive-client kafka spark-kafka; do
   part_stamp="$(stamp_of "$here/$part/pom.xml")"
   if [ "$(cat "$cache/$part/stamp" 2>/dev/null)" != "$part_stamp" ]; then
     step "Maven: $part jars into $cache/$part/lib"
