@@ -101,9 +101,7 @@ def _all_kinds(bed: Testbed, tmp: Path) -> _Servers:
     kafka = KafkaBroker(tmp / "kafka", kdc)
     kafka.start()
     atexit.register(lambda: [s.stop() for s in (kafka, metastore, cluster, kms)])
-    servers = _Servers()
-    servers.cluster, servers.metastore, servers.kafka = cluster, metastore, kafka
-    return servers
+    return _Servers(cluster, metastore, kafka)
 
 
 def _kinds_in(kube: KubeControlPlane, name_part: str, key: str | None) -> str:
