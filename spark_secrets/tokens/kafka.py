@@ -190,7 +190,7 @@ class KafkaProvider:
     essential = True
     token_kinds: tuple[str, ...] = (KAFKA_DELEGATION_KIND,)
     check_name = "kafka"
-    #: How many created tokens' dates are remembered; how long :meth:`dates` asks the brokers otherwise;
+    #: How many created tokens' facts are remembered; how long :meth:`facts` asks the brokers otherwise;
     #: how long after creating a token a broker may not know it yet.
     REMEMBERED, DESCRIBE_WAIT_S, FRESH_S = 256, 5.0, 5.0
 
