@@ -11,6 +11,7 @@ from spark_secrets.errors import ConfigError
 
 if TYPE_CHECKING:
     from spark_secrets.login.spnego import SpnegoAuth
+    from spark_secrets.tokens.kafka import KafkaCluster
 
 PROG = "spark-secrets"
 
@@ -55,3 +56,14 @@ def login_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ccache", help="private ticket cache for the keytab login")
     p.add_argument("--ca-bundle", metavar="PEM", help="CA certificates to trust for https:// NameNodes "
                                                        "(default: the system's; REQUESTS_CA_BUNDLE honoured)")
+
+
+def kafka_clusters(values: list[str] | None) -> list[KafkaCluster]:
+    """The ``--kafka-cluster`` values (Kafka targets, ``kafka://host:port[,...]/<id>[?setting=value]``), parsed;
+    a malformed one is one line naming the option."""
+    from spark_secrets.tokens.kafka import KafkaCluster
+
+    try:
+        return [KafkaCluster.parse(value) for value in values or []]
+    except ConfigError as exc:
+        raise ConfigError(f"--kafka-cluster {exc.problem}", exc.fix) from None

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spark_secrets.cli.options import verify
+from spark_secrets.cli.options import kafka_clusters, verify
 from spark_secrets.duration import parse_duration
 from spark_secrets.errors import ConfigError
 
@@ -90,16 +90,9 @@ def renew_config(args: argparse.Namespace) -> RenewConfig:
 
 
 def _kafka_clusters(values: list[str]) -> tuple[str, ...]:
-    """``--kafka-cluster`` values, each a Kafka target (``kafka://host:port[,...]/<id>[?setting=value]``),
-    one cluster id at most once."""
-    from spark_secrets.tokens.kafka import KafkaCluster
-
+    """``--kafka-cluster`` values, each a Kafka target, one cluster id at most once."""
     seen: set[str] = set()
-    for value in values:
-        try:
-            cluster = KafkaCluster.parse(value)
-        except ConfigError as exc:
-            raise ConfigError(f"--kafka-cluster {exc.problem}", exc.fix) from None
+    for cluster in kafka_clusters(values):
         if cluster.cluster in seen:
             raise ConfigError(f"--kafka-cluster names cluster {cluster.cluster} twice", "give each cluster once")
         seen.add(cluster.cluster)

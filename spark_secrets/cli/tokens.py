@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from spark_secrets.cli.options import auth as _auth
+from spark_secrets.cli.options import kafka_clusters as _kafka_clusters
 from spark_secrets.cli.options import login_options as _login_options
 from spark_secrets.cli.options import verify as _verify
 from spark_secrets.errors import ConfigError, SparkSecretsError
@@ -109,13 +110,10 @@ def _each(args: argparse.Namespace, act: Callable[[Token, TokenContext], None]) 
 
 def _kafka_conf(args: argparse.Namespace, tokens: list[Token]) -> dict[str, str]:
     """The brokers of each Kafka token's cluster, from --kafka-cluster (a Kafka token names only its cluster)."""
-    from spark_secrets.tokens.kafka import KafkaCluster, cluster_of, conf_of_targets
+    from spark_secrets.tokens.kafka import cluster_of, conf_of_targets
 
     targets = args.kafka_cluster or []
-    try:
-        named = {KafkaCluster.parse(t).cluster for t in targets}
-    except ConfigError as exc:
-        raise ConfigError(f"--kafka-cluster {exc.problem}", exc.fix) from None
+    named = {cluster.cluster for cluster in _kafka_clusters(targets)}
     for token in tokens:
         cluster = cluster_of(token)
         if cluster not in named:

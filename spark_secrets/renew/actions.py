@@ -101,7 +101,7 @@ class TokenActions:
                  ANNOTATION_VERIFIED: self.seal.of(ts, token_handles(ts.credentials))}
         self._patch(ts, outgoing.patch(notes))
         self.metrics.renewals += 1
-        log.info("renewed %s (%d token(s), %s): now expires %s", ts.ref, len(expiries), self._seq(ts), rfc3339(expiry))
+        log.info("renewed %s (%d token(s), %s): now expires %s", ts.ref, len(expiries), which_tokens(ts), rfc3339(expiry))
         if not ts.expiry_known:
             self._check_estimate(ts, min(hadoop or expiries), now)
 
@@ -150,7 +150,7 @@ class TokenActions:
             self._cancel(fresh, why="obtained for, but not written into, changed")
             raise
         self.metrics.reissues += 1
-        log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner_label, self._seq(fresh),
+        log.info("re-issued %s for %s (%s): expires %s, max %s", ts.ref, ts.owner_label, which_tokens(fresh),
                  rfc3339(expiry), rfc3339(fresh.max_date_ms))
 
     def _keep_outgoing(self, ts: TokenSecret, now: int) -> None:
@@ -236,10 +236,6 @@ class TokenActions:
             except (KerberosError, UnusableSecret) as exc:
                 self.metrics.failures += 1
                 log.warning("cannot cancel tokens of deleted %s: %s", ts.ref, exc.problem)
-
-    @staticmethod
-    def _seq(ts: TokenSecret) -> str:
-        return which_tokens(ts)
 
 
 def which_tokens(ts: TokenSecret) -> str:
