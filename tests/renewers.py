@@ -173,3 +173,20 @@ def job_pod(bed: Testbed, secret: str, account: str = "spark", namespace: str = 
         admin.patch_secret(namespace, secret, {"metadata": {"ownerReferences": [
             {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": pod["metadata"]["uid"]}]}})
     return name
+
+
+def assert_cancelled(bed: Testbed, cluster: SecureHdfs, token: object, renewer: RenewerProcess, workdir: Path) -> None:
+    """The renew service counted a cancellation, and ``token`` no longer renews at ``cluster``'s NameNode."""
+    from spark_secrets.errors import InvalidTokenError, TokenExpiredError
+    from spark_secrets.hadoop.conf import HadoopConf
+    from spark_secrets.login.kerberos import keytab_login
+    from spark_secrets.login.spnego import SpnegoAuth
+    from spark_secrets.tokens.fetcher import renew_token
+
+    wait_until("the tokens were not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 1, 30, renewer)
+    login = keytab_login(bed.kdc_required().principal(RENEWER_PRINCIPAL), bed.renewer_keytab, workdir / "cc")
+    try:
+        renew_token(token, SpnegoAuth(login.credentials), conf=HadoopConf.load(cluster.client_conf_dir()))  # type: ignore[arg-type]
+    except (InvalidTokenError, TokenExpiredError):
+        return
+    raise AssertionError("the cancelled token still renews")

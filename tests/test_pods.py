@@ -43,7 +43,7 @@ from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
 
 from conftest import LEASE_MAX_TTL_S, ZONE, Zone
-from renewers import CONF, RenewerProcess, manifest, manifests, wait_until
+from renewers import RenewerProcess, assert_cancelled, wait_until
 
 pytestmark = pytest.mark.testbed
 
@@ -175,11 +175,7 @@ def test_job_with_two_executor_pods_reads_and_writes_hdfs_with_only_the_mounted_
         api.delete_namespaced_pod(driver.metadata.name, "alice")
         wait_until("the Secret outlived its driver pod", lambda: not any(
             s.metadata.name == secret.metadata.name for s in api.list_namespaced_secret("alice").items), 90, renewer)
-        wait_until("the tokens were not cancelled", lambda: renewer.metrics()["cancellations_total"] >= 1, 30, renewer)
-        login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab,
-                             tmp_path / "cc")
-        with pytest.raises((InvalidTokenError, TokenExpiredError)):
-            renew_token(token, SpnegoAuth(login.credentials), conf=HadoopConf.load(testbed.hdfs.client_conf_dir()))
+        assert_cancelled(testbed, testbed.hdfs, token, renewer, tmp_path)
     finally:
         renewer.stop()
         for pod in api.list_namespaced_pod("alice", label_selector=f"spark-app-name={app}").items:
@@ -427,67 +423,29 @@ RATIO = 0.5
 
 
 @pytest.fixture
-def renewer_pods(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str) -> Iterator[Callable[[], dict[str, Any]]]:
-    """The renew service as shipped: conf/renewer/renewer.yaml's 2-replica Deployment with its Lease and
-    conf/rbac/common.yaml, as an admin applies them, with the test bed's image, principal, keytab, krb5.conf and
-    Hadoop conf. Host network, as every pod that talks to the bed's loopback services; the API server is named
-    by the in-cluster variables. On one host-network node two replicas cannot share a port, so each listens on
-    a free one (``--listen :0``, without the probes that would need to know it; the holder writes its address
-    into the Lease). Yields a reader of the Lease."""
+def renewer_pods(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str,
+                 tmp_path: Path) -> Iterator[Callable[[], dict[str, Any]]]:
+    """The renew service as an admin installs it: ``helm install`` of charts/spark-secrets-renewer (its
+    Deployment, Lease, RBAC and admission policies) with one replica, then ``helm upgrade`` to the chart's two
+    with the long test's settings; ``helm uninstall`` at the end leaves nothing (tests/charts.py). Host
+    network, as every pod that talks to the bed's loopback services: on one node two replicas cannot share a
+    port, so each listens on a free one (``--listen :0``, without the probes that would need to know it; the
+    holder writes its address into the Lease). Yields a reader of the Lease."""
+    from charts import chart_values, installed_renewer
+
     assert testbed.kube is not None and testbed.node is not None
     kube, system = testbed.kube, RENEWER_NAMESPACE
-    for doc in manifests(CONF / "rbac" / "common.yaml"):
-        kube.apply(doc)
-    _apply(testbed, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                     "metadata": {"name": "spark-secrets-renewer", "namespace": long_namespace},
-                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                 "name": "spark-secrets-renewer"},
-                     "subjects": [{"kind": "ServiceAccount", "name": "spark-secrets-renewer", "namespace": system}]})
-    keytab = base64.b64encode(testbed.renewer_keytab.read_bytes()).decode()
-    conf_dir = pod_hdfs.client_conf_dir()
-    api = _admin(testbed)
-    for name in ("spark-secrets-renewer-keytab", "spark-secrets-krb5", "spark-secrets-hadoop-conf"):
-        with contextlib.suppress(k8s.exceptions.ApiException):
-            (api.delete_namespaced_secret if "keytab" in name else api.delete_namespaced_config_map)(name, system)
-    _apply(testbed, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "spark-secrets-renewer-keytab",
-                                                                         "namespace": system},
-                     "data": {"renewer.keytab": keytab}})
-    _apply(testbed, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spark-secrets-krb5",
-                                                                            "namespace": system},
-                     "data": {"krb5.conf": testbed.kdc_required().krb5_conf.read_text()}})
-    _apply(testbed, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "spark-secrets-hadoop-conf",
-                                                                            "namespace": system},
-                     "data": {f: (conf_dir / f).read_text() for f in ("core-site.xml", "hdfs-site.xml")}})
-    deployment = manifest(CONF / "renewer" / "renewer.yaml", "Deployment", "spark-secrets-renewer")
-    assert deployment["spec"]["replicas"] == 2  # type: ignore[index]
-    pod = deployment["spec"]["template"]["spec"]  # type: ignore[index]
-    pod.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet", terminationGracePeriodSeconds=10)
-    container = pod["containers"][0]
-    container.update(image=testbed.node.images_imported["renewer"], imagePullPolicy="Never")
-    for probe_or_port in ("livenessProbe", "readinessProbe", "ports"):
-        container.pop(probe_or_port)
-    container["args"] = ["--keytab", "/etc/spark-secrets/keytab/renewer.keytab",
-                         "--principal", testbed.kdc_required().principal(RENEWER_PRINCIPAL),
-                         "--namespace", long_namespace, "--ccache", "/var/run/spark-secrets/ccache",
-                         "--listen", ":0", "--ratio", str(RATIO), "--reissue-before", "40s",
-                         "--lease", f"{system}/spark-secrets-renewer", "--lease-duration", f"{LEASE_S}s"]
-    host, port = kube.server.removeprefix("https://").split(":")
-    container["env"] += [{"name": "KUBERNETES_SERVICE_HOST", "value": host},
-                         {"name": "KUBERNETES_SERVICE_PORT", "value": port}]
-    kube.apply(deployment)
-    apps = k8s.AppsV1Api(api.api_client)
+    first = chart_values(testbed, pod_hdfs, [long_namespace], replicaCount=1)
+    values = {**first, "replicaCount": 2, "lease": {"duration": f"{LEASE_S}s"},
+              "extraArgs": ["--ratio", str(RATIO), "--reissue-before", "40s"]}
+    apps = k8s.AppsV1Api(_admin(testbed).api_client)
 
     def lease() -> dict[str, Any]:
         return kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{system}/leases/spark-secrets-renewer")
-    try:
-        wait_until("the renew service's two pods are not running", lambda: (apps.read_namespaced_deployment(
-            "spark-secrets-renewer", system).status.ready_replicas or 0) >= 2, 120)
+    with installed_renewer(testbed, tmp_path / "helm", first, upgrade_to=values):
+        assert (apps.read_namespaced_deployment("spark-secrets-renewer", system).status.ready_replicas or 0) >= 2
         wait_until("no replica took the Lease", lambda: bool(_holder(lease)), 60)
         yield lease
-    finally:
-        apps.delete_namespaced_deployment("spark-secrets-renewer", system)
-        wait_until("the renew service's pods outlived their Deployment", lambda: not api.list_namespaced_pod(
-            system, label_selector="app.kubernetes.io/name=spark-secrets-renewer").items, 60)
 
 
 def _holder(lease: Callable[[], dict[str, Any]]) -> str:

@@ -72,3 +72,11 @@ def java_home() -> Path:
         if candidate and release.is_file() and 'JAVA_VERSION="17' in release.read_text():
             return Path(candidate)
     raise TestbedError("no Java 17 found", "install Debian's openjdk-17-jdk-headless or set JAVA_HOME")
+
+
+def monitoring_crds() -> list[Path]:
+    """The prometheus-operator's ServiceMonitor and PrometheusRule CRDs (made by controller-gen in install.sh)."""
+    crds = sorted((cache_dir() / "monitoring-crds" / "crds").glob("*.yaml"))
+    if len(crds) != 2:
+        raise TestbedError(f"monitoring CRDs not found in {cache_dir() / 'monitoring-crds'}", INSTALL_HINT)
+    return crds
