@@ -56,23 +56,13 @@ def _secret_name(spec: SubmissionSpec) -> str:
     return plan.name
 
 
-def render_spark_operator(spec: SubmissionSpec, into: Mapping[str, Any] | None = None) -> str:
-    """A ``SparkApplication`` (sparkoperator.k8s.io/v1beta2): the conf goes into ``spec.sparkConf``,
-    which the operator hands to spark-submit; merged into ``into`` when given."""
-    secret = _secret_name(spec)
-    app: dict[str, Any] = dict(into) if into else {
-        "apiVersion": "sparkoperator.k8s.io/v1beta2", "kind": "SparkApplication",
-        "metadata": {"name": spec.conf.get("spark.app.name", "spark"),
-                     "namespace": spec.effective_conf().get("spark.kubernetes.namespace", "default")},
-        "spec": {"mode": "cluster"}}
-    if app.get("kind") != "SparkApplication":
-        raise ConfigError("the file given with --into is not a SparkApplication", "give the job's SparkApplication YAML")
-    body = app.setdefault("spec", {})
-    body["sparkConf"] = {**(body.get("sparkConf") or {}), **spec.added_conf}
-    for role in ("driver", "executor"):
-        part = body.setdefault(role, {})
-        part["labels"] = {**(part.get("labels") or {}), LABEL_TOKEN_SECRET: secret}
-    return yaml.safe_dump(app, sort_keys=False)
+def render_spark_operator(spec: SubmissionSpec, into: Mapping[str, Any] | None = None,
+                          source: str = "the SparkApplication") -> str:
+    """A ``SparkApplication`` (sparkoperator.k8s.io/v1beta2), merged into ``into`` when given: see
+    :mod:`submit_steps.sparkapplication` for where each reference goes."""
+    from submit_steps.sparkapplication import render_application
+
+    return yaml.safe_dump(render_application(spec, _secret_name(spec), into, source), sort_keys=False)
 
 
 def render_pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = None) -> str:
@@ -123,11 +113,11 @@ def template_conf(spec: SubmissionSpec) -> dict[str, str]:
     return {**kept, **EXCLUDE_KERBEROS_STEP}
 
 
-def render(spec: SubmissionSpec, fmt: str, into: Mapping[str, Any] | None = None) -> str:
+def render(spec: SubmissionSpec, fmt: str, into: Mapping[str, Any] | None = None, source: str = "") -> str:
     if fmt == "properties":
         return render_properties(spec)
     if fmt == "spark-operator":
-        return render_spark_operator(spec, into)
+        return render_spark_operator(spec, into, source or "the SparkApplication")
     if fmt == "pod-template":
         return render_pod_template(spec, into)
     raise ConfigError(f"unknown format {fmt!r}", f"choose one of {', '.join(FORMATS)}")

@@ -67,6 +67,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from submit_steps.podtemplate import check_template
     from submit_steps.render import DEPLOY_MODES, render, template_conf
+    from submit_steps.sparkapplication import check_application
 
     into = None
     if args.into is not None:
@@ -76,7 +77,8 @@ def cmd_render(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot read --into {args.into}: {type(exc).__name__}",
                               "give a SparkApplication or pod template YAML file") from None
         wanted = {"spark-operator": "SparkApplication", "pod-template": "Pod"}.get(args.format)
-        if wanted is None or not isinstance(into, dict) or into.get("kind") != wanted:
+        if wanted is None or not isinstance(into, dict) or into.get("kind") != wanted or not isinstance(
+                into.get("spec") or {}, dict):
             raise ConfigError(f"--into {args.into} is not a {wanted or 'file this format merges into'}",
                               "--into takes a SparkApplication (spark-operator) or a pod template (pod-template)")
     submission = _submission(_spark_args(args), args.kubeconfig, DEPLOY_MODES[args.format])
@@ -84,10 +86,12 @@ def cmd_render(args: argparse.Namespace) -> int:
         _deploy_mode_note(submission)
     if into is not None and args.format == "pod-template":
         check_template(submission.settings, into, f"given with --into {args.into}")
+    if into is not None and args.format == "spark-operator":
+        check_application(into, submission.settings.conf.get("spark.kubernetes.namespace"), f"--into {args.into}")
     spec = submission.prepare()
-    if args.format != "pod-template":
+    if args.format == "properties":
         _spark_mounts_note(spec)
-    text = render(spec, args.format, into)
+    text = render(spec, args.format, into, f"--into {args.into}" if args.into else "")
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.format} to {args.output}", file=sys.stderr)

@@ -151,9 +151,9 @@ class Testbed:
                              "metadata": {"name": "spark-edit", "namespace": user},
                              "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
                              "subjects": [{"kind": "ServiceAccount", "name": "spark", "namespace": user}]})
-        self._bind_owners()
+        self.bind_owners()
 
-    def _bind_owners(self) -> None:
+    def bind_owners(self) -> None:
         """What an admin applies once per cluster with ``spark-secrets rbac common``: the policies that bind
         token Secrets' owner labels to their creators and, in shared layouts' namespaces, pods to their
         creators' Secrets, and the renew service's right to check the first is bound (here for the service's
@@ -190,12 +190,12 @@ class Testbed:
     # -- helpers for tests -----------------------------------------------------------------------
     def image(self, name: str) -> str:
         """The reference of a node image by role: "spark" and "renewer" (imported at start) or
-        "spark-3.5" (built and imported on first use: only its own test needs it)."""
+        "spark-3.5" and "spark-operator" (built and imported on first use: only their own tests need them)."""
         if self.node is None:
             raise TestbedError("this test bed has no kubelet node", "start it with the 'node' component")
         if name not in self.node.images_imported:
             from spark_secrets.testbed import images
-            builders = {"spark-3.5": images.spark35_image_archive}
+            builders = {"spark-3.5": images.spark35_image_archive, "spark-operator": images.operator_image_archive}
             if name not in builders:
                 raise TestbedError(f"no node image named {name!r}", f"choose one of spark, renewer, {', '.join(builders)}")
             ref, archive = builders[name](progress=_progress)

@@ -41,7 +41,7 @@ from spark_secrets.testbed.paths import INSTALL_HINT, cache_dir, system_binary
 
 __all__ = ["PAUSE_IMAGE", "SPARK_REPOSITORY", "RENEWER_REPOSITORY", "JOB_PACKAGES", "SUITE", "PACKAGES",
            "FALLBACK_MIRROR", "SPARK_UID", "WORK_DIR", "pause_archive", "spark_image_archive", "spark35_image_archive",
-           "renewer_image_archive", "import_image", "oci_archive", "debian_sources", "Progress"]
+           "renewer_image_archive", "operator_image_archive", "import_image", "oci_archive", "debian_sources", "Progress"]
 
 PAUSE_IMAGE = "localhost/spark-secrets/pause:1"
 #: The Spark image's repository; its tag is ``<pyspark version>-<content hash>``.
@@ -148,14 +148,31 @@ def renewer_image_archive(progress: Progress = print) -> tuple[str, Path]:
                   progress)
 
 
+#: The kubeflow spark-operator's image: the Spark image (its controller runs ``spark-submit``) with the
+#: operator built by install.sh, as upstream builds it on Spark's image.
+OPERATOR_REPOSITORY = "localhost/spark-secrets/spark-operator"
+
+
+def operator_image_archive(progress: Progress = print) -> tuple[str, Path]:
+    binary = cache_dir() / "spark-operator" / "bin" / "spark-operator"
+    if not binary.is_file():
+        raise TestbedError(f"the spark-operator was not built ({binary})", INSTALL_HINT)
+    config = {**_spark_config(), "Entrypoint": ["/usr/bin/spark-operator"]}
+    # Without this project's files: the operator only runs spark-submit, so the image outlives code changes.
+    return _image("operator-", lambda key: f"{OPERATOR_REPOSITORY}:{key[:12]}", _pyspark_stage, config, progress,
+                  extra=[("/usr/bin/spark-operator", binary)], project=False)
+
+
 def _image(prefix: str, ref_for: Callable[[str], str], stage: Callable[[Path, Progress], Path],
-           config: dict[str, Any], progress: Progress, extra: list[tuple[str, Path]] | None = None) -> tuple[str, Path]:
-    """The Debian stage, one image-specific ``stage`` and this project's files, packed once per content."""
+           config: dict[str, Any], progress: Progress, extra: list[tuple[str, Path]] | None = None,
+           project: bool = True) -> tuple[str, Path]:
+    """The Debian stage, one image-specific ``stage`` and (with ``project``) this project's files, packed once
+    per content."""
     images = images_dir()
     with locked(images):
         debian = debian_stage(images, progress)
         middle = stage(images, progress)
-        files = _project_files() + (extra or [])
+        files = (_project_files() if project else []) + (extra or [])
         content = hashlib.sha256()
         for source in _IMAGE_SOURCES:
             content.update(source.read_bytes() + b"\0")

@@ -107,8 +107,9 @@ class KubeControlPlane:
 
     # -- raw admin requests (the test bed's own set-up; the project uses the kubernetes client) ----
     def request(self, method: str, path: str, body: Mapping[str, object] | None = None,
-                user: str = ADMIN) -> dict[str, Any]:
-        """One API request as ``user``; raises TestbedError with the status on failure."""
+                user: str = ADMIN, raw: bool = False) -> Any:
+        """One API request as ``user`` (its JSON, or with ``raw`` its text: a pod's log); raises TestbedError
+        with the status on failure."""
         req = urllib.request.Request(self.server + path, method=method,
                                      data=json.dumps(body).encode() if body is not None else None)
         req.add_header("Authorization", f"Bearer {self.users[user].token}")
@@ -120,6 +121,8 @@ class KubeControlPlane:
         except urllib.error.HTTPError as exc:
             raise TestbedError(f"{method} {path} as {user}: HTTP {exc.code}",
                                exc.read().decode(errors="replace")[:300]) from None
+        if raw:
+            return data.decode(errors="replace")
         return json.loads(data) if data else {}
 
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,6 +192,9 @@ class KubeControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={sa_key}", f"--service-account-signing-key-file={sa_key}",
             "--endpoint-reconciler-type=none", "--allow-privileged=true", "--v=1",
+            # Webhooks behind a Service (the spark-operator's) are called at its endpoint's address: there is
+            # no kube-proxy to route a ClusterIP.
+            "--enable-aggregator-routing=true",
         ], self.dir)
         self.apiserver.start()
         self.apiserver.wait_until(self._ready, 120, "ready")

@@ -217,11 +217,12 @@ DIR = Setting("spark.secrets.dir", "/mnt/secrets/spark-secrets",
     "through `SPARK_SECRETS_DIR` and reads secrets with `spark_secrets.runtime.secret(name)`.",
     parse=required(secrets_dir), group="job secrets")
 DIR_FS_GROUP = Setting("spark.secrets.dir.fsGroup", "185",
-    "The group of the job-secret files in the pods. `spark-secrets submit` and notebooks mount them "
-    "from a pod template they write (merged into yours): mode 0440, owner root, this group, which "
+    "The group of the job-secret files in the pods. `spark-secrets submit`, notebooks and the "
+    "`spark-operator` rendering mount them from a pod template they write (merged into yours; a "
+    "SparkApplication's `spec.driver/executor.template`): mode 0440, owner root, this group, which "
     "Kubernetes adds to the pod's processes (`securityContext.fsGroup`), so other users in the container "
     "cannot read them. 185 is the group of Spark images' `spark` user; your template's own fsGroup wins. "
-    "`none`, `spark-secrets conf` and the `properties` and `spark-operator` renderings use Spark's own "
+    "`none`, `spark-secrets conf` and the `properties` rendering use Spark's own "
     "secret mounts instead (mode 0644).",
     parse=required(fs_group), group="job secrets")
 

@@ -140,6 +140,61 @@ else
   step "CoreDNS $coredns_version cached"
 fi
 
+# -- helm (v3: its --post-renderer is an executable, which the test bed's host-network fit needs) ----
+helm_version=v3.21.4  # spark_secrets/testbed/helm.py HELM_VERSION
+if [ "$(cat "$cache/helm/stamp" 2>/dev/null)" != "$helm_version" ]; then
+  step "go install helm.sh/helm/v3/cmd/helm@$helm_version (about 4-8 min cold)"
+  rm -rf "$cache/helm"
+  mkdir -p "$cache/helm/bin"
+  GOTOOLCHAIN=auto CGO_ENABLED=0 GOBIN="$cache/helm/bin" go install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version -X helm.sh/helm/v3/internal/version.metadata=" \
+      "helm.sh/helm/v3/cmd/helm@$helm_version"
+  echo "$helm_version" > "$cache/helm/stamp"
+else
+  step "helm $helm_version cached"
+fi
+
+# -- the kubeflow spark-operator, from the Go module proxy (its chart and CRDs come with the module) ----
+operator_stamp="$(stamp_of "$here/spark-operator/go.mod" "$here/spark-operator/go.sum")"
+if [ "$(cat "$cache/spark-operator/stamp" 2>/dev/null)" != "$operator_stamp" ]; then
+  operator_version="$(grep -Eo "require github.com/kubeflow/spark-operator/v2 v[0-9.]+" "$here/spark-operator/go.mod" | awk '{print $NF}')"
+  step "go build the spark-operator $operator_version (about 3-6 min cold)"
+  rm -rf "$cache/spark-operator"
+  mkdir -p "$cache/spark-operator/bin"
+  (cd "$here/spark-operator" && GOTOOLCHAIN=auto CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath \
+      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$operator_version -X k8s.io/component-base/version.gitTreeState=clean" \
+      -o "$cache/spark-operator/bin/spark-operator" github.com/kubeflow/spark-operator/v2/cmd/operator)
+  # its chart (with the CRDs in chart/crds) from the module's own source, as helm installs it
+  operator_dir="$(cd "$here/spark-operator" && GOFLAGS=-mod=readonly go list -m -f '{{.Dir}}' github.com/kubeflow/spark-operator/v2)"
+  cp -r "$operator_dir/charts/spark-operator-chart" "$cache/spark-operator/chart"
+  cp "$operator_dir/examples/spark-pi-python.yaml" "$cache/spark-operator/"  # its own PySpark example
+  chmod -R u+w "$cache/spark-operator"
+  echo "$operator_stamp" > "$cache/spark-operator/stamp"
+else
+  step "spark-operator cached"
+fi
+
+# -- the prometheus-operator's ServiceMonitor and PrometheusRule CRDs, made by controller-gen from its API types ----
+crds_stamp="$(stamp_of "$here/monitoring-crds/go.mod" "$here/monitoring-crds/go.sum")"
+if [ "$(cat "$cache/monitoring-crds/stamp" 2>/dev/null)" != "$crds_stamp" ]; then
+  step "go build controller-gen; the monitoring.coreos.com CRDs from their Go types (about 2 min cold)"
+  rm -rf "$cache/monitoring-crds"
+  mkdir -p "$cache/monitoring-crds/bin" "$cache/monitoring-crds/all"
+  (cd "$here/monitoring-crds" && GOTOOLCHAIN=auto CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath \
+      -o "$cache/monitoring-crds/bin/controller-gen" sigs.k8s.io/controller-tools/cmd/controller-gen &&
+   GOFLAGS=-mod=readonly "$cache/monitoring-crds/bin/controller-gen" crd:maxDescLen=0 \
+      paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 \
+      output:crd:dir="$cache/monitoring-crds/all")
+  mkdir -p "$cache/monitoring-crds/crds"
+  for kind in servicemonitors prometheusrules; do
+    mv "$cache/monitoring-crds/all/monitoring.coreos.com_$kind.yaml" "$cache/monitoring-crds/crds/"
+  done
+  rm -rf "$cache/monitoring-crds/all"
+  echo "$crds_stamp" > "$cache/monitoring-crds/stamp"
+else
+  step "monitoring CRDs cached"
+fi
+
 # -- the images, built meanwhile: wait for them ----------------------------------------------------
 if [ -n "${images_pid:-}" ]; then
   if wait "$images_pid"; then
