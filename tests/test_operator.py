@@ -19,6 +19,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from spark_secrets.hadoop.credentials import Credentials
+from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
 from spark_secrets.testbed.bed import KRB5_CONFIG_MAP, RENEWER, Testbed
 from spark_secrets.testbed.operator import SparkOperator, operator_example
 from spark_secrets.testbed.spark import IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS_DIR, node_pod_template, spark_env
@@ -151,7 +152,8 @@ def test_the_operators_pyspark_example_rendered_with_into_runs_to_completed_with
         assert "token refresher" in log, log[-3000:]  # the plugin, from the rendered sparkConf
 
         (secret,) = [s for s in api.list_namespaced_secret("alice").items
-                     if (s.metadata.labels or {}).get("spark-secrets.io/app-name") == name]
+                     if (s.metadata.labels or {}).get("spark-secrets.io/app-name") == name
+                     and s.metadata.labels.get(LABEL_KIND) == KIND_HADOOP_TOKENS]
         pod = api.read_namespaced_pod(driver, "alice")
         assert {v.secret.secret_name for v in pod.spec.volumes if v.secret is not None} >= {secret.metadata.name}
         # The job's secret file: from spec.{driver,executor}.template, 0440 with the pods' fsGroup, in both pods.
