@@ -69,9 +69,9 @@ def installed_renewer(bed: Testbed, workdir: Path, values: dict[str, Any],
     """``helm install`` of the chart (``--wait``: its pods run), then ``helm upgrade`` to ``upgrade_to`` if
     given; on leaving, ``helm uninstall`` and a check that none of the release's objects and pods is left.
 
-    The test bed applied the cluster's owner policies at its start, as an admin applies conf/rbac/common.yaml;
-    the release adopts them (``--take-ownership``, as the chart's README says for such a cluster), its uninstall
-    removes them, and conf/rbac/common.yaml's objects and the bed's are put back afterwards."""
+    Earlier tests applied objects of conf/rbac/common.yaml, as an admin does; the release adopts those it
+    renders (``--take-ownership``, as the chart's README says for such a cluster), its uninstall removes them,
+    and they are put back afterwards for the tests that follow."""
     assert bed.kube is not None
     api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(bed.kube.kubeconfig("admin"))))
     with contextlib.suppress(k8s.exceptions.ApiException):

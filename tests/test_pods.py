@@ -435,15 +435,26 @@ def renewer_pods(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str,
 
     assert testbed.kube is not None and testbed.node is not None
     kube, system = testbed.kube, RENEWER_NAMESPACE
-    first = chart_values(testbed, pod_hdfs, [long_namespace], replicaCount=1)
+    # The bed's admission policies stay as its admin applied them at its start (every later test relies on them);
+    # the chart's own are checked by test_chart.py.
+    first = chart_values(testbed, pod_hdfs, [long_namespace], replicaCount=1, admission={"enabled": False})
     values = {**first, "replicaCount": 2, "lease": {"duration": f"{LEASE_S}s"},
               "extraArgs": ["--ratio", str(RATIO), "--reissue-before", "40s"]}
-    apps = k8s.AppsV1Api(_admin(testbed).api_client)
+    api = _admin(testbed)
+    apps = k8s.AppsV1Api(api.api_client)
 
     def lease() -> dict[str, Any]:
         return kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{system}/leases/spark-secrets-renewer")
+
+    def only_the_upgraded_pods() -> bool:
+        """The first release's pod (the service's default --reissue-before of 1h re-issues 120 s tokens at
+        first sight) is gone, not only replaced: helm's --wait does not wait for it to end."""
+        pods = api.list_namespaced_pod(system, label_selector="app.kubernetes.io/name=spark-secrets-renewer").items
+        return len(pods) == 2 and all(p.metadata.deletion_timestamp is None and p.status.phase == "Running"
+                                      for p in pods)
     with installed_renewer(testbed, tmp_path / "helm", first, upgrade_to=values):
         assert (apps.read_namespaced_deployment("spark-secrets-renewer", system).status.ready_replicas or 0) >= 2
+        wait_until("the first release's pod outlived the upgrade", only_the_upgraded_pods, 60)
         wait_until("no replica took the Lease", lambda: bool(_holder(lease)), 60)
         yield lease
 
