@@ -41,7 +41,7 @@ _TOKEN_CONF = "spark.kubernetes.kerberos.tokenSecret.name"
 
 
 def _roles(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    return [(role, spec.get(role) or {}) for role in CONTAINERS]
+    return [(role, part if isinstance(part := spec.get(role), Mapping) else {}) for role in CONTAINERS]
 
 
 def check_application(app: Any, namespace: str | None, source: str) -> None:
@@ -53,7 +53,10 @@ def check_application(app: Any, namespace: str | None, source: str) -> None:
         raise ConfigError(f"{source} is a SparkApplication of {version or 'no apiVersion'}, which spark-secrets does "
                           f"not know", f"use apiVersion {API_VERSION} (spark-operator v1beta2: operator 1.1 and later)")
     spec = app.get("spec") or {}
-    conf = spec.get("sparkConf") or {}
+    conf = spec.get("sparkConf") or {} if isinstance(spec, Mapping) else None
+    if not isinstance(conf, Mapping):
+        raise ConfigError(f"{source} has a spec or spec.sparkConf that is not a mapping",
+                          "give spec and spec.sparkConf as key: value maps, as the operator's CRD does")
     for key in conf:
         if key.endswith(".podTemplateFile"):
             raise ConfigError(f"{source} sets {key} in sparkConf, which the operator replaces with its own template",
@@ -63,11 +66,12 @@ def check_application(app: Any, namespace: str | None, source: str) -> None:
                           "remove it: spark-secrets makes and mounts the job's token Secret")
     for role, part in _roles(spec):
         for entry in part.get("secrets") or []:
-            if (entry or {}).get("secretType") == "HadoopDelegationToken":
+            if isinstance(entry, Mapping) and entry.get("secretType") == "HadoopDelegationToken":
                 raise ConfigError(f"{source} mounts Secret {entry.get('name')!r} as the {role}'s delegation tokens "
-                                  "(spec.{role}.secrets, secretType HadoopDelegationToken)".replace("{role}", role),
+                                  f"(spec.{role}.secrets, secretType HadoopDelegationToken)",
                                   "remove that entry: spark-secrets makes, mounts and renews the job's token Secret")
-        env = [str((e or {}).get("name")) for e in part.get("env") or []] + list(part.get("envVars") or {})
+        env = [str(e.get("name")) for e in part.get("env") or [] if isinstance(e, Mapping)]
+        env += list(part.get("envVars") or {}) if isinstance(part.get("envVars"), Mapping) else []
         if "HADOOP_TOKEN_FILE_LOCATION" in env:
             raise ConfigError(f"{source} sets HADOOP_TOKEN_FILE_LOCATION for the {role}",
                               "remove it: spark-secrets points it at the mounted token Secret")
@@ -112,6 +116,8 @@ def render_application(spec: SubmissionSpec, secret: str, into: Mapping[str, Any
     body["sparkConf"] = spark_conf
     for role, container in CONTAINERS.items():
         part = body.setdefault(role, {})
+        if not isinstance(part, dict):
+            raise ConfigError(f"spec.{role} of {source} is not a mapping", f"give spec.{role} as the CRD does")
         part["labels"] = {**(part.get("labels") or {}), LABEL_TOKEN_SECRET: secret}
         if spec.volumes and spec.fs_group is not None:
             own = part.get("template") or {"spec": {"containers": [{"name": container}]}}

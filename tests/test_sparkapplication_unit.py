@@ -95,8 +95,9 @@ def test_keys_the_operators_webhook_refuses_become_spec_fields() -> None:
      "move that template into spec.driver.template"),
     ({"spec": {"sparkConf": {"spark.kubernetes.kerberos.tokenSecret.name": "mine"}}}, "already names a token Secret"),
     ({"metadata": {"name": "pi", "namespace": "bob"}}, "is in namespace 'bob' but the job's is 'alice'"),
+    ({"spec": {"sparkConf": ["spark.ui.enabled=false"]}}, "spec.sparkConf that is not a mapping"),
 ], ids=["crd-version", "delegation-token-secret", "token-file-env", "hadoop-conf", "template-file", "token-conf",
-        "namespace"])
+        "namespace", "conf-not-a-map"])
 def test_applications_the_tokens_cannot_join_are_refused(change: dict[str, Any], message: str) -> None:
     from submit_steps.sparkapplication import check_application
 
@@ -106,6 +107,8 @@ def test_applications_the_tokens_cannot_join_are_refused(change: dict[str, Any],
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         check_application(app, "alice", "app.yaml")
     check_application(_app(), "alice", "app.yaml")  # the control: the example as it is
+    # Odd shapes elsewhere are the operator's to refuse, not a traceback here.
+    check_application(_app(driver="x", executor={"secrets": ["s"], "env": ["E"], "envVars": ["E"]}), "alice", "app.yaml")
 
 
 @pytest.mark.parametrize(("text", "message"), [
