@@ -127,6 +127,38 @@ def test_bob_cannot_mount_use_or_run_as_alice_s_job_in_a_shared_layout(
         _set_actions(kube, ["Deny"], bob_admitted)
 
 
+def test_a_spark_operator_s_driver_pods_with_alice_s_secret_are_refused_in_a_shared_layout(
+        layouts: Testbed, secrets: dict[str, str]) -> None:  # noqa: F811
+    """The spark-operator's controller creates driver pods as its own service account. In a shared layout that
+    account, though RBAC lets it create pods there, may not mount alice's token Secret or run as her job
+    account: otherwise anyone who may create a SparkApplication there could use her tokens (README, "With the
+    spark-operator"). The control: the same account's pod without them, as the default account, is admitted."""
+    kube = layouts.kube
+    assert kube is not None
+    ns, secret = NAMESPACES["controller"], secrets["controller"]
+    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "spark-operator"}})
+    kube.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "spark-operator-controller", "namespace": "spark-operator"}})
+    kube.apply({"apiVersion": "v1", "kind": "ServiceAccount",  # what its chart makes in job namespaces
+                "metadata": {"name": "spark-operator-spark", "namespace": ns}})
+    kube.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": "spark-operator-controller-edit", "namespace": ns},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                "subjects": [{"kind": "ServiceAccount", "name": "spark-operator-controller",
+                              "namespace": "spark-operator"}]})
+    operator = _api(kube.service_account_kubeconfig("spark-operator", "spark-operator-controller"))
+    for what, body in {"alice's Secret as her account": _pod(secret, "volume", "spark-alice"),
+                       "alice's Secret in env": _pod(secret, "env", "default"),
+                       "her account alone": _pod("unrelated", "volume", "spark-alice")}.items():
+        allowed, message = _admitted(operator, ns, body)
+        assert not allowed and rbac.POD_POLICY in message, f"the operator's pod ({what}) was admitted: {message}"
+    # Its chart's default job account spark-operator-spark reads, to the policy, as the job account of a user
+    # "operator-spark"; the control runs as the namespace's default account.
+    allowed, message = _admitted(operator, ns, _pod("unrelated", "volume", "spark-operator-spark"))
+    assert not allowed and "job account of another user" in message, message
+    assert _admitted(operator, ns, _pod("unrelated", "volume", "default")) == (True, "")
+
+
 def test_in_the_group_layout_members_share_on_purpose_and_outsiders_create_no_pods(
         layouts: Testbed, secrets: dict[str, str]) -> None:  # noqa: F811
     """No pod policy there: members read each other's token Secrets through the API already, so mounting them
