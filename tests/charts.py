@@ -16,7 +16,7 @@ from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.bed import RENEWER_NAMESPACE, RENEWER_PRINCIPAL, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.helm import Helm
-from spark_secrets.testbed.kube import resource_of
+from spark_secrets.testbed.kube import collection_path
 
 from renewers import wait_until
 
@@ -41,21 +41,13 @@ def chart_values(bed: Testbed, cluster: SecureHdfs, namespaces: list[str], **mor
                          {"name": "KUBERNETES_SERVICE_PORT", "value": port}], **more}
 
 
-def _path(doc: dict[str, Any]) -> str:
-    api, meta = doc["apiVersion"], doc["metadata"]
-    base = "/api/v1" if api == "v1" else f"/apis/{api}"
-    kind = resource_of(str(doc["kind"]))
-    ns = meta.get("namespace")
-    return f"{base}/namespaces/{ns}/{kind}/{meta['name']}" if ns else f"{base}/{kind}/{meta['name']}"
-
-
 def left_behind(bed: Testbed, objects: list[dict[str, Any]]) -> list[str]:
     """Which of ``objects`` the API server still has."""
     assert bed.kube is not None
     left = []
     for doc in objects:
         try:
-            bed.kube.request("GET", _path(doc))
+            bed.kube.request("GET", f"{collection_path(doc)}/{doc['metadata']['name']}")
             left.append(f"{doc['kind']}/{doc['metadata']['name']}")
         except TestbedError as exc:
             if "HTTP 404" not in exc.problem:

@@ -16,7 +16,7 @@ import yaml
 from spark_secrets.errors import TestbedError
 from spark_secrets.testbed.bed import RENEWER_NAMESPACE, Testbed
 from spark_secrets.testbed.helm import Helm
-from spark_secrets.testbed.kube import resource_of
+from spark_secrets.testbed.kube import collection_path
 from spark_secrets.testbed.paths import monitoring_crds
 
 from charts import CHART
@@ -41,12 +41,8 @@ def _dry_run(bed: Testbed, doc: dict[str, Any]) -> None:
     """A strict server-side dry run of creating ``doc``; an object that exists already (409) passed
     validation first, as the API server validates before it stores."""
     assert bed.kube is not None
-    meta, api = doc["metadata"], doc["apiVersion"]
-    base = "/api/v1" if api == "v1" else f"/apis/{api}"
-    kind = resource_of(str(doc["kind"]))
-    url = f"{base}/namespaces/{meta['namespace']}/{kind}" if meta.get("namespace") else f"{base}/{kind}"
     try:
-        bed.kube.request("POST", f"{url}?dryRun=All&fieldValidation=Strict", doc)
+        bed.kube.request("POST", f"{collection_path(doc)}?dryRun=All&fieldValidation=Strict", doc)
     except TestbedError as exc:
         if "HTTP 409" not in exc.problem:
             raise

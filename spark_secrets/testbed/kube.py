@@ -45,6 +45,15 @@ def resource_of(kind: str) -> str:
     return lower[:-1] + "ies" if lower.endswith("y") else lower + "s"
 
 
+def collection_path(manifest: Mapping[str, Any]) -> str:
+    """The REST path of the collection ``manifest`` is created in (its namespace's, if it has one)."""
+    api = manifest["apiVersion"]
+    kind = resource_of(str(manifest["kind"]))
+    ns = manifest.get("metadata", {}).get("namespace")
+    base = "/api/v1" if api == "v1" else f"/apis/{api}"
+    return f"{base}/namespaces/{ns}/{kind}" if ns else f"{base}/{kind}"
+
+
 class KubeControlPlane:
     """etcd + kube-apiserver + kube-controller-manager on free loopback ports."""
 
@@ -127,13 +136,8 @@ class KubeControlPlane:
 
     def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """Create one object as admin (``409 AlreadyExists`` is fine)."""
-        api = manifest["apiVersion"]
-        kind = resource_of(str(manifest["kind"]))
-        ns = manifest.get("metadata", {}).get("namespace")
-        base = "/api/v1" if api == "v1" else f"/apis/{api}"
-        path = f"{base}/namespaces/{ns}/{kind}" if ns else f"{base}/{kind}"
         try:
-            return self.request("POST", path, manifest)
+            return self.request("POST", collection_path(manifest), manifest)
         except TestbedError as exc:
             if "HTTP 409" in exc.problem:
                 return {}
