@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +24,10 @@ from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.openbao import OpenBao
 from spark_secrets.testbed.postgres import Postgres
 from spark_secrets.testbed.jvm import compile_java
+from spark_secrets.testbed.operator import SparkOperator
+
+if TYPE_CHECKING:
+    from podjobs import Spark35Job
 
 JVM_SOURCES = Path(__file__).parent / "jvm"
 
@@ -217,6 +222,44 @@ def alice_ccache(testbed: Testbed, monkeypatch: pytest.MonkeyPatch) -> Path:
 def jvm_tools(testbed: Testbed) -> Path:
     """The tests' Java helpers (``tests/jvm``), compiled against the test bed's Hadoop jars."""
     return compile_java(sorted(JVM_SOURCES.glob("*.java")), testbed.dir / "jvm-tools")
+
+
+@pytest.fixture(scope="session")
+def pod_hdfs(testbed: Testbed) -> Iterator[SecureHdfs]:
+    """A third secure HDFS (same realm) whose tokens live 45 s, at most 120 s: the long jobs' in pods."""
+    from podjobs import POD_LIFETIMES
+    with SecureHdfs(testbed.dir / "hdfs-pods", testbed.kdc_required(), lifetimes=POD_LIFETIMES).serving(USERS) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def long_namespace(testbed: Testbed, pod_hdfs: SecureHdfs) -> str:
+    """alice's namespace for the long jobs (podjobs.prepare_long_namespace)."""
+    from podjobs import prepare_long_namespace
+    return prepare_long_namespace(testbed, pod_hdfs)
+
+
+@pytest.fixture(scope="session")
+def spark_operator(testbed: Testbed, long_namespace: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkOperator]:
+    """The real spark-operator, installed once by its own chart for alice's two namespaces."""
+    import time
+    started = time.monotonic()
+    server = SparkOperator(testbed, tmp_path_factory.mktemp("operator"), ["alice", long_namespace])
+    server.install()
+    print(f"\nspark-operator installed by helm in {time.monotonic() - started:.0f} s")
+    yield server
+    server.uninstall()
+
+
+@pytest.fixture(scope="session")
+def spark35_job(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spark35Job]:
+    """test_pods.py's Spark 3.5 job, started by the first test that asks for it and left running beside it."""
+    from podjobs import Spark35Job
+    job = Spark35Job(testbed, pod_hdfs, long_namespace, tmp_path_factory.mktemp("spark35")).start()
+    yield job
+    job.stop()
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,8 @@ from spark_secrets.tokens.kafka import KAFKA_DELEGATION_KIND, KafkaCluster, Kafk
 from conftest import KAFKA_TOKEN_MAX_LIFETIME_MS
 from renewers import RenewerProcess, wait_until
 from test_kafka import ccache_credentials, context, spark_conf
-from test_pods import _admin, _pods, _submit, pod_template  # noqa: F401 - pod_template is a fixture
+from podjobs import admin_api, driver_ports, job_pods, submit_as_alice
+from test_pods import pod_template  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.testbed
 PROVIDER = KafkaProvider()
@@ -105,11 +106,13 @@ def _committed_parquet(client: hdfs.Client, path: str) -> list[str]:
     return values
 
 
+# test_pods.py's Spark 3.5 job runs beside this one: both wait for token lifetimes, on one bed.
+@pytest.mark.usefixtures("spark35_job")
 def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_while_the_renew_service_is_killed(
         testbed: Testbed, kafka: KafkaBroker, pod_template: Path, renewer_rbac: None, tmp_path: Path,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
     assert testbed.hdfs is not None and testbed.kube is not None
-    api = _admin(testbed)
+    api = admin_api(testbed)
     alice_cc = testbed.ticket_cache("alice")
     monkeypatch.setenv("KRB5CCNAME", f"FILE:{alice_cc}")
     for topic in (IN, OUT, CONTROL_OUT):
@@ -140,7 +143,7 @@ def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_
         "data": {DEFAULT_TOKEN_KEY: base64.b64encode(bob_creds.to_bytes()).decode()}})
 
     def submit(name: str, settings: dict[str, str], out: str, executors: int) -> None:
-        runs[name] = _submit(testbed, f"stream-{name}", pod_template,
+        runs[name] = submit_as_alice(testbed, f"stream-{name}", pod_template,
                              {**base, **settings, "spark.executor.instances": str(executors)}, "kafka_stream_job.py",
                              kafka.bootstrap, IN, out, f"{fs}/user/alice/stream-{name}/out",
                              f"{fs}/user/alice/stream-{name}/checkpoints", str(seconds))
@@ -154,11 +157,7 @@ def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_
     jobs = [threading.Thread(target=submit, args=("plugin", {"spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR,
                                                              "spark.task.maxFailures": "1"}, OUT, 2)),
             threading.Thread(target=submit, args=("control", {"spark.secrets.plugin.jar": "none",
-                                                              "spark.driver.port": "7188",
-                                                              "spark.driver.blockManager.port": "7189",
-                                                              "spark.ui.port": "4150",
-                                                              "spark.connect.grpc.binding.port": "15112"},
-                                                  CONTROL_OUT, 1))]
+                                                              **driver_ports(7188)}, CONTROL_OUT, 1))]
     secrets: dict[str, list[bytes]] = {"stream-plugin": [], "stream-control": []}
     changed: dict[str, list[float]] = {"stream-plugin": [], "stream-control": []}  # when each file was first seen
     names: dict[str, str] = {}
@@ -169,7 +168,7 @@ def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_
             job.start()
         killer.thread.start()
         while jobs[0].is_alive():
-            if producing_until is None and any(p.status.phase == "Running" for p in _pods(api, "stream-plugin", "driver")):
+            if producing_until is None and any(p.status.phase == "Running" for p in job_pods(api, "stream-plugin", "driver")):
                 producing_until = time.monotonic() + seconds - 15
             if producing_until is None or time.monotonic() < producing_until:  # all of it must arrive
                 produced.append(f"record-{len(produced)}")
@@ -205,7 +204,7 @@ def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_
 
     outcome = {}
     for name in ("plugin", "control"):
-        (driver,) = _pods(api, f"stream-{name}", "driver")
+        (driver,) = job_pods(api, f"stream-{name}", "driver")
         outcome[name] = api.read_namespaced_pod_log(driver.metadata.name, "alice")
         outcome[name + "-phase"] = api.read_namespaced_pod(driver.metadata.name, "alice").status.phase
     plugin_log = outcome["plugin"]
@@ -221,8 +220,8 @@ def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_
     assert log.count("re-issued alice/stream-plugin") >= 3, log[-3000:]
 
     # No keytab or ticket cache in any pod: only the token Secret is mounted, nothing Kerberos but krb5.conf.
-    (driver,) = _pods(api, "stream-plugin", "driver")
-    executors = _pods(api, "stream-plugin", "executor")
+    (driver,) = job_pods(api, "stream-plugin", "driver")
+    executors = job_pods(api, "stream-plugin", "executor")
     assert len(executors) == 2
     for pod in [driver, *executors]:
         mounted = {v.secret.secret_name for v in pod.spec.volumes if v.secret is not None}
@@ -252,7 +251,7 @@ def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_
     # service kept it alive), and within 20 s of the last one's it could have read (sessions re-authenticate every
     # 10 s): the JVM reads the file once, between its container's start (less kubelet's projection delay) and its
     # job's clock starting, and which version it read is not visible from outside.
-    (control_driver,) = _pods(api, "stream-control", "driver")
+    (control_driver,) = job_pods(api, "stream-control", "driver")
     started = control_driver.status.container_statuses[0].state.terminated.started_at.timestamp()
     failed_epoch = float(failed.group(2))
     job_began = failed_epoch - float(failed.group(1))

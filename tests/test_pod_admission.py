@@ -29,7 +29,7 @@ from spark_secrets.testbed.spark import IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, node_
 from spark_secrets.secrets.tokensecret import ANNOTATION_SERVICE_ACCOUNT, LABEL_KIND, LABEL_MANAGED_BY
 
 from renewers import RenewerProcess, wait_until
-from test_pods import _submit
+from podjobs import submit_as_alice
 from test_rbac import NAMESPACES, identities, layouts, submit  # noqa: F401 - layouts is a fixture
 
 pytestmark = pytest.mark.testbed
@@ -227,7 +227,7 @@ def test_alice_s_own_jobs_run_to_success_on_the_node_in_every_shared_layout(
                 "spark.kubernetes.authenticate.driver.serviceAccountName": account,
                 "spark.kubernetes.executor.deleteOnTermination": "false"}  # kept to read their specs
         try:
-            results[layout] = _submit(layouts, apps[layout], template, conf, "pod_job.py",
+            results[layout] = submit_as_alice(layouts, apps[layout], template, conf, "pod_job.py",
                                       f"/user/alice/{apps[layout]}", "2", namespace=NAMESPACES[layout])
         except BaseException as exc:  # reported below, with the others' outcomes
             results[layout] = exc

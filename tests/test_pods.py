@@ -21,19 +21,18 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import InvalidTokenError, TestbedError, TokenExpiredError
-from spark_secrets.tokens.fetcher import obtain_tokens, renew_token
+from spark_secrets.tokens.fetcher import renew_token
 from spark_secrets.hadoop.conf import HadoopConf
 from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND, KMS_DELEGATION_KIND
 from spark_secrets.login.kerberos import keytab_login
 from spark_secrets.login.spnego import SpnegoAuth
-from spark_secrets.testbed.bed import (KRB5_CONFIG_MAP, RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, USERS,
-                                      Testbed)
-from spark_secrets.testbed.hadoop import SecureHdfs, TokenLifetimes
+from spark_secrets.testbed.bed import (KRB5_CONFIG_MAP, RENEWER, RENEWER_NAMESPACE, RENEWER_PRINCIPAL, Testbed)
+from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.node import NODE_IP
+from spark_secrets.testbed.operator import SparkOperator
 from spark_secrets.testbed.metastore import HiveMetastore
 from spark_secrets.testbed.openbao import OpenBao
 from spark_secrets.testbed.paths import hadoop_lib, hive_client_jars, hive_client_lib
@@ -43,17 +42,11 @@ from spark_secrets.testbed.spark import (IMAGE_PLUGIN_JAR, JOBS_CONFIG_MAP, JOBS
 from submit_steps.settings import SPARK_CREDENTIALS_DIR
 
 from conftest import LEASE_MAX_TTL_S, ZONE, Zone
+from podjobs import (POD_LIFETIMES, SCRIPTS, Spark35Job, admin_api, driver_ports, job_pods,
+                     submit_as_alice)
 from renewers import RenewerProcess, assert_cancelled, wait_until
 
 pytestmark = pytest.mark.testbed
-
-SCRIPTS = Path(__file__).parent / "scripts"
-
-
-def _admin(bed: Testbed) -> k8s.CoreV1Api:
-    assert bed.kube is not None
-    return k8s.CoreV1Api(k8s_config.new_client_from_config(str(bed.kube.kubeconfig("admin"))))
-
 
 @pytest.fixture(scope="module")
 def pod_template(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -61,7 +54,7 @@ def pod_template(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> 
     assert testbed.kube is not None
     assert testbed.node is not None, "these tests need the test bed's kubelet node"
     data = {p.name: p.read_text() for p in sorted(SCRIPTS.glob("*.py"))}
-    api = _admin(testbed)
+    api = admin_api(testbed)
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": JOBS_CONFIG_MAP}, "data": data}
     try:
         api.create_namespaced_config_map("alice", body)
@@ -69,35 +62,6 @@ def pod_template(testbed: Testbed, tmp_path_factory: pytest.TempPathFactory) -> 
         assert exc.status == 409
         api.replace_namespaced_config_map(JOBS_CONFIG_MAP, "alice", body)
     return node_pod_template(tmp_path_factory.mktemp("pods") / "template.json", KRB5_CONFIG_MAP)
-
-
-def _submit(bed: Testbed, app: str, template: Path, conf: dict[str, str], script: str, *args: str,
-            hadoop_conf: Path | None = None, namespace: str = "alice", line: str = "4",
-            env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`spark-secrets submit -- spark-submit --deploy-mode cluster ...` as alice, waiting for the job;
-    ``line`` "3.5" submits with Spark 3.5 and runs its image."""
-    assert bed.kube is not None
-    ref = bed.image("spark" if line == "4" else f"spark-{line}")
-    settings = {**node_job_conf(ref, bed.kube.server, template), "spark.kubernetes.namespace": namespace, **conf}
-    env = spark_env(bed.env("alice", bed.ticket_cache("alice")), line)
-    if hadoop_conf is not None:
-        env["HADOOP_CONF_DIR"] = str(hadoop_conf)
-    env.update(env_extra or {})
-    argv = [sys.executable, "-m", "spark_secrets", "submit", "--", "--master", f"k8s://{bed.kube.server}",
-            "--deploy-mode", "cluster", "--name", app]
-    for key, value in settings.items():
-        argv += ["--conf", f"{key}={value}"]
-    argv += [f"local://{JOBS_DIR}/{script}", *args]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
-
-
-def _pods(api: k8s.CoreV1Api, app: str, role: str, namespace: str = "alice") -> list[k8s.V1Pod]:
-    drivers = api.list_namespaced_pod(namespace, label_selector=f"spark-role=driver,spark-app-name={app}").items
-    if role == "driver":
-        return drivers
-    selector = drivers[0].metadata.labels["spark-app-selector"]
-    return api.list_namespaced_pod(namespace,
-                                   label_selector=f"spark-role=executor,spark-app-selector={selector}").items
 
 
 #: A user of the container who is not the job's (uid and gid).
@@ -131,7 +95,7 @@ def _lines(log: str, tag: str) -> list[dict[str, object]]:
 def test_job_with_two_executor_pods_reads_and_writes_hdfs_with_only_the_mounted_token(
         testbed: Testbed, pod_template: Path, renewer_rbac: None, tmp_path: Path) -> None:
     assert testbed.hdfs is not None and testbed.kube is not None
-    api = _admin(testbed)
+    api = admin_api(testbed)
     app = f"pods-{time.time_ns() % 10**8}"
     renewer = RenewerProcess(testbed, testbed.hdfs, tmp_path / "renewer")
     try:
@@ -139,15 +103,15 @@ def test_job_with_two_executor_pods_reads_and_writes_hdfs_with_only_the_mounted_
         conf = {"spark.secrets.hadoop.filesystems": testbed.hdfs.uri, "spark.secrets.renewer": RENEWER,
                 "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR,
                 "spark.kubernetes.executor.deleteOnTermination": "false"}  # kept to read their specs
-        proc = _submit(testbed, app, pod_template, conf, "pod_job.py", f"/user/alice/{app}", "2")
-        (driver,) = _pods(api, app, "driver")
+        proc = submit_as_alice(testbed, app, pod_template, conf, "pod_job.py", f"/user/alice/{app}", "2")
+        (driver,) = job_pods(api, app, "driver")
         log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
         assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
         assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Succeeded"
         assert "WROTE AND READ 10000 rows" in log, log[-3000:]
 
         # Two executor pods ran the tasks; no container had a ticket cache or keytab, each read the token file.
-        executors = _pods(api, app, "executor")
+        executors = job_pods(api, app, "executor")
         assert len(executors) == 2, [p.metadata.name for p in executors]
         probes = _lines(log, "PROBE")
         assert {p["pod"] for p in probes} == {p.metadata.name for p in executors}, probes
@@ -188,20 +152,20 @@ def test_pandas_udf_on_executor_pods_reads_and_writes_hdfs_through_the_runtime(
     pandas through spark_secrets.runtime, lists it with HdfsCLI and writes files a token-only Spark JVM
     reads back: only the mounted token file, no ticket cache, in the job's own image."""
     assert testbed.hdfs is not None and testbed.kube is not None
-    api = _admin(testbed)
+    api = admin_api(testbed)
     app = f"runtime-{time.time_ns() % 10**8}"
     base = f"/user/alice/{app}"
     conf = {"spark.secrets.hadoop.filesystems": testbed.hdfs.uri, "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR,
             "spark.kubernetes.executor.deleteOnTermination": "false"}  # kept to name them
     try:
-        proc = _submit(testbed, app, pod_template, conf, "runtime_pods.py", testbed.hdfs.uri, base, "2")
-        (driver,) = _pods(api, app, "driver")
+        proc = submit_as_alice(testbed, app, pod_template, conf, "runtime_pods.py", testbed.hdfs.uri, base, "2")
+        (driver,) = job_pods(api, app, "driver")
         log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
         assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
         assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Succeeded"
         results = _lines(log, "UDF")
         assert sorted(r["part"] for r in results) == list(range(8)), log[-3000:]
-        executors = {p.metadata.name for p in _pods(api, app, "executor")}
+        executors = {p.metadata.name for p in job_pods(api, app, "executor")}
         assert {r["pod"] for r in results} == executors and len(executors) == 2, (results, executors)
         for r in results:
             assert (r["rows_arrow"], r["rows_pandas"], r["twice"]) == (20_000, 20_000, 2 * sum(range(20_000))), r
@@ -218,7 +182,7 @@ def test_notebook_on_the_host_in_client_mode_with_executor_pods_reads_hdfs(
     """The notebook process is the driver (client mode, token file private to it, no ticket cache);
     its two executors run in pods and mount the token Secret that configure() made."""
     assert testbed.hdfs is not None and testbed.kube is not None and testbed.node is not None
-    api = _admin(testbed)
+    api = admin_api(testbed)
     conf_dir = testbed.hdfs.client_conf_dir()
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "testbed-hadoop-conf"},
             "data": {f: (conf_dir / f).read_text() for f in ("core-site.xml", "hdfs-site.xml")}}
@@ -294,13 +258,13 @@ def test_jobs_from_rendered_templates_run_to_success(testbed: Testbed, pod_templ
     submit = subprocess.run([str(spark_home() / "bin" / "spark-submit"), "--master", f"k8s://{testbed.kube.server}",
                              "--deploy-mode", "cluster", "--name", app, *flags, f"local://{JOBS_DIR}/pod_job.py",
                              f"/user/alice/{app}", "2"], env=operator, capture_output=True, text=True, timeout=900)
-    api = _admin(testbed)
-    (driver,) = _pods(api, app, "driver")
+    api = admin_api(testbed)
+    (driver,) = job_pods(api, app, "driver")
     log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
     assert submit.returncode == 0, submit.stderr[-2000:] + log[-3000:]
     assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Succeeded"
     assert "WROTE AND READ 10000 rows" in log
-    assert len(_pods(api, app, "executor")) == 2
+    assert len(job_pods(api, app, "executor")) == 2
     secrets = {v.secret.secret_name for v in driver.spec.volumes if v.secret is not None}
     assert len(secrets) == 1 and all(s.startswith(f"{app}-") for s in secrets), secrets  # ours, no Spark-made one
     api.delete_namespaced_pod(driver.metadata.name, "alice", grace_period_seconds=0)
@@ -335,7 +299,7 @@ def test_a_spark_sql_job_in_pods_uses_the_metastore_and_reads_an_encryption_zone
     the job Secret's HDFS, KMS and Hive tokens alone. The control: the same job submitted without the
     metastore settings has no Hive token, and its driver cannot log in to the metastore."""
     assert testbed.kube is not None
-    zone, hms, api = lasting_zone, lasting_metastore, _admin(testbed)
+    zone, hms, api = lasting_zone, lasting_metastore, admin_api(testbed)
     principal = hms.client_conf()["hive.metastore.kerberos.principal"]
     put = zone.cluster.fs("-put", "-f", "-", f"{ZONE}/sql-pods.txt", ccache=testbed.ticket_cache("alice"),
                           input=b"read in executor pods\n")
@@ -345,23 +309,23 @@ def test_a_spark_sql_job_in_pods_uses_the_metastore_and_reads_an_encryption_zone
     args = (hms.uri, principal, "4.0.1", hive_client_jars(POD_HIVE_LIB, POD_HADOOP_LIB))
     apps = {"sql": f"sql-pods-{time.time_ns() % 10**8}", "control": f"sql-nohive-{time.time_ns() % 10**8}"}
     try:
-        proc = _submit(testbed, apps["sql"], pod_template, {**conf, **hive}, "hive_sql_job.py", args[0], args[1],
+        proc = submit_as_alice(testbed, apps["sql"], pod_template, {**conf, **hive}, "hive_sql_job.py", args[0], args[1],
                        "sql_pods", *args[2:], hadoop_conf=zone.cluster.client_conf_dir())
-        (driver,) = _pods(api, apps["sql"], "driver")
+        (driver,) = job_pods(api, apps["sql"], "driver")
         log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
         assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:]
         assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Succeeded"
         assert "HIVE count=3 sum=6 tables=['events']" in log, log[-3000:]
         assert "READ 'read in executor pods\\n'" in log, log[-3000:]
-        assert len(_pods(api, apps["sql"], "executor")) == 2
+        assert len(job_pods(api, apps["sql"], "executor")) == 2
         (secret,) = [s for s in api.list_namespaced_secret("alice").items
                      if (s.metadata.labels or {}).get("spark-secrets.io/app-name") == apps["sql"]]
         kinds = {t.kind for t in Credentials.from_bytes(base64.b64decode(secret.data["hadoop-tokens"]))}
         assert {"HDFS_DELEGATION_TOKEN", KMS_DELEGATION_KIND, HIVE_DELEGATION_KIND} <= kinds, kinds
 
-        control = _submit(testbed, apps["control"], pod_template, conf, "hive_sql_job.py", args[0], args[1],
+        control = submit_as_alice(testbed, apps["control"], pod_template, conf, "hive_sql_job.py", args[0], args[1],
                           "sql_control", *args[2:], hadoop_conf=zone.cluster.client_conf_dir())
-        (driver,) = _pods(api, apps["control"], "driver")
+        (driver,) = job_pods(api, apps["control"], "driver")
         log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
         assert api.read_namespaced_pod(driver.metadata.name, "alice").status.phase == "Failed", control.stderr[-2000:]
         assert "HIVE count" not in log
@@ -373,48 +337,6 @@ def test_a_spark_sql_job_in_pods_uses_the_metastore_and_reads_an_encryption_zone
 
 
 # -- a long job in pods, kept alive by the renew service running as a pod ---------------------------
-#: Token lifetimes of the long-job cluster. kubelet (syncFrequency 10 s) shows a changed Secret in
-#: running containers after about 11 s (at most 12 s measured), so a re-issued token must be written
-#: well before the old one lapses: renewing at half-life (--ratio 0.5) leaves every token at least
-#: 22 s, and --reissue-before 40s leaves 40 s before the max date. A shorter interval would race
-#: kubelet; a longer one makes three max lifetimes take longer than the whole CI run should.
-POD_LIFETIMES = TokenLifetimes(renew_interval_ms=45_000, max_lifetime_ms=120_000, key_update_interval_ms=45_000)
-LONG_NAMESPACE = "alice-long"
-
-
-@pytest.fixture(scope="module")
-def pod_hdfs(testbed: Testbed) -> Iterator[SecureHdfs]:
-    """A third secure HDFS (same realm) whose tokens live 45 s, at most 120 s."""
-    with SecureHdfs(testbed.dir / "hdfs-pods", testbed.kdc_required(), lifetimes=POD_LIFETIMES).serving(USERS) as cluster:
-        yield cluster
-
-
-def _apply(bed: Testbed, manifest: dict[str, object]) -> None:
-    assert bed.kube is not None
-    bed.kube.apply(manifest)
-
-
-@pytest.fixture(scope="module")
-def long_namespace(testbed: Testbed, pod_hdfs: SecureHdfs) -> str:
-    """A namespace of alice's for the long job, so the renew service pod sees only its Secrets."""
-    ns = LONG_NAMESPACE
-    _apply(testbed, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    _apply(testbed, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                     "metadata": {"name": "alice-admin", "namespace": ns},
-                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "admin"},
-                     "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]})
-    _apply(testbed, {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "spark", "namespace": ns}})
-    _apply(testbed, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-                     "metadata": {"name": "spark-edit", "namespace": ns},
-                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
-                     "subjects": [{"kind": "ServiceAccount", "name": "spark", "namespace": ns}]})
-    _apply(testbed, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": KRB5_CONFIG_MAP, "namespace": ns},
-                     "data": {"krb5.conf": testbed.kdc_required().krb5_conf.read_text()}})
-    _apply(testbed, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": JOBS_CONFIG_MAP, "namespace": ns},
-                     "data": {p.name: p.read_text() for p in sorted(SCRIPTS.glob("*.py"))}})
-    return ns
-
-
 #: The Lease's duration in the long test: a SIGKILLed leader is replaced after at most this plus one check
 #: (a third of it), about 8 s, so the renewal margin at --ratio 0.5 ((1 - 0.5) x 45 s = 22.5 s) is more than
 #: twice a takeover (asserted with the takeovers measured in the run).
@@ -440,7 +362,7 @@ def renewer_pods(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str,
     first = chart_values(testbed, pod_hdfs, [long_namespace], replicaCount=1, admission={"enabled": False})
     values = {**first, "replicaCount": 2, "lease": {"duration": f"{LEASE_S}s"},
               "extraArgs": ["--ratio", str(RATIO), "--reissue-before", "40s"]}
-    api = _admin(testbed)
+    api = admin_api(testbed)
     apps = k8s.AppsV1Api(api.api_client)
 
     def lease() -> dict[str, Any]:
@@ -480,18 +402,47 @@ def _created_and_cancelled(namenode_log: Path, owner: str) -> tuple[set[int], se
     return created, cancelled
 
 
+def _assert_outlived(name: str, log: str, phase: str, seconds: float) -> None:
+    """The plugin's job ran its whole time, every round read and wrote, and the plugin was there."""
+    assert phase == "Succeeded", (name, log[-4000:])
+    assert "FAILED" not in log and "Lost task" not in log, (name, log[-4000:])
+    done = re.search(r"DONE (\d+) rounds in ([\d.]+)s", log)
+    assert done and float(done.group(2)) > seconds, (name, log[-2000:])
+    assert "token refresher" in log, name
+
+
+def _assert_failed_at_first_expiry(name: str, log: str, phase: str, first: bytes, seconds: float) -> None:
+    """A job without the plugin fails at the first expiry of its tokens, with the NameNode's words."""
+    assert phase == "Failed", (name, log[-3000:])
+    failed = re.search(r"FAILED at ([\d.]+)s \(epoch ([\d.]+)\) after (\d+) rounds: (.*)", log)
+    assert failed, (name, log[-3000:])
+    # It failed before the job's end, and later than one renew interval after its token was issued (the
+    # service renewed it until the re-issue, which this job never took), by the wall clock: the job's
+    # own clock starts when its executor has come, which on a busy node is long after the submission.
+    idents = [t.decode_identifier() for t in Credentials.from_bytes(first) if t.is_delegation_token]
+    issued = min(i.issue_date for i in idents if i is not None) / 1000
+    assert float(failed.group(1)) < seconds - 30, (name, failed.group(0))
+    assert float(failed.group(2)) - issued > POD_LIFETIMES.renew_interval_ms / 1000, (name, issued, failed.group(0))
+    # The job prints Py4J's first line; the NameNode's refusal is in the driver's log above it.
+    assert re.search(r"InvalidToken\)?: Token .*(has expired|is expired|can't be found in cache)", log), \
+        (name, log[-3000:])
+
+
 def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_replicas(
         testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str, renewer_pods: Callable[[], dict[str, Any]],
-        tmp_path: Path) -> None:
+        spark_operator: SparkOperator, tmp_path: Path) -> None:
     """Executors read secure HDFS every 2.5 s for 3x the max lifetime; kubelet projects the re-issued tokens,
-    the plugin adds them. Meanwhile, one at a time from a printed seed: the Lease holder's pod deleted, a
-    replica SIGKILLed, the API server (12 s), the KDC (20 s) and the NameNode (8 s) frozen. No read fails (a
-    task may not be retried), the job Succeeds, no token is re-issued twice, none is cancelled while its job
-    runs. The same job without the plugin fails at the first expiry (the control)."""
+    the plugin adds them. Two such jobs: one submitted by `spark-secrets submit`, one a SparkApplication
+    rendered with `render --into` from the spark-operator's own example and run by the real operator. The
+    renew service was installed by its Helm chart. Meanwhile, one at a time from a printed seed: the Lease
+    holder's pod deleted, a replica SIGKILLed, the API server (12 s), the KDC (20 s) and the NameNode (8 s)
+    frozen. No read fails (a task may not be retried), the jobs Succeed, no token is re-issued twice, none is
+    cancelled while its job runs. The same two jobs without the plugin fail at the first expiry (the controls)."""
     from chaos import Faults, RenewerLogs
+    from operatorapps import ENDED, create_as_alice, delete_application, example_for_the_bed, render_into
 
     assert testbed.node is not None and testbed.kube is not None
-    api = _admin(testbed)
+    api = admin_api(testbed)
     template = node_pod_template(tmp_path / "template.json", KRB5_CONFIG_MAP)
     seconds = 3 * POD_LIFETIMES.max_lifetime_ms / 1000 + 10
     base = {"spark.kubernetes.namespace": long_namespace, "spark.secrets.hadoop.filesystems": pod_hdfs.uri,
@@ -502,34 +453,55 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_rep
     runs: dict[str, subprocess.CompletedProcess[str]] = {}
 
     def submit(name: str, conf: dict[str, str], executors: int) -> None:
-        runs[name] = _submit(testbed, f"long-{name}", template, {**base, **conf,
-                             "spark.executor.instances": str(executors)}, "refresh_job.py",
-                             f"{pod_hdfs.uri}/user/alice/long-{name}", str(seconds), "2.5",
-                             hadoop_conf=pod_hdfs.client_conf_dir(), namespace=long_namespace)
+        runs[name] = submit_as_alice(testbed, f"long-{name}", template, {**base, **conf,
+                                     "spark.executor.instances": str(executors)}, "refresh_job.py",
+                                     f"{pod_hdfs.uri}/user/alice/long-{name}", str(seconds), "2.5",
+                                     hadoop_conf=pod_hdfs.client_conf_dir(), namespace=long_namespace)
+
+    (namenode,) = pod_hdfs.namenodes.values()
+    # Tokens of alice's earlier jobs on this HDFS (the Spark 3.5 job's) are not this test's.
+    earlier = set().union(*_created_and_cancelled(namenode.log, "alice"))
+    # The operator's pair: alice's own SparkApplications, rendered with her TGT before the faults begin.
+    applications = {}
+    for name, jar, own in (("op-plugin", IMAGE_PLUGIN_JAR, {**driver_ports(7158), "spark.task.maxFailures": "1"}),
+                           ("op-control", "none", driver_ports(7168))):
+        app = f"long-{name}"
+        source = example_for_the_bed(testbed, app, tmp_path, "refresh_job.py",
+                                     [f"{pod_hdfs.uri}/user/alice/{app}", str(seconds), "2.5"],
+                                     namespace=long_namespace, conf={
+                                         "spark.hadoop.ipc.client.connection.maxidletime": "1000", **own})
+        applications[app] = render_into(testbed, source, app, tmp_path, f"spark.secrets.plugin.jar={jar}",
+                                        namespace=long_namespace, filesystem=pod_hdfs.uri,
+                                        hadoop_conf=pod_hdfs.client_conf_dir())
 
     seed = int(os.environ.get("SPARK_SECRETS_FAULT_SEED") or time.time_ns() % 1_000_000)
     print(f"\nfault seed {seed} (SPARK_SECRETS_FAULT_SEED={seed} repeats this run's choices)")
-    (namenode,) = pod_hdfs.namenodes.values()
     logs = RenewerLogs(api, RENEWER_NAMESPACE).start()
     faults = Faults(api, renewer_pods, {"kube-apiserver": testbed.kube.apiserver,
                                         "krb5kdc": testbed.kdc_required().daemon, "namenode": namenode},
                     RENEWER_NAMESPACE, seed)
     jobs = [threading.Thread(target=submit, args=("plugin", {"spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR,
                                                              "spark.task.maxFailures": "1"}, 2)),
-            # Ports of its own: declared driver ports are host ports on a host-network node, and two
-            # drivers asking for the same ones would run one after the other.
             threading.Thread(target=submit, args=("control", {"spark.secrets.plugin.jar": "none",
-                                                              "spark.driver.port": "7178",
-                                                              "spark.driver.blockManager.port": "7179",
-                                                              "spark.ui.port": "4140",
-                                                              "spark.connect.grpc.binding.port": "15102"}, 1))]
-    history: dict[str, list[bytes]] = {"long-plugin": [], "long-control": []}  # each Secret's token files
-    seen, control = history["long-plugin"], history["long-control"]
+                                                              **driver_ports(7178)}, 1))]
+    names = ["long-plugin", "long-control", *applications]
+    history: dict[str, list[bytes]] = {name: [] for name in names}  # each Secret's token files
+    seen = history["long-plugin"]
+    states: dict[str, str] = {}
+
+    def running() -> bool:
+        with contextlib.suppress(Exception):  # the API server may be frozen
+            states.update({app: spark_operator.state(long_namespace, app) for app in applications})
+        return jobs[0].is_alive() or any(states.get(app) not in ENDED for app in applications)
+
     began = time.time()
     try:
         for job in jobs:
             job.start()
-        while jobs[0].is_alive():  # the token files the Secrets hold, as they change
+        for app in applications.values():
+            create_as_alice(testbed, app, long_namespace)
+        while running():  # the token files the Secrets hold, as they change
+            assert time.time() - began < seconds + 600, states
             with contextlib.suppress(Exception):  # the API server may be frozen
                 for s in api.list_namespaced_secret(long_namespace, label_selector="spark-secrets.io/app-name").items:
                     files = history.get(s.metadata.labels["spark-secrets.io/app-name"])
@@ -542,14 +514,13 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_rep
         ran = time.time() - began
         # Every token the NameNode made for alice reached one of her jobs' Secrets (no replica re-issued a token
         # another had already replaced: the loser's would be made and cancelled), and none that did was
-        # cancelled while its job ran (read before the end of the job, which cancels them).
-        created, cancelled = _created_and_cancelled(namenode.log, "alice")
+        # cancelled while its job ran (read before the end of the jobs, which cancels them).
+        created, cancelled = (found - earlier for found in _created_and_cancelled(namenode.log, "alice"))
     finally:
         faults.stop()
         logs.stop()
     written = {t.decode_identifier().sequence_number for files in history.values() for data in files
                for t in Credentials.from_bytes(data) if t.is_delegation_token}
-    control_first = control[:1]
     jobs[1].join()
     print(f"faults ({len(faults.done)} in {ran:.0f} s):\n{faults.summary()}")
     assert not faults.errors, faults.errors
@@ -561,60 +532,61 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_rep
     assert not takeovers or margin >= 2 * max(takeovers), (margin, takeovers)
 
     outcome = {}
-    for name in ("plugin", "control"):
-        (driver,) = _pods(api, f"long-{name}", "driver", long_namespace)
+    for name in names:
+        (driver,) = job_pods(api, name, "driver", long_namespace)
         outcome[name] = api.read_namespaced_pod_log(driver.metadata.name, long_namespace)
         outcome[name + "-phase"] = api.read_namespaced_pod(driver.metadata.name, long_namespace).status.phase
-    assert runs["plugin"].returncode == 0 and outcome["plugin-phase"] == "Succeeded", outcome["plugin"][-4000:]
-    assert "FAILED" not in outcome["plugin"] and "Lost task" not in outcome["plugin"], outcome["plugin"][-4000:]
-    done = re.search(r"DONE (\d+) rounds in ([\d.]+)s", outcome["plugin"])
-    assert done and float(done.group(2)) > 3 * POD_LIFETIMES.max_lifetime_ms / 1000, outcome["plugin"][-2000:]
-    sequences = {t.decode_identifier().sequence_number for data in seen
-                 for t in Credentials.from_bytes(data) if t.is_delegation_token}
-    assert len(sequences) >= 4, sequences  # the first token and at least three re-issued ones reached the pods
-    owners = {t.decode_identifier().owner for data in seen for t in Credentials.from_bytes(data) if t.is_delegation_token}
+    print(f"operator applications: {states}")
+    assert runs["plugin"].returncode == 0, outcome["long-plugin"][-4000:]
+    assert states["long-op-plugin"] == "COMPLETED", (states, spark_operator.logs()[-3000:])
+    for name in ("long-plugin", "long-op-plugin"):
+        _assert_outlived(name, outcome[name], outcome[name + "-phase"], 3 * POD_LIFETIMES.max_lifetime_ms / 1000)
+        sequences = {t.decode_identifier().sequence_number for data in history[name]
+                     for t in Credentials.from_bytes(data) if t.is_delegation_token}
+        assert len(sequences) >= 4, (name, sequences)  # the first token and at least three re-issued ones
+    owners = {t.decode_identifier().owner for files in history.values() for data in files
+              for t in Credentials.from_bytes(data) if t.is_delegation_token}
     assert owners == {"alice"}, owners  # re-issued for alice, as a proxy user, never for the service itself
-    assert len(created) >= 8 and created == written, (sorted(created), sorted(written))
+    assert len(created) >= 10 and created == written, (sorted(created), sorted(written))
     assert not cancelled, sorted(cancelled)
-    assert "token refresher" in outcome["plugin"]
+    # The operator's pods mount only the token Secret: no keytab or ticket cache.
+    for pod in [*job_pods(api, "long-op-plugin", "driver", long_namespace),
+                *job_pods(api, "long-op-plugin", "executor", long_namespace)]:
+        text = json.dumps(api.api_client.sanitize_for_serialization(pod.spec)).lower()
+        assert "keytab" not in text and "krb5cc" not in text and "krb5ccname" not in text, pod.metadata.name
 
-    # Control: no plugin, same tokens and renew service: the first expiry ends it, with the NameNode's words.
-    assert outcome["control-phase"] == "Failed"
+    # Controls: no plugin, same tokens and renew service: the first expiry ends them, with the NameNode's words.
+    assert states["long-op-control"] == "FAILED", states
+    for name in ("long-control", "long-op-control"):
+        _assert_failed_at_first_expiry(name, outcome[name], outcome[name + "-phase"], history[name][0], seconds)
     # spark-submit exits 0 for it (Spark's way in cluster mode); `spark-secrets submit` with the driver's outcome.
     assert runs["control"].returncode == 1, runs["control"].stderr[-2000:]
     assert re.search(r"driver pod alice-long/long-control-\S+ ended Failed \(container exit code 1\)",
                      runs["control"].stderr), runs["control"].stderr[-2000:]
     assert "lines of the driver pod's log:" in runs["control"].stderr, runs["control"].stderr[-2000:]
-    failed = re.search(r"FAILED at ([\d.]+)s \(epoch ([\d.]+)\) after (\d+) rounds: (.*)", outcome["control"])
-    assert failed, outcome["control"][-3000:]
-    # It failed before the job's end, and later than one renew interval after its token was issued (the
-    # service renewed it until the re-issue, which this job never took), by the wall clock: the job's
-    # own clock starts when its executor has come, which on a busy node is long after the submission.
-    idents = [t.decode_identifier() for t in Credentials.from_bytes(control_first[0]) if t.is_delegation_token]
-    issued = min(i.issue_date for i in idents if i is not None) / 1000
-    assert float(failed.group(1)) < seconds - 30, failed.group(0)
-    assert float(failed.group(2)) - issued > POD_LIFETIMES.renew_interval_ms / 1000, (issued, failed.group(0))
-    # The job prints Py4J's first line; the NameNode's refusal is in the driver's log above it.
-    assert re.search(r"InvalidToken\)?: Token .*(has expired|is expired|can't be found in cache)",
-                     outcome["control"]), outcome["control"][-3000:]
 
-    # End of the job: the driver pod goes, the garbage collector takes its Secret, the service cancels.
-    last = next(t for t in Credentials.from_bytes(seen[-1]) if t.is_delegation_token)
-    (driver,) = _pods(api, "long-plugin", "driver", long_namespace)
+    # End of the jobs: the driver pod goes (the application with it), the garbage collector takes its Secret,
+    # the service cancels.
+    lasts = {name: next(t for t in Credentials.from_bytes(history[name][-1]) if t.is_delegation_token)
+             for name in ("long-plugin", "long-op-plugin")}
+    (driver,) = job_pods(api, "long-plugin", "driver", long_namespace)
     api.delete_namespaced_pod(driver.metadata.name, long_namespace)
+    for app in applications:
+        delete_application(api, app, long_namespace)
     login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab, tmp_path / "cc")
-
-    last_seq = last.decode_identifier().sequence_number
-    wait_until("the renew service did not cancel the ended job's token",
-               lambda: last_seq in _created_and_cancelled(namenode.log, "alice")[1], 120)
-    with pytest.raises((InvalidTokenError, TokenExpiredError)):
-        renew_token(last, SpnegoAuth(login.credentials), conf=HadoopConf.load(pod_hdfs.client_conf_dir()))
+    for name, last in lasts.items():
+        last_seq = last.decode_identifier().sequence_number
+        wait_until(f"the renew service did not cancel {name}'s last token",
+                   lambda seq=last_seq: seq in _created_and_cancelled(namenode.log, "alice")[1], 120)
+        with pytest.raises((InvalidTokenError, TokenExpiredError)):
+            renew_token(last, SpnegoAuth(login.credentials), conf=HadoopConf.load(pod_hdfs.client_conf_dir()))
     service_log = logs.text()
     assert "re-issued alice-long/" in service_log, service_log[-3000:]
-    for data in seen:  # no token password, in any encoding, in the service's output
-        for token in Credentials.from_bytes(data):
-            for form in (token.password.hex(), base64.b64encode(token.password).decode(), token.encode_url()):
-                assert form not in service_log
+    for files in history.values():  # no token password, in any encoding, in the service's output
+        for data in files:
+            for token in Credentials.from_bytes(data):
+                for form in (token.password.hex(), base64.b64encode(token.password).decode(), token.encode_url()):
+                    assert form not in service_log
 
 
 def _stamped(log: str) -> list[tuple[float, str]]:
@@ -629,74 +601,16 @@ def _stamped(log: str) -> list[tuple[float, str]]:
 
 
 def test_spark_35_job_in_pods_keeps_its_tokens_through_a_corrupt_then_missing_token_file(
-        testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str, alice_ccache: Path, tmp_path: Path) -> None:
-    """Spark 3.5 (the plugin's Java 8 bytecode, Spark 3.5's pod builders and image) in cluster mode.
-    The test plays the renew service on the job's Secret and kubelet projects each change: garbage
-    bytes, then the key removed, then a new token. The plugin keeps the tokens it has through both
-    bad states, takes the new one, and the job reads HDFS after its first token is dead."""
-    api = _admin(testbed)
-    app = f"spark35-{time.time_ns() % 10**6}"
-    template = node_pod_template(tmp_path / "template.json", KRB5_CONFIG_MAP)
-    conf = {"spark.secrets.hadoop.filesystems": pod_hdfs.uri, "spark.secrets.renewer": RENEWER,
-            "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR, "spark.executor.instances": "1",
-            "spark.hadoop.ipc.client.connection.maxidletime": "1000"}  # every round opens a new connection
-    hadoop = HadoopConf.load(pod_hdfs.client_conf_dir())
-    login = keytab_login(testbed.kdc_required().principal(RENEWER_PRINCIPAL), testbed.renewer_keytab, tmp_path / "cc")
-    runs: list[subprocess.CompletedProcess[str]] = []
-    job = threading.Thread(target=lambda: runs.append(_submit(
-        testbed, app, template, conf, "refresh_job.py", f"{pod_hdfs.uri}/user/alice/{app}", "130", "2.5",
-        hadoop_conf=pod_hdfs.client_conf_dir(), namespace=long_namespace, line="3.5")))
-    job.start()
-
-    def driver_log() -> str:
-        drivers = _pods(api, app, "driver", long_namespace)
-        if not drivers or drivers[0].status.phase == "Pending":
-            return ""
-        return str(api.read_namespaced_pod_log(drivers[0].metadata.name, long_namespace, timestamps=True))
-
-    def secret() -> k8s.V1Secret:
-        (found,) = api.list_namespaced_secret(long_namespace, label_selector=f"spark-secrets.io/app-name={app}").items
-        return found
-
-    def write(data: dict[str, str | None]) -> None:
-        api.patch_namespaced_secret(secret().metadata.name, long_namespace, {"data": data})
-
-    # The renew service's part, from the Secret's first sight (a busy node may take longer than the 45 s
-    # renew interval from the submission to the job's first read): keep whichever tokens the job should
-    # hold alive.
-    wait_until("the job's Secret never appeared", lambda: bool(api.list_namespaced_secret(
-        long_namespace, label_selector=f"spark-secrets.io/app-name={app}").items), 300)
-    first = Credentials.from_bytes(base64.b64decode(secret().data["hadoop-tokens"]))
-    first_token = next(t for t in first if t.is_delegation_token)
-    renewing = {"first": first_token}
-    expiry: dict[str, float] = {}
-    stop = threading.Event()
-
-    def renew() -> None:
-        while not stop.is_set():
-            for name, token in list(renewing.items()):
-                expiry[name] = renew_token(token, SpnegoAuth(login.credentials), conf=hadoop) / 1000
-            stop.wait(10)
-
-    renewer = threading.Thread(target=renew, daemon=True)
-    renewer.start()
-    try:
-        wait_until("the Spark 3.5 job never read HDFS", lambda: "ROUND 1 ok" in driver_log(), 300)
-        write({"hadoop-tokens": base64.b64encode(b"HDTS\x00\x02garbage").decode()})
-        wait_until("the plugin never saw the corrupt file", lambda: "is not a complete Hadoop token file" in driver_log(), 60)
-        write({"hadoop-tokens": None})  # the key goes, and with it the file
-        wait_until("the plugin never saw the file missing", lambda: "is missing" in driver_log(), 60)
-        fresh = obtain_tokens([pod_hdfs.uri], RENEWER, SpnegoAuth(), conf=hadoop)
-        write({"hadoop-tokens": base64.b64encode(fresh.to_bytes()).decode()})
-        renewing["fresh"] = next(t for t in fresh if t.is_delegation_token)
-        del renewing["first"]  # from now on the first token lapses at its last renewal's expiry
-        job.join(timeout=600)
-    finally:
-        stop.set()
-        renewer.join()
-    log = driver_log()
-    (driver,) = _pods(api, app, "driver", long_namespace)
-    assert runs and runs[0].returncode == 0 and driver.status.phase == "Succeeded", log[-4000:]
+        testbed: Testbed, spark35_job: Spark35Job) -> None:
+    """Spark 3.5 in cluster mode (podjobs.Spark35Job, which ran beside the Kafka streaming job when the whole
+    suite runs). The plugin keeps the tokens it has through a corrupt and then a missing token file, takes
+    the new one, and the job reads HDFS after its first token is dead."""
+    job = spark35_job
+    job.join(900)
+    api, ns = job.api, job.namespace
+    log = job.driver_log()
+    (driver,) = job_pods(api, job.app, "driver", ns)
+    assert job.runs and job.runs[0].returncode == 0 and driver.status.phase == "Succeeded", log[-4000:]
     assert re.search(r"Running Spark version 3\.5\.\d+", log), log[:3000]
     assert "keeps its current tokens and retries" in log
     lines = _stamped(log)
@@ -704,12 +618,13 @@ def test_spark_35_job_in_pods_keeps_its_tokens_through_a_corrupt_then_missing_to
     assert any("driver now uses" in text for t, text in lines if t > missing_at), log[-4000:]
     # The job read and wrote HDFS well after the first token stopped being valid.
     rounds = [t for t, text in lines if text.startswith("ROUND ")]
-    assert rounds and rounds[-1] > expiry["first"] + 10, (rounds[-1:], expiry)
+    assert rounds and rounds[-1] > job.expiry["first"] + 10, (rounds[-1:], job.expiry)
+    first_token = next(t for t in job.first if t.is_delegation_token)
     with pytest.raises((InvalidTokenError, TokenExpiredError)):
-        renew_token(first_token, SpnegoAuth(login.credentials), conf=hadoop)
-    for token in [*first, *fresh]:
+        renew_token(first_token, job.renewer_auth(), conf=job.hadoop)
+    for token in [*job.first, *job.fresh]:
         assert token.password.hex() not in log and token.encode_url() not in log
-    api.delete_namespaced_pod(driver.metadata.name, long_namespace, grace_period_seconds=0)
+    api.delete_namespaced_pod(driver.metadata.name, ns, grace_period_seconds=0)
 
 
 def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_python_and_nowhere_else(
@@ -723,7 +638,7 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
     view and the executors' next reads see it. Leased PostgreSQL credentials are renewed and replaced by
     the service: the job logs in with them, driver and executors, after the first lease's max TTL."""
     assert testbed.kube is not None and testbed.hdfs is not None
-    api = _admin(testbed)
+    api = admin_api(testbed)
     app = f"secrets-{time.time_ns() % 10**8}"
     password, api_key, ca, tls_key = "pw-3e1f9a0c7d", "key-8b2d4c6e0f", "ca-51f0e2d9", "tls-key-a07c3e"
     rotated = "pw-rotated-94b1c2"
@@ -751,7 +666,7 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
         """While the pods run: the files are 0440 with the pods' fsGroup, so another user of the container
         cannot read them; the same user given that group can (the control: the read itself works)."""
         try:
-            (executor, *_) = _pods(api, app, "executor")
+            (executor, *_) = job_pods(api, app, "executor")
             for pod in (driver, executor):
                 for name, path in (("job", "/mnt/secrets/spark-secrets/db-password"),
                                    ("k8s", f"/mnt/secrets/spark-secrets-k8s/{app}-tls/ca.pem")):
@@ -777,9 +692,9 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
     def digest(text: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()
     try:
-        proc = _submit(testbed, app, pod_template, conf, "secrets_job.py", "2", "/tmp/spark-events", digest(rotated),
+        proc = submit_as_alice(testbed, app, pod_template, conf, "secrets_job.py", "2", "/tmp/spark-events", digest(rotated),
                        str(database.port), str(LEASE_MAX_TTL_S), env_extra=env)
-        (driver,) = _pods(api, app, "driver")
+        (driver,) = job_pods(api, app, "driver")
         log = api.read_namespaced_pod_log(driver.metadata.name, "alice")
         assert proc.returncode == 0, proc.stderr[-3000:] + log[-3000:] + renewer.log.read_text()[-2000:]
         assert written, "the job never waited for the rotation"
@@ -794,7 +709,7 @@ def test_job_secrets_from_openbao_and_a_k8s_secret_reach_driver_and_executor_pyt
         assert any(e["role"] == "driver" and float(str(e["t"])) > LEASE_MAX_TTL_S for e in logins), logins
         assert [e["role"] for e in logins].count("executor") == 4, logins
         probes = _lines(log, "SECRETS")
-        executors = {p.metadata.name for p in _pods(api, app, "executor")}
+        executors = {p.metadata.name for p in job_pods(api, app, "executor")}
         assert {p["pod"] for p in probes} == {"driver", *executors} and len(executors) == 2, probes
         for probe in probes:
             assert (probe["file"], probe["env"], probe["k8s_file"], probe["k8s_env"]) == (
