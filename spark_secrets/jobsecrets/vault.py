@@ -6,6 +6,10 @@ conventions so that a user who ran ``bao login`` or ``vault login`` needs nothin
 token (a submitter running in a pod, e.g. an Airflow worker); else AppRole from ``VAULT_ROLE_ID`` and
 ``VAULT_SECRET_ID``. Every failure becomes a one-line :class:`~spark_secrets.errors.VaultError` that names
 the path and the fix, never a value.
+
+hvac (with requests, a fifth of a second) is imported by :class:`VaultClient` only: the settings and the
+values' types are read by every submission and the renew service, which talk to OpenBao/Vault only when a
+job names a ``vault:`` secret or rotation is on.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-import hvac
-import hvac.exceptions
-import requests
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spark_secrets.errors import ConfigError, VaultError, VaultForbidden, VaultNotFound, VaultUnavailable
+
+if TYPE_CHECKING:
+    import hvac.exceptions
+    import requests
 
 AUTH_METHODS = ("auto", "token", "kubernetes", "approle")
 #: Where Kubernetes puts a pod's service-account token.
@@ -90,6 +94,8 @@ class VaultConfig:
 
 def _json(response: object) -> dict[str, Any]:
     """hvac answers with a parsed dict, a ``requests.Response`` (204, or raw calls), or None."""
+    import requests
+
     if isinstance(response, requests.Response):
         return dict(response.json()) if response.content else {}
     return dict(response) if isinstance(response, dict) else {}
@@ -130,6 +136,8 @@ class VaultClient:
     def __init__(self, config: VaultConfig, *, session: requests.Session | None = None, jwt: str | None = None) -> None:
         """Logs in as :class:`VaultConfig` says; with ``jwt``, by Kubernetes auth with that service-account
         token (a service acting as a job's account) and ``config.role``."""
+        import hvac
+
         self.config = config
         self._hvac = hvac.Client(url=config.address, namespace=config.namespace, verify=config.ca,
                                  session=session, timeout=30)
@@ -266,6 +274,9 @@ class VaultClient:
     @contextmanager
     def _errors(self, doing: str, missing: str | None = None, login: bool = False) -> Iterator[None]:
         """Turns hvac's and requests' failures into one-line errors; server texts name paths, not values."""
+        import hvac.exceptions
+        import requests
+
         where = self.config.address
         try:
             yield
@@ -302,6 +313,9 @@ class VaultClient:
         return text[:200] or type(exc).__name__
 
     def _token_valid(self) -> bool:
+        import hvac.exceptions
+        import requests
+
         try:
             self._hvac.auth.token.lookup_self()
         except (hvac.exceptions.VaultError, requests.exceptions.RequestException):

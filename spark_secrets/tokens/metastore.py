@@ -4,7 +4,9 @@ The three calls are ``ThriftHiveMetastore.get_delegation_token(token_owner,
 renewer_kerberos_principal_name) -> string``, ``renew_delegation_token(token_str_form) -> i64`` and
 ``cancel_delegation_token(token_str_form)``, in Thrift's binary protocol over a SASL ``GSSAPI``
 transport (``metastore.sasl.enabled``). They are written here with ``thrift``'s own protocol classes
-rather than a package of generated code for the metastore's few hundred other calls.
+rather than a package of generated code for the metastore's few hundred other calls, and imported by
+:class:`MetastoreClient` only: :class:`Metastore` is read by every submission and ``tokens`` command, which
+speak Thrift only when a job names a metastore.
 
 How Spark and Hive name the token (what a token-only job's metastore client selects):
 
@@ -19,15 +21,8 @@ import logging
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
-
-import gssapi
-from thrift.protocol.TBinaryProtocol import TBinaryProtocol
-from thrift.Thrift import TApplicationException, TMessageType, TType
-from thrift.transport.TSocket import TSocket
-from thrift.transport.TTransport import TTransportException
-from thrift_sasl import TSaslClientTransport
 
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import (
@@ -40,8 +35,11 @@ from spark_secrets.errors import (
     TokenExpiredError,
 )
 from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND
-from spark_secrets.login.sasl import GssapiSaslClient
 from spark_secrets.hadoop.token import Token
+
+if TYPE_CHECKING:
+    import gssapi
+    from thrift.protocol.TBinaryProtocol import TBinaryProtocol
 
 log = logging.getLogger(__name__)
 # thrift's socket logs a refused connection itself, with a traceback; the error raised here says it once.
@@ -131,6 +129,8 @@ class MetastoreClient:
     # -- operations ------------------------------------------------------------------------------
     def get_delegation_token(self, owner: str, renewer: str) -> Token:
         """A new token for ``owner`` (the caller, or someone it may act for) that ``renewer`` may renew."""
+        from thrift.Thrift import TType
+
         text = self._call("get_delegation_token", [(1, owner), (2, renewer)], TType.STRING)
         if not isinstance(text, str) or not text:
             raise HdfsError(f"{self.where} answered get_delegation_token without a token",
@@ -139,6 +139,8 @@ class MetastoreClient:
 
     def renew_delegation_token(self, token: Token) -> int:
         """The token's new expiry (ms since the epoch)."""
+        from thrift.Thrift import TType
+
         expiry = self._call("renew_delegation_token", [(1, token.encode_url())], TType.I64)
         if not isinstance(expiry, int):
             raise HdfsError(f"{self.where} answered renew_delegation_token without an expiry")
@@ -146,6 +148,8 @@ class MetastoreClient:
 
     def get_version(self) -> str:
         """The server's version (fb303's ``getVersion``): a call that changes nothing, to test a login."""
+        from thrift.Thrift import TType
+
         version = self._call("getVersion", [], TType.STRING)
         return version if isinstance(version, str) else ""
 
@@ -154,6 +158,14 @@ class MetastoreClient:
 
     # -- transport -------------------------------------------------------------------------------
     def _call(self, method: str, args: Sequence[tuple[int, str]], result_type: int | None) -> object:
+        from thrift.protocol.TBinaryProtocol import TBinaryProtocol
+        from thrift.Thrift import TMessageType, TType
+        from thrift.transport.TSocket import TSocket
+        from thrift.transport.TTransport import TTransportException
+        from thrift_sasl import TSaslClientTransport
+
+        from spark_secrets.login.sasl import GssapiSaslClient
+
         sock = TSocket(self.host, self.port)
         sock.setTimeout(int(self.timeout * 1000))
         transport = TSaslClientTransport(lambda: GssapiSaslClient(self.principal, self.credentials, PRINCIPAL_FIX),
@@ -188,6 +200,8 @@ class MetastoreClient:
             transport.close()
 
     def _read_result(self, proto: TBinaryProtocol, method: str, result_type: int | None) -> object:
+        from thrift.Thrift import TApplicationException, TMessageType
+
         _, mtype, _ = proto.readMessageBegin()
         if mtype == TMessageType.EXCEPTION:
             app = TApplicationException()
@@ -206,6 +220,8 @@ class MetastoreClient:
 
 def _read_struct(proto: TBinaryProtocol) -> dict[int, Any]:
     """A struct's string, integer and nested-struct fields by number (others skipped)."""
+    from thrift.Thrift import TType
+
     fields: dict[int, Any] = {}
     proto.readStructBegin()
     while True:

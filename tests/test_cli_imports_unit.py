@@ -1,0 +1,123 @@
+"""Each ``spark-secrets`` command imports only the heavy packages it uses (issue 33): the parser none at
+all, and hvac only where OpenBao/Vault is spoken to, Kerberos only where a login is made, and so on. A
+cold command pays for every package it imports (hvac with requests was a fifth of a second of each one).
+
+Each command runs in a fresh interpreter, with input that makes it fail with its one line (exit 2) after it
+has imported what it needs: no ticket cache, and a kubeconfig and OpenBao/Vault address on a closed local
+port, so nothing is contacted."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Third-party packages (top-level names) worth tens of milliseconds or more to import, or optional extras.
+HEAVY = frozenset({"hvac", "requests", "urllib3", "gssapi", "requests_gssapi", "yaml", "kubernetes",
+                   "prometheus_client", "thrift", "thrift_sasl", "kafka", "pyspark", "pyarrow", "hdfs"})
+HTTP = frozenset({"requests", "urllib3"})
+KERBEROS = frozenset({"gssapi", "requests_gssapi"})
+#: Where the kubeconfig of a submission or ``status`` is read.
+KUBECONFIG = frozenset({"yaml"})
+SUBMIT_ARGS = ["--", "--conf", "spark.secrets.hadoop.filesystems=http://127.0.0.1:{port}"]
+
+#: A command's name: its failing arguments, a module of this project it must have got to (so that a
+#: command failing too early cannot pass), and the heavy packages it may load.
+COMMANDS: dict[str, tuple[list[str], str, frozenset[str]]] = {
+    "tokens fetch": (["tokens", "fetch", "{tmp}/out.tokens", "--filesystem", "http://127.0.0.1:{port}"],
+                     "spark_secrets.tokens.fetcher", HTTP | KERBEROS),
+    "tokens show": (["tokens", "show", "{tmp}/none.tokens"], "spark_secrets.hadoop.credentials", frozenset()),
+    "tokens renew": (["tokens", "renew", "{tmp}/none.tokens"], "spark_secrets.tokens.registry", HTTP | KERBEROS),
+    "tokens cancel": (["tokens", "cancel", "{tmp}/none.tokens"], "spark_secrets.tokens.registry", HTTP | KERBEROS),
+    "conf": (["conf", *SUBMIT_ARGS], "submit_steps.submission", HTTP | KERBEROS | KUBECONFIG),
+    "submit": (["submit", *SUBMIT_ARGS], "submit_steps.submission", HTTP | KERBEROS | KUBECONFIG),
+    "render": (["render", "--format", "pod-template", *SUBMIT_ARGS], "submit_steps.render",
+               HTTP | KERBEROS | KUBECONFIG),
+    "renewer": (["renewer", "--keytab", "{tmp}/none.keytab", "--principal", "renew"], "spark_secrets.renew.app",
+                HTTP | KERBEROS | KUBECONFIG | {"prometheus_client"}),
+    "status": (["status"], "spark_secrets.check.status", HTTP | KUBECONFIG),
+    "doctor": (["doctor", "--duration", "bogus"], "spark_secrets.check.examination", HTTP | KERBEROS | KUBECONFIG),
+    "secrets get": (["secrets", "get", "db-password"], "spark_secrets.jobsecrets.vault", HTTP | {"hvac"}),
+    "secrets list": (["secrets", "list"], "spark_secrets.jobsecrets.vault", HTTP | {"hvac"}),
+    "rbac": (["rbac", "common", "--submitter", "bad"], "spark_secrets.kube.rbac", KUBECONFIG),
+}
+#: Every command's ``--help``: the parser alone.
+HELP = [[], ["demo"], ["rbac"], ["renewer"], ["render"], ["jar"], ["conf"], ["doctor"], ["status"], ["submit"],
+        *(["secrets", action] for action in ("set", "get", "list", "delete")),
+        *(["tokens", action] for action in ("fetch", "show", "renew", "cancel"))]
+
+#: Runs ``main`` on each argument list of argv[1] (JSON) in turn; prints the exit statuses and what is loaded.
+RUN = """
+import contextlib, io, json, sys
+from spark_secrets.cli.main import main
+statuses = []
+for argv in json.loads(sys.argv[1]):
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            statuses.append(main(argv))
+        except SystemExit as exc:
+            statuses.append(exc.code)
+print(json.dumps({"statuses": statuses, "modules": sorted(sys.modules)}))
+"""
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run(argvs: list[list[str]], tmp_path: Path) -> tuple[list[int], set[str], str]:
+    """Exit statuses, loaded modules and stderr of the commands run in one fresh interpreter, where no
+    ticket cache, Hadoop or Spark configuration, or token of the user running the tests is found."""
+    port = _closed_port()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t0ken"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "alice"}}]}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "SPARK_", "HADOOP_", "KRB5"))}
+    env.update(HOME=str(tmp_path), KRB5CCNAME=f"FILE:{tmp_path}/no-ccache", KUBECONFIG=str(kubeconfig),
+               HADOOP_CONF_DIR=str(tmp_path), SPARK_CONF_DIR=str(tmp_path), VAULT_ADDR=f"http://127.0.0.1:{port}",
+               VAULT_TOKEN="t0ken")
+    argvs = [[a.format(tmp=tmp_path, port=port) for a in argv] for argv in argvs]
+    out = subprocess.run([sys.executable, "-c", RUN, json.dumps(argvs)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.splitlines()[-1])
+    return report["statuses"], set(report["modules"]), out.stderr
+
+
+def _heavy(modules: set[str]) -> set[str]:
+    return {m.partition(".")[0] for m in modules} & HEAVY
+
+
+def test_the_parser_imports_no_heavy_package(tmp_path: Path) -> None:
+    statuses, modules, _ = _run([[*argv, "--help"] for argv in HELP], tmp_path)
+    assert statuses == [0] * len(HELP)
+    assert _heavy(modules) == set()
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_a_command_imports_only_what_it_uses(command: str, tmp_path: Path) -> None:
+    argv, reached, uses = COMMANDS[command]
+    statuses, modules, stderr = _run([argv], tmp_path)
+    lines = stderr.strip().splitlines()
+    assert statuses == [2] and lines[-1].startswith("spark-secrets: error: ") and "Traceback" not in stderr, stderr
+    assert reached in modules, f"{command} failed before it got to {reached}: {stderr}"
+    assert _heavy(modules) - uses == set()
+
+
+def test_the_check_sees_a_needless_import(tmp_path: Path) -> None:
+    """Control: a package loaded beside a command is seen (and OpenBao/Vault commands do load hvac)."""
+    statuses, modules, _ = _run([["tokens", "show", "--help"], ["secrets", "list"]], tmp_path)
+    assert statuses == [0, 2]
+    assert _heavy(modules) - COMMANDS["tokens show"][2] == {"hvac", "requests", "urllib3"}
