@@ -354,6 +354,10 @@ class KubeClient:
         return self.request(f"read pod {namespace}/{name}", "GET",
                             f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}")
 
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self.request(f"delete pod {namespace}/{name}", "DELETE",
+                     f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}")
+
     def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         """Every pod in ``namespace`` (None: all namespaces), or those ``label_selector`` matches, as plain dicts."""
         params = {"labelSelector": label_selector} if label_selector else None
