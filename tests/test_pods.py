@@ -508,8 +508,11 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_rep
                     data = base64.b64decode(s.data["hadoop-tokens"])
                     if files is not None and (not files or files[-1] != data):
                         files.append(data)
-                if seen and not faults.started:
-                    faults.start()  # from the moment the job has its Secret to its end
+                # From the moment the job has its Secret and the operator has submitted its applications (its
+                # spark-submit gives up after 10 s without the API server, and restartPolicy Never does not retry
+                # a submission) to the end.
+                if seen and not faults.started and all(states.get(app) not in ("", "NEW") for app in applications):
+                    faults.start()
             time.sleep(1)
         ran = time.time() - began
         # Every token the NameNode made for alice reached one of her jobs' Secrets (no replica re-issued a token
