@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import subprocess
 import sys
 from pathlib import Path
@@ -294,3 +297,13 @@ def test_a_kafka_token_is_bound_to_the_owner_its_brokers_name(said: TokenFacts |
     notes = kube.obj["metadata"]["annotations"]
     assert notes["spark-secrets.io/max-date"] == rfc3339_ms(ISSUED + 3 * DAY)  # the brokers' word, not HDFS's 7 days
     assert len(notes["spark-secrets.io/tokens"].split()) == 2  # both handles, for the cancel once it is gone
+
+
+def test_the_seal_is_hmac_sha256_as_before_so_seals_written_by_earlier_versions_still_hold() -> None:
+    """The seal's precomputed HMAC states must give exactly the standard library's HMAC (RFC 2104)."""
+    key = hmac.new(b"k" * 32, b"spark-secrets seal v1", hashlib.sha256).digest()
+    digest = hmac.new(key, "alice\njob\nu-1\nalice\nhandles".encode(), hashlib.sha256).digest()
+    assert SEAL.sign("alice", "job", "u-1", "alice", "handles") == \
+        "v1:" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    long_key = Seal(b"x" * 200)  # longer than a SHA-256 block before derivation: derived to 32 bytes first
+    assert long_key.holds(TokenSecret.from_metadata(_meta("a", seal=long_key)))
