@@ -307,3 +307,16 @@ def test_the_seal_is_hmac_sha256_as_before_so_seals_written_by_earlier_versions_
         "v1:" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
     long_key = Seal(b"x" * 200)  # longer than a SHA-256 block before derivation: derived to 32 bytes first
     assert long_key.holds(TokenSecret.from_metadata(_meta("a", seal=long_key)))
+
+
+def test_a_tracked_secret_shares_its_key_and_filesystems_with_the_others() -> None:
+    """Memory per Secret at 100,000 of them: the view and the schedule hold one key tuple, the Secrets one targets tuple."""
+    service = _service(_Kind())
+    for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [_meta("a"), _meta("b")]),
+                  SecretEvent(PAGE, "alice", [_meta("a") | {"metadata": {**_meta("a")["metadata"], "resourceVersion": "2"}}]),
+                  SecretEvent(SYNC, "alice", [])):
+        service.handle(event)
+    keys = {id(k): k for k in service.secrets}
+    assert all(id(key) in keys for _, key, rv in service._due if service.secrets[key].resource_version == rv)
+    a, b = service.secrets["alice", "a"], service.secrets["alice", "b"]
+    assert a.filesystems == ("hdfs://ns1",) and a.filesystems is b.filesystems and a.resource_version == "2"
