@@ -10,13 +10,16 @@ process's own start); its resident memory once ready above the same service idle
 and the Kubernetes API writes it makes per renewal (20 of the Secrets are made due at once, with
 real tokens). The bulk Secrets look like ones the service renewed a moment ago (not due for hours): alice's owner
 label, and sealed with the key the service derives from its keytab (an unsealed Secret is due at first sight, and
-the service would read and renew every one of them while it starts).
+the service would read and renew every one of them while it starts). The service runs from this checkout,
+byte-compiled first as ``pip install`` compiles an installed package (with PYTHONDONTWRITEBYTECODE set and no
+``__pycache__``, every start would compile the sources again).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import compileall
 import json
 import os
 import subprocess
@@ -44,6 +47,7 @@ from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
 
 #: The bulk Secrets' owner label: the user whose tokens they hold.
 OWNER = "alice"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _secret(name: str, creds: Credentials, expiry_ms: int, filesystem: str, renewed_ms: int) -> dict[str, object]:
@@ -106,12 +110,13 @@ class _Service:
     def __init__(self, bed: Testbed, namespace: str, log: Path) -> None:
         assert bed.kube is not None and bed.hdfs is not None
         env = {**bed.env(RENEWER), "KUBECONFIG": str(bed.kube.kubeconfig(RENEWER)),
-               "HADOOP_CONF_DIR": str(bed.hdfs.client_conf_dir())}
+               "HADOOP_CONF_DIR": str(bed.hdfs.client_conf_dir()),
+               "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
         argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
                 "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache",
                 str(bed.dir / f"cc-{namespace}"), "-n", namespace, "--listen", "127.0.0.1:18080"]
         self.began = time.perf_counter()
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("w"))
         _wait("http://127.0.0.1:18080/readyz", 600)
         self.ready_s = time.perf_counter() - self.began
         time.sleep(1.0)  # let the first scheduling pass settle before reading memory
@@ -132,6 +137,7 @@ def main() -> int:
                         help="Secret counts to measure (default 1000,10000,100000)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
+    compileall.compile_dir(ROOT / "spark_secrets", quiet=1)
     with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp, \
             Testbed(Path(tmp), components=("kdc", "hdfs", "kube")) as bed:
         assert bed.kube is not None and bed.hdfs is not None
@@ -156,7 +162,7 @@ def main() -> int:
         empty = _Service(bed, "bench-empty", bed.dir / "r-empty.log")
         empty.stop()
         print("renew service: start to ready and memory, against a bare metadata list of the same Secrets "
-              "and the same service with none (real API server, etcd)")
+              f"and the same service with none (real API server, etcd; the service from {ROOT})")
         print(f"  {0:>6} Secrets: ready in {empty.ready_s:6.2f} s, RSS {empty.rss_mb:6.1f} MB (the idle process)")
         for count in (int(c) for c in args.counts.split(",")):
             ns = f"bench-{count}"
