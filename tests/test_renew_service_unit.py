@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import hmac
 import subprocess
@@ -320,3 +321,14 @@ def test_a_tracked_secret_shares_its_key_and_filesystems_with_the_others() -> No
     assert all(id(key) in keys for _, key, rv in service._due if service.secrets[key].resource_version == rv)
     a, b = service.secrets["alice", "a"], service.secrets["alice", "b"]
     assert a.filesystems == ("hdfs://ns1",) and a.filesystems is b.filesystems and a.resource_version == "2"
+
+
+def test_the_cyclic_gc_is_as_it_was_once_the_list_is_done() -> None:
+    """A list runs with the GC's first threshold raised and its Secrets frozen out of collections: both end with it."""
+    before = gc.get_threshold()
+    service = _service(_Kind())
+    service.handle(SecretEvent(LISTING, "alice", []))
+    service.handle(SecretEvent(PAGE, "alice", [_meta("a")]))
+    assert gc.get_threshold()[0] > before[0] and gc.get_freeze_count() > 0
+    service.handle(SecretEvent(SYNC, "alice", []))
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -50,6 +50,9 @@ log = logging.getLogger("spark_secrets.renew")
 #: A Secret refused because no admission policy covers it is looked at again after this long (an admin
 #: may bind the policy meanwhile); other refusals wait until the Secret changes.
 POLICY_RETRY_MS = 15_000
+#: The cyclic GC's first threshold while a list is in progress: what a list decodes is freed by reference counts,
+#: so a collection every 700 allocations (the default) only walks a page in flight again and again.
+LIST_GC_THRESHOLD = 50_000
 
 
 class RenewService(TokenActions):
@@ -91,6 +94,7 @@ class RenewService(TokenActions):
         self._events: queue.Queue[SecretEvent] = queue.Queue()
         self._synced: set[str | None] = set()
         self._listing: dict[str | None, set[Key]] = {}  # keys seen so far by a list in progress, per namespace
+        self._gc_threshold = gc.get_threshold()  # as it is when no list is in progress
         self._stop = threading.Event()
         self._watches: list[SecretWatch] = []
         self._nearest_at = 0.0
@@ -142,6 +146,8 @@ class RenewService(TokenActions):
     def handle(self, event: SecretEvent) -> None:
         """Takes one event of a watch (:mod:`.watch`) into the service's view of the Secrets."""
         if event.kind == LISTING:  # a list in pages: LISTING, PAGE..., SYNC
+            if not self._listing:
+                gc.set_threshold(LIST_GC_THRESHOLD, *self._gc_threshold[1:])
             self._listing[event.namespace] = set()
         elif event.kind == PAGE:
             present = self._listing.setdefault(event.namespace, set())
@@ -158,6 +164,8 @@ class RenewService(TokenActions):
                 self.housekeeper.revoke(key)
             self._synced.add(event.namespace)
             self.metrics.ready = len(self._synced) == len(self.namespaces or [None])
+            if not self._listing:
+                gc.set_threshold(*self._gc_threshold)
             gc.unfreeze()  # a cycle made meanwhile is freed by the next full collection
             _give_back_memory()  # a list of 100,000 leaves megabytes of freed pages behind
         elif event.kind == DELETED:
