@@ -221,8 +221,9 @@ class RenewService(TokenActions):
 
     def _update_nearest(self) -> None:
         """The nearest expiry for /metrics: a pass over every Secret, so at most once a second (a
-        pass per event would make a list of N Secrets cost N² at start)."""
-        if time.monotonic() - self._nearest_at >= 1.0:
+        pass per event would make a list of N Secrets cost N² at start), and not before the first list is
+        complete (it would show a part, at the cost of passes over a growing view while the service starts)."""
+        if self.metrics.ready and time.monotonic() - self._nearest_at >= 1.0:
             self._nearest_at = time.monotonic()
             earliest: dict[tuple[str, str], int] = {}
             for s in self.secrets.values():
