@@ -8,13 +8,19 @@ client (the peer: the least the service's own list can cost; a bare paged list, 
 streaming lists gives, is printed beside it) and against the service with no Secrets at all (the
 process's own start); its resident memory once ready above the same service idle, per tracked Secret;
 and the Kubernetes API writes it makes per renewal (20 of the Secrets are made due at once, with
-real tokens). The bulk Secrets look like ones the service renewed a moment ago (not due for hours).
+real tokens). The bulk Secrets look like ones the service renewed a moment ago (not due for hours): alice's owner
+label, and sealed with the key the service derives from its keytab (an unsealed Secret is due at first sight, and
+the service would read and renew every one of them while it starts). The service runs from this checkout,
+byte-compiled first as ``pip install`` compiles an installed package (with PYTHONDONTWRITEBYTECODE set and no
+``__pycache__``, every start would compile the sources again).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import compileall
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +28,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 from kubernetes import client as k8s
@@ -31,10 +38,16 @@ from spark_secrets.tokens.fetcher import obtain_tokens
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.kube.client import KubeClient
 from spark_secrets.renew.watch import INITIAL_EVENTS_END
-from spark_secrets.secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, KIND_HADOOP_TOKENS, LABEL_KIND,
-                                       LABEL_MANAGED_BY, MANAGED_BY, TOKEN_SECRET_SELECTOR, schedule_annotations)
+from spark_secrets.renew.seal import Seal
+from spark_secrets.secrets.tokensecret import (ANNOTATION_FILESYSTEMS, ANNOTATION_KEY, ANNOTATION_TOKENS, ANNOTATION_VERIFIED,
+                                               KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_MANAGED_BY, LABEL_OWNER, MANAGED_BY,
+                                               TOKEN_SECRET_SELECTOR, schedule_annotations)
 from spark_secrets.login.spnego import SpnegoAuth
 from spark_secrets.testbed.bed import RENEWER, RENEWER_PRINCIPAL, Testbed
+
+#: The bulk Secrets' owner label: the user whose tokens they hold.
+OWNER = "alice"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _secret(name: str, creds: Credentials, expiry_ms: int, filesystem: str, renewed_ms: int) -> dict[str, object]:
@@ -43,9 +56,20 @@ def _secret(name: str, creds: Credentials, expiry_ms: int, filesystem: str, rene
     notes = {ANNOTATION_KEY: "hadoop-tokens", ANNOTATION_FILESYSTEMS: filesystem,
              **{k: v for k, v in schedule_annotations(creds, expiry_ms, renewed_at_ms=renewed_ms).items() if v}}
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-            "metadata": {"name": name, "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS},
+            "metadata": {"name": name, "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: KIND_HADOOP_TOKENS,
+                                                  LABEL_OWNER: OWNER},
                          "annotations": notes},
             "data": {"hadoop-tokens": base64.b64encode(data).decode()}}
+
+
+def _create_sealed(admin: k8s.CoreV1Api, seal: Seal, ns: str, secret: dict[str, Any]) -> None:
+    """Creates ``secret`` and seals it as the service does once it renewed the tokens (the seal names the uid)."""
+    # .data reads each answer, so its connection goes back to the pool instead of staying open
+    created = json.loads(admin.create_namespaced_secret(ns, secret, _preload_content=False).data)
+    meta = created["metadata"]
+    verified = seal.sign(ns, meta["name"], meta["uid"], OWNER, meta["annotations"][ANNOTATION_TOKENS])
+    admin.patch_namespaced_secret(meta["name"], ns, {"metadata": {"annotations": {ANNOTATION_VERIFIED: verified}}},
+                                  _preload_content=False).data
 
 
 def _streamed(peer: KubeClient, namespace: str) -> int:
@@ -86,12 +110,13 @@ class _Service:
     def __init__(self, bed: Testbed, namespace: str, log: Path) -> None:
         assert bed.kube is not None and bed.hdfs is not None
         env = {**bed.env(RENEWER), "KUBECONFIG": str(bed.kube.kubeconfig(RENEWER)),
-               "HADOOP_CONF_DIR": str(bed.hdfs.client_conf_dir())}
+               "HADOOP_CONF_DIR": str(bed.hdfs.client_conf_dir()),
+               "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
         argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
                 "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache",
                 str(bed.dir / f"cc-{namespace}"), "-n", namespace, "--listen", "127.0.0.1:18080"]
         self.began = time.perf_counter()
-        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("w"))
         _wait("http://127.0.0.1:18080/readyz", 600)
         self.ready_s = time.perf_counter() - self.began
         time.sleep(1.0)  # let the first scheduling pass settle before reading memory
@@ -112,6 +137,7 @@ def main() -> int:
                         help="Secret counts to measure (default 1000,10000,100000)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
+    compileall.compile_dir(ROOT / "spark_secrets", quiet=1)
     with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp, \
             Testbed(Path(tmp), components=("kdc", "hdfs", "kube")) as bed:
         assert bed.kube is not None and bed.hdfs is not None
@@ -128,6 +154,7 @@ def main() -> int:
         os.environ["KRB5CCNAME"] = f"FILE:{bed.ticket_cache('alice')}"
         filesystem = bed.hdfs.webhdfs_url
         bulk = obtain_tokens([filesystem], RENEWER, SpnegoAuth())
+        seal = Seal.from_file(bed.renewer_keytab)  # the service's own key (it is given no --seal-key-file)
         now = int(time.time() * 1000)
         far = now + 20 * 3_600_000
 
@@ -135,17 +162,15 @@ def main() -> int:
         empty = _Service(bed, "bench-empty", bed.dir / "r-empty.log")
         empty.stop()
         print("renew service: start to ready and memory, against a bare metadata list of the same Secrets "
-              "and the same service with none (real API server, etcd)")
+              f"and the same service with none (real API server, etcd; the service from {ROOT})")
         print(f"  {0:>6} Secrets: ready in {empty.ready_s:6.2f} s, RSS {empty.rss_mb:6.1f} MB (the idle process)")
         for count in (int(c) for c in args.counts.split(",")):
             ns = f"bench-{count}"
             kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
             began = time.perf_counter()
             with ThreadPoolExecutor(16) as pool:
-                # .data reads each answer, so its connection goes back to the pool instead of staying open
-                for _ in pool.map(lambda i: admin.create_namespaced_secret(
-                        ns, _secret(f"job-{i:06d}-hadoop-tokens", bulk, far, filesystem, now),
-                        _preload_content=False).data, range(count)):
+                for _ in pool.map(lambda i: _create_sealed(
+                        admin, seal, ns, _secret(f"job-{i:06d}-hadoop-tokens", bulk, far, filesystem, now)), range(count)):
                     pass
             print(f"  ({count} Secrets created in {time.perf_counter() - began:.1f} s)", flush=True)
             began = time.perf_counter()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import gc
+import hashlib
+import hmac
 import subprocess
 import sys
 from pathlib import Path
@@ -294,3 +298,37 @@ def test_a_kafka_token_is_bound_to_the_owner_its_brokers_name(said: TokenFacts |
     notes = kube.obj["metadata"]["annotations"]
     assert notes["spark-secrets.io/max-date"] == rfc3339_ms(ISSUED + 3 * DAY)  # the brokers' word, not HDFS's 7 days
     assert len(notes["spark-secrets.io/tokens"].split()) == 2  # both handles, for the cancel once it is gone
+
+
+def test_the_seal_is_hmac_sha256_as_before_so_seals_written_by_earlier_versions_still_hold() -> None:
+    """The seal's precomputed HMAC states must give exactly the standard library's HMAC (RFC 2104)."""
+    key = hmac.new(b"k" * 32, b"spark-secrets seal v1", hashlib.sha256).digest()
+    digest = hmac.new(key, "alice\njob\nu-1\nalice\nhandles".encode(), hashlib.sha256).digest()
+    assert SEAL.sign("alice", "job", "u-1", "alice", "handles") == \
+        "v1:" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    long_key = Seal(b"x" * 200)  # longer than a SHA-256 block before derivation: derived to 32 bytes first
+    assert long_key.holds(TokenSecret.from_metadata(_meta("a", seal=long_key)))
+
+
+def test_a_tracked_secret_shares_its_key_and_filesystems_with_the_others() -> None:
+    """Memory per Secret at 100,000 of them: the view and the schedule hold one key tuple, the Secrets one targets tuple."""
+    service = _service(_Kind())
+    for event in (SecretEvent(LISTING, "alice", []), SecretEvent(PAGE, "alice", [_meta("a"), _meta("b")]),
+                  SecretEvent(PAGE, "alice", [_meta("a") | {"metadata": {**_meta("a")["metadata"], "resourceVersion": "2"}}]),
+                  SecretEvent(SYNC, "alice", [])):
+        service.handle(event)
+    keys = {id(k): k for k in service.secrets}
+    assert all(id(key) in keys for _, key, rv in service._due if service.secrets[key].resource_version == rv)
+    a, b = service.secrets["alice", "a"], service.secrets["alice", "b"]
+    assert a.filesystems == ("hdfs://ns1",) and a.filesystems is b.filesystems and a.resource_version == "2"
+
+
+def test_the_cyclic_gc_is_as_it_was_once_the_list_is_done() -> None:
+    """A list runs with the GC's first threshold raised and its Secrets frozen out of collections: both end with it."""
+    before = gc.get_threshold()
+    service = _service(_Kind())
+    service.handle(SecretEvent(LISTING, "alice", []))
+    service.handle(SecretEvent(PAGE, "alice", [_meta("a")]))
+    assert gc.get_threshold()[0] > before[0] and gc.get_freeze_count() > 0
+    service.handle(SecretEvent(SYNC, "alice", []))
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -83,6 +83,7 @@ ANNOTATION_OUTGOING_RENEWED_AT = f"{DOMAIN}/outgoing-renewed-at"
 ANNOTATION_OUTGOING_VERIFIED = f"{DOMAIN}/outgoing-verified"
 OUTGOING_ANNOTATIONS = (ANNOTATION_OUTGOING_TOKENS, ANNOTATION_OUTGOING_UNTIL, ANNOTATION_OUTGOING_EXPIRY,
                         ANNOTATION_OUTGOING_RENEWED_AT, ANNOTATION_OUTGOING_VERIFIED)
+_OUTGOING = frozenset(OUTGOING_ANNOTATIONS)  # looked for in every Secret's annotations at a restart
 #: The service account of the job's driver; in controller mode it is granted ``get`` on the Secret.
 ANNOTATION_SERVICE_ACCOUNT = f"{DOMAIN}/service-account"
 #: The key of the token file in a token Secret unless ``spark.secrets.secret.key`` says otherwise
@@ -214,7 +215,7 @@ class Outgoing:
     def from_annotations(cls, notes: Mapping[str, str]) -> Outgoing | None:
         """None without any ``outgoing-*`` annotation; malformed times read as 0 (no seal of the service's holds
         for them, so they are ignored and dropped rather than making the Secret unusable)."""
-        if not any(name in notes for name in OUTGOING_ANNOTATIONS):
+        if _OUTGOING.isdisjoint(notes):
             return None
 
         def when(name: str) -> int:
@@ -345,13 +346,13 @@ class TokenSecret:
         """From a Secret's metadata (a full object or a PartialObjectMetadata); raises :class:`UnusableSecret`
         only for malformed annotations: the data is checked when the service acts."""
         meta = obj.get("metadata") or {}
-        ref = f"{meta.get('namespace')}/{meta.get('name')}"
         notes = meta.get("annotations") or {}
         try:
             expiry = parse_rfc3339(notes[ANNOTATION_EXPIRY]) if ANNOTATION_EXPIRY in notes else 0
             renewed = parse_rfc3339(notes[ANNOTATION_RENEWED_AT]) if ANNOTATION_RENEWED_AT in notes else None
             max_date = parse_rfc3339(notes[ANNOTATION_MAX_DATE]) if ANNOTATION_MAX_DATE in notes else None
         except ValueError:
+            ref = f"{meta.get('namespace')}/{meta.get('name')}"  # built for the message only
             raise UnusableSecret(f"token Secret {ref} has a malformed time annotation") from None
         labels = meta.get("labels") or {}
         owners = tuple((_interned(o.get("kind")), str(o.get("name")), str(o.get("uid")))
