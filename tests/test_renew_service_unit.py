@@ -301,13 +301,29 @@ def test_a_kafka_token_is_bound_to_the_owner_its_brokers_name(said: TokenFacts |
 
 
 def test_the_seal_is_hmac_sha256_as_before_so_seals_written_by_earlier_versions_still_hold() -> None:
-    """The seal's precomputed HMAC states must give exactly the standard library's HMAC (RFC 2104)."""
+    """The seal (an HMAC object per key, copied per seal) gives exactly the standard library's HMAC (RFC 2104)."""
     key = hmac.new(b"k" * 32, b"spark-secrets seal v1", hashlib.sha256).digest()
     digest = hmac.new(key, "alice\njob\nu-1\nalice\nhandles".encode(), hashlib.sha256).digest()
     assert SEAL.sign("alice", "job", "u-1", "alice", "handles") == \
         "v1:" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
     long_key = Seal(b"x" * 200)  # longer than a SHA-256 block before derivation: derived to 32 bytes first
     assert long_key.holds(TokenSecret.from_metadata(_meta("a", seal=long_key)))
+
+
+def test_a_copied_seal_holds_for_no_other_owner_or_secret_and_another_key_makes_none() -> None:
+    """The seal's copied HMAC state stays bound to its fields: alice's seal moved onto a Secret relabelled bob's,
+    or onto another Secret of hers, or made with another service's key, does not hold; the control, her own, does."""
+    own = _meta("a")
+    assert SEAL.holds(TokenSecret.from_metadata(own))  # the control
+    seal = own["metadata"]["annotations"][ANNOTATION_VERIFIED]
+    relabelled = _meta("a", sealed=False)
+    relabelled["metadata"]["labels"]["spark-secrets.io/owner"] = "bob"
+    relabelled["metadata"]["annotations"][ANNOTATION_VERIFIED] = seal
+    other = _meta("b", sealed=False)
+    other["metadata"]["annotations"][ANNOTATION_VERIFIED] = seal
+    for forged in (relabelled, other, _meta("a", seal=Seal(b"another service's key!"))):
+        assert not SEAL.holds(TokenSecret.from_metadata(forged)), forged["metadata"]
+    assert SEAL.holds(TokenSecret.from_metadata(own))  # a copy per seal: checking others changed nothing
 
 
 def test_a_tracked_secret_shares_its_key_and_filesystems_with_the_others() -> None:
