@@ -12,7 +12,7 @@ demo: install  ## start the embedded test bed and run the main job on it
 test: install  ## every test: lint, unit tests and integration tests on the real test bed
 	$(PYTHON) -m ruff check spark_secrets submit_steps tests benchmarks
 	$(PYTHON) -m mypy
-	$(PYTHON) -m pytest -ra --durations=30
+	$(PYTHON) -m pytest -ra --durations=60
 
 unit:  ## unit tests only (no test bed)
 	$(PYTHON) -m pytest -ra -m "not testbed"

@@ -125,7 +125,7 @@ def prepare_job_files(bed: Testbed, namespace: str, hadoop_conf: Path) -> None:
 
 class Spark35Job:
     """Spark 3.5 in cluster mode (the plugin's Java 8 bytecode, Spark 3.5's pod builders and image) reading
-    the pod HDFS for 130 s. This thread plays the renew service on the job's Secret, and kubelet projects
+    the pod HDFS for 200 s. This thread plays the renew service on the job's Secret, and kubelet projects
     each change: garbage bytes, then the key removed, then a new token. It starts from the first test that
     asks for it (the Kafka streaming test, whose wait it shares); test_pods.py joins it and judges what it
     recorded."""
@@ -173,6 +173,16 @@ class Spark35Job:
             self.namespace, label_selector=f"spark-secrets.io/app-name={self.app}").items
         return found
 
+    def _await_log(self, text: str, what: str, seconds: float) -> None:
+        """Until the driver's log shows ``text`` (read every 2 s: the whole log each time); else what the
+        driver logged last and which keys the Secret holds, to tell kubelet's delay from the plugin's."""
+        began = time.monotonic()
+        while text not in (log := self.driver_log()):
+            if time.monotonic() - began > seconds:
+                keys = sorted((self._secret().data or {}).keys())
+                raise AssertionError(f"{what} in {seconds:.0f} s (the Secret's keys now: {keys}):\n{log[-3000:]}")
+            time.sleep(2)
+
     def _write(self, data: dict[str, str | None]) -> None:
         self.api.patch_namespaced_secret(self._secret().metadata.name, self.namespace, {"data": data})
 
@@ -190,7 +200,7 @@ class Spark35Job:
                 **driver_ports(7148)}  # beside the Kafka streaming job's drivers
         job = threading.Thread(target=lambda: self.runs.append(submit_as_alice(
             self.bed, self.app, template, conf, "refresh_job.py", f"{self.cluster.uri}/user/alice/{self.app}",
-            "130", "2.5", hadoop_conf=self.cluster.client_conf_dir(), namespace=self.namespace, line="3.5")),
+            "200", "2.5", hadoop_conf=self.cluster.client_conf_dir(), namespace=self.namespace, line="3.5")),
             daemon=True)
         job.start()
         auth = self.renewer_auth()
@@ -211,12 +221,11 @@ class Spark35Job:
         renewer = threading.Thread(target=renew, daemon=True)
         renewer.start()
         try:
-            wait_until("the Spark 3.5 job never read HDFS", lambda: "ROUND 1 ok" in self.driver_log(), 300)
+            self._await_log("ROUND 1 ok", "the Spark 3.5 job never read HDFS", 300)
             self._write({"hadoop-tokens": base64.b64encode(b"HDTS\x00\x02garbage").decode()})
-            wait_until("the plugin never saw the corrupt file",
-                       lambda: "is not a complete Hadoop token file" in self.driver_log(), 60)
+            self._await_log("is not a complete Hadoop token file", "the plugin never saw the corrupt file", 120)
             self._write({"hadoop-tokens": None})  # the key goes, and with it the file
-            wait_until("the plugin never saw the file missing", lambda: "is missing" in self.driver_log(), 60)
+            self._await_log("is missing", "the plugin never saw the file missing", 120)
             alice = gssapi.Credentials(usage="initiate", store={"ccache": f"FILE:{self.bed.ticket_cache('alice')}"})
             fresh = obtain_tokens([self.cluster.uri], RENEWER, SpnegoAuth(alice), conf=self.hadoop)
             self.fresh = list(fresh)

@@ -179,8 +179,10 @@ def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_
             with contextlib.suppress(Exception):  # the token files the two Secrets hold, as they change
                 for s in api.list_namespaced_secret("alice", label_selector="spark-secrets.io/app-name").items:
                     app = s.metadata.labels["spark-secrets.io/app-name"]
+                    if app not in secrets or "hadoop-tokens" not in (s.data or {}):
+                        continue  # not this test's job's (an earlier job's may hold anything)
                     data = base64.b64decode(s.data["hadoop-tokens"])
-                    if app in secrets and (not secrets[app] or secrets[app][-1] != data):
+                    if not secrets[app] or secrets[app][-1] != data:
                         secrets[app].append(data)
                         changed[app].append(time.time())
                         names[app] = s.metadata.name
