@@ -114,3 +114,23 @@ def configure(builder: Any, conf: Mapping[str, str] | None = None, *, kube: Kube
     setup = NotebookSetup(spec=spec, token_file=token_file, submission=submission)
     atexit.register(setup.close)
     return setup
+
+
+def connect(conf: Mapping[str, str] | None = None, *, kube: KubeClient | None = None,
+            progress: Progress = stderr_progress) -> Any:
+    """Your own Spark Connect server in ``spark.kubernetes.namespace``, as a ``SparkSession`` of pyspark's
+    Connect client: a live one of yours is reused, else one is started (a cluster-mode application with the
+    job's token Secret, the refresher plugin and the job's secrets; see :mod:`submit_steps.connectserver`). No
+    JVM starts here, and the ticket cache is needed only to start a server. The server requires a bearer token
+    that only reaches this process (never a URL); it stops after ``spark.secrets.connect.idleTimeout``::
+
+        from submit_steps.notebook import connect
+
+        spark = connect({"spark.master": "k8s://https://api:6443", "spark.kubernetes.namespace": "alice",
+                         "spark.kubernetes.container.image": "my-spark:4.3",
+                         "spark.secrets.hadoop.filesystems": "hdfs://prod", "spark.secrets.renewer": "renewer"})
+        spark.sql("SELECT 1").show()
+    """
+    from submit_steps.connectserver import connect_server
+
+    return connect_server(dict(conf or {}), kube, progress).session()

@@ -37,11 +37,16 @@ def _escape(text: str, key: bool = False) -> str:
     return text
 
 
-def render_properties(spec: SubmissionSpec) -> str:
-    lines = ["# spark-secrets: add to spark-defaults.conf, or pass with --properties-file.",
-             "# References to the job's token Secret only; no token bytes."]
-    lines += [f"{_escape(k, key=True)}={_escape(v)}" for k, v in spec.added_conf.items()]
+def properties_text(conf: Mapping[str, str], header: tuple[str, ...] = ()) -> str:
+    """``conf`` as a ``java.util.Properties`` file (what ``--properties-file`` reads)."""
+    lines = [f"# {line}" for line in header]
+    lines += [f"{_escape(k, key=True)}={_escape(v)}" for k, v in conf.items()]
     return "\n".join(lines) + "\n"
+
+
+def render_properties(spec: SubmissionSpec) -> str:
+    return properties_text(spec.added_conf, ("spark-secrets: add to spark-defaults.conf, or pass with --properties-file.",
+                                             "References to the job's token Secret only; no token bytes."))
 
 
 def _token_secret(spec: SubmissionSpec) -> SecretPlan | None:
@@ -70,15 +75,20 @@ def render_pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = N
     that mounts the token Secret and sets ``HADOOP_TOKEN_FILE_LOCATION`` itself, and mounts the job's
     secrets (0440, the pod's fsGroup); merged into the job's own template ``into`` when given (its
     first container is the one Spark uses by default)."""
+    return yaml.safe_dump(pod_template(spec, into), sort_keys=False)
+
+
+def pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = None,
+                 source: str = "given with --into") -> dict[str, Any]:
+    """:func:`render_pod_template`'s pod, as an object."""
     pod: dict[str, Any] = copy.deepcopy(dict(into)) if into else {"apiVersion": "v1", "kind": "Pod"}
-    if pod.get("kind") != "Pod":
-        raise ConfigError("the file given with --into is not a pod template", "give the job's pod template YAML (kind: Pod)")
+    if pod.get("kind", "Pod") != "Pod":
+        raise ConfigError(f"the pod template {source} is not a Pod", "give a pod template (kind: Pod)")
     plan = _token_secret(spec)
     if spec.volumes and spec.fs_group is not None:
-        pod = merge_volumes(pod, spec.volumes, spec.fs_group.gid, fs_group_given=spec.fs_group.given,
-                            source="given with --into")
+        pod = merge_volumes(pod, spec.volumes, spec.fs_group.gid, fs_group_given=spec.fs_group.given, source=source)
         if plan is None:
-            return yaml.safe_dump(pod, sort_keys=False)
+            return pod
     secret = _secret_name(spec)
     key = plan.annotations.get(ANNOTATION_KEY, DEFAULT_TOKEN_KEY) if plan else DEFAULT_TOKEN_KEY
     meta = pod.setdefault("metadata", {}) or {}
@@ -97,7 +107,7 @@ def render_pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = N
     first["env"] = [*(e for e in first.get("env") or [] if e.get("name") != "HADOOP_TOKEN_FILE_LOCATION"),
                     {"name": "HADOOP_TOKEN_FILE_LOCATION", "value": f"{SPARK_CREDENTIALS_DIR}/{key}"}]
     body["containers"] = containers
-    return yaml.safe_dump(pod, sort_keys=False)
+    return pod
 
 
 #: Spark 4.x only (3.5 ignores it): keeps Spark's built-in Kerberos step from making its own token

@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        if getattr(args, "command", None) in ("conf", "submit", "render", "doctor"):
+        if getattr(args, "command", None) in ("conf", "submit", "render", "doctor", "connect"):
             parser.error(f"put spark-submit options after '--': {PROG} {args.command} [options] -- {' '.join(unknown)}")
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:

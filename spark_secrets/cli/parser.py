@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from spark_secrets.cli import check, embedded, rbac, renewer, secrets, submission, tokens
+from spark_secrets.cli import check, connect, embedded, rbac, renewer, secrets, submission, tokens
 from spark_secrets.cli.options import PROG
 
 
@@ -15,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "your ticket cache, ship them to jobs in Kubernetes Secrets, keep them alive.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (embedded.add_parser, rbac.add_rbac_parser, renewer.add_parser, submission.add_render_parser,
-                rbac.add_jar_parser, submission.add_conf_parser, check.add_doctor_parser, check.add_status_parser,
+                rbac.add_jar_parser, submission.add_conf_parser, connect.add_parser, check.add_doctor_parser,
+                check.add_status_parser,
                 submission.add_submit_parser, secrets.add_parser, tokens.add_parser):
         add(sub)
     return parser

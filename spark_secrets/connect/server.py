@@ -59,12 +59,18 @@ def _active_streams(service: Any) -> int:
 
 def _delete_own_pod(conf: Any) -> None:
     """The driver pod, deleted by its own service account (which created its executors): the garbage collector
-    takes the executors, the token Secret and the Connect token's Secret, all owned by it."""
+    takes the executors, the token Secret and the Connect token's Secret, all owned by it. The API server is the
+    one Spark's driver uses (``spark.kubernetes.driver.master``), with the pod's service-account credentials."""
+    from urllib.parse import urlsplit
+
     from spark_secrets.kube.client import KubeClient
+    from spark_secrets.kube.config import SERVICE_HOST_ENV, SERVICE_PORT_ENV, load_in_cluster
 
     pod, namespace = conf.get("spark.kubernetes.driver.pod.name", ""), conf.get("spark.kubernetes.namespace", "")
+    master = urlsplit(conf.get("spark.kubernetes.driver.master", "https://kubernetes.default.svc"))
+    environ = {SERVICE_HOST_ENV: master.hostname or "kubernetes.default.svc", SERVICE_PORT_ENV: str(master.port or 443)}
     if pod and namespace:
-        KubeClient.from_config().delete_pod(namespace, pod)
+        KubeClient(load_in_cluster(environ), namespace).delete_pod(namespace, pod)
 
 
 def main(argv: list[str]) -> int:

@@ -44,6 +44,8 @@ METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 METADATA_ITEM = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 #: A dict body sent with PATCH is a strategic merge patch, as the ``kubernetes`` client sends it.
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+#: The URL segment of each core kind this client creates or gives an owner.
+_PLURALS = {"Secret": "secrets", "Pod": "pods", "ConfigMap": "configmaps", "Service": "services"}
 #: Told of every request a client makes (lists and watches of Secret metadata aside): True for a write
 #: (any method but GET). The renew service's metrics count API calls here, not at each call site.
 OnRequest = Callable[[bool], None]
@@ -230,11 +232,14 @@ class KubeClient:
         return base if name is None else f"{base}/{quote(name, safe='')}"
 
     def create_secret(self, manifest: Mapping[str, Any]) -> ObjectRef:
-        meta = manifest["metadata"]
-        created = self.request(f"create Secret {meta['namespace']}/{meta['name']}", "POST",
-                               self._secret_path(meta["namespace"]), body=dict(manifest))
-        body = created["metadata"]
-        return ObjectRef("Secret", body["name"], body["namespace"], body["uid"], body["resourceVersion"])
+        return self.create({"kind": "Secret", **manifest})
+
+    def create(self, manifest: Mapping[str, Any]) -> ObjectRef:
+        """Create a namespaced core object (a Secret, Pod, ConfigMap or Service)."""
+        meta, kind = manifest["metadata"], str(manifest["kind"])
+        path = f"/api/v1/namespaces/{quote(meta['namespace'], safe='')}/{_PLURALS[kind]}"
+        body = self.request(f"create {kind} {meta['namespace']}/{meta['name']}", "POST", path, body=dict(manifest))["metadata"]
+        return ObjectRef(kind, body["name"], body["namespace"], body["uid"], body["resourceVersion"])
 
     def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
         return self.request(f"read Secret {namespace}/{name}", "GET", self._secret_path(namespace, name))
@@ -263,12 +268,14 @@ class KubeClient:
                               f"{quote(name, safe='')}/token", body=body)
         return str((answer.get("status") or {}).get("token") or "")
 
-    def set_owner(self, secret: ObjectRef, owner: ObjectRef) -> None:
-        """Make ``owner`` (a pod) own ``secret``, so the garbage collector deletes it with the pod."""
+    def set_owner(self, owned: ObjectRef, owner: ObjectRef) -> None:
+        """Make ``owner`` (a pod) own ``owned`` (a Secret, ConfigMap or Service), so the garbage collector deletes
+        it with the pod."""
         patch = {"metadata": {"ownerReferences": [
             {"apiVersion": "v1", "kind": owner.kind, "name": owner.name, "uid": owner.uid}]}}
-        self.request(f"set the owner of Secret {secret.namespace}/{secret.name}", "PATCH",
-                     self._secret_path(secret.namespace, secret.name), body=patch, content_type=STRATEGIC_MERGE_PATCH)
+        path = f"/api/v1/namespaces/{quote(owned.namespace, safe='')}/{_PLURALS[owned.kind]}/{quote(owned.name, safe='')}"
+        self.request(f"set the owner of {owned.kind} {owned.namespace}/{owned.name}", "PATCH", path, body=patch,
+                     content_type=STRATEGIC_MERGE_PATCH)
 
     def list_secret_metadata(self, namespace: str | None, label_selector: str,
                              on_page: Callable[[list[dict[str, Any]]], None], page: int = 500) -> str:

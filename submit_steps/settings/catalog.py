@@ -226,6 +226,31 @@ DIR_FS_GROUP = Setting("spark.secrets.dir.fsGroup", "185",
     "secret mounts instead (mode 0644).",
     parse=required(fs_group), group="job secrets")
 
+# -- connect ---------------------------------------------------------------------------------------------
+def port(key: str, value: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise ConfigError(f"{key}={value!r} is not a TCP port", "give a number from 1 to 65535")
+    return int(value)
+
+
+CONNECT_ADDRESSES = ("auto", "service", "pod")
+CONNECT_IDLE_TIMEOUT = Setting("spark.secrets.connect.idleTimeout", "30min",
+    "Your Spark Connect server (`connect()`, `spark-secrets connect`) stops after this long without a call, "
+    "a running operation, a Spark job or a streaming query; its tokens are then cancelled with its Secret. "
+    "Its tokens are kept alive until then, queries or not.",
+    parse=required(duration), group="connect")
+CONNECT_PORT = Setting("spark.secrets.connect.port", "15002",
+    "The Connect server's gRPC port in its driver pod. Default: Spark's `spark.connect.grpc.binding.port`, else 15002.",
+    parse=required(port), group="connect", fallback="spark.connect.grpc.binding.port")
+CONNECT_ADDRESS = Setting("spark.secrets.connect.address", "auto",
+    "How the notebook reaches its server: `service` (the driver's headless Service, `<name>.<namespace>.svc`: "
+    "a notebook inside the cluster), `pod` (the driver pod's IP: a flat network) or `auto` (the Service name "
+    "when it resolves here, else the pod IP).",
+    parse=required(one_of(*CONNECT_ADDRESSES, what="an address kind")), group="connect")
+CONNECT_START_TIMEOUT = Setting("spark.secrets.connect.startTimeout", "5min",
+    "How long `connect()` waits for a new server to accept connections.",
+    parse=required(duration), group="connect")
+
 # -- vault -----------------------------------------------------------------------------------------------
 VAULT_ADDRESS = Setting("spark.secrets.vault.address", None,
     "OpenBao/Vault address for `vault:` references. Default: `VAULT_ADDR`, else `BAO_ADDR`.",
@@ -253,5 +278,5 @@ SETTINGS: tuple[Setting[Any], ...] = (
     TICKET_MIN_LIFETIME, LAYOUT, LAYOUT_USER, SECRET_NAME, SECRET_KEY, TOKEN_FILE_FORMAT, RENEW_INTERVAL, PLUGIN_JAR,
     REFRESH_ENABLED, REFRESH_TOKEN_FILE, REFRESH_RATIO, REFRESH_POLL_INTERVAL, REFRESH_MAX_BACKOFF, REFRESH_WATCH,
     FILE_NAME, ENV_VAR, DIR, DIR_FS_GROUP, VAULT_ADDRESS, VAULT_NAMESPACE, VAULT_CA_CERT, VAULT_AUTH, VAULT_ROLE,
-    VAULT_AUTH_MOUNT, STEPS,
+    VAULT_AUTH_MOUNT, CONNECT_IDLE_TIMEOUT, CONNECT_PORT, CONNECT_ADDRESS, CONNECT_START_TIMEOUT, STEPS,
 )

@@ -1,0 +1,214 @@
+"""The Kubernetes objects of a user's own Spark Connect server, made here without a JVM: what Spark's
+``KubernetesClientApplication`` creates for a cluster-mode Python application (the driver pod, its
+``spark.properties`` ConfigMap, the driver's headless Service), plus the Secret of the server's bearer token.
+
+The image's ``driver`` entry point runs ``spark-submit --deploy-mode client`` in the pod with that properties
+file; Connect is Spark's own driver plugin; the program (a launcher of :mod:`spark_secrets.connect.server`,
+shipped in the ConfigMap) ends the application once idle. Pure: nothing is contacted.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from spark_secrets.errors import ConfigError
+from spark_secrets.secrets.tokensecret import LABEL_MANAGED_BY, MANAGED_BY
+from submit_steps.podtemplate import load_template, merge_volumes
+from submit_steps.render import pod_template, properties_text
+from submit_steps.spec import SubmissionSpec
+
+#: The driver pod's label naming whose server it is, and its annotations naming the bearer token's Secret
+#: and the Connect port.
+LABEL_CONNECT_USER = "spark-secrets.io/connect-user"
+ANNOTATION_TOKEN_SECRET = "spark-secrets.io/connect-token-secret"
+ANNOTATION_PORT = "spark-secrets.io/connect-port"
+TOKEN_KEY = "token"
+CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
+#: Where Spark's driver pod reads its conf (``SPARK_CONF_DIR`` in Spark's images and its own ConfigMap mount).
+CONF_DIR = "/opt/spark/conf"
+PROPERTIES = "spark.properties"
+PROGRAM = "spark_secrets_connect.py"
+PROGRAM_TEXT = "import sys\nfrom spark_secrets.connect.server import main\nsys.exit(main(sys.argv[1:]))\n"
+EXECUTOR_TEMPLATE = "executor-pod-template.json"
+DRIVER_CONTAINER = "spark-kubernetes-driver"
+#: Spark's defaults for the driver's ports, which its Service names.
+DRIVER_PORT, BLOCK_MANAGER_PORT, UI_PORT = 7078, 7079, 4040
+#: Settings for the submitter only: host paths, or what this module puts in the pod instead.
+_SUBMITTER_ONLY = ("spark.kubernetes.driver.podTemplateFile", "spark.kubernetes.executor.podTemplateFile",
+                   "spark.kubernetes.kerberos.tokenSecret.name", "spark.kubernetes.kerberos.tokenSecret.itemKey")
+
+
+def label_value(text: str) -> str:
+    """``text`` made a label value and the start of a DNS name: lowercase letters, digits and '-', at most 30."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:30].strip("-") or "user"
+
+
+@dataclass(frozen=True)
+class ServerObjects:
+    """A server's objects, to create in this order: the ConfigMap and the token Secret (the pod mounts them),
+    the pod, the Service. ``bearer`` is secret: ``repr`` shows only names."""
+
+    name: str
+    namespace: str
+    config_map: dict[str, Any]
+    bearer: dict[str, Any] = field(repr=False)
+    pod: dict[str, Any] = field(repr=False)
+    service: dict[str, Any] = field(repr=False)
+
+    @property
+    def pod_name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+
+def _prefixed(conf: Mapping[str, str], prefix: str) -> dict[str, str]:
+    return {k[len(prefix):]: v for k, v in conf.items() if k.startswith(prefix) and len(k) > len(prefix)}
+
+
+def _joined(first: str | None, second: str) -> str:
+    parts = [p for p in (first or "").split(",") if p.strip()]
+    return ",".join(parts if second in parts else [*parts, second])
+
+
+def _memory_mib(text: str) -> int:
+    """Spark's memory string (``768m``, ``2g``; bare numbers are MiB) in MiB."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)b?\s*", text.lower())
+    if not match:
+        raise ConfigError(f"spark.driver.memory={text!r} is not a size", "give it as Spark does, e.g. 1g or 768m")
+    scale = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}[match.group(2)]
+    return max(1, int(int(match.group(1)) * scale))
+
+
+def _resources(conf: Mapping[str, str]) -> dict[str, Any]:
+    """The driver container's requests and limits, as Spark sets them: memory plus its overhead (10%, at least
+    384 MiB) requested and capped; cores requested, capped only when asked."""
+    memory = _memory_mib(conf.get("spark.driver.memory", "1g"))
+    overhead = conf.get("spark.driver.memoryOverhead")
+    total = memory + (_memory_mib(overhead) if overhead else max(384, int(memory * 0.1)))
+    cpu = conf.get("spark.kubernetes.driver.request.cores") or conf.get("spark.driver.cores", "1")
+    limits: dict[str, str] = {"memory": f"{total}Mi"}
+    if conf.get("spark.kubernetes.driver.limit.cores"):
+        limits["cpu"] = conf["spark.kubernetes.driver.limit.cores"]
+    return {"requests": {"cpu": cpu, "memory": f"{total}Mi"}, "limits": limits}
+
+
+def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port: int) -> ServerObjects:
+    """The objects of a new server of ``user``'s for the prepared ``spec`` (its token Secret already planned)."""
+    conf = spec.effective_conf()
+    if not conf.get("spark.master", "").startswith("k8s://"):
+        raise ConfigError("a Connect server runs on Kubernetes: spark.master is not k8s://",
+                          "set spark.master to k8s://https://<your API server>")
+    namespace = conf.get("spark.kubernetes.namespace") or "default"
+    image = conf.get("spark.kubernetes.driver.container.image") or conf.get("spark.kubernetes.container.image")
+    if not image:
+        raise ConfigError("no image for the Connect server's pods", "set spark.kubernetes.container.image")
+    owner = label_value(user)
+    name = f"connect-{owner}-{uuid.uuid4().hex[:6]}"
+    app_id = f"spark-{uuid.uuid4().hex}"
+    pod_name, service, bearer_name, map_name = f"{name}-driver", f"{name}-driver-svc", f"{name}-token", f"{name}-conf"
+    driver_port = int(conf.get("spark.driver.port") or DRIVER_PORT)
+    block_port = int(conf.get("spark.driver.blockManager.port") or BLOCK_MANAGER_PORT)
+
+    files: dict[str, str] = {PROGRAM: PROGRAM_TEXT}
+    properties = {k: v for k, v in conf.items() if k not in _SUBMITTER_ONLY}
+    executor_template = conf.get("spark.kubernetes.executor.podTemplateFile")
+    executor_pod = load_template(executor_template) if executor_template else None
+    # The job's secrets, 0440 with the pods' group, as submit mounts them: in the driver pod (pod_template, below)
+    # and the executors' template, in place of Spark's own mounts.
+    templated = {key for volume in spec.volumes for key in volume.replaces} if spec.fs_group is not None else set()
+    if spec.volumes and spec.fs_group is not None:
+        executor_pod = merge_volumes(executor_pod, spec.volumes, spec.fs_group.gid, fs_group_given=spec.fs_group.given,
+                                     source=executor_template or "")
+        properties = {k: v for k, v in properties.items() if k not in templated}
+    if executor_pod is not None:
+        files[EXECUTOR_TEMPLATE] = json.dumps(executor_pod, indent=1)
+        properties["spark.kubernetes.executor.podTemplateFile"] = f"{CONF_DIR}/{EXECUTOR_TEMPLATE}"
+    properties.update({
+        "spark.app.id": app_id, "spark.app.name": conf.get("spark.app.name") or name,
+        "spark.submit.deployMode": "cluster", "spark.kubernetes.submitInDriver": "true",
+        "spark.kubernetes.namespace": namespace, "spark.kubernetes.driver.pod.name": pod_name,
+        "spark.kubernetes.executor.podNamePrefix": name, "spark.kubernetes.resource.type": "python",
+        "spark.driver.host": f"{service}.{namespace}.svc", "spark.driver.port": str(driver_port),
+        "spark.driver.blockManager.port": str(block_port),
+        "spark.plugins": _joined(conf.get("spark.plugins"), CONNECT_PLUGIN),
+        "spark.connect.grpc.binding.port": str(port),
+    })
+    files[PROPERTIES] = properties_text(properties, ("Spark Connect server of " + owner + " (spark-secrets connect)",))
+    labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_CONNECT_USER: owner}
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "data": files,
+                  "metadata": {"name": map_name, "namespace": namespace, "labels": labels}}
+    bearer = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+              "metadata": {"name": bearer_name, "namespace": namespace, "labels": labels},
+              "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()}}
+
+    source = conf.get("spark.kubernetes.driver.podTemplateFile")
+    pod = pod_template(spec, load_template(source) if source else None, source or "")
+    pod.update({"apiVersion": "v1", "kind": "Pod"})
+    selector = {"spark-app-selector": app_id, "spark-role": "driver"}
+    meta = pod.get("metadata") or {}
+    meta.update({"name": pod_name, "namespace": namespace,
+                 "labels": {**(meta.get("labels") or {}), **_prefixed(conf, "spark.kubernetes.driver.label."),
+                            **labels, **selector, "spark-app-name": label_value(properties["spark.app.name"])},
+                 "annotations": {**(meta.get("annotations") or {}), **_prefixed(conf, "spark.kubernetes.driver.annotation."),
+                                 ANNOTATION_TOKEN_SECRET: bearer_name, ANNOTATION_PORT: str(port)}})
+    pod["metadata"] = meta
+    body = pod["spec"]
+    body["restartPolicy"] = "Never"
+    if account := conf.get("spark.kubernetes.authenticate.driver.serviceAccountName"):
+        body["serviceAccountName"] = account
+    if nodes := _prefixed(conf, "spark.kubernetes.node.selector."):
+        body["nodeSelector"] = {**(body.get("nodeSelector") or {}), **nodes}
+    body["volumes"] = [*(body.get("volumes") or []), {"name": "spark-conf-volume-driver",
+                                                      "configMap": {"name": map_name, "defaultMode": 0o644}}]
+    for secret, path in _prefixed(conf, "spark.kubernetes.driver.secrets.").items():  # Spark's MountSecretsFeatureStep
+        if f"spark.kubernetes.driver.secrets.{secret}" in templated:
+            continue
+        body["volumes"].append({"name": f"{secret}-volume", "secret": {"secretName": secret}})
+        body["containers"][0].setdefault("volumeMounts", []).append({"name": f"{secret}-volume", "mountPath": path})
+    container = _driver_container(body, conf)
+    container.update({"name": DRIVER_CONTAINER, "image": image,
+                      "imagePullPolicy": conf.get("spark.kubernetes.container.image.pullPolicy", "IfNotPresent"),
+                      "args": ["driver", "--properties-file", f"{CONF_DIR}/{PROPERTIES}", "--class",
+                               "org.apache.spark.deploy.PythonRunner", f"local://{CONF_DIR}/{PROGRAM}",
+                               f"{idle_seconds:g}"],
+                      "resources": _resources(conf)})
+    container["volumeMounts"] = [*(container.get("volumeMounts") or []),
+                                 {"name": "spark-conf-volume-driver", "mountPath": CONF_DIR}]
+    container["ports"] = [{"name": "driver-rpc-port", "containerPort": driver_port},
+                          {"name": "blockmanager", "containerPort": block_port},
+                          {"name": "spark-connect", "containerPort": port}]
+    container["env"] = [*(container.get("env") or []), *_driver_env(conf, user, app_id, bearer_name)]
+    service_ports = [{"name": p["name"], "port": p["containerPort"], "targetPort": p["containerPort"]}
+                     for p in container["ports"]]
+    service_object = {"apiVersion": "v1", "kind": "Service",
+                      "metadata": {"name": service, "namespace": namespace, "labels": labels},
+                      "spec": {"clusterIP": "None", "selector": selector, "ports": service_ports}}
+    return ServerObjects(name, namespace, config_map, bearer, pod, service_object)
+
+
+def _driver_container(body: dict[str, Any], conf: Mapping[str, str]) -> dict[str, Any]:
+    """The template's container Spark would use: the one ``podTemplateContainerName`` names, else the first."""
+    containers = body.setdefault("containers", [{}]) or [{}]
+    body["containers"] = containers
+    wanted = conf.get("spark.kubernetes.driver.podTemplateContainerName")
+    return next((c for c in containers if wanted and c.get("name") == wanted), containers[0])
+
+
+def _driver_env(conf: Mapping[str, str], user: str, app_id: str, bearer: str) -> list[dict[str, Any]]:
+    """What Spark's driver feature steps put in its environment, and the bearer token from its Secret."""
+    env: list[dict[str, Any]] = [
+        {"name": "SPARK_USER", "value": user}, {"name": "SPARK_APPLICATION_ID", "value": app_id},
+        {"name": "SPARK_DRIVER_BIND_ADDRESS", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "SPARK_CONF_DIR", "value": CONF_DIR},
+        {"name": "SPARK_CONNECT_AUTHENTICATE_TOKEN",
+         "valueFrom": {"secretKeyRef": {"name": bearer, "key": TOKEN_KEY}}}]
+    env += [{"name": k, "value": v} for k, v in _prefixed(conf, "spark.kubernetes.driverEnv.").items()]
+    for var, ref in _prefixed(conf, "spark.kubernetes.driver.secretKeyRef.").items():  # Spark's EnvSecretsFeatureStep
+        secret, _, key = ref.partition(":")
+        env.append({"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    return env

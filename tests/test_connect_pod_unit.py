@@ -1,0 +1,119 @@
+"""The objects of a user's Connect server (submit_steps.connectpod), built from the real submission steps with a
+fake ticket: what Spark's own client would create for a cluster-mode Python driver, the token Secret and job
+secrets mounted as `submit` mounts them, and the bearer token nowhere but its Secret."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from spark_secrets.errors import ConfigError
+from spark_secrets.jobsecrets.resolver import Resolver
+from spark_secrets.plugin.jar import PLUGIN_CLASS
+from submit_steps.connectpod import (ANNOTATION_TOKEN_SECRET, CONF_DIR, CONNECT_PLUGIN, EXECUTOR_TEMPLATE, PROGRAM,
+                                     PROPERTIES, build, label_value)
+from submit_steps.jobsecrets import JobSecretsStep
+from submit_steps.spec import SubmissionSpec
+
+from steps_support import BASE, builder
+
+TOKEN = "bearer-5f0c2a9e71d4"
+CONF = {**BASE, "spark.master": "k8s://https://api:6443", "spark.submit.deployMode": "cluster",
+        "spark.kubernetes.container.image": "my-spark:4.3", "spark.secrets.plugin.jar": "/opt/p/plugin.jar",
+        "spark.kubernetes.authenticate.driver.serviceAccountName": "spark", "spark.driver.memory": "768m"}
+
+
+def _spec(conf: dict[str, str], job_secrets: bool = False) -> SubmissionSpec:
+    steps = builder(conf)
+    if job_secrets:
+        steps.steps.insert(-1, JobSecretsStep(steps.settings, resolver=Resolver(None, {"LOCAL_PW": "pw-7d1c0b"})))
+    return steps.run()
+
+
+def _properties(objects: object) -> dict[str, str]:
+    text = objects.config_map["data"][PROPERTIES]  # type: ignore[attr-defined]
+    return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def test_the_driver_pod_is_spark_s_cluster_mode_driver_with_the_token_secret_and_connect() -> None:
+    spec = _spec(CONF)
+    (tokens,) = spec.secrets
+    objects = build(spec, "alice", TOKEN, 900, 15002)
+    pod, props = objects.pod, _properties(objects)
+    (container,) = pod["spec"]["containers"]
+    assert container["args"] == ["driver", "--properties-file", f"{CONF_DIR}/{PROPERTIES}", "--class",
+                                 "org.apache.spark.deploy.PythonRunner", f"local://{CONF_DIR}/{PROGRAM}", "900"]
+    assert container["image"] == "my-spark:4.3" and pod["spec"]["serviceAccountName"] == "spark"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["HADOOP_TOKEN_FILE_LOCATION"]["value"] == "/mnt/secrets/hadoop-credentials/hadoop-tokens"
+    assert env["SPARK_DRIVER_BIND_ADDRESS"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["SPARK_CONNECT_AUTHENTICATE_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": objects.bearer["metadata"]["name"], "key": "token"}}
+    assert container["resources"]["requests"]["memory"] == "1152Mi"  # 768 MiB + Spark's 384 MiB minimum overhead
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["spark-secrets-hadoop-tokens"]["secret"]["secretName"] == tokens.name
+    assert volumes["spark-conf-volume-driver"]["configMap"]["name"] == objects.config_map["metadata"]["name"]
+    labels = pod["metadata"]["labels"]
+    assert labels["spark-role"] == "driver" and labels["spark-secrets.io/connect-user"] == "alice"
+    assert labels["spark-secrets.io/token-secret"] == tokens.name  # how the submission adopts its Secret
+    assert labels["spark-app-selector"] == props["spark.app.id"] == objects.service["spec"]["selector"]["spark-app-selector"]
+    assert pod["metadata"]["annotations"][ANNOTATION_TOKEN_SECRET] == objects.bearer["metadata"]["name"]
+    # What Spark's driver needs in the pod: Connect as a driver plugin beside the refresher, its port, the Service.
+    assert props["spark.plugins"].split(",") == [PLUGIN_CLASS, CONNECT_PLUGIN]
+    assert props["spark.connect.grpc.binding.port"] == "15002"
+    assert props["spark.driver.host"] == f"{objects.service['metadata']['name']}.alice.svc"
+    assert props["spark.kubernetes.driver.pod.name"] == objects.pod_name
+    assert props["spark.kubernetes.submitInDriver"] == "true"
+    assert props[f"spark.kubernetes.executor.secrets.{tokens.name}"] == "/mnt/secrets/hadoop-credentials"
+    assert not any(k.startswith("spark.kubernetes.kerberos.tokenSecret") for k in props)  # the pod mounts it itself
+    assert objects.service["spec"]["clusterIP"] == "None"
+    assert {p["name"] for p in objects.service["spec"]["ports"]} == {"driver-rpc-port", "blockmanager", "spark-connect"}
+    assert "spark_secrets.connect.server" in objects.config_map["data"][PROGRAM]
+
+
+def test_the_bearer_token_is_only_in_its_secret() -> None:
+    objects = build(_spec(CONF), "alice", TOKEN, 60, 15002)
+    assert base64.b64decode(objects.bearer["data"]["token"]).decode() == TOKEN
+    for part in (objects.pod, objects.config_map, objects.service):
+        assert TOKEN not in json.dumps(part)
+    assert TOKEN not in repr(objects)
+    assert base64.b64encode(TOKEN.encode()).decode() not in repr(objects)
+
+
+def test_job_secrets_are_mounted_0440_in_the_driver_and_through_the_executors_template(tmp_path: Path) -> None:
+    own = tmp_path / "executor.yaml"
+    own.write_text(yaml.safe_dump({"kind": "Pod", "spec": {"nodeSelector": {"pool": "spark"}}}))
+    conf = {**CONF, "spark.secrets.file.db-password": "env:LOCAL_PW", "spark.kubernetes.executor.podTemplateFile": str(own)}
+    spec = _spec(conf, job_secrets=True)
+    objects = build(spec, "alice", TOKEN, 60, 15002)
+    props = _properties(objects)
+    template = json.loads(objects.config_map["data"][EXECUTOR_TEMPLATE])
+    assert props["spark.kubernetes.executor.podTemplateFile"] == f"{CONF_DIR}/{EXECUTOR_TEMPLATE}"
+    assert template["spec"]["nodeSelector"] == {"pool": "spark"}  # the user's own template kept
+    job = next(p.name for p in spec.secrets if p.name.endswith("-job-secrets"))
+    assert [v["secret"] for v in template["spec"]["volumes"]] == [{"secretName": job, "defaultMode": 0o440}]
+    assert {"secretName": job, "defaultMode": 0o440} in [v.get("secret") for v in objects.pod["spec"]["volumes"]]
+    assert not any(k.endswith(f".secrets.{job}") for k in props)  # not Spark's 0644 mounts as well
+    assert "pw-7d1c0b" not in json.dumps([objects.pod, objects.config_map, objects.service])
+    assert str(tmp_path) not in objects.config_map["data"][PROPERTIES]  # no path of this machine in the pod
+
+
+@pytest.mark.parametrize("conf, message", [
+    ({"spark.master": "local[2]"}, "spark.master is not k8s://"),
+    ({"spark.kubernetes.container.image": ""}, "no image for the Connect server's pods"),
+    ({"spark.driver.memory": "lots"}, "spark.driver.memory='lots' is not a size"),
+])
+def test_unusable_settings_fail_in_one_line(conf: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(_spec({**CONF, **conf}), "alice", TOKEN, 60, 15002)
+
+
+def test_names_and_labels_are_made_kubernetes_safe() -> None:
+    assert label_value("Alice.Smith@EXAMPLE") == "alice-smith-example"
+    assert label_value("x" * 80) == "x" * 30
+    assert build(_spec(CONF), "Alice_Q", TOKEN, 60, 15002).name.startswith("connect-alice-q-")

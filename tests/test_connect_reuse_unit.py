@@ -1,0 +1,92 @@
+"""Which live server `connect()` reuses (submit_steps.connectserver.ConnectServers.find): a driver pod labelled
+as alice's Connect server is hers only if it mounts a token Secret whose owner label is alice (bound to the
+Secret's creator by the admission policy). Attack: a pod labelled hers that mounts someone else's Secret, newer
+than hers, is passed over; control: her own is reused. The API server is a fake (a transport of objects); the
+server's port is a real listening socket."""
+
+from __future__ import annotations
+
+import base64
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from spark_secrets.errors import KubernetesNotFound
+from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER
+from submit_steps.connectpod import ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET, LABEL_CONNECT_USER
+from submit_steps.connectserver import ConnectServers
+
+CONF = {"spark.master": "k8s://https://api:6443", "spark.kubernetes.namespace": "shared",
+        "spark.secrets.connect.address": "pod", "spark.secrets.layout.user": "alice"}
+
+
+class FakeKube:
+    def __init__(self, pods: list[dict[str, Any]], secrets: dict[str, dict[str, Any]]) -> None:
+        self.pods, self.secrets = pods, secrets
+
+    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        wanted = dict(part.split("=", 1) for part in (label_selector or "").split(",") if part)
+        return [p for p in self.pods if all(p["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, Any]:
+        if name not in self.secrets:
+            raise KubernetesNotFound(f"Secret {namespace}/{name} not found")
+        return self.secrets[name]
+
+    def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        return next(p for p in self.pods if p["metadata"]["name"] == name)
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield int(server.getsockname()[1])
+
+
+def _pod(name: str, created: str, token_secret: str, bearer: str, port: int) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "shared", "creationTimestamp": created,
+                         "labels": {LABEL_CONNECT_USER: "alice", "spark-role": "driver"},
+                         "annotations": {ANNOTATION_TOKEN_SECRET: bearer, ANNOTATION_PORT: str(port)}},
+            "spec": {"volumes": [{"name": "t", "secret": {"secretName": token_secret}}]},
+            "status": {"phase": "Running", "podIP": "127.0.0.1"}}
+
+
+def _secrets() -> dict[str, dict[str, Any]]:
+    def tokens(owner: str) -> dict[str, Any]:
+        return {"metadata": {"labels": {LABEL_KIND: KIND_HADOOP_TOKENS, LABEL_OWNER: owner}}}
+
+    def bearer(value: str) -> dict[str, Any]:
+        return {"metadata": {}, "data": {"token": base64.b64encode(value.encode()).decode()}}
+
+    return {"alice-tokens": tokens("alice"), "bob-tokens": tokens("bob"),
+            "alice-bearer": bearer("alice-bearer-token"), "bob-bearer": bearer("bob-bearer-token")}
+
+
+def test_a_pod_labelled_hers_that_mounts_another_owner_s_secret_is_passed_over_for_her_own(port: int) -> None:
+    planted = _pod("planted-driver", "2026-12-06T09:00:00Z", "bob-tokens", "bob-bearer", port)
+    own = _pod("connect-alice-1-driver", "2026-12-06T08:00:00Z", "alice-tokens", "alice-bearer", port)
+    said: list[str] = []
+    servers = ConnectServers(CONF, FakeKube([planted, own], _secrets()), said.append)  # type: ignore[arg-type]
+    server = servers.find("alice")
+    assert server is not None and server.pod == "connect-alice-1-driver" and server.token == "alice-bearer-token"
+    assert server.url == f"sc://127.0.0.1:{port}" and not server.started
+    assert any("ignoring driver pod shared/planted-driver" in line for line in said), said
+    assert "alice-bearer-token" not in repr(server)
+
+
+def test_with_only_the_planted_pod_nothing_is_reused(port: int) -> None:
+    planted = _pod("planted-driver", "2026-12-06T09:00:00Z", "bob-tokens", "bob-bearer", port)
+    servers = ConnectServers(CONF, FakeKube([planted], _secrets()), lambda _: None)  # type: ignore[arg-type]
+    assert servers.find("alice") is None
+
+
+def test_her_own_pod_alone_is_reused_and_an_ended_one_is_not(port: int) -> None:
+    own = _pod("connect-alice-1-driver", "2026-12-06T08:00:00Z", "alice-tokens", "alice-bearer", port)
+    servers = ConnectServers(CONF, FakeKube([own], _secrets()), lambda _: None)  # type: ignore[arg-type]
+    assert servers.find("alice") is not None
+    own["status"]["phase"] = "Succeeded"
+    assert servers.find("alice") is None
