@@ -17,17 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from spark_secrets.connect.names import (ANNOTATION_IDLE_TIMEOUT, ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET,
+                                         LABEL_CONNECT_USER)
 from spark_secrets.errors import ConfigError
 from spark_secrets.secrets.tokensecret import LABEL_MANAGED_BY, MANAGED_BY
 from submit_steps.podtemplate import load_template, merge_volumes
 from submit_steps.render import pod_template, properties_text
 from submit_steps.spec import SubmissionSpec
 
-#: The driver pod's label naming whose server it is, and its annotations naming the bearer token's Secret
-#: and the Connect port.
-LABEL_CONNECT_USER = "spark-secrets.io/connect-user"
-ANNOTATION_TOKEN_SECRET = "spark-secrets.io/connect-token-secret"
-ANNOTATION_PORT = "spark-secrets.io/connect-port"
 TOKEN_KEY = "token"
 CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
 #: Where Spark's driver pod reads its conf (``SPARK_CONF_DIR`` in Spark's images and its own ConfigMap mount).
@@ -155,7 +152,8 @@ def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port
                  "labels": {**(meta.get("labels") or {}), **_prefixed(conf, "spark.kubernetes.driver.label."),
                             **labels, **selector, "spark-app-name": label_value(properties["spark.app.name"])},
                  "annotations": {**(meta.get("annotations") or {}), **_prefixed(conf, "spark.kubernetes.driver.annotation."),
-                                 ANNOTATION_TOKEN_SECRET: bearer_name, ANNOTATION_PORT: str(port)}})
+                                 ANNOTATION_TOKEN_SECRET: bearer_name, ANNOTATION_PORT: str(port),
+                                 ANNOTATION_IDLE_TIMEOUT: f"{idle_seconds:g}"}})
     pod["metadata"] = meta
     body = pod["spec"]
     body["restartPolicy"] = "Never"

@@ -20,8 +20,8 @@ from typing import Any
 from spark_secrets.errors import ConfigError, KubernetesError, KubernetesNotFound, SparkSecretsError
 from spark_secrets.kube.client import KubeClient, ObjectRef
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER
-from submit_steps.connectpod import (ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET, LABEL_CONNECT_USER, TOKEN_KEY, build,
-                                     label_value)
+from spark_secrets.connect.names import ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET, LABEL_CONNECT_USER
+from submit_steps.connectpod import TOKEN_KEY, build, label_value
 from submit_steps.settings import DEPLOY_MODE, Settings
 from submit_steps.settings import catalog as c
 from submit_steps.submission import Progress, Submission, stderr_progress
@@ -92,6 +92,21 @@ def _listening(host: str, port: int) -> bool:
         return False
 
 
+def live_servers(kube: KubeClient, namespace: str, user: str) -> list[dict[str, Any]]:
+    """Driver pods labelled as ``user``'s Connect server that run or start, newest first (candidates: see
+    :func:`is_users`)."""
+    pods = kube.list_pods(namespace, f"{LABEL_CONNECT_USER}={label_value(user)},spark-role=driver")
+    live = [p for p in pods if (p.get("status") or {}).get("phase") in _LIVE and not p["metadata"].get("deletionTimestamp")]
+    return sorted(live, key=lambda p: str(p["metadata"].get("creationTimestamp")), reverse=True)
+
+
+def server_address(pod: Mapping[str, Any], how: str, default_port: int) -> tuple[str | None, int, bool]:
+    """Where the notebook reaches the server of ``pod`` (host, port), and whether it accepts a connection now."""
+    port = int((pod["metadata"].get("annotations") or {}).get(ANNOTATION_PORT) or default_port)
+    host = _address(pod, how)
+    return host, port, bool(host) and (pod.get("status") or {}).get("phase") == "Running" and _listening(str(host), port)
+
+
 class ConnectServers:
     """A user's Connect servers in one namespace, reached through ``kube`` (the user's own credentials)."""
 
@@ -119,10 +134,7 @@ class ConnectServers:
 
     def find(self, user: str) -> ConnectServer | None:
         """The user's newest live server in the namespace, if any answers."""
-        pods = self.kube.list_pods(self.namespace, f"{LABEL_CONNECT_USER}={label_value(user)},spark-role=driver")
-        live = [p for p in pods if (p.get("status") or {}).get("phase") in _LIVE
-                and not p["metadata"].get("deletionTimestamp")]
-        for pod in sorted(live, key=lambda p: str(p["metadata"].get("creationTimestamp")), reverse=True):
+        for pod in live_servers(self.kube, self.namespace, user):
             if not is_users(self.kube, pod, user):
                 self.progress(f"ignoring driver pod {self.namespace}/{pod['metadata']['name']}: it is labelled "
                               f"{user}'s Connect server but mounts no token Secret of {user}'s")
@@ -187,8 +199,8 @@ class ConnectServers:
                     raise SparkSecretsError(f"Connect server pod {meta['namespace']}/{meta['name']} ended {phase}",
                                             self._why(ObjectRef("Pod", meta["name"], meta["namespace"], "", "")))
                 return None
-            host = _address(pod, self.how)
-            if host and phase == "Running" and _listening(host, port):
+            host, _, answers = server_address(pod, self.how, port)
+            if host and answers:
                 url = f"sc://{host}:{port}"
                 self.progress(f"{'started' if started else 'reusing'} your Connect server at {url} "
                               f"(driver pod {meta['namespace']}/{meta['name']})")

@@ -14,7 +14,8 @@ import yaml
 from spark_secrets.errors import ConfigError
 from spark_secrets.jobsecrets.resolver import Resolver
 from spark_secrets.plugin.jar import PLUGIN_CLASS
-from submit_steps.connectpod import (ANNOTATION_TOKEN_SECRET, CONF_DIR, CONNECT_PLUGIN, EXECUTOR_TEMPLATE, PROGRAM,
+from spark_secrets.connect.names import ANNOTATION_TOKEN_SECRET
+from submit_steps.connectpod import (CONF_DIR, CONNECT_PLUGIN, EXECUTOR_TEMPLATE, PROGRAM,
                                      PROPERTIES, build, label_value)
 from submit_steps.jobsecrets import JobSecretsStep
 from submit_steps.spec import SubmissionSpec

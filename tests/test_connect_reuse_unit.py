@@ -15,7 +15,7 @@ import pytest
 
 from spark_secrets.errors import KubernetesNotFound
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER
-from submit_steps.connectpod import ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET, LABEL_CONNECT_USER
+from spark_secrets.connect.names import ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET, LABEL_CONNECT_USER
 from submit_steps.connectserver import ConnectServers
 
 CONF = {"spark.master": "k8s://https://api:6443", "spark.kubernetes.namespace": "shared",
@@ -90,3 +90,24 @@ def test_her_own_pod_alone_is_reused_and_an_ended_one_is_not(port: int) -> None:
     assert servers.find("alice") is not None
     own["status"]["phase"] = "Succeeded"
     assert servers.find("alice") is None
+
+
+def test_doctor_finds_the_client_and_whether_her_server_answers_here(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spark_secrets.check.connect import check_client, check_server
+    from spark_secrets.check.report import FAIL, OK
+    from submit_steps.settings import Settings
+
+    settings = Settings(CONF)
+    own = _pod("connect-alice-1-driver", "2026-12-06T08:00:00Z", "alice-tokens", "alice-bearer", port)
+    assert check_server(settings, FakeKube([], _secrets()), "alice").status == OK  # none runs: connect() starts one
+    found = check_server(settings, FakeKube([own], _secrets()), "alice")  # type: ignore[arg-type]
+    assert (found.status, found.detail) == (OK, f"connect-alice-1-driver answers at 127.0.0.1:{port}")
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        own["metadata"]["annotations"][ANNOTATION_PORT] = str(unused.getsockname()[1])  # nothing listens there
+        silent = check_server(settings, FakeKube([own], _secrets()), "alice")  # type: ignore[arg-type]
+    assert silent.status == FAIL and "does not answer" in silent.detail and "spark.secrets.connect.address" in silent.fix
+    assert check_client().status == OK
+    monkeypatch.setitem(__import__("sys").modules, "grpc", None)  # not installed
+    missing = check_client()
+    assert missing.status == FAIL and "spark-secrets[connect]" in missing.fix

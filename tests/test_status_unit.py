@@ -91,3 +91,23 @@ def test_a_kafka_token_is_shown_by_its_id_and_the_max_date_is_the_brokers() -> N
     assert len(status.tokens) == 2  # and the HDFS token beside it, as before
     text = "\n".join(lines) + json.dumps(status.as_dict())
     assert hmac.decode() not in text and b"kafka-hmac-bytes".hex() not in text
+
+
+def test_a_connect_server_s_secret_shows_the_server_its_age_and_idle_time() -> None:
+    from spark_secrets.connect.names import ANNOTATION_IDLE_TIMEOUT, ANNOTATION_LAST_ACTIVITY, LABEL_CONNECT_USER
+
+    full = _secret(ISSUED + DAY)
+    assert full.credentials is not None
+    notes = schedule_annotations(full.credentials, ISSUED + DAY, renewed_at_ms=ISSUED + 1000)
+    server = _pod("connect-alice-1a2b3c-driver", "driver", "Running", "etl-hadoop-tokens")
+    server["metadata"] = {"name": "connect-alice-1a2b3c-driver", "creationTimestamp": rfc3339(ISSUED),
+                          "labels": {"spark-role": "driver", LABEL_CONNECT_USER: "alice"},
+                          "annotations": {ANNOTATION_IDLE_TIMEOUT: "1800", ANNOTATION_LAST_ACTIVITY: rfc3339(ISSUED + 600_000)}}
+    plain = job_status(_metadata(notes), [_pod("etl-driver", "driver", "Running", "etl-hadoop-tokens")], [])
+    assert plain.connect is None  # the control: an ordinary job's driver
+    status = job_status(_metadata(notes), [server], [])
+    assert status.connect is not None and status.connect.user == "alice"
+    now = dt.datetime.fromtimestamp((ISSUED + 900_000) / 1000, tz=dt.timezone.utc)
+    assert (f"  Connect server of alice: pod connect-alice-1a2b3c-driver, up 15 min 0 s, last active "
+            f"{rfc3339(ISSUED + 600_000)} (5 min 0 s idle), stops after 1800 s idle") in status.lines(now)
+    assert status.as_dict()["connect"]["idle_timeout_s"] == 1800

@@ -27,8 +27,10 @@ from submit_steps.settings import Settings
 
 
 def examine(conf: Mapping[str, str], kube: Callable[[], KubeClient], *, probe_tokens: bool = False,
-            duration: dt.timedelta | None = None, on_check: Callable[[Check], None] = lambda c: None) -> Report:
-    """Every check for a job submitted with ``conf``; ``on_check`` sees each finding as it is made."""
+            duration: dt.timedelta | None = None, connect: bool = False,
+            on_check: Callable[[Check], None] = lambda c: None) -> Report:
+    """Every check for a job submitted with ``conf`` (``connect``: and for a notebook of the user's Connect
+    server); ``on_check`` sees each finding as it is made."""
     report = Report()
 
     def add(check: Check) -> Check:
@@ -107,7 +109,18 @@ def examine(conf: Mapping[str, str], kube: Callable[[], KubeClient], *, probe_to
         if service is not None and service.running:
             access = add(check_service_access(client, service, target.namespace))
             service_renews = renewer.status == OK and access.status != FAIL
+        if connect:
+            from spark_secrets.check.connect import check_server
 
+            try:
+                add(check_server(settings, client, settings.layout_user or _short(ticket)))
+            except SparkSecretsError as exc:
+                add(Check("connect server", FAIL, exc.problem, exc.fix or ""))
+
+    if connect:
+        from spark_secrets.check.connect import check_client
+
+        add(check_client())
     effective = settings.conf
     add(check_plugin(effective.get("spark.submit.deployMode"), effective.get("spark.master", ""), settings.plugin_jar,
                      settings.refresh_enabled))

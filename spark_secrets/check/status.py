@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from spark_secrets.connect.names import ANNOTATION_IDLE_TIMEOUT, ANNOTATION_LAST_ACTIVITY, LABEL_CONNECT_USER
 from spark_secrets.errors import KubernetesForbidden, SparkSecretsError
 from spark_secrets.kube.client import KubeClient
 from spark_secrets.secrets.tokensecret import (ANNOTATION_ACTED_BY, ANNOTATION_EXPIRY, ANNOTATION_EXPIRY_ESTIMATED,
@@ -59,6 +60,24 @@ class EventView:
 
 
 @dataclass(frozen=True)
+class ConnectView:
+    """The user's Connect server whose driver mounts the Secret: since when it runs, when it was last active (its
+    program says), and after how long idle it stops."""
+
+    user: str
+    pod: str
+    started: str | None
+    last_activity: str | None
+    idle_timeout_s: float | None
+
+    def line(self, now: dt.datetime) -> str:
+        active = f"last active {self.last_activity} ({_age(self.last_activity, now)} idle)" if self.last_activity \
+            else "no activity recorded yet"
+        stops = f", stops after {self.idle_timeout_s:g} s idle" if self.idle_timeout_s is not None else ""
+        return f"  Connect server of {self.user}: pod {self.pod}, up {_age(self.started, now)}, {active}{stops}"
+
+
+@dataclass(frozen=True)
 class JobStatus:
     namespace: str
     secret: str
@@ -74,6 +93,7 @@ class JobStatus:
     tokens: tuple[TokenView, ...]
     pods: tuple[PodView, ...]
     events: tuple[EventView, ...]
+    connect: ConnectView | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,11 +107,22 @@ class JobStatus:
                    + (self.next_action.replace(" ", " at ", 1) if self.next_action else "renewal not yet planned"))
         out.append(f"  last {self.last_action} {self.last_at} by {self.acted_by}" if self.last_action
                    else "  not renewed yet" + (f" (obtained by {self.acted_by})" if self.acted_by else ""))
+        if self.connect is not None:
+            out.append(self.connect.line(now))
         out += [t.line() for t in self.tokens]
         out.append("  pods: " + (", ".join(f"{p.name} ({p.role}, {p.phase})" for p in self.pods) or "none mount it"))
         out += [f"  event {e.time} {e.type} {e.reason}: {e.message}" + (f" (x{e.count})" if e.count > 1 else "")
                 for e in self.events]
         return out
+
+
+def _age(stamp: str | None, now: dt.datetime) -> str:
+    """How long ago ``stamp`` was, in people's units (``?`` without one)."""
+    if not stamp:
+        return "?"
+    seconds = max(0, int((now - dt.datetime.fromisoformat(stamp)).total_seconds()))
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min" if seconds >= 3600 else (
+        f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s")
 
 
 def _until(stamp: str, now: dt.datetime) -> str:
@@ -151,7 +182,21 @@ def job_status(meta_obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]],
                            str((p.get("status") or {}).get("phase", "Unknown"))) for p in mounting),
         events=tuple(EventView(str(e.get("lastTimestamp") or e.get("eventTime") or ""), str(e.get("type", "")),
                                str(e.get("reason", "")), str(e.get("message", ""))[:300], int(e.get("count") or 1))
-                     for e in shown))
+                     for e in shown),
+        connect=next((_connect(p) for p in mounting if LABEL_CONNECT_USER in (p["metadata"].get("labels") or {})
+                      and (p["metadata"].get("labels") or {}).get("spark-role") == "driver"), None))
+
+
+def _connect(pod: Mapping[str, Any]) -> ConnectView:
+    meta = pod["metadata"]
+    notes = meta.get("annotations") or {}
+    timeout = notes.get(ANNOTATION_IDLE_TIMEOUT)
+    try:
+        idle_timeout = float(timeout) if timeout else None
+    except ValueError:
+        idle_timeout = None
+    return ConnectView(str(meta["labels"][LABEL_CONNECT_USER]), str(meta.get("name")),
+                       _shown(meta.get("creationTimestamp")), _shown(notes.get(ANNOTATION_LAST_ACTIVITY)), idle_timeout)
 
 
 def job_statuses(kube: KubeClient, namespace: str | None, which: str | None = None) -> list[JobStatus]:

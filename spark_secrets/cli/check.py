@@ -19,6 +19,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     conf = conf_from_submit_args(spark_args[1:] if spark_args[:1] == ["--"] else spark_args)
     quiet = args.json
     report = examine(conf, lambda: KubeClient.from_config(args.kubeconfig), probe_tokens=args.probe, duration=duration,
+                     connect=args.connect,
                      on_check=lambda check: None if quiet else print(check.line(), flush=True))
     print(report.to_json() if args.json else report.summary())
     return report.exit_status
@@ -68,6 +69,9 @@ def add_doctor_parser(sub: argparse._SubParsersAction) -> None:
     doctor.add_argument("--probe", action="store_true",
                         help="also obtain, renew and cancel a token per filesystem, metastore and Kafka cluster "
                              "(learns lifetimes)")
+    doctor.add_argument("--connect", action="store_true",
+                        help="also check this machine as a notebook of your Spark Connect server: pyspark's Connect "
+                             "client installed, and your running server (if any) reachable where connect() looks")
     doctor.add_argument("--duration", metavar="D", help="how long the job will run (90min, 12h, 3d)")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or ~/.kube/config)")

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from spark_secrets.connect.idle import Activity, running
+from spark_secrets.connect.names import ACTIVITY_WRITE_S, ANNOTATION_LAST_ACTIVITY
 
 CONNECT_SERVICE = "org.apache.spark.sql.connect.service.SparkConnectService$"
 CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
@@ -57,20 +58,52 @@ def _active_streams(service: Any) -> int:
     return count
 
 
-def _delete_own_pod(conf: Any) -> None:
-    """The driver pod, deleted by its own service account (which created its executors): the garbage collector
-    takes the executors, the token Secret and the Connect token's Secret, all owned by it. The API server is the
-    one Spark's driver uses (``spark.kubernetes.driver.master``), with the pod's service-account credentials."""
-    from urllib.parse import urlsplit
+class OwnPod:
+    """The driver pod, through its own service account (which creates its executors) at the API server Spark's
+    driver uses (``spark.kubernetes.driver.master``); None outside a pod (local mode)."""
 
-    from spark_secrets.kube.client import KubeClient
-    from spark_secrets.kube.config import SERVICE_HOST_ENV, SERVICE_PORT_ENV, load_in_cluster
+    def __init__(self, conf: Any) -> None:
+        from urllib.parse import urlsplit
 
-    pod, namespace = conf.get("spark.kubernetes.driver.pod.name", ""), conf.get("spark.kubernetes.namespace", "")
-    master = urlsplit(conf.get("spark.kubernetes.driver.master", "https://kubernetes.default.svc"))
-    environ = {SERVICE_HOST_ENV: master.hostname or "kubernetes.default.svc", SERVICE_PORT_ENV: str(master.port or 443)}
-    if pod and namespace:
-        KubeClient(load_in_cluster(environ), namespace).delete_pod(namespace, pod)
+        from spark_secrets.kube.client import KubeClient
+        from spark_secrets.kube.config import SERVICE_HOST_ENV, SERVICE_PORT_ENV, load_in_cluster
+
+        self.name, self.namespace = conf.get("spark.kubernetes.driver.pod.name", ""), conf.get("spark.kubernetes.namespace", "")
+        master = urlsplit(conf.get("spark.kubernetes.driver.master", "https://kubernetes.default.svc"))
+        environ = {SERVICE_HOST_ENV: master.hostname or "kubernetes.default.svc", SERVICE_PORT_ENV: str(master.port or 443)}
+        self.kube = KubeClient(load_in_cluster(environ), self.namespace)
+        self.path = f"/api/v1/namespaces/{self.namespace}/pods/{self.name}"
+
+    @classmethod
+    def of(cls, conf: Any) -> OwnPod | None:
+        from spark_secrets.errors import KubernetesError
+        from spark_secrets.kube.config import KubeconfigError
+
+        if not conf.get("spark.kubernetes.driver.pod.name", ""):
+            return None
+        try:
+            return cls(conf)
+        except (KubeconfigError, KubernetesError) as exc:
+            print(f"spark-secrets: cannot reach the API server as the driver's account ({exc})", flush=True)
+            return None
+
+    def mark(self, last_activity_ms: int) -> None:
+        """Tell ``spark-secrets status`` when the server was last active (a failure only costs that)."""
+        from spark_secrets.errors import SparkSecretsError
+        from spark_secrets.kube.client import STRATEGIC_MERGE_PATCH
+        from spark_secrets.secrets.tokensecret import rfc3339
+
+        patch = {"metadata": {"annotations": {ANNOTATION_LAST_ACTIVITY: rfc3339(last_activity_ms)}}}
+        try:
+            self.kube.request(f"annotate pod {self.namespace}/{self.name}", "PATCH", self.path, body=patch,
+                              content_type=STRATEGIC_MERGE_PATCH)
+        except SparkSecretsError as exc:
+            print(f"spark-secrets: cannot record the server's activity ({exc.problem})", flush=True)
+
+    def delete(self) -> None:
+        """The garbage collector then takes the executors, the token Secret and the bearer token's Secret, all owned
+        by the pod; the renew service cancels the tokens with their Secret."""
+        self.kube.delete_pod(self.namespace, self.name)
 
 
 def main(argv: list[str]) -> int:
@@ -84,13 +117,21 @@ def main(argv: list[str]) -> int:
     started_ms = int(time.time() * 1000)
     port = _service(spark).localPort()
     print(f"spark-secrets: Connect server on port {port}, ends after {idle_ms / 1000:.0f} s idle", flush=True)
+    conf = spark.sparkContext.getConf()
+    pod = OwnPod.of(conf)
     poll = min(5.0, max(0.5, idle_ms / 4000))
+    written: tuple[int, bool] | None = None  # the last activity written, and whether the server was busy then
     while (now := activity(spark, started_ms)).idle_ms() < idle_ms:
+        last = now.now_ms if now.busy else max(now.started_ms, now.last_call_ms)
+        if pod is not None and (written is None or written[1] != now.busy or (
+                last != written[0] and last - written[0] >= ACTIVITY_WRITE_S * 1000)):
+            pod.mark(last)
+            written = (last, now.busy)
         time.sleep(poll)
     print(f"spark-secrets: idle for {now.idle_ms() / 1000:.0f} s: stopping the Connect server", flush=True)
-    conf = spark.sparkContext.getConf()
     spark.stop()
-    _delete_own_pod(conf)
+    if pod is not None:
+        pod.delete()
     return 0
 
 
