@@ -33,6 +33,8 @@ PROPERTIES = "spark.properties"
 PROGRAM = "spark_secrets_connect.py"
 PROGRAM_TEXT = "import sys\nfrom spark_secrets.connect.server import main\nsys.exit(main(sys.argv[1:]))\n"
 EXECUTOR_TEMPLATE = "executor-pod-template.json"
+#: Spark's HadoopConfDriverFeatureStep: the Hadoop client files in a ConfigMap, mounted here in driver and executors.
+HADOOP_CONF_VOLUME, HADOOP_CONF_MOUNT = "hadoop-properties", "/opt/hadoop/conf"
 DRIVER_CONTAINER = "spark-kubernetes-driver"
 #: Spark's defaults for the driver's ports, which its Service names.
 DRIVER_PORT, BLOCK_MANAGER_PORT, UI_PORT = 7078, 7079, 4040
@@ -57,6 +59,12 @@ class ServerObjects:
     bearer: dict[str, Any] = field(repr=False)
     pod: dict[str, Any] = field(repr=False)
     service: dict[str, Any] = field(repr=False)
+    #: The Hadoop client files of the notebook's ``HADOOP_CONF_DIR``, when no ConfigMap is named for them.
+    hadoop_conf: dict[str, Any] | None = None
+
+    def owned(self) -> list[dict[str, Any]]:
+        """What the driver pod owns, to create once it exists."""
+        return [self.config_map, self.bearer, self.service, *([self.hadoop_conf] if self.hadoop_conf else [])]
 
     @property
     def pod_name(self) -> str:
@@ -82,11 +90,12 @@ def _memory_mib(text: str) -> int:
 
 
 def _resources(conf: Mapping[str, str]) -> dict[str, Any]:
-    """The driver container's requests and limits, as Spark sets them: memory plus its overhead (10%, at least
-    384 MiB) requested and capped; cores requested, capped only when asked."""
+    """The driver container's requests and limits, as Spark sets them: memory plus its overhead (40% for a Python
+    driver, at least 384 MiB) requested and capped; cores requested, capped only when asked."""
     memory = _memory_mib(conf.get("spark.driver.memory", "1g"))
     overhead = conf.get("spark.driver.memoryOverhead")
-    total = memory + (_memory_mib(overhead) if overhead else max(384, int(memory * 0.1)))
+    factor = float(conf.get("spark.driver.memoryOverheadFactor") or 0.4)  # Spark's for a Python driver
+    total = memory + (_memory_mib(overhead) if overhead else max(384, int(memory * factor)))
     cpu = conf.get("spark.kubernetes.driver.request.cores") or conf.get("spark.driver.cores", "1")
     limits: dict[str, str] = {"memory": f"{total}Mi"}
     if conf.get("spark.kubernetes.driver.limit.cores"):
@@ -94,8 +103,10 @@ def _resources(conf: Mapping[str, str]) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": f"{total}Mi"}, "limits": limits}
 
 
-def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port: int) -> ServerObjects:
-    """The objects of a new server of ``user``'s for the prepared ``spec`` (its token Secret already planned)."""
+def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port: int,
+          hadoop_files: Mapping[str, str] | None = None) -> ServerObjects:
+    """The objects of a new server of ``user``'s for the prepared ``spec`` (its token Secret already planned);
+    ``hadoop_files``: the notebook's Hadoop client configuration, shipped as Spark ships it."""
     conf = spec.effective_conf()
     if not conf.get("spark.master", "").startswith("k8s://"):
         raise ConfigError("a Connect server runs on Kubernetes: spark.master is not k8s://",
@@ -135,6 +146,9 @@ def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port
         "spark.plugins": _joined(conf.get("spark.plugins"), CONNECT_PLUGIN),
         "spark.connect.grpc.binding.port": str(port),
     })
+    hadoop_map = conf.get("spark.kubernetes.hadoop.configMapName") or (f"{name}-hadoop-config" if hadoop_files else None)
+    if hadoop_map:
+        properties["spark.kubernetes.executor.hadoopConfigMapName"] = hadoop_map
     files[PROPERTIES] = properties_text(properties, ("Spark Connect server of " + owner + " (spark-secrets connect)",))
     labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_CONNECT_USER: owner}
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "data": files,
@@ -177,6 +191,15 @@ def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port
                       "resources": _resources(conf)})
     container["volumeMounts"] = [*(container.get("volumeMounts") or []),
                                  {"name": "spark-conf-volume-driver", "mountPath": CONF_DIR}]
+    hadoop_conf = None
+    if hadoop_map:
+        body["volumes"].append({"name": HADOOP_CONF_VOLUME, "configMap": {"name": hadoop_map}})
+        container["volumeMounts"].append({"name": HADOOP_CONF_VOLUME, "mountPath": HADOOP_CONF_MOUNT})
+        container["env"] = [*(e for e in container.get("env") or [] if e.get("name") != "HADOOP_CONF_DIR"),
+                            {"name": "HADOOP_CONF_DIR", "value": HADOOP_CONF_MOUNT}]
+        if not conf.get("spark.kubernetes.hadoop.configMapName"):
+            hadoop_conf = {"apiVersion": "v1", "kind": "ConfigMap", "data": dict(hadoop_files or {}),
+                           "metadata": {"name": hadoop_map, "namespace": namespace, "labels": labels}}
     container["ports"] = [{"name": "driver-rpc-port", "containerPort": driver_port},
                           {"name": "blockmanager", "containerPort": block_port},
                           {"name": "spark-connect", "containerPort": port}]
@@ -186,7 +209,7 @@ def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port
     service_object = {"apiVersion": "v1", "kind": "Service",
                       "metadata": {"name": service, "namespace": namespace, "labels": labels},
                       "spec": {"clusterIP": "None", "selector": selector, "ports": service_ports}}
-    return ServerObjects(name, namespace, config_map, bearer, pod, service_object)
+    return ServerObjects(name, namespace, config_map, bearer, pod, service_object, hadoop_conf)
 
 
 def _driver_container(body: dict[str, Any], conf: Mapping[str, str]) -> dict[str, Any]:

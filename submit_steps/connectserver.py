@@ -10,6 +10,7 @@ lets no one else's pod mount. Its bearer token is read back from the Secret its 
 from __future__ import annotations
 
 import base64
+import os
 import secrets as random
 import socket
 import time
@@ -107,6 +108,22 @@ def server_address(pod: Mapping[str, Any], how: str, default_port: int) -> tuple
     return host, port, bool(host) and (pod.get("status") or {}).get("phase") == "Running" and _listening(str(host), port)
 
 
+def hadoop_files() -> dict[str, str] | None:
+    """The files of ``HADOOP_CONF_DIR`` here (Spark ships them to its pods in a ConfigMap), or None."""
+    directory = os.environ.get("HADOOP_CONF_DIR")
+    if not directory or not os.path.isdir(directory):
+        return None
+    files = {}
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        if entry.is_file():
+            try:
+                with open(entry.path, encoding="utf-8") as f:
+                    files[entry.name] = f.read()
+            except (OSError, UnicodeDecodeError):
+                continue  # Spark skips what it cannot read as text too
+    return files or None
+
+
 class ConnectServers:
     """A user's Connect servers in one namespace, reached through ``kube`` (the user's own credentials)."""
 
@@ -158,12 +175,12 @@ class ConnectServers:
         spec = self.submission.prepare()  # the TGT, the tokens, the token Secret
         pod: ObjectRef | None = None
         try:
-            objects = build(spec, user, random.token_urlsafe(32), self.idle_s, self.port)
+            objects = build(spec, user, random.token_urlsafe(32), self.idle_s, self.port, hadoop_files())
             self.progress(f"starting Connect server {objects.name} in namespace {objects.namespace} "
                           f"(ends after {self.idle_s:g} s idle)")
             pod = self.kube.create(objects.pod)
             owner = [{"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}]
-            for manifest in (objects.config_map, objects.bearer, objects.service):
+            for manifest in objects.owned():
                 self.kube.create({**manifest, "metadata": {**manifest["metadata"], "ownerReferences": owner}})
             if self.submission.adopt() is None and not self.submission.handed_over:
                 raise KubernetesError(f"driver pod {pod.name} does not carry its token Secret's label",

@@ -27,6 +27,7 @@ from spark_secrets.testbed.jvm import compile_java
 from spark_secrets.testbed.operator import SparkOperator
 
 if TYPE_CHECKING:
+    from connectjobs import ConnectRun
     from podjobs import Spark35Job
 
 JVM_SOURCES = Path(__file__).parent / "jvm"
@@ -260,6 +261,18 @@ def spark35_job(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str,
     job = Spark35Job(testbed, pod_hdfs, long_namespace, tmp_path_factory.mktemp("spark35")).start()
     yield job
     job.stop()
+
+
+@pytest.fixture(scope="session")
+def connect_run(testbed: Testbed, pod_hdfs: SecureHdfs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectRun]:
+    """test_pods_connect.py's notebooks on their own Connect servers (connectjobs.ConnectRun), started by the first
+    test that asks for it and left running beside the tests that follow."""
+    from connectjobs import ConnectRun
+    run = ConnectRun(testbed, pod_hdfs, tmp_path_factory.mktemp("connect")).start()
+    yield run
+    run.thread.join(60)
+    if run.service is not None:
+        run.service.stop()
 
 
 @pytest.fixture(scope="module")

@@ -118,3 +118,20 @@ def test_names_and_labels_are_made_kubernetes_safe() -> None:
     assert label_value("Alice.Smith@EXAMPLE") == "alice-smith-example"
     assert label_value("x" * 80) == "x" * 30
     assert build(_spec(CONF), "Alice_Q", TOKEN, 60, 15002).name.startswith("connect-alice-q-")
+
+
+def test_the_notebook_s_hadoop_files_reach_driver_and_executors_as_spark_ships_them() -> None:
+    files = {"core-site.xml": "<configuration/>", "hdfs-site.xml": "<configuration/>"}
+    objects = build(_spec(CONF), "alice", TOKEN, 60, 15002, files)
+    assert objects.hadoop_conf is not None and objects.hadoop_conf["data"] == files
+    name = objects.hadoop_conf["metadata"]["name"]
+    assert _properties(objects)["spark.kubernetes.executor.hadoopConfigMapName"] == name  # the executors' step
+    (container,) = objects.pod["spec"]["containers"]
+    assert {"name": "HADOOP_CONF_DIR", "value": "/opt/hadoop/conf"} in container["env"]
+    assert {"name": "hadoop-properties", "mountPath": "/opt/hadoop/conf"} in container["volumeMounts"]
+    assert objects.hadoop_conf in objects.owned()
+    named = build(_spec({**CONF, "spark.kubernetes.hadoop.configMapName": "team-hadoop"}), "alice", TOKEN, 60, 15002,
+                  files)
+    assert named.hadoop_conf is None and _properties(named)["spark.kubernetes.executor.hadoopConfigMapName"] == "team-hadoop"
+    plain = build(_spec(CONF), "alice", TOKEN, 60, 15002)  # no Hadoop files here, none named: nothing shipped
+    assert plain.hadoop_conf is None and "spark.kubernetes.executor.hadoopConfigMapName" not in _properties(plain)

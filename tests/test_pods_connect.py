@@ -1,0 +1,84 @@
+"""Notebooks on their users' own Spark Connect servers in real pods (issue 32): the run in connectjobs.py
+(started beside the Kafka streaming test when the whole suite runs), judged here."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from spark_secrets.hadoop.token import Token
+from spark_secrets.testbed.bed import Testbed
+from spark_secrets.testbed.hadoop import SecureHdfs
+
+from connectjobs import IDLE_S, MAX_S, ROUNDS, ConnectRun, lines
+from renewers import assert_cancelled
+
+pytestmark = pytest.mark.testbed
+pytest.importorskip("grpc", reason="the Connect client's packages (the connect extra)")
+
+#: What the NameNode answers for a token past its max date (it is then no longer in its cache).
+NAMENODE_REFUSAL = ("InvalidToken", "can't be found in cache", "is expired")
+
+
+def _hdfs(run: ConnectRun, user: str) -> list[tuple[float, Token]]:
+    """The server's HDFS token in each token file its Secret held, with when it was seen."""
+    return [(seen, next(t for t in creds if t.kind == "HDFS_DELEGATION_TOKEN")) for seen, creds in run.tokens(user)]
+
+
+def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_lifetimes(
+        testbed: Testbed, pod_hdfs: SecureHdfs, connect_run: ConnectRun, tmp_path: Path) -> None:
+    run = connect_run
+    run.join(2400)
+    alice, bob, again = run.out["alice"], run.out["bob"], run.out["again"]
+
+    # alice: every round ran, on her own server, from a process with no JVM (and no ticket after connect()).
+    (connected,) = lines(alice.stdout, "CONNECTED")
+    assert connected["jvm"] is False, connected
+    rounds = lines(alice.stdout, "ROUND")
+    assert [r.get("ok") for r in rounds] == [True] * len(ROUNDS), alice.stdout[-3000:] + alice.stderr[-3000:]
+    assert "started your Connect server at sc://" in alice.stderr, alice.stderr[-2000:]
+    assert rounds[3]["at"] - rounds[2]["at"] > MAX_S, "the idle gap is not longer than one max lifetime"
+    issued = {t.decode_identifier().sequence_number: t.decode_identifier() for _, t in _hdfs(run, "alice")}
+    first = min(issued.values(), key=lambda i: i.issue_date)
+    assert rounds[-1]["at"] - first.issue_date / 1000 > 3 * MAX_S, (rounds[-1]["at"], first.issue_date)
+    # The server's tokens were re-issued (each a new sequence number, all hers) and reached its pods through kubelet.
+    assert len(issued) >= 3, sorted(issued)
+    assert {i.owner.split("@")[0] for i in issued.values()} == {"alice"}
+    listing = pod_hdfs.fs("-ls", connected["target"] + "/round-0", ccache=testbed.ticket_cache("alice"))
+    assert listing.returncode == 0 and " alice " in listing.stdout.decode(), listing  # written as alice, not bob
+
+    # bob's server without the plugin (the control): its queries run until its first tokens pass their max date,
+    # after the Secret's first re-issue; the first that fails fails with the NameNode's refusal.
+    control = lines(bob.stdout, "ROUND")
+    failed = next((r for r in control if "error" in r), None)
+    assert failed is not None, "bob's server without the plugin never failed: " + bob.stdout[-2000:]
+    assert all(r.get("ok") for r in control[:control.index(failed)]) and control.index(failed) > 0, control
+    assert any(word in failed["error"] for word in NAMENODE_REFUSAL), failed["error"]
+    bob_tokens = _hdfs(run, "bob")
+    assert len(bob_tokens) >= 2 and bob_tokens[1][0] < failed["at"], (bob_tokens, failed["at"])
+    assert {t.decode_identifier().owner.split("@")[0] for _, t in bob_tokens} == {"bob"}
+
+    # alice's client on bob's server: refused by the server without a token and with her own server's token.
+    assert "missing" not in run.knocks, run.knocks
+    assert "REFUSED" in run.knocks["none"] and "No authentication token provided" in run.knocks["none"], run.knocks
+    assert "REFUSED" in run.knocks["alice's"] and "Invalid authentication token" in run.knocks["alice's"], run.knocks
+
+    # A second connect() of alice's reused her server; idle for its timeout, it went, and its tokens with it.
+    assert "reusing your Connect server at " in again.stderr, again.stderr[-2000:]
+    assert [r.get("ok") for r in lines(again.stdout, "ROUND")] == [True], again.stdout + again.stderr[-2000:]
+    assert run.gone_after is not None and IDLE_S - 20 < run.gone_after < IDLE_S + 120, run.gone_after
+    assert run.service is not None
+    (_, last), = _hdfs(run, "alice")[-1:]
+    assert_cancelled(testbed, pod_hdfs, last, run.service, tmp_path)
+
+    # alice's bearer token is in no pod spec, ConfigMap or notebook output (read while her server ran).
+    token = run.bearers["alice"]
+    texts = [json.dumps(run.api.api_client.sanitize_for_serialization(p)) for p in run.servers.values()]
+    texts += [json.dumps(run.config_maps), alice.stdout + alice.stderr, again.stdout + again.stderr,
+              bob.stdout + bob.stderr, json.dumps(run.knocks)]
+    assert any("spark_secrets.connect.server" in text for text in texts)  # the ConfigMaps were read
+    for text in texts:
+        assert token not in text and base64.b64encode(token.encode()).decode() not in text
