@@ -103,18 +103,26 @@ def _resources(conf: Mapping[str, str]) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": f"{total}Mi"}, "limits": limits}
 
 
+def check(conf: Mapping[str, str], starting: bool = True) -> None:
+    """Fails on settings a server's objects cannot be built from, before anything is contacted (``starting``
+    False: only what finding a running server needs)."""
+    if not conf.get("spark.master", "").startswith("k8s://"):
+        raise ConfigError("a Connect server runs on Kubernetes: spark.master is not k8s://",
+                          "set spark.master to k8s://https://<your API server>")
+    _resources(conf)
+    _driver_volumes(conf)
+    if starting and not (conf.get("spark.kubernetes.driver.container.image") or conf.get("spark.kubernetes.container.image")):
+        raise ConfigError("no image for the Connect server's pods", "set spark.kubernetes.container.image")
+
+
 def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port: int,
           hadoop_files: Mapping[str, str] | None = None) -> ServerObjects:
     """The objects of a new server of ``user``'s for the prepared ``spec`` (its token Secret already planned);
     ``hadoop_files``: the notebook's Hadoop client configuration, shipped as Spark ships it."""
     conf = spec.effective_conf()
-    if not conf.get("spark.master", "").startswith("k8s://"):
-        raise ConfigError("a Connect server runs on Kubernetes: spark.master is not k8s://",
-                          "set spark.master to k8s://https://<your API server>")
+    check(conf)
     namespace = conf.get("spark.kubernetes.namespace") or "default"
-    image = conf.get("spark.kubernetes.driver.container.image") or conf.get("spark.kubernetes.container.image")
-    if not image:
-        raise ConfigError("no image for the Connect server's pods", "set spark.kubernetes.container.image")
+    image = str(conf.get("spark.kubernetes.driver.container.image") or conf.get("spark.kubernetes.container.image"))
     owner = label_value(user)
     name = f"connect-{owner}-{uuid.uuid4().hex[:6]}"
     app_id = f"spark-{uuid.uuid4().hex}"
@@ -191,6 +199,9 @@ def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port
                       "resources": _resources(conf)})
     container["volumeMounts"] = [*(container.get("volumeMounts") or []),
                                  {"name": "spark-conf-volume-driver", "mountPath": CONF_DIR}]
+    volumes, mounts = _driver_volumes(conf)
+    body["volumes"] += volumes
+    container["volumeMounts"] += mounts
     hadoop_conf = None
     if hadoop_map:
         body["volumes"].append({"name": HADOOP_CONF_VOLUME, "configMap": {"name": hadoop_map}})
@@ -210,6 +221,38 @@ def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port
                       "metadata": {"name": service, "namespace": namespace, "labels": labels},
                       "spec": {"clusterIP": "None", "selector": selector, "ports": service_ports}}
     return ServerObjects(name, namespace, config_map, bearer, pod, service_object, hadoop_conf)
+
+
+def _driver_volumes(conf: Mapping[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Spark's MountVolumesFeatureStep for the driver: ``spark.kubernetes.driver.volumes.<type>.<name>.*`` as pod
+    volumes and mounts (hostPath, emptyDir, persistentVolumeClaim)."""
+    kinds = {"hostPath": ("hostPath", {"path": "path", "type": "type"}),
+             "emptyDir": ("emptyDir", {"medium": "medium", "sizeLimit": "sizeLimit"}),
+             "persistentVolumeClaim": ("persistentVolumeClaim", {"claimName": "claimName", "readOnly": "readOnly"})}
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for key, value in _prefixed(conf, "spark.kubernetes.driver.volumes.").items():
+        kind, _, rest = key.partition(".")
+        name, _, option = rest.partition(".")
+        if kind not in kinds or not name or not option:
+            raise ConfigError(f"spark.kubernetes.driver.volumes.{key}: not a volume setting Spark knows",
+                              "use spark.kubernetes.driver.volumes.{hostPath,emptyDir,persistentVolumeClaim}.<name>.*")
+        found.setdefault((kind, name), {})[option] = value
+    volumes, mounts = [], []
+    for (kind, name), options in found.items():
+        if "mount.path" not in options:
+            raise ConfigError(f"spark.kubernetes.driver.volumes.{kind}.{name}.mount.path is not set", "give the mount path")
+        field_name, names = kinds[kind]
+        source: dict[str, Any] = {names[k.removeprefix("options.")]: v for k, v in options.items()
+                                  if k.removeprefix("options.") in names and k.startswith("options.")}
+        if "readOnly" in source:
+            source["readOnly"] = source["readOnly"].lower() == "true"
+        volumes.append({"name": name, field_name: source})
+        mount: dict[str, Any] = {"name": name, "mountPath": options["mount.path"],
+                                 "readOnly": options.get("mount.readOnly", "false").lower() == "true"}
+        if options.get("mount.subPath"):
+            mount["subPath"] = options["mount.subPath"]
+        mounts.append(mount)
+    return volumes, mounts
 
 
 def _driver_container(body: dict[str, Any], conf: Mapping[str, str]) -> dict[str, Any]:

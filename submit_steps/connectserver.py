@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spark_secrets.errors import ConfigError, KubernetesError, KubernetesNotFound, SparkSecretsError
+from spark_secrets.errors import KubernetesError, KubernetesNotFound, SparkSecretsError
 from spark_secrets.kube.client import KubeClient, ObjectRef
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER
 from spark_secrets.connect.names import ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET, LABEL_CONNECT_USER
-from submit_steps.connectpod import TOKEN_KEY, build, label_value
+from submit_steps.connectpod import TOKEN_KEY, build, check, label_value
 from submit_steps.settings import DEPLOY_MODE, Settings
 from submit_steps.settings import catalog as c
 from submit_steps.submission import Progress, Submission, stderr_progress
@@ -136,9 +136,7 @@ class ConnectServers:
         self.how = settings.value(c.CONNECT_ADDRESS)
         self.start_s = settings.value(c.CONNECT_START_TIMEOUT).total_seconds()
         self.namespace = settings.namespace
-        if not self.conf.get("spark.master", "").startswith("k8s://"):
-            raise ConfigError("a Connect server runs on Kubernetes: spark.master is not k8s://",
-                              "set spark.master to k8s://https://<your API server>")
+        check(self.conf, starting=False)
         self.kube = kube or KubeClient.from_config(kubeconfig)
         self.progress = progress
         self.submission = Submission(self.conf, self.kube, progress=progress, deploy_mode="cluster")
@@ -172,6 +170,7 @@ class ConnectServers:
         """A new server: the steps' token Secret, the driver pod, then its ConfigMap, bearer Secret and Service,
         owned by the pod (deleted with it; kubelet starts the pod once what it mounts exists). On failure nothing
         is left behind."""
+        check(self.conf)
         spec = self.submission.prepare()  # the TGT, the tokens, the token Secret
         pod: ObjectRef | None = None
         try:

@@ -135,3 +135,20 @@ def test_the_notebook_s_hadoop_files_reach_driver_and_executors_as_spark_ships_t
     assert named.hadoop_conf is None and _properties(named)["spark.kubernetes.executor.hadoopConfigMapName"] == "team-hadoop"
     plain = build(_spec(CONF), "alice", TOKEN, 60, 15002)  # no Hadoop files here, none named: nothing shipped
     assert plain.hadoop_conf is None and "spark.kubernetes.executor.hadoopConfigMapName" not in _properties(plain)
+
+
+def test_driver_volumes_are_mounted_as_spark_mounts_them() -> None:
+    conf = {**CONF, "spark.kubernetes.driver.volumes.hostPath.hive.mount.path": "/opt/hive",
+            "spark.kubernetes.driver.volumes.hostPath.hive.mount.readOnly": "true",
+            "spark.kubernetes.driver.volumes.hostPath.hive.options.path": "/srv/hive",
+            "spark.kubernetes.driver.volumes.emptyDir.scratch.mount.path": "/scratch",
+            "spark.kubernetes.driver.volumes.persistentVolumeClaim.data.mount.path": "/data",
+            "spark.kubernetes.driver.volumes.persistentVolumeClaim.data.options.claimName": "team-data"}
+    pod = build(_spec(conf), "alice", TOKEN, 60, 15002).pod
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["hive"]["hostPath"] == {"path": "/srv/hive"} and volumes["scratch"]["emptyDir"] == {}
+    assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "team-data"}
+    mounts = {m["name"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["hive"] == {"name": "hive", "mountPath": "/opt/hive", "readOnly": True}
+    with pytest.raises(ConfigError, match="hostPath.x.mount.path is not set"):
+        build(_spec({**CONF, "spark.kubernetes.driver.volumes.hostPath.x.options.path": "/srv"}), "alice", TOKEN, 60, 1)

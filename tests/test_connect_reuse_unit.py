@@ -111,3 +111,24 @@ def test_doctor_finds_the_client_and_whether_her_server_answers_here(port: int, 
     monkeypatch.setitem(__import__("sys").modules, "grpc", None)  # not installed
     missing = check_client()
     assert missing.status == FAIL and "spark-secrets[connect]" in missing.fix
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--conf", "spark.secrets.connect.idleTimeout=soon"], "spark.secrets.connect.idleTimeout"),
+    (["--conf", "spark.secrets.connect.port=0"], "spark.secrets.connect.port='0' is not a TCP port"),
+    (["--conf", "spark.secrets.connect.address=vpn"], "spark.secrets.connect.address"),
+    (["--master", "local[2]"], "spark.master is not k8s://"),
+])
+def test_the_cli_refuses_bad_settings_in_one_line_before_contacting_anything(
+        tmp_path: Any, options: list[str], message: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "none"), "KRB5CCNAME": f"FILE:{tmp_path / 'none'}"}
+    master = [] if "--master" in options else ["--master", "k8s://https://api.invalid:6443"]
+    done = subprocess.run([sys.executable, "-m", "spark_secrets", "connect", "--", *master, *options], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == "", done
+    (line,) = done.stderr.strip().splitlines()
+    assert message in line and "Traceback" not in done.stderr, done.stderr
