@@ -13,11 +13,12 @@ import base64
 import json
 import re
 import uuid
+from urllib.parse import urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spark_secrets.connect.names import (ANNOTATION_IDLE_TIMEOUT, ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET,
+from spark_secrets.connect.names import (ANNOTATION_IDLE_TIMEOUT, ANNOTATION_TOKEN_SECRET,
                                          LABEL_CONNECT_USER)
 from spark_secrets.errors import ConfigError
 from spark_secrets.secrets.tokensecret import LABEL_MANAGED_BY, MANAGED_BY
@@ -89,18 +90,31 @@ def _memory_mib(text: str) -> int:
     return max(1, int(int(match.group(1)) * scale))
 
 
+def _overhead_factor(conf: Mapping[str, str]) -> float:
+    """Spark's for a Python application: the driver's or Kubernetes' factor when set, else 0.4 (which Spark then
+    hands to the executors too)."""
+    text = conf.get("spark.driver.memoryOverheadFactor") or conf.get("spark.kubernetes.memoryOverheadFactor") or "0.4"
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"memory overhead factor {text!r} is not a number", "give a fraction such as 0.4") from None
+
+
 def _resources(conf: Mapping[str, str]) -> dict[str, Any]:
-    """The driver container's requests and limits, as Spark sets them: memory plus its overhead (40% for a Python
-    driver, at least 384 MiB) requested and capped; cores requested, capped only when asked."""
+    """The driver container's requests and limits, as Spark sets them: memory plus its overhead (at least 384 MiB)
+    requested and capped; cores requested, capped only when asked."""
     memory = _memory_mib(conf.get("spark.driver.memory", "1g"))
     overhead = conf.get("spark.driver.memoryOverhead")
-    factor = float(conf.get("spark.driver.memoryOverheadFactor") or 0.4)  # Spark's for a Python driver
-    total = memory + (_memory_mib(overhead) if overhead else max(384, int(memory * factor)))
+    total = memory + (_memory_mib(overhead) if overhead else max(384, int(memory * _overhead_factor(conf))))
     cpu = conf.get("spark.kubernetes.driver.request.cores") or conf.get("spark.driver.cores", "1")
     limits: dict[str, str] = {"memory": f"{total}Mi"}
     if conf.get("spark.kubernetes.driver.limit.cores"):
         limits["cpu"] = conf["spark.kubernetes.driver.limit.cores"]
     return {"requests": {"cpu": cpu, "memory": f"{total}Mi"}, "limits": limits}
+
+
+#: Files Spark's client would upload from this machine (BasicDriverFeatureStep); a server made here cannot.
+_UPLOADED = ("spark.jars", "spark.files", "spark.archives", "spark.submit.pyFiles")
 
 
 def check(conf: Mapping[str, str], starting: bool = True) -> None:
@@ -111,8 +125,25 @@ def check(conf: Mapping[str, str], starting: bool = True) -> None:
                           "set spark.master to k8s://https://<your API server>")
     _resources(conf)
     _driver_volumes(conf)
+    driver_credentials = [k for k in conf if k.startswith("spark.kubernetes.authenticate.driver.")
+                          and k != "spark.kubernetes.authenticate.driver.serviceAccountName"]
+    if driver_credentials:
+        raise ConfigError(f"{driver_credentials[0]}: a Connect server's driver uses its service account only",
+                          "remove it and set spark.kubernetes.authenticate.driver.serviceAccountName")
+    for key in _UPLOADED:
+        local = [u for u in (conf.get(key) or "").split(",") if u.strip() and urlsplit(u.strip()).scheme in ("", "file")]
+        if local:
+            raise ConfigError(f"{key} names {local[0].strip()}, a file of this machine the server's pods cannot read",
+                              "put it in the image (local:///...) or on a filesystem the pods read (hdfs://, s3a://)")
     if starting and not (conf.get("spark.kubernetes.driver.container.image") or conf.get("spark.kubernetes.container.image")):
         raise ConfigError("no image for the Connect server's pods", "set spark.kubernetes.container.image")
+
+
+def _properties(conf: Mapping[str, str], templated: set[str]) -> dict[str, str]:
+    """The conf for the driver in the pod: without what only a submitter reads (host paths, its own credentials)
+    or what the pod mounts itself."""
+    return {k: v for k, v in conf.items() if k not in _SUBMITTER_ONLY and k not in templated and "oauthToken" not in k
+            and not k.startswith("spark.kubernetes.authenticate.submission.")}
 
 
 def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port: int,
@@ -122,105 +153,131 @@ def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port
     conf = spec.effective_conf()
     check(conf)
     namespace = conf.get("spark.kubernetes.namespace") or "default"
-    image = str(conf.get("spark.kubernetes.driver.container.image") or conf.get("spark.kubernetes.container.image"))
     owner = label_value(user)
     name = f"connect-{owner}-{uuid.uuid4().hex[:6]}"
     app_id = f"spark-{uuid.uuid4().hex}"
-    pod_name, service, bearer_name, map_name = f"{name}-driver", f"{name}-driver-svc", f"{name}-token", f"{name}-conf"
-    driver_port = int(conf.get("spark.driver.port") or DRIVER_PORT)
-    block_port = int(conf.get("spark.driver.blockManager.port") or BLOCK_MANAGER_PORT)
-
+    names = {"pod": f"{name}-driver", "service": f"{name}-driver-svc", "bearer": f"{name}-token", "conf": f"{name}-conf"}
+    # The job's secrets, 0440 with the pods' group, as submit mounts them: in the driver pod and the executors'
+    # template, in place of Spark's own mounts.
+    templated = {key for volume in spec.volumes for key in volume.replaces} if spec.fs_group is not None else set()
     files: dict[str, str] = {PROGRAM: PROGRAM_TEXT}
-    properties = {k: v for k, v in conf.items() if k not in _SUBMITTER_ONLY}
+    properties = _properties(conf, templated if spec.volumes else set())
     executor_template = conf.get("spark.kubernetes.executor.podTemplateFile")
     executor_pod = load_template(executor_template) if executor_template else None
-    # The job's secrets, 0440 with the pods' group, as submit mounts them: in the driver pod (pod_template, below)
-    # and the executors' template, in place of Spark's own mounts.
-    templated = {key for volume in spec.volumes for key in volume.replaces} if spec.fs_group is not None else set()
     if spec.volumes and spec.fs_group is not None:
         executor_pod = merge_volumes(executor_pod, spec.volumes, spec.fs_group.gid, fs_group_given=spec.fs_group.given,
-                                     source=executor_template or "")
-        properties = {k: v for k, v in properties.items() if k not in templated}
+                                     source=executor_template or "",
+                                     container=conf.get("spark.kubernetes.executor.podTemplateContainerName"))
     if executor_pod is not None:
         files[EXECUTOR_TEMPLATE] = json.dumps(executor_pod, indent=1)
         properties["spark.kubernetes.executor.podTemplateFile"] = f"{CONF_DIR}/{EXECUTOR_TEMPLATE}"
-    properties.update({
-        "spark.app.id": app_id, "spark.app.name": conf.get("spark.app.name") or name,
-        "spark.submit.deployMode": "cluster", "spark.kubernetes.submitInDriver": "true",
-        "spark.kubernetes.namespace": namespace, "spark.kubernetes.driver.pod.name": pod_name,
-        "spark.kubernetes.executor.podNamePrefix": name, "spark.kubernetes.resource.type": "python",
-        "spark.driver.host": f"{service}.{namespace}.svc", "spark.driver.port": str(driver_port),
-        "spark.driver.blockManager.port": str(block_port),
-        "spark.plugins": _joined(conf.get("spark.plugins"), CONNECT_PLUGIN),
-        "spark.connect.grpc.binding.port": str(port),
-    })
     hadoop_map = conf.get("spark.kubernetes.hadoop.configMapName") or (f"{name}-hadoop-config" if hadoop_files else None)
     if hadoop_map:
         properties["spark.kubernetes.executor.hadoopConfigMapName"] = hadoop_map
+    properties.update({
+        "spark.app.id": app_id, "spark.app.name": conf.get("spark.app.name") or name,
+        "spark.submit.deployMode": "cluster", "spark.kubernetes.submitInDriver": "true",
+        "spark.kubernetes.namespace": namespace, "spark.kubernetes.driver.pod.name": names["pod"],
+        "spark.kubernetes.executor.podNamePrefix": name, "spark.kubernetes.resource.type": "python",
+        "spark.kubernetes.memoryOverheadFactor": str(_overhead_factor(conf)),
+        "spark.driver.host": f"{names['service']}.{namespace}.svc",
+        "spark.driver.port": conf.get("spark.driver.port") or str(DRIVER_PORT),
+        "spark.driver.blockManager.port": conf.get("spark.driver.blockManager.port") or str(BLOCK_MANAGER_PORT),
+        "spark.plugins": _joined(conf.get("spark.plugins"), CONNECT_PLUGIN),
+        "spark.connect.grpc.binding.port": str(port),
+    })
     files[PROPERTIES] = properties_text(properties, ("Spark Connect server of " + owner + " (spark-secrets connect)",))
     labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_CONNECT_USER: owner}
-    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "data": files,
-                  "metadata": {"name": map_name, "namespace": namespace, "labels": labels}}
-    bearer = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-              "metadata": {"name": bearer_name, "namespace": namespace, "labels": labels},
-              "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()}}
 
+    def meta(name: str) -> dict[str, Any]:
+        return {"name": name, "namespace": namespace, "labels": labels}
+
+    pod = _driver_pod(spec, conf, properties, names, labels, user, idle_seconds, port, templated, hadoop_map)
+    return ServerObjects(
+        name, namespace, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(names["conf"]), "data": files},
+        {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": meta(names["bearer"]),
+         "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()}},
+        pod, _service(pod, meta(names["service"])),
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(hadoop_map), "data": dict(hadoop_files or {})}
+        if hadoop_map and not conf.get("spark.kubernetes.hadoop.configMapName") else None)
+
+
+def _driver_pod(spec: SubmissionSpec, conf: Mapping[str, str], properties: Mapping[str, str], names: Mapping[str, str],
+                labels: Mapping[str, str], user: str, idle_seconds: float, port: int, templated: set[str],
+                hadoop_map: str | None) -> dict[str, Any]:
+    """The driver pod, from the user's driver template: Spark's driver feature steps, done here."""
     source = conf.get("spark.kubernetes.driver.podTemplateFile")
-    pod = pod_template(spec, load_template(source) if source else None, source or "")
+    wanted = conf.get("spark.kubernetes.driver.podTemplateContainerName")
+    pod = pod_template(spec, load_template(source) if source else None, source or "", container=wanted)
     pod.update({"apiVersion": "v1", "kind": "Pod"})
-    selector = {"spark-app-selector": app_id, "spark-role": "driver"}
     meta = pod.get("metadata") or {}
-    meta.update({"name": pod_name, "namespace": namespace,
-                 "labels": {**(meta.get("labels") or {}), **_prefixed(conf, "spark.kubernetes.driver.label."),
-                            **labels, **selector, "spark-app-name": label_value(properties["spark.app.name"])},
+    meta.update({"name": names["pod"], "namespace": properties["spark.kubernetes.namespace"],
+                 "labels": {**(meta.get("labels") or {}), **_prefixed(conf, "spark.kubernetes.driver.label."), **labels,
+                            "spark-app-selector": properties["spark.app.id"], "spark-role": "driver",
+                            "spark-app-name": label_value(properties["spark.app.name"])},
                  "annotations": {**(meta.get("annotations") or {}), **_prefixed(conf, "spark.kubernetes.driver.annotation."),
-                                 ANNOTATION_TOKEN_SECRET: bearer_name, ANNOTATION_PORT: str(port),
-                                 ANNOTATION_IDLE_TIMEOUT: f"{idle_seconds:g}"}})
+                                 ANNOTATION_TOKEN_SECRET: names["bearer"], ANNOTATION_IDLE_TIMEOUT: f"{idle_seconds:g}"}})
     pod["metadata"] = meta
     body = pod["spec"]
     body["restartPolicy"] = "Never"
     if account := conf.get("spark.kubernetes.authenticate.driver.serviceAccountName"):
         body["serviceAccountName"] = account
-    if nodes := _prefixed(conf, "spark.kubernetes.node.selector."):
+    nodes = {**_prefixed(conf, "spark.kubernetes.node.selector."), **_prefixed(conf, "spark.kubernetes.driver.node.selector.")}
+    if nodes:
         body["nodeSelector"] = {**(body.get("nodeSelector") or {}), **nodes}
-    body["volumes"] = [*(body.get("volumes") or []), {"name": "spark-conf-volume-driver",
-                                                      "configMap": {"name": map_name, "defaultMode": 0o644}}]
-    for secret, path in _prefixed(conf, "spark.kubernetes.driver.secrets.").items():  # Spark's MountSecretsFeatureStep
-        if f"spark.kubernetes.driver.secrets.{secret}" in templated:
-            continue
-        body["volumes"].append({"name": f"{secret}-volume", "secret": {"secretName": secret}})
-        body["containers"][0].setdefault("volumeMounts", []).append({"name": f"{secret}-volume", "mountPath": path})
-    container = _driver_container(body, conf)
-    container.update({"name": DRIVER_CONTAINER, "image": image,
-                      "imagePullPolicy": conf.get("spark.kubernetes.container.image.pullPolicy", "IfNotPresent"),
-                      "args": ["driver", "--properties-file", f"{CONF_DIR}/{PROPERTIES}", "--class",
-                               "org.apache.spark.deploy.PythonRunner", f"local://{CONF_DIR}/{PROGRAM}",
-                               f"{idle_seconds:g}"],
-                      "resources": _resources(conf)})
-    container["volumeMounts"] = [*(container.get("volumeMounts") or []),
-                                 {"name": "spark-conf-volume-driver", "mountPath": CONF_DIR}]
+    if pulls := [p.strip() for p in conf.get("spark.kubernetes.container.image.pullSecrets", "").split(",") if p.strip()]:
+        body["imagePullSecrets"] = [*(body.get("imagePullSecrets") or []), *({"name": p} for p in pulls)]
+    if scheduler := conf.get("spark.kubernetes.driver.scheduler.name") or conf.get("spark.kubernetes.scheduler.name"):
+        body["schedulerName"] = scheduler
+    containers = body.setdefault("containers", [{}]) or [{}]
+    body["containers"] = containers
+    container = next((c for c in containers if wanted and c.get("name") == wanted), containers[0])
+    local_dir = f"/var/data/spark-{uuid.uuid4()}"  # Spark's LocalDirsFeatureStep
     volumes, mounts = _driver_volumes(conf)
-    body["volumes"] += volumes
-    container["volumeMounts"] += mounts
-    hadoop_conf = None
-    if hadoop_map:
-        body["volumes"].append({"name": HADOOP_CONF_VOLUME, "configMap": {"name": hadoop_map}})
-        container["volumeMounts"].append({"name": HADOOP_CONF_VOLUME, "mountPath": HADOOP_CONF_MOUNT})
-        container["env"] = [*(e for e in container.get("env") or [] if e.get("name") != "HADOOP_CONF_DIR"),
-                            {"name": "HADOOP_CONF_DIR", "value": HADOOP_CONF_MOUNT}]
-        if not conf.get("spark.kubernetes.hadoop.configMapName"):
-            hadoop_conf = {"apiVersion": "v1", "kind": "ConfigMap", "data": dict(hadoop_files or {}),
-                           "metadata": {"name": hadoop_map, "namespace": namespace, "labels": labels}}
-    container["ports"] = [{"name": "driver-rpc-port", "containerPort": driver_port},
-                          {"name": "blockmanager", "containerPort": block_port},
-                          {"name": "spark-connect", "containerPort": port}]
-    container["env"] = [*(container.get("env") or []), *_driver_env(conf, user, app_id, bearer_name)]
-    service_ports = [{"name": p["name"], "port": p["containerPort"], "targetPort": p["containerPort"]}
-                     for p in container["ports"]]
-    service_object = {"apiVersion": "v1", "kind": "Service",
-                      "metadata": {"name": service, "namespace": namespace, "labels": labels},
-                      "spec": {"clusterIP": "None", "selector": selector, "ports": service_ports}}
-    return ServerObjects(name, namespace, config_map, bearer, pod, service_object, hadoop_conf)
+    for secret, path in _prefixed(conf, "spark.kubernetes.driver.secrets.").items():  # Spark's MountSecretsFeatureStep
+        if f"spark.kubernetes.driver.secrets.{secret}" not in templated:
+            volumes.append({"name": f"{secret}-volume", "secret": {"secretName": secret}})
+            mounts.append({"name": f"{secret}-volume", "mountPath": path})
+    volumes += [{"name": "spark-conf-volume-driver", "configMap": {"name": names["conf"], "defaultMode": 0o644}},
+                {"name": "spark-local-dir-1", "emptyDir": {}}]
+    mounts += [{"name": "spark-conf-volume-driver", "mountPath": CONF_DIR}, {"name": "spark-local-dir-1", "mountPath": local_dir}]
+    env = [*_driver_env(conf, user, properties["spark.app.id"], names["bearer"]),
+           {"name": "SPARK_LOCAL_DIRS", "value": local_dir}]
+    if hadoop_map:  # Spark's HadoopConfDriverFeatureStep
+        volumes.append({"name": HADOOP_CONF_VOLUME, "configMap": {"name": hadoop_map}})
+        mounts.append({"name": HADOOP_CONF_VOLUME, "mountPath": HADOOP_CONF_MOUNT})
+        env.append({"name": "HADOOP_CONF_DIR", "value": HADOOP_CONF_MOUNT})
+    body["volumes"] = [*(body.get("volumes") or []), *volumes]
+    ports = [("driver-rpc-port", int(properties["spark.driver.port"])),
+             ("blockmanager", int(properties["spark.driver.blockManager.port"])), ("spark-connect", port)]
+    if conf.get("spark.ui.enabled", "true").lower() != "false":
+        ports.append(("spark-ui", int(conf.get("spark.ui.port") or UI_PORT)))
+    ours = {e["name"] for e in env}
+    container.update({
+        "name": container.get("name") or DRIVER_CONTAINER, "image": _image(conf),
+        "imagePullPolicy": conf.get("spark.kubernetes.container.image.pullPolicy", "IfNotPresent"),
+        "args": ["driver", "--properties-file", f"{CONF_DIR}/{PROPERTIES}", "--class",
+                 "org.apache.spark.deploy.PythonRunner", f"local://{CONF_DIR}/{PROGRAM}", f"{idle_seconds:g}"],
+        "resources": _resources(conf),
+        "volumeMounts": [*(container.get("volumeMounts") or []), *mounts],
+        "env": [*(e for e in container.get("env") or [] if e.get("name") not in ours), *env],
+        "ports": [{"name": n, "containerPort": p} for n, p in ports]})
+    return pod
+
+
+def _image(conf: Mapping[str, str]) -> str:
+    return str(conf.get("spark.kubernetes.driver.container.image") or conf.get("spark.kubernetes.container.image"))
+
+
+def _service(pod: Mapping[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The driver's headless Service (Spark's DriverServiceFeatureStep), with the Connect port beside Spark's."""
+    labels = pod["metadata"]["labels"]
+    (container,) = [c for c in pod["spec"]["containers"] if c.get("args", [None])[0] == "driver"]
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "spec": {"clusterIP": "None",
+                     "selector": {"spark-app-selector": labels["spark-app-selector"], "spark-role": "driver"},
+                     "ports": [{"name": p["name"], "port": p["containerPort"], "targetPort": p["containerPort"]}
+                               for p in container["ports"]]}}
 
 
 def _driver_volumes(conf: Mapping[str, str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -20,14 +20,18 @@ from typing import Any
 
 from spark_secrets.errors import KubernetesError, KubernetesNotFound, SparkSecretsError
 from spark_secrets.kube.client import KubeClient, ObjectRef
-from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER
-from spark_secrets.connect.names import ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET, LABEL_CONNECT_USER
+from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER, parse_rfc3339
+from spark_secrets.connect.names import (ANNOTATION_IDLE_TIMEOUT, ANNOTATION_LAST_ACTIVITY, ANNOTATION_TOKEN_SECRET,
+                                         LABEL_CONNECT_USER)
 from submit_steps.connectpod import TOKEN_KEY, build, check, label_value
+from submit_steps.secret import label_value as owner_label
 from submit_steps.settings import DEPLOY_MODE, Settings
 from submit_steps.settings import catalog as c
 from submit_steps.submission import Progress, Submission, stderr_progress
 
 _LIVE = ("Pending", "Running")
+#: A server idle for its timeout less this long is not reused (it may stop before the notebook's first call).
+REUSE_MARGIN_S = 60
 
 
 @dataclass(frozen=True)
@@ -65,18 +69,29 @@ def is_users(kube: KubeClient, pod: Mapping[str, Any], user: str) -> bool:
             labels = (kube.read_secret(namespace, name).get("metadata") or {}).get("labels") or {}
         except KubernetesNotFound:
             continue
-        if labels.get(LABEL_KIND) == KIND_HADOOP_TOKENS and labels.get(LABEL_OWNER) == user:
+        if labels.get(LABEL_KIND) == KIND_HADOOP_TOKENS and labels.get(LABEL_OWNER) == owner_label(user):
             return True
     return False
 
 
-def _address(pod: Mapping[str, Any], how: str) -> str | None:
-    """The host the notebook reaches the server at, or None while it has none."""
+def owned_by(obj: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
+    """Whether ``pod`` owns ``obj`` (its uid, which no one chooses, among ``obj``'s owner references)."""
+    uid = pod["metadata"].get("uid")
+    return bool(uid) and any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def _service_name(pod: Mapping[str, Any]) -> str:
+    return f"{pod['metadata']['name'].removesuffix('-driver')}-driver-svc"
+
+
+def _address(pod: Mapping[str, Any], how: str, service_ok: bool) -> str | None:
+    """The host the notebook reaches the server at, or None while it has none. The Service only when ``service_ok``
+    (it is the pod's own: a Service by that name made by someone else would receive the bearer token)."""
     meta, status = pod["metadata"], pod.get("status") or {}
-    service = f"{meta['name'].removesuffix('-driver')}-driver-svc.{meta['namespace']}.svc"
+    service = f"{_service_name(pod)}.{meta['namespace']}.svc"
     if how == "service":
-        return service
-    if how == "auto":
+        return service if service_ok else None
+    if how == "auto" and service_ok:
         try:
             socket.getaddrinfo(service, None)
             return service
@@ -101,11 +116,32 @@ def live_servers(kube: KubeClient, namespace: str, user: str) -> list[dict[str, 
     return sorted(live, key=lambda p: str(p["metadata"].get("creationTimestamp")), reverse=True)
 
 
-def server_address(pod: Mapping[str, Any], how: str, default_port: int) -> tuple[str | None, int, bool]:
+def connect_port(pod: Mapping[str, Any], default: int) -> int:
+    """The Connect port the pod's spec declares (a spec, unlike annotations, cannot change after creation)."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == "spark-connect" and port.get("containerPort"):
+                return int(port["containerPort"])
+    return default
+
+
+def server_address(pod: Mapping[str, Any], how: str, default_port: int,
+                   service_ok: bool = False) -> tuple[str | None, int, bool]:
     """Where the notebook reaches the server of ``pod`` (host, port), and whether it accepts a connection now."""
-    port = int((pod["metadata"].get("annotations") or {}).get(ANNOTATION_PORT) or default_port)
-    host = _address(pod, how)
+    port = connect_port(pod, default_port)
+    host = _address(pod, how, service_ok)
     return host, port, bool(host) and (pod.get("status") or {}).get("phase") == "Running" and _listening(str(host), port)
+
+
+def stops_soon(pod: Mapping[str, Any], now: float | None = None) -> bool:
+    """Whether the server says it has been idle for nearly its timeout (it would stop under a new session)."""
+    notes = pod["metadata"].get("annotations") or {}
+    try:
+        last = parse_rfc3339(notes[ANNOTATION_LAST_ACTIVITY]) / 1000
+        timeout = float(notes[ANNOTATION_IDLE_TIMEOUT])
+    except (KeyError, ValueError):
+        return False
+    return (now or time.time()) - last > max(timeout - REUSE_MARGIN_S, timeout / 2)
 
 
 def hadoop_files() -> dict[str, str] | None:
@@ -148,23 +184,41 @@ class ConnectServers:
         return self.submission.settings.layout_user or current_ticket_cache().short_name
 
     def find(self, user: str) -> ConnectServer | None:
-        """The user's newest live server in the namespace, if any answers."""
+        """The user's newest live server in the namespace that is theirs and answers, if any."""
         for pod in live_servers(self.kube, self.namespace, user):
+            where = f"driver pod {self.namespace}/{pod['metadata']['name']}"
             if not is_users(self.kube, pod, user):
-                self.progress(f"ignoring driver pod {self.namespace}/{pod['metadata']['name']}: it is labelled "
-                              f"{user}'s Connect server but mounts no token Secret of {user}'s")
+                self.progress(f"ignoring {where}: it is labelled {user}'s Connect server but mounts no token Secret "
+                              f"of {user}'s")
                 continue
-            annotations = pod["metadata"].get("annotations") or {}
+            if stops_soon(pod):
+                self.progress(f"not reusing {where}: it has been idle for nearly its timeout")
+                continue
             try:
-                secret = self.kube.read_secret(self.namespace, annotations.get(ANNOTATION_TOKEN_SECRET, ""))
+                secret = self.kube.read_secret(self.namespace, (pod["metadata"].get("annotations") or {}).get(
+                    ANNOTATION_TOKEN_SECRET, ""))
             except KubernetesNotFound:
                 continue
+            if not owned_by(secret, pod):
+                self.progress(f"ignoring {where}: the Secret its annotation names is not its own")
+                continue
             token = base64.b64decode((secret.get("data") or {}).get(TOKEN_KEY, "")).decode()
-            port = int(annotations.get(ANNOTATION_PORT) or self.port)
-            server = self._wait(pod, user, token, port, started=False)
+            server = self._wait(pod, user, token, connect_port(pod, self.port), started=False)
             if server is not None:
                 return server
         return None
+
+    def _service_ok(self, pod: Mapping[str, Any]) -> bool:
+        """Whether the Service named for the pod is the pod's own (needed only when the address may be it)."""
+        if self.how == "pod":
+            return False
+        name = _service_name(pod)
+        try:
+            service = self.kube.request(f"read Service {self.namespace}/{name}", "GET",
+                                        f"/api/v1/namespaces/{self.namespace}/services/{name}")
+        except SparkSecretsError:
+            return False
+        return owned_by(service, pod)
 
     def start(self, user: str) -> ConnectServer:
         """A new server: the steps' token Secret, the driver pod, then its ConfigMap, bearer Secret and Service,
@@ -181,7 +235,8 @@ class ConnectServers:
             owner = [{"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}]
             for manifest in objects.owned():
                 self.kube.create({**manifest, "metadata": {**manifest["metadata"], "ownerReferences": owner}})
-            if self.submission.adopt() is None and not self.submission.handed_over:
+            # A pre-created Secret is only filled (never owned); the Secrets the steps made go with the pod.
+            if self.submission.created and self.submission.adopt() is None and not self.submission.handed_over:
                 raise KubernetesError(f"driver pod {pod.name} does not carry its token Secret's label",
                                       "report this: the pod was built without it")
             server = self._wait(self.kube.read_pod(pod.namespace, pod.name), user,
@@ -192,7 +247,10 @@ class ConnectServers:
             return server
         except BaseException:
             if pod is not None:
-                self.kube.delete_pod(pod.namespace, pod.name)  # what it owns goes with it
+                try:
+                    self.kube.delete_pod(pod.namespace, pod.name)  # what it owns goes with it
+                except SparkSecretsError as exc:
+                    self.progress(f"could not delete driver pod {pod.namespace}/{pod.name}: {exc}")
             self.submission.cleanup()
             raise
 
@@ -206,8 +264,11 @@ class ConnectServers:
     def _wait(self, pod: Mapping[str, Any], user: str, token: str, port: int, *, started: bool) -> ConnectServer | None:
         """Once the server's port accepts connections, the server; None if its pod ends or time runs out."""
         meta = pod["metadata"]
-        deadline = time.monotonic() + (self.start_s if started else 10)
+        # A server still starting (another notebook's connect() made it) gets the time a new one would.
+        starting = started or (pod.get("status") or {}).get("phase") == "Pending"
+        deadline = time.monotonic() + (self.start_s if starting else 10)
         shown = ""
+        service_ok = False
         while True:
             phase = (pod.get("status") or {}).get("phase") or "Pending"
             if phase not in _LIVE:
@@ -215,7 +276,8 @@ class ConnectServers:
                     raise SparkSecretsError(f"Connect server pod {meta['namespace']}/{meta['name']} ended {phase}",
                                             self._why(ObjectRef("Pod", meta["name"], meta["namespace"], "", "")))
                 return None
-            host, _, answers = server_address(pod, self.how, port)
+            service_ok = service_ok or (phase == "Running" and self._service_ok(pod))
+            host, _, answers = server_address(pod, self.how, port, service_ok)
             if host and answers:
                 url = f"sc://{host}:{port}"
                 self.progress(f"{'started' if started else 'reusing'} your Connect server at {url} "

@@ -79,14 +79,16 @@ def render_pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = N
 
 
 def pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = None,
-                 source: str = "given with --into") -> dict[str, Any]:
-    """:func:`render_pod_template`'s pod, as an object."""
+                 source: str = "given with --into", container: str | None = None) -> dict[str, Any]:
+    """:func:`render_pod_template`'s pod, as an object; the mounts go to the container named ``container`` (as
+    ``podTemplateContainerName`` names Spark's), else the first."""
     pod: dict[str, Any] = copy.deepcopy(dict(into)) if into else {"apiVersion": "v1", "kind": "Pod"}
     if pod.get("kind", "Pod") != "Pod":
-        raise ConfigError(f"the pod template {source} is not a Pod", "give a pod template (kind: Pod)")
+        raise ConfigError(f"the file {source} is not a pod template", "give the job's pod template YAML (kind: Pod)")
     plan = _token_secret(spec)
     if spec.volumes and spec.fs_group is not None:
-        pod = merge_volumes(pod, spec.volumes, spec.fs_group.gid, fs_group_given=spec.fs_group.given, source=source)
+        pod = merge_volumes(pod, spec.volumes, spec.fs_group.gid, fs_group_given=spec.fs_group.given, source=source,
+                            container=container)
         if plan is None:
             return pod
     secret = _secret_name(spec)
@@ -101,7 +103,7 @@ def pod_template(spec: SubmissionSpec, into: Mapping[str, Any] | None = None,
     # volume is the pod's own tmpfs, and Spark's own mount of a token Secret is 0644.
     body["volumes"] = [*volumes, {"name": VOLUME, "secret": {"secretName": secret, "defaultMode": 0o444}}]
     containers = body.get("containers") or [{"name": "spark"}]
-    first = containers[0]
+    first = next((c for c in containers if container and c.get("name") == container), containers[0])
     first["volumeMounts"] = [*(m for m in first.get("volumeMounts") or [] if m.get("name") != VOLUME),
                              {"name": VOLUME, "mountPath": SPARK_CREDENTIALS_DIR, "readOnly": True}]
     first["env"] = [*(e for e in first.get("env") or [] if e.get("name") != "HADOOP_TOKEN_FILE_LOCATION"),

@@ -36,32 +36,47 @@ TOKEN_SECRETS = f"{LABEL_KIND}={KIND_HADOOP_TOKENS}"
 MAX_S = POD_LIFETIMES.max_lifetime_ms / 1000
 #: alice's rounds, seconds after her first: three, an idle gap longer than a max lifetime, then every 30 s past
 #: three max lifetimes.
-ROUNDS = [0, 30, 60, *range(60 + int(MAX_S) + 20, 60 + int(MAX_S) + 20 + int(2 * MAX_S) + 60, 30)]
-IDLE_S = 180  # longer than the gap; the end of the run waits for it
+ROUNDS = [0, 30, 60, *range(60 + int(MAX_S) + 40, 60 + int(MAX_S) + 40 + int(2 * MAX_S) + 60, 30)]
+IDLE_S = 200  # longer than the gap; the end of the run waits for it
 CONTROL_EVERY_S, CONTROL_FOR_S = 20, 2 * MAX_S + 20
 
 NOTEBOOK = """
-import json, os, sys, time
-from pyspark import SparkContext
+import json, os, shutil, sys, time
 from submit_steps.notebook import connect
 conf, target, rounds = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+
+def children():  # the commands of this process's children (a JVM would be one)
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat, open(f"/proc/{pid}/comm") as comm:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                    out.append(comm.read().strip())
+        except (OSError, ValueError):
+            pass
+    return out
+
 spark = connect(conf)
 os.remove(os.environ["KRB5CCNAME"].removeprefix("FILE:"))  # no Kerberos credentials here from now on
-print("CONNECTED", json.dumps({"jvm": SparkContext._gateway is not None, "target": target}), flush=True)
+print("CONNECTED", json.dumps({"target": target}), flush=True)
 began = time.time()
 for i, at in enumerate(rounds):
     time.sleep(max(0.0, began + at - time.time()))
+    start = time.time()
     try:
         out = f"{target}/round-{i}"
         spark.range(0, 1000, numPartitions=2).selectExpr(f"id + {i} AS v").write.mode("overwrite").parquet(out)
         spark.read.parquet(out).createOrReplaceTempView("r")
         total = spark.sql("SELECT count(*) AS n, sum(v) AS s FROM r").first()
         ok = (total.n, total.s) == (1000, sum(range(i, 1000 + i)))
-        print("ROUND", json.dumps({"i": i, "at": time.time(), "ok": ok}), flush=True)
+        print("ROUND", json.dumps({"i": i, "began": start, "at": time.time(), "ok": ok}), flush=True)
     except Exception as exc:
-        print("ROUND", json.dumps({"i": i, "at": time.time(), "error": str(exc).replace(chr(10), " ")[:1500]}), flush=True)
+        error = str(exc).replace(chr(10), " ")[:1500]
+        print("ROUND", json.dumps({"i": i, "began": start, "at": time.time(), "error": error}), flush=True)
         if os.environ.get("STOP_AT_FAILURE"):
             break
+print("DONE", json.dumps({"children": children(), "java": shutil.which("java"), "java_home": os.environ.get("JAVA_HOME"),
+                          "kerberos": os.path.exists(os.environ["KRB5CCNAME"].removeprefix("FILE:"))}), flush=True)
 """
 KNOCK = """
 import sys
@@ -127,6 +142,7 @@ class ConnectRun:
         self.servers: dict[str, Any] = {}  # each user's driver pod, as first seen
         self.knocks: dict[str, str] = {}
         self.bearers: dict[str, str] = {}  # alice's server's bearer token, to search other outputs for
+        self.logs: dict[str, str] = {}  # alice's driver log, while her server ran
         self.config_maps: list[dict[str, str]] = []  # the servers' namespaces' ConfigMaps, while they ran
         self.gone_after: float | None = None  # seconds from alice's last call to her pod's deletion
         self.service: RenewerProcess | None = None
@@ -166,7 +182,11 @@ class ConnectRun:
                                     text=True, stdout=out, stderr=err)
 
     def ended(self, name: str, proc: subprocess.Popen[str], seconds: float) -> subprocess.CompletedProcess[str]:
-        proc.wait(seconds)
+        try:
+            proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         done = subprocess.CompletedProcess(proc.args, proc.returncode, (self.workdir / f"{name}.out").read_text(),
                                            (self.workdir / f"{name}.err").read_text())
         self.out[name] = done
@@ -232,6 +252,7 @@ class ConnectRun:
         secret = alice_pod.metadata.annotations["spark-secrets.io/connect-token-secret"]
         alice_token = base64.b64decode(self.api.read_namespaced_secret(secret, NAMESPACES["alice"]).data["token"]).decode()
         self.bearers["alice"] = alice_token
+        self.logs["alice"] = self.api.read_namespaced_pod_log(alice_pod.metadata.name, NAMESPACES["alice"])
         self.config_maps = [c.data or {} for ns in NAMESPACES.values() for c in self.api.list_namespaced_config_map(ns).items]
         self.knocks = {"none": self.knock("alice", url, "-"), "alice's": self.knock("alice", url, alice_token)}
 

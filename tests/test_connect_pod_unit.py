@@ -73,7 +73,9 @@ def test_the_driver_pod_is_spark_s_cluster_mode_driver_with_the_token_secret_and
     assert props[f"spark.kubernetes.executor.secrets.{tokens.name}"] == "/mnt/secrets/hadoop-credentials"
     assert not any(k.startswith("spark.kubernetes.kerberos.tokenSecret") for k in props)  # the pod mounts it itself
     assert objects.service["spec"]["clusterIP"] == "None"
-    assert {p["name"] for p in objects.service["spec"]["ports"]} == {"driver-rpc-port", "blockmanager", "spark-connect"}
+    assert {p["name"] for p in objects.service["spec"]["ports"]} == {"driver-rpc-port", "blockmanager", "spark-connect",
+                                                                     "spark-ui"}
+    assert props["spark.kubernetes.memoryOverheadFactor"] == "0.4"  # Spark's for Python, handed to the executors
     assert "spark_secrets.connect.server" in objects.config_map["data"][PROGRAM]
 
 
@@ -152,3 +154,32 @@ def test_driver_volumes_are_mounted_as_spark_mounts_them() -> None:
     assert mounts["hive"] == {"name": "hive", "mountPath": "/opt/hive", "readOnly": True}
     with pytest.raises(ConfigError, match="hostPath.x.mount.path is not set"):
         build(_spec({**CONF, "spark.kubernetes.driver.volumes.hostPath.x.options.path": "/srv"}), "alice", TOKEN, 60, 1)
+
+
+def test_the_submitter_s_credentials_never_reach_the_properties_and_host_files_are_refused() -> None:
+    secret = "k8s-oauth-3b1f09"
+    objects = build(_spec({**CONF, "spark.kubernetes.authenticate.submission.oauthToken": secret,
+                           "spark.kubernetes.authenticate.oauthToken": secret,
+                           "spark.kubernetes.container.image.pullSecrets": "registry-a, registry-b"}),
+                    "alice", TOKEN, 60, 15002)
+    assert secret not in json.dumps([objects.config_map, objects.pod, objects.service])
+    assert objects.pod["spec"]["imagePullSecrets"] == [{"name": "registry-a"}, {"name": "registry-b"}]
+    for conf, message in (({"spark.kubernetes.authenticate.driver.oauthTokenFile": "/home/alice/t"},
+                           "driver uses its service account only"),
+                          ({"spark.files": "local:///opt/a.txt,/home/alice/b.txt"}, "spark.files names /home/alice/b.txt"),
+                          ({"spark.submit.pyFiles": "file:///home/alice/lib.zip"}, "a file of this machine")):
+        with pytest.raises(ConfigError, match=message):
+            build(_spec({**CONF, **conf}), "alice", TOKEN, 60, 15002)
+    build(_spec({**CONF, "spark.files": "local:///opt/a.txt,hdfs://nn/b.txt"}), "alice", TOKEN, 60, 15002)  # fine
+
+
+def test_a_template_with_a_sidecar_gets_the_mounts_in_the_container_spark_uses(tmp_path: Path) -> None:
+    own = tmp_path / "driver.yaml"
+    own.write_text(yaml.safe_dump({"kind": "Pod", "spec": {"containers": [{"name": "sidecar", "image": "proxy"},
+                                                                           {"name": "spark"}]}}))
+    conf = {**CONF, "spark.kubernetes.driver.podTemplateFile": str(own),
+            "spark.kubernetes.driver.podTemplateContainerName": "spark"}
+    sidecar, spark = build(_spec(conf), "alice", TOKEN, 60, 15002).pod["spec"]["containers"]
+    assert (sidecar["name"], sidecar["image"]) == ("sidecar", "proxy") and "env" not in sidecar
+    assert spark["name"] == "spark" and spark["args"][0] == "driver"
+    assert {"HADOOP_TOKEN_FILE_LOCATION", "SPARK_CONNECT_AUTHENTICATE_TOKEN"} <= {e["name"] for e in spark["env"]}

@@ -15,7 +15,7 @@ import pytest
 
 from spark_secrets.errors import KubernetesNotFound
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER
-from spark_secrets.connect.names import ANNOTATION_PORT, ANNOTATION_TOKEN_SECRET, LABEL_CONNECT_USER
+from spark_secrets.connect.names import ANNOTATION_TOKEN_SECRET, LABEL_CONNECT_USER
 from submit_steps.connectserver import ConnectServers
 
 CONF = {"spark.master": "k8s://https://api:6443", "spark.kubernetes.namespace": "shared",
@@ -38,6 +38,9 @@ class FakeKube:
     def read_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return next(p for p in self.pods if p["metadata"]["name"] == name)
 
+    def request(self, what: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        raise KubernetesNotFound(f"cannot {what}: not found")  # no Services here: the pod IP is the address
+
 
 @pytest.fixture
 def port() -> Iterator[int]:
@@ -48,10 +51,11 @@ def port() -> Iterator[int]:
 
 
 def _pod(name: str, created: str, token_secret: str, bearer: str, port: int) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "shared", "creationTimestamp": created,
+    return {"metadata": {"name": name, "namespace": "shared", "creationTimestamp": created, "uid": f"uid-{name}",
                          "labels": {LABEL_CONNECT_USER: "alice", "spark-role": "driver"},
-                         "annotations": {ANNOTATION_TOKEN_SECRET: bearer, ANNOTATION_PORT: str(port)}},
-            "spec": {"volumes": [{"name": "t", "secret": {"secretName": token_secret}}]},
+                         "annotations": {ANNOTATION_TOKEN_SECRET: bearer}},
+            "spec": {"volumes": [{"name": "t", "secret": {"secretName": token_secret}}],
+                     "containers": [{"name": "spark", "ports": [{"name": "spark-connect", "containerPort": port}]}]},
             "status": {"phase": "Running", "podIP": "127.0.0.1"}}
 
 
@@ -59,11 +63,13 @@ def _secrets() -> dict[str, dict[str, Any]]:
     def tokens(owner: str) -> dict[str, Any]:
         return {"metadata": {"labels": {LABEL_KIND: KIND_HADOOP_TOKENS, LABEL_OWNER: owner}}}
 
-    def bearer(value: str) -> dict[str, Any]:
-        return {"metadata": {}, "data": {"token": base64.b64encode(value.encode()).decode()}}
+    def bearer(value: str, pod: str) -> dict[str, Any]:
+        return {"metadata": {"ownerReferences": [{"kind": "Pod", "name": pod, "uid": f"uid-{pod}"}]},
+                "data": {"token": base64.b64encode(value.encode()).decode()}}
 
     return {"alice-tokens": tokens("alice"), "bob-tokens": tokens("bob"),
-            "alice-bearer": bearer("alice-bearer-token"), "bob-bearer": bearer("bob-bearer-token")}
+            "alice-bearer": bearer("alice-bearer-token", "connect-alice-1-driver"),
+            "bob-bearer": bearer("bob-bearer-token", "planted-driver")}
 
 
 def test_a_pod_labelled_hers_that_mounts_another_owner_s_secret_is_passed_over_for_her_own(port: int) -> None:
@@ -104,7 +110,7 @@ def test_doctor_finds_the_client_and_whether_her_server_answers_here(port: int, 
     assert (found.status, found.detail) == (OK, f"connect-alice-1-driver answers at 127.0.0.1:{port}")
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
-        own["metadata"]["annotations"][ANNOTATION_PORT] = str(unused.getsockname()[1])  # nothing listens there
+        own["spec"]["containers"][0]["ports"][0]["containerPort"] = unused.getsockname()[1]  # nothing listens there
         silent = check_server(settings, FakeKube([own], _secrets()), "alice")  # type: ignore[arg-type]
     assert silent.status == FAIL and "does not answer" in silent.detail and "spark.secrets.connect.address" in silent.fix
     assert check_client().status == OK
@@ -132,3 +138,19 @@ def test_the_cli_refuses_bad_settings_in_one_line_before_contacting_anything(
     assert done.returncode == 2 and done.stdout == "", done
     (line,) = done.stderr.strip().splitlines()
     assert message in line and "Traceback" not in done.stderr, done.stderr
+
+
+def test_an_annotation_edited_to_name_another_secret_or_a_server_about_to_stop_is_not_reused(port: int) -> None:
+    from spark_secrets.connect.names import ANNOTATION_IDLE_TIMEOUT, ANNOTATION_LAST_ACTIVITY
+    from spark_secrets.secrets.tokensecret import rfc3339
+
+    own = _pod("connect-alice-1-driver", "2026-12-06T08:00:00Z", "alice-tokens", "bob-bearer", port)  # edited
+    said: list[str] = []
+    assert ConnectServers(CONF, FakeKube([own], _secrets()), said.append).find("alice") is None  # type: ignore[arg-type]
+    assert any("is not its own" in line for line in said), said
+    own["metadata"]["annotations"][ANNOTATION_TOKEN_SECRET] = "alice-bearer"  # the control: as made
+    servers = ConnectServers(CONF, FakeKube([own], _secrets()), said.append)  # type: ignore[arg-type]
+    assert servers.find("alice") is not None
+    idle_since = int(__import__("time").time() * 1000) - 170_000
+    own["metadata"]["annotations"].update({ANNOTATION_IDLE_TIMEOUT: "180", ANNOTATION_LAST_ACTIVITY: rfc3339(idle_since)})
+    assert servers.find("alice") is None and "idle for nearly its timeout" in said[-1]

@@ -34,13 +34,15 @@ def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_life
     run.join(2400)
     alice, bob, again = run.out["alice"], run.out["bob"], run.out["again"]
 
-    # alice: every round ran, on her own server, from a process with no JVM (and no ticket after connect()).
+    # alice: every round ran, on her own server, from a process with no Java, no JVM child and, once connect()
+    # returned, no ticket cache.
     (connected,) = lines(alice.stdout, "CONNECTED")
-    assert connected["jvm"] is False, connected
+    (done,) = lines(alice.stdout, "DONE")
+    assert done == {"children": [], "java": None, "java_home": None, "kerberos": False}, done
     rounds = lines(alice.stdout, "ROUND")
     assert [r.get("ok") for r in rounds] == [True] * len(ROUNDS), alice.stdout[-3000:] + alice.stderr[-3000:]
     assert "started your Connect server at sc://" in alice.stderr, alice.stderr[-2000:]
-    assert rounds[3]["at"] - rounds[2]["at"] > MAX_S, "the idle gap is not longer than one max lifetime"
+    assert rounds[3]["began"] - rounds[2]["at"] > MAX_S, "the idle gap is not longer than one max lifetime"
     issued = {t.decode_identifier().sequence_number: t.decode_identifier() for _, t in _hdfs(run, "alice")}
     first = min(issued.values(), key=lambda i: i.issue_date)
     assert rounds[-1]["at"] - first.issue_date / 1000 > 3 * MAX_S, (rounds[-1]["at"], first.issue_date)
@@ -77,7 +79,7 @@ def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_life
     # alice's bearer token is in no pod spec, ConfigMap or notebook output (read while her server ran).
     token = run.bearers["alice"]
     texts = [json.dumps(run.api.api_client.sanitize_for_serialization(p)) for p in run.servers.values()]
-    texts += [json.dumps(run.config_maps), alice.stdout + alice.stderr, again.stdout + again.stderr,
+    texts += [json.dumps(run.config_maps), run.logs["alice"], alice.stdout + alice.stderr, again.stdout + again.stderr,
               bob.stdout + bob.stderr, json.dumps(run.knocks)]
     assert any("spark_secrets.connect.server" in text for text in texts)  # the ConfigMaps were read
     for text in texts:

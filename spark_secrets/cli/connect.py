@@ -20,7 +20,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
     server = servers.find(user) or servers.start(user)
     if args.token_file:
         path = Path(args.token_file)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
         with os.fdopen(fd, "w") as out:
             out.write(server.token)
         print(f"spark-secrets: the server's bearer token is in {path} (0600)", file=sys.stderr)

@@ -7,9 +7,8 @@ from spark_secrets.secrets.tokensecret import DOMAIN
 
 #: Whose server it is (the user's Kerberos short name); anyone may write a label, so it only finds candidates.
 LABEL_CONNECT_USER = f"{DOMAIN}/connect-user"
-#: The Secret holding the server's bearer token, and the Connect port.
+#: The Secret holding the server's bearer token (believed only when the pod owns that Secret).
 ANNOTATION_TOKEN_SECRET = f"{DOMAIN}/connect-token-secret"
-ANNOTATION_PORT = f"{DOMAIN}/connect-port"
 #: Seconds without activity after which the server stops.
 ANNOTATION_IDLE_TIMEOUT = f"{DOMAIN}/connect-idle-timeout"
 #: When the server was last active (RFC 3339), written by its program at most every :data:`ACTIVITY_WRITE_S`

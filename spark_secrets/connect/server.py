@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from spark_secrets.connect.idle import Activity, running
@@ -121,17 +122,24 @@ def main(argv: list[str]) -> int:
     pod = OwnPod.of(conf)
     poll = min(5.0, max(0.5, idle_ms / 4000))
     written: tuple[int, bool] | None = None  # the last activity written, and whether the server was busy then
-    while (now := activity(spark, started_ms)).idle_ms() < idle_ms:
-        last = now.now_ms if now.busy else max(now.started_ms, now.last_call_ms)
+    latest = started_ms  # the latest activity seen: a released session no longer lists its last call
+    while True:
+        now = activity(spark, started_ms)
+        latest = max(latest, now.now_ms if now.busy else now.last_call_ms)
+        now = replace(now, last_call_ms=latest)
+        if now.idle_ms() >= idle_ms:
+            break
         if pod is not None and (written is None or written[1] != now.busy or (
-                last != written[0] and last - written[0] >= ACTIVITY_WRITE_S * 1000)):
-            pod.mark(last)
-            written = (last, now.busy)
+                latest != written[0] and latest - written[0] >= ACTIVITY_WRITE_S * 1000)):
+            pod.mark(latest)
+            written = (latest, now.busy)
         time.sleep(poll)
     print(f"spark-secrets: idle for {now.idle_ms() / 1000:.0f} s: stopping the Connect server", flush=True)
-    spark.stop()
-    if pod is not None:
-        pod.delete()
+    try:
+        spark.stop()
+    finally:
+        if pod is not None:
+            pod.delete()
     return 0
 
 
