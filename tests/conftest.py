@@ -264,11 +264,12 @@ def spark35_job(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str,
 
 
 @pytest.fixture(scope="session")
-def connect_run(testbed: Testbed, pod_hdfs: SecureHdfs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectRun]:
+def connect_run(testbed: Testbed, pod_hdfs: SecureHdfs, metastore: HiveMetastore,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectRun]:
     """test_pods_connect.py's notebooks on their own Connect servers (connectjobs.ConnectRun), started by the first
     test that asks for it and left running beside the tests that follow."""
     from connectjobs import ConnectRun
-    run = ConnectRun(testbed, pod_hdfs, tmp_path_factory.mktemp("connect")).start()
+    run = ConnectRun(testbed, pod_hdfs, metastore, tmp_path_factory.mktemp("connect")).start()
     yield run
     run.thread.join(60)
     if run.service is not None:

@@ -26,12 +26,16 @@ from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
 from spark_secrets.testbed.bed import KRB5_CONFIG_MAP, RENEWER, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
+from spark_secrets.testbed.metastore import HiveMetastore
+from spark_secrets.testbed.paths import hadoop_lib, hive_client_jars, hive_client_lib
 from spark_secrets.testbed.spark import IMAGE_PLUGIN_JAR, node_job_conf, node_pod_template
 
 from podjobs import POD_LIFETIMES, admin_api, driver_ports
 from renewers import RenewerProcess
 
 NAMESPACES = {"alice": "alice-nb", "bob": "bob-nb"}
+#: Where the server's driver finds Hive's 4.0 client jars and Hadoop's (a user's image would carry them).
+POD_HIVE_LIB, POD_HADOOP_LIB = Path("/opt/hive-client/lib"), Path("/opt/hadoop/lib")
 TOKEN_SECRETS = f"{LABEL_KIND}={KIND_HADOOP_TOKENS}"
 MAX_S = POD_LIFETIMES.max_lifetime_ms / 1000
 #: alice's rounds, seconds after her first: three, an idle gap longer than a max lifetime, then every 30 s past
@@ -69,7 +73,15 @@ for i, at in enumerate(rounds):
         spark.read.parquet(out).createOrReplaceTempView("r")
         total = spark.sql("SELECT count(*) AS n, sum(v) AS s FROM r").first()
         ok = (total.n, total.s) == (1000, sum(range(i, 1000 + i)))
-        print("ROUND", json.dumps({"i": i, "began": start, "at": time.time(), "ok": ok}), flush=True)
+        hive = None
+        if os.environ.get("HIVE_DB"):  # a Hive table on the Kerberized metastore: a row a round
+            db = os.environ["HIVE_DB"]
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS {db}")
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {db}.rounds (i INT) STORED AS PARQUET")
+            spark.sql(f"INSERT INTO {db}.rounds VALUES ({i})")
+            hive = spark.sql(f"SELECT count(*) AS n, max(i) AS m FROM {db}.rounds").first().asDict()
+            ok = ok and hive == {"n": i + 1, "m": i}
+        print("ROUND", json.dumps({"i": i, "began": start, "at": time.time(), "ok": ok, "hive": hive}), flush=True)
     except Exception as exc:
         error = str(exc).replace(chr(10), " ")[:1500]
         print("ROUND", json.dumps({"i": i, "began": start, "at": time.time(), "error": error}), flush=True)
@@ -133,8 +145,9 @@ def lines(text: str, tag: str) -> list[dict[str, Any]]:
 class ConnectRun:
     """The run described in the module's docstring; :meth:`join` hands its record to the judging test."""
 
-    def __init__(self, bed: Testbed, cluster: SecureHdfs, workdir: Path) -> None:
-        self.bed, self.cluster, self.workdir = bed, cluster, workdir
+    def __init__(self, bed: Testbed, cluster: SecureHdfs, metastore: HiveMetastore, workdir: Path) -> None:
+        self.bed, self.cluster, self.metastore, self.workdir = bed, cluster, metastore, workdir
+        self.principal = metastore.client_conf()["hive.metastore.kerberos.principal"]
         self.api = admin_api(bed)
         self.out: dict[str, subprocess.CompletedProcess[str]] = {}
         #: Each server's token files, with when each was first seen (epoch s).
@@ -171,7 +184,27 @@ class ConnectRun:
                 "spark.secrets.renewer": RENEWER, "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR if plugin else "none",
                 "spark.secrets.connect.idleTimeout": f"{IDLE_S}s",
                 # Every round opens a new connection, so it presents the token the JVM holds now.
-                "spark.hadoop.ipc.client.connection.maxidletime": "1000"}
+                "spark.hadoop.ipc.client.connection.maxidletime": "1000", **(self.hive() if user == "alice" else {})}
+
+    def hive(self) -> dict[str, str]:
+        """alice's server also uses the Kerberized metastore (20 s / 40 s tokens): Hive's 4.0 client jars and the
+        metastore's warehouse mounted from this host, as a user's image and storage would provide them."""
+        ms = self.metastore
+        conf = {"spark.secrets.hive.metastoreUris": ms.uri, "spark.secrets.hive.principal": self.principal,
+                "spark.sql.catalogImplementation": "hive", "spark.sql.hive.metastore.version": "4.0.1",
+                "spark.sql.hive.metastore.jars": "path",
+                "spark.sql.hive.metastore.jars.path": hive_client_jars(POD_HIVE_LIB, POD_HADOOP_LIB),
+                "spark.hadoop.hive.metastore.uris": ms.uri, "spark.hadoop.hive.metastore.sasl.enabled": "true",
+                "spark.hadoop.hive.metastore.kerberos.principal": self.principal,
+                "spark.sql.warehouse.dir": f"file://{ms.warehouse}"}
+        for role, name, host, path in (("driver", "hive-client", hive_client_lib(), POD_HIVE_LIB),
+                                       ("driver", "hadoop-jars", hadoop_lib(), POD_HADOOP_LIB),
+                                       ("driver", "warehouse", ms.warehouse, ms.warehouse),
+                                       ("executor", "warehouse", ms.warehouse, ms.warehouse)):
+            prefix = f"spark.kubernetes.{role}.volumes.hostPath.{name}"
+            conf.update({f"{prefix}.mount.path": str(path), f"{prefix}.options.path": str(host),
+                         f"{prefix}.mount.readOnly": str(name != "warehouse").lower()})
+        return conf
 
     def notebook(self, name: str, user: str, rounds: list[float], **env: str) -> subprocess.Popen[str]:
         """A notebook process; its output goes to files (pipes nobody reads while it runs would fill)."""
@@ -218,10 +251,12 @@ class ConnectRun:
             for user in NAMESPACES:
                 prepare_notebook_namespace(self.bed, user)
             self.service = RenewerProcess(self.bed, self.cluster, self.workdir / "renewer",
-                                          namespaces=tuple(NAMESPACES.values()))
+                                          namespaces=tuple(NAMESPACES.values()),
+                                          extra=("--hive-metastore-uris", self.metastore.uri,
+                                                 "--hive-principal", self.principal))
             self.service.wait_ready()
             watcher.start()
-            alice = self.notebook("alice", "alice", ROUNDS)
+            alice = self.notebook("alice", "alice", ROUNDS, HIVE_DB=f"nb{time.time_ns() % 10**6}")
             bob = self.notebook("bob", "bob", list(range(0, int(CONTROL_FOR_S), CONTROL_EVERY_S)), STOP_AT_FAILURE="1")
             self.ended("bob", bob, 900)
             self._knock_on_bobs_server()

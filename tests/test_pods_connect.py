@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from spark_secrets.hadoop.identifier import HIVE_DELEGATION_KIND
 from spark_secrets.hadoop.token import Token
 from spark_secrets.testbed.bed import Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
@@ -49,6 +50,11 @@ def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_life
     # The server's tokens were re-issued (each a new sequence number, all hers) and reached its pods through kubelet.
     assert len(issued) >= 3, sorted(issued)
     assert {i.owner.split("@")[0] for i in issued.values()} == {"alice"}
+    # Each round also added a row to a Hive table on the Kerberized metastore and counted them (its 40 s tokens
+    # renewed and re-issued in the same Secret).
+    assert [r["hive"] for r in rounds] == [{"n": i + 1, "m": i} for i in range(len(ROUNDS))], rounds
+    hive = {t.identifier for _, creds in run.tokens("alice") for t in creds if t.kind == HIVE_DELEGATION_KIND}
+    assert len(hive) >= 3, len(hive)
     listing = pod_hdfs.fs("-ls", connected["target"] + "/round-0", ccache=testbed.ticket_cache("alice"))
     assert listing.returncode == 0 and " alice " in listing.stdout.decode(), listing  # written as alice, not bob
 
