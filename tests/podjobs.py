@@ -125,14 +125,17 @@ def prepare_job_files(bed: Testbed, namespace: str, hadoop_conf: Path) -> None:
 
 class Spark35Job:
     """Spark 3.5 in cluster mode (the plugin's Java 8 bytecode, Spark 3.5's pod builders and image) reading
-    the pod HDFS for 200 s. This thread plays the renew service on the job's Secret, and kubelet projects
-    each change: garbage bytes, then the key removed, then a new token. It starts from the first test that
-    asks for it (the Kafka streaming test, whose wait it shares); test_pods.py joins it and judges what it
-    recorded."""
+    the pod HDFS until told to stop (a marker file, once its first token is dead). This thread plays the renew
+    service on the job's Secret, and kubelet projects each change: garbage bytes, then the key removed, then a
+    new token. It starts from the first test that asks for it (the Kafka streaming test, whose wait it shares);
+    test_pods.py joins it and judges what it recorded."""
 
     def __init__(self, bed: Testbed, cluster: SecureHdfs, namespace: str, workdir: Path) -> None:
         self.bed, self.cluster, self.namespace, self.workdir = bed, cluster, namespace, workdir
         self.app = f"spark35-{time.time_ns() % 10**6}"
+        #: The job ends at the round that finds this file: after the first token is dead, before the fresh one's
+        #: max date (nothing re-issues it here), however long kubelet took to project each change.
+        self.marker = f"{cluster.uri}/user/alice/{self.app}-stop"
         self.api = admin_api(bed)
         self.hadoop = HadoopConf.load(cluster.client_conf_dir())
         self.runs: list[subprocess.CompletedProcess[str]] = []
@@ -200,7 +203,7 @@ class Spark35Job:
                 **driver_ports(7148)}  # beside the Kafka streaming job's drivers
         job = threading.Thread(target=lambda: self.runs.append(submit_as_alice(
             self.bed, self.app, template, conf, "refresh_job.py", f"{self.cluster.uri}/user/alice/{self.app}",
-            "200", "2.5", hadoop_conf=self.cluster.client_conf_dir(), namespace=self.namespace, line="3.5")),
+            "600", "2.5", self.marker, hadoop_conf=self.cluster.client_conf_dir(), namespace=self.namespace, line="3.5")),
             daemon=True)
         job.start()
         auth = self.renewer_auth()
@@ -232,7 +235,11 @@ class Spark35Job:
             self._write({"hadoop-tokens": base64.b64encode(fresh.to_bytes()).decode()})
             renewing["fresh"] = next(t for t in fresh if t.is_delegation_token)
             del renewing["first"]  # from now on the first token lapses at its last renewal's expiry
-            job.join(timeout=600)
+            while time.time() < self.expiry["first"] + 15 and job.is_alive():
+                time.sleep(1)
+            made = self.cluster.fs("-touchz", self.marker, ccache=self.bed.ticket_cache("alice"))
+            assert made.returncode == 0, made.stderr.decode()[-2000:]
+            job.join(timeout=300)
         finally:
             self.stopping.set()
             with contextlib.suppress(RuntimeError):

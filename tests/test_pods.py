@@ -625,6 +625,7 @@ def test_spark_35_job_in_pods_keeps_its_tokens_through_a_corrupt_then_missing_to
     # The job read and wrote HDFS well after the first token stopped being valid.
     rounds = [t for t, text in lines if text.startswith("ROUND ")]
     assert rounds and rounds[-1] > job.expiry["first"] + 10, (rounds[-1:], job.expiry)
+    assert "STOP marker found" in log, log[-3000:]  # it ended when told, not at its time limit
     first_token = next(t for t in job.first if t.is_delegation_token)
     with pytest.raises((InvalidTokenError, TokenExpiredError)):
         renew_token(first_token, job.renewer_auth(), conf=job.hadoop)
