@@ -38,16 +38,18 @@ NAMESPACES = {"alice": "alice-nb", "bob": "bob-nb"}
 POD_HIVE_LIB, POD_HADOOP_LIB = Path("/opt/hive-client/lib"), Path("/opt/hadoop/lib")
 TOKEN_SECRETS = f"{LABEL_KIND}={KIND_HADOOP_TOKENS}"
 MAX_S = POD_LIFETIMES.max_lifetime_ms / 1000
-#: alice's rounds, seconds after her first: three, an idle gap longer than a max lifetime, then every 30 s past
-#: three max lifetimes.
-ROUNDS = [0, 30, 60, *range(60 + int(MAX_S) + 40, 60 + int(MAX_S) + 40 + int(2 * MAX_S) + 60, 30)]
-IDLE_S = 200  # longer than the gap; the end of the run waits for it
-CONTROL_EVERY_S, CONTROL_FOR_S = 20, 2 * MAX_S + 20
+#: alice's rounds, as the pause before each (from the end of the one before): three, an idle gap longer than a
+#: max lifetime, then one every 25 s or so until past three max lifetimes.
+GAP_S = MAX_S + 40
+ROUNDS = [0, 25, 25, GAP_S, *[25] * int((2 * MAX_S + 60) // 30)]
+IDLE_S = int(GAP_S) + 40  # longer than the gap; the end of the run waits for it
+#: bob's control: a round every 20 s until one fails (its first token's max date), at most this many.
+CONTROL_ROUNDS = [0, *[20] * int((2 * MAX_S + 20) // 20)]
 
 NOTEBOOK = """
 import json, os, shutil, sys, time
 from submit_steps.notebook import connect
-conf, target, rounds = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+conf, target, pauses = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 
 def children():  # the commands of this process's children (a JVM would be one)
     out = []
@@ -63,9 +65,8 @@ def children():  # the commands of this process's children (a JVM would be one)
 spark = connect(conf)
 os.remove(os.environ["KRB5CCNAME"].removeprefix("FILE:"))  # no Kerberos credentials here from now on
 print("CONNECTED", json.dumps({"target": target}), flush=True)
-began = time.time()
-for i, at in enumerate(rounds):
-    time.sleep(max(0.0, began + at - time.time()))
+for i, pause in enumerate(pauses):
+    time.sleep(pause)
     start = time.time()
     try:
         out = f"{target}/round-{i}"
@@ -156,6 +157,7 @@ class ConnectRun:
         self.knocks: dict[str, str] = {}
         self.bearers: dict[str, str] = {}  # alice's server's bearer token, to search other outputs for
         self.logs: dict[str, str] = {}  # alice's driver log, while her server ran
+        self.cli: dict[str, subprocess.CompletedProcess[str]] = {}  # alice's status and doctor --connect, meanwhile
         self.config_maps: list[dict[str, str]] = []  # the servers' namespaces' ConfigMaps, while they ran
         self.gone_after: float | None = None  # seconds from alice's last call to her pod's deletion
         self.service: RenewerProcess | None = None
@@ -206,12 +208,12 @@ class ConnectRun:
                          f"{prefix}.mount.readOnly": str(name != "warehouse").lower()})
         return conf
 
-    def notebook(self, name: str, user: str, rounds: list[float], **env: str) -> subprocess.Popen[str]:
+    def notebook(self, name: str, user: str, pauses: list[float], **env: str) -> subprocess.Popen[str]:
         """A notebook process; its output goes to files (pipes nobody reads while it runs would fill)."""
         target = f"{self.cluster.uri}/user/{user}/notebook-{time.time_ns() % 10**6}"
         with open(self.workdir / f"{name}.out", "w") as out, open(self.workdir / f"{name}.err", "w") as err:
             return subprocess.Popen([sys.executable, "-c", NOTEBOOK, json.dumps(self.conf(user, user == "alice")),
-                                     target, json.dumps(rounds)], env=notebook_env(self.bed, self.cluster, user, **env),
+                                     target, json.dumps(pauses)], env=notebook_env(self.bed, self.cluster, user, **env),
                                     text=True, stdout=out, stderr=err)
 
     def ended(self, name: str, proc: subprocess.Popen[str], seconds: float) -> subprocess.CompletedProcess[str]:
@@ -257,7 +259,7 @@ class ConnectRun:
             self.service.wait_ready()
             watcher.start()
             alice = self.notebook("alice", "alice", ROUNDS, HIVE_DB=f"nb{time.time_ns() % 10**6}")
-            bob = self.notebook("bob", "bob", list(range(0, int(CONTROL_FOR_S), CONTROL_EVERY_S)), STOP_AT_FAILURE="1")
+            bob = self.notebook("bob", "bob", CONTROL_ROUNDS, STOP_AT_FAILURE="1")
             self.ended("bob", bob, 900)
             self._knock_on_bobs_server()
             self.ended("alice", alice, 1500)
@@ -290,6 +292,16 @@ class ConnectRun:
         self.logs["alice"] = self.api.read_namespaced_pod_log(alice_pod.metadata.name, NAMESPACES["alice"])
         self.config_maps = [c.data or {} for ns in NAMESPACES.values() for c in self.api.list_namespaced_config_map(ns).items]
         self.knocks = {"none": self.knock("alice", url, "-"), "alice's": self.knock("alice", url, alice_token)}
+        # What alice's status and doctor say while her server runs.
+        assert self.bed.kube is not None
+        env = notebook_env(self.bed, self.cluster, "alice")
+        self.cli["status"] = subprocess.run([sys.executable, "-m", "spark_secrets", "status", "-n", NAMESPACES["alice"]],
+                                            env=env, capture_output=True, text=True, timeout=120)
+        self.cli["doctor"] = subprocess.run(
+            [sys.executable, "-m", "spark_secrets", "doctor", "--connect", "--", "--master", f"k8s://{self.bed.kube.server}",
+             "--conf", f"spark.kubernetes.namespace={NAMESPACES['alice']}",
+             "--conf", f"spark.secrets.hadoop.filesystems={self.cluster.uri}", "--conf", f"spark.secrets.renewer={RENEWER}"],
+            env=env, capture_output=True, text=True, timeout=180)
 
     def tokens(self, user: str) -> list[tuple[float, Credentials]]:
         return [(seen, Credentials.from_bytes(data)) for seen, data in self.history[user]]

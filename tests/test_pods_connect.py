@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -58,21 +59,31 @@ def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_life
     listing = pod_hdfs.fs("-ls", connected["target"] + "/round-0", ccache=testbed.ticket_cache("alice"))
     assert listing.returncode == 0 and " alice " in listing.stdout.decode(), listing  # written as alice, not bob
 
-    # bob's server without the plugin (the control): its queries run until its first tokens pass their max date,
-    # after the Secret's first re-issue; the first that fails fails with the NameNode's refusal.
+    # bob's server without the plugin (the control): its queries run until its first token passes its max date (on
+    # a busy node that can be during its first query: the token is made before the server starts), after the
+    # Secret's first re-issue; the query that fails fails with the NameNode's refusal, the ones before succeeded.
     control = lines(bob.stdout, "ROUND")
     failed = next((r for r in control if "error" in r), None)
     assert failed is not None, "bob's server without the plugin never failed: " + bob.stdout[-2000:]
-    assert all(r.get("ok") for r in control[:control.index(failed)]) and control.index(failed) > 0, control
+    assert all(r.get("ok") for r in control[:control.index(failed)]), control
     assert any(word in failed["error"] for word in NAMENODE_REFUSAL), failed["error"]
     bob_tokens = _hdfs(run, "bob")
+    first_max = bob_tokens[0][1].decode_identifier().max_date / 1000
     assert len(bob_tokens) >= 2 and bob_tokens[1][0] < failed["at"], (bob_tokens, failed["at"])
+    assert failed["at"] >= first_max, (failed, first_max)  # not before the token it holds was past its max date
     assert {t.decode_identifier().owner.split("@")[0] for _, t in bob_tokens} == {"bob"}
 
     # alice's client on bob's server: refused by the server without a token and with her own server's token.
     assert "missing" not in run.knocks, run.knocks
     assert "REFUSED" in run.knocks["none"] and "No authentication token provided" in run.knocks["none"], run.knocks
     assert "REFUSED" in run.knocks["alice's"] and "Invalid authentication token" in run.knocks["alice's"], run.knocks
+
+    # Meanwhile alice's status showed her server beside its tokens, and doctor --connect found it answering.
+    status, doctor = run.cli["status"], run.cli["doctor"]
+    assert re.search(rf"Connect server of alice: pod connect-alice-\S+-driver, up .+, stops after {IDLE_S} s idle",
+                     status.stdout), status.stdout + status.stderr[-2000:]
+    assert re.search(r"✔ connect server: connect-alice-\S+-driver answers at \S+", doctor.stdout), doctor.stdout
+    assert "✔ connect client: pyspark" in doctor.stdout, doctor.stdout
 
     # A second connect() of alice's reused her server; idle for its timeout, it went, and its tokens with it.
     assert "reusing your Connect server at " in again.stderr, again.stderr[-2000:]
