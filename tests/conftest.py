@@ -267,7 +267,7 @@ def spark35_job(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str,
 def connect_run(testbed: Testbed, pod_hdfs: SecureHdfs, metastore: HiveMetastore,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectRun]:
     """test_pods_connect.py's notebooks on their own Connect servers (connectjobs.ConnectRun), started by the first
-    test that asks for it and left running beside the tests that follow."""
+    test that asks for it (test_kms.py's first) and left running beside the tests that follow."""
     from connectjobs import ConnectRun
     run = ConnectRun(testbed, pod_hdfs, metastore, tmp_path_factory.mktemp("connect")).start()
     yield run

@@ -1,6 +1,6 @@
 """Notebooks on their users' own Spark Connect servers in pods (issue 32), as one background run judged by
-test_pods_connect.py: it mostly waits for token lifetimes, so it starts beside the Kafka streaming test (the
-first test that asks for it) and goes on while other tests run.
+test_pods_connect.py: it mostly waits for token lifetimes, so it starts from the first test that asks for it
+(test_kms.py's first, in the whole suite) and goes on while the tests that follow run.
 
 alice's notebook (a host process with pyspark's Connect client, no Java, and no ticket cache once `connect()`
 returned) queries secure HDFS (the pod HDFS: 45 s / 120 s tokens) at intervals across more than three max

@@ -106,9 +106,8 @@ def _committed_parquet(client: hdfs.Client, path: str) -> list[str]:
     return values
 
 
-# test_pods.py's Spark 3.5 job and test_pods_connect.py's notebooks run beside this one: all wait for token
-# lifetimes, on one bed.
-@pytest.mark.usefixtures("spark35_job", "connect_run")
+# test_pods.py's Spark 3.5 job runs beside this one: both wait for token lifetimes, on one bed.
+@pytest.mark.usefixtures("spark35_job")
 def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_while_the_renew_service_is_killed(
         testbed: Testbed, kafka: KafkaBroker, pod_template: Path, renewer_rbac: None, tmp_path: Path,  # noqa: F811
         monkeypatch: pytest.MonkeyPatch) -> None:
