@@ -4,7 +4,8 @@
 A server is found again by its driver pod's user label, but a label is anyone's to write: a pod is taken as the
 user's only if it mounts a token Secret whose owner label is the user, which the admission policy of
 ``spark-secrets rbac common`` binds to whoever created the Secret, and which the pod policy of the shared layouts
-lets no one else's pod mount. Its bearer token is read back from the Secret its pod names.
+lets no one else's pod mount. Its bearer token is read back from the Secret its pod names, if the pod owns that
+Secret; the port is the one its (unchangeable) spec declares.
 """
 
 from __future__ import annotations
