@@ -21,8 +21,9 @@ from renewers import assert_cancelled
 pytestmark = pytest.mark.testbed
 pytest.importorskip("grpc", reason="the Connect client's packages (the connect extra)")
 
-#: What the NameNode answers for a token past its max date (it is then no longer in its cache).
-NAMENODE_REFUSAL = ("InvalidToken", "can't be found in cache", "is expired")
+#: What the NameNode answers for a token past its max date: Hadoop's InvalidToken, whose message says the token has
+#: expired or (once removed) cannot be found in its cache.
+NAMENODE_REFUSAL = ("InvalidToken", "can't be found in cache", "is expired", "Token  has expired")
 
 
 def _hdfs(run: ConnectRun, user: str) -> list[tuple[float, Token]]:
