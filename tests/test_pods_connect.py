@@ -23,7 +23,7 @@ pytest.importorskip("grpc", reason="the Connect client's packages (the connect e
 
 #: What the NameNode answers for a token past its max date: Hadoop's InvalidToken, whose message says the token has
 #: expired or (once removed) cannot be found in its cache.
-NAMENODE_REFUSAL = ("InvalidToken", "can't be found in cache", "is expired", "Token  has expired")
+NAMENODE_REFUSAL = ("InvalidToken", "can't be found in cache", "is expired", "has expired")
 
 
 def _hdfs(run: ConnectRun, user: str) -> list[tuple[float, Token]]:
