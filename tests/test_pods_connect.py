@@ -57,8 +57,11 @@ def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_life
     assert [r["hive"] for r in rounds] == [{"n": i + 1, "m": i} for i in range(len(ROUNDS))], rounds
     hive = {t.identifier for _, creds in run.tokens("alice") for t in creds if t.kind == HIVE_DELEGATION_KIND}
     assert len(hive) >= 3, len(hive)
-    listing = pod_hdfs.fs("-ls", connected["target"] + "/round-0", ccache=testbed.ticket_cache("alice"))
-    assert listing.returncode == 0 and " alice " in listing.stdout.decode(), listing  # written as alice, not bob
+    # Everything her queries wrote is hers: the NameNode took every token her server used as alice's, never bob's.
+    listing = pod_hdfs.fs("-ls", "-R", connected["target"], ccache=testbed.ticket_cache("alice"))
+    entries = [line.split() for line in listing.stdout.decode().splitlines() if line[:1] in ("d", "-")]
+    assert listing.returncode == 0 and len(entries) >= 2 * len(ROUNDS), listing
+    assert {entry[2] for entry in entries} == {"alice"}, listing.stdout.decode()[-2000:]
 
     # bob's server without the plugin (the control): its queries run until its first token passes its max date (on
     # a busy node that can be during its first query: the token is made before the server starts), after the
