@@ -266,10 +266,10 @@ def spark35_job(testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str,
 @pytest.fixture(scope="session")
 def connect_run(testbed: Testbed, pod_hdfs: SecureHdfs, metastore: HiveMetastore,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConnectRun]:
-    """test_pods_connect.py's notebooks on their own Connect servers (connectjobs.ConnectRun), started by the first
-    test that asks for it (test_kms.py's first) and left running beside the tests that follow."""
+    """test_pods_connect.py's notebooks on their own Connect servers (connectjobs.ConnectRun): started by the Kafka
+    streaming test (after a delay) and left running beside the tests that follow, or by the judge itself."""
     from connectjobs import ConnectRun
-    run = ConnectRun(testbed, pod_hdfs, metastore, tmp_path_factory.mktemp("connect")).start()
+    run = ConnectRun(testbed, pod_hdfs, metastore, tmp_path_factory.mktemp("connect"))
     yield run
     run.thread.join(60)
     if run.service is not None:

@@ -1,6 +1,7 @@
 """Notebooks on their users' own Spark Connect servers in pods (issue 32), as one background run judged by
-test_pods_connect.py: it mostly waits for token lifetimes, so it starts from the first test that asks for it
-(test_kms.py's first, in the whole suite) and goes on while the tests that follow run.
+test_pods_connect.py: it mostly waits for token lifetimes, so in the whole suite the Kafka streaming test starts
+it (a few minutes in, once the Spark 3.5 job beside it has its driver running) and it goes on while the tests
+that follow run.
 
 alice's notebook (a host process with pyspark's Connect client, no Java, and no ticket cache once `connect()`
 returned) queries secure HDFS (the pod HDFS: 45 s / 120 s tokens) at intervals across more than three max
@@ -163,10 +164,14 @@ class ConnectRun:
         self.service: RenewerProcess | None = None
         self.error: BaseException | None = None
         self.done = threading.Event()
+        self.delay = 0.0
         self.thread = threading.Thread(target=self._run, name="connect-run", daemon=True)
 
-    def start(self) -> ConnectRun:
-        self.thread.start()
+    def start(self, delay: float = 0) -> ConnectRun:
+        """Start the run after ``delay`` seconds (once; a later call does nothing)."""
+        if not self.thread.is_alive() and self.thread.ident is None:
+            self.delay = delay
+            self.thread.start()
         return self
 
     def join(self, seconds: float) -> None:
@@ -250,6 +255,7 @@ class ConnectRun:
     def _run(self) -> None:
         watcher = threading.Thread(target=self._watch, daemon=True)
         try:
+            time.sleep(self.delay)
             for user in NAMESPACES:
                 prepare_notebook_namespace(self.bed, user)
             self.service = RenewerProcess(self.bed, self.cluster, self.workdir / "renewer",

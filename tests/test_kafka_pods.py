@@ -39,6 +39,7 @@ from spark_secrets.secrets.tokensecret import (ANNOTATION_FILESYSTEMS, DEFAULT_T
 from spark_secrets.tokens.kafka import KAFKA_DELEGATION_KIND, KafkaCluster, KafkaProvider
 
 from conftest import KAFKA_TOKEN_MAX_LIFETIME_MS
+from connectjobs import ConnectRun
 from renewers import RenewerProcess, wait_until
 from test_kafka import ccache_credentials, context, spark_conf
 from podjobs import admin_api, driver_ports, job_pods, submit_as_alice
@@ -110,7 +111,10 @@ def _committed_parquet(client: hdfs.Client, path: str) -> list[str]:
 @pytest.mark.usefixtures("spark35_job")
 def test_a_streaming_job_in_pods_reads_and_writes_kafka_for_three_max_lifetimes_while_the_renew_service_is_killed(
         testbed: Testbed, kafka: KafkaBroker, pod_template: Path, renewer_rbac: None, tmp_path: Path,  # noqa: F811
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, connect_run: ConnectRun) -> None:
+    # test_pods_connect.py's notebooks wait for token lifetimes too: they start beside this test once the Spark 3.5
+    # job's driver runs (started together, the node was so busy that its driver began after its token's max date).
+    connect_run.start(delay=150)
     assert testbed.hdfs is not None and testbed.kube is not None
     api = admin_api(testbed)
     alice_cc = testbed.ticket_cache("alice")

@@ -43,9 +43,6 @@ def kms_token(creds: Credentials) -> Token:
     return token
 
 
-# test_pods_connect.py's notebooks start here and run beside the tests that follow (they wait for token lifetimes;
-# beside the Kafka streaming test and the Spark 3.5 job, the node would start the latter's driver too late).
-@pytest.mark.usefixtures("connect_run")
 def test_the_kms_token_comes_with_the_filesystem_named_as_hadoop_names_it(ez: Zone, alice_ccache: Path) -> None:
     creds = ez.obtain(SpnegoAuth())
     token = kms_token(creds)

@@ -1,5 +1,5 @@
 """Notebooks on their users' own Spark Connect servers in real pods (issue 32): the run in connectjobs.py
-(started beside the Kafka streaming test when the whole suite runs), judged here."""
+(started by the Kafka streaming test when the whole suite runs, else here), judged here."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _hdfs(run: ConnectRun, user: str) -> list[tuple[float, Token]]:
 
 def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_lifetimes(
         testbed: Testbed, pod_hdfs: SecureHdfs, connect_run: ConnectRun, tmp_path: Path) -> None:
-    run = connect_run
+    run = connect_run.start()  # started by the Kafka streaming test when the whole suite runs
     run.join(2400)
     alice, bob, again = run.out["alice"], run.out["bob"], run.out["again"]
 
