@@ -31,6 +31,7 @@ def _hdfs(run: ConnectRun, user: str) -> list[tuple[float, Token]]:
     return [(seen, next(t for t in creds if t.kind == "HDFS_DELEGATION_TOKEN")) for seen, creds in run.tokens(user)]
 
 
+@pytest.mark.timeout(2700)  # run alone, it waits for the whole run (about 15 min, more on a busy node)
 def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_lifetimes(
         testbed: Testbed, pod_hdfs: SecureHdfs, connect_run: ConnectRun, tmp_path: Path) -> None:
     run = connect_run.start()  # started by the Kafka streaming test when the whole suite runs
