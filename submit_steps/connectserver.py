@@ -21,6 +21,7 @@ from typing import Any
 
 from spark_secrets.errors import KubernetesError, KubernetesNotFound, SparkSecretsError
 from spark_secrets.kube.client import KubeClient, ObjectRef
+from spark_secrets.renew.ownership import PodInfo
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER, parse_rfc3339
 from spark_secrets.connect.names import (ANNOTATION_IDLE_TIMEOUT, ANNOTATION_LAST_ACTIVITY, ANNOTATION_TOKEN_SECRET,
                                          LABEL_CONNECT_USER)
@@ -57,15 +58,10 @@ class ConnectServer:
         return SparkSession.builder.channelBuilder(BearerChannelBuilder(self.url, self.token)).getOrCreate()
 
 
-def _secret_volumes(pod: Mapping[str, Any]) -> list[str]:
-    return [str(v["secret"]["secretName"]) for v in (pod.get("spec") or {}).get("volumes") or []
-            if (v.get("secret") or {}).get("secretName")]
-
-
 def is_users(kube: KubeClient, pod: Mapping[str, Any], user: str) -> bool:
     """Whether ``pod`` mounts a token Secret owned by ``user`` (see the module's note)."""
     namespace = pod["metadata"]["namespace"]
-    for name in _secret_volumes(pod):
+    for name in sorted(PodInfo.from_object(pod).secrets):  # the renew service's own reading of a pod's mounts
         try:
             labels = (kube.read_secret(namespace, name).get("metadata") or {}).get("labels") or {}
         except KubernetesNotFound:
