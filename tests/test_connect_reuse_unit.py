@@ -116,7 +116,23 @@ def test_doctor_finds_the_client_and_whether_her_server_answers_here(port: int, 
     assert check_client().status == OK
     monkeypatch.setitem(__import__("sys").modules, "grpc", None)  # not installed
     missing = check_client()
-    assert missing.status == FAIL and "spark-secrets[connect]" in missing.fix
+    assert missing.status == FAIL and "spark-secrets[connect]" in missing.fix and "pyspark-client" in missing.fix
+
+
+@pytest.mark.parametrize("providers, shown", [
+    (["pyspark"], "pyspark 4.3.0"),
+    (["pyspark-client"], "pyspark-client 4.2.0"),  # the Connect client alone: its own distribution name
+    (["pyspark-client", "pyspark"], "pyspark 4.3.0 and pyspark-client 4.2.0"),  # both: one shadows the other
+])
+def test_doctor_names_the_distribution_that_gives_pyspark(providers: list[str], shown: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    from spark_secrets.check.connect import client_distribution
+
+    monkeypatch.setattr(importlib.metadata, "packages_distributions", lambda: {"pyspark": providers})
+    monkeypatch.setattr(importlib.metadata, "version", {"pyspark": "4.3.0", "pyspark-client": "4.2.0"}.__getitem__)
+    assert client_distribution() == shown
 
 
 @pytest.mark.parametrize("options, message", [

@@ -8,15 +8,24 @@ from spark_secrets.kube.client import KubeClient
 from submit_steps.settings import Settings
 from submit_steps.settings import catalog as c
 
-FIX_CLIENT = "pip install 'spark-secrets[connect]' (pyspark with grpcio and protobuf)"
+FIX_CLIENT = ("pip install pyspark-client (Spark Connect's client alone, no Spark jars) or "
+              "'spark-secrets[connect]' (the whole pyspark with grpcio and protobuf)")
+
+
+def client_distribution() -> str:
+    """Which distribution gives the ``pyspark`` package here, with its version: ``pyspark``, or ``pyspark-client``
+    (which installs the same package without Spark's jars), as ``name version``."""
+    from importlib.metadata import packages_distributions, version
+
+    names = sorted(set(packages_distributions().get("pyspark", [])), key=lambda n: n.lower() != "pyspark")
+    return " and ".join(f"{name} {version(name)}" for name in names) or "pyspark (no distribution metadata)"
 
 
 def check_client() -> Check:
     """pyspark's Connect client and its gRPC packages, importable here."""
     import importlib
-    from importlib.metadata import version
-
     import warnings
+    from importlib.metadata import version
 
     try:
         with warnings.catch_warnings():  # pyspark's own about pandas versions: not this check's finding
@@ -26,7 +35,7 @@ def check_client() -> Check:
     except ImportError as exc:
         return Check("connect client", FAIL, f"pyspark's Connect client cannot be imported ({exc.name or exc})",
                      FIX_CLIENT)
-    return Check("connect client", OK, f"pyspark {version('pyspark')} Connect client, grpcio {version('grpcio')}")
+    return Check("connect client", OK, f"{client_distribution()} Connect client, grpcio {version('grpcio')}")
 
 
 def check_server(settings: Settings, kube: KubeClient, user: str) -> Check:
