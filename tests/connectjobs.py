@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND
 from spark_secrets.testbed.bed import KRB5_CONFIG_MAP, RENEWER, Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
 from spark_secrets.testbed.metastore import HiveMetastore
-from spark_secrets.testbed.paths import hadoop_lib, hive_client_jars, hive_client_lib
+from spark_secrets.testbed.paths import hadoop_lib, hive_client_jars, hive_client_lib, notebook_python
 from spark_secrets.testbed.spark import IMAGE_PLUGIN_JAR, node_job_conf, node_pod_template
 
 from podjobs import POD_LIFETIMES, admin_api, driver_ports
@@ -46,11 +45,20 @@ ROUNDS = [0, 25, 25, GAP_S, *[25] * int((2 * MAX_S + 60) // 30)]
 IDLE_S = int(GAP_S) + 40  # longer than the gap; the end of the run waits for it
 #: bob's control: a round every 20 s until one fails (its first token's max date), at most this many.
 CONTROL_ROUNDS = [0, *[20] * int((2 * MAX_S + 20) // 20)]
+#: alice's job secrets: a local file's value copied into her server's Secret, and a key of a Secret of her namespace
+#: (mounted, never copied); where her server's pods find them.
+SECRET_CONF = {"spark.secrets.file.nb-note": "file:{note}", "spark.secrets.file.ca.pem": "k8s:nb-tls#ca.pem"}
+SECRET_FILES = {"note": "/mnt/secrets/spark-secrets/nb-note", "ca": "/mnt/secrets/spark-secrets-k8s/nb-tls/ca.pem"}
 
 NOTEBOOK = """
-import json, os, shutil, sys, time
+import hashlib, importlib.metadata, json, os, shutil, sys, time
+import pyspark
 from submit_steps.notebook import connect
 conf, target, pauses = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+secret_files = json.loads(os.environ.get("SECRET_FILES", "[]"))  # job secrets the server's pods mount
+
+def digest(text):
+    return hashlib.sha256(text.encode()).hexdigest()
 
 def children():  # the commands of this process's children (a JVM would be one)
     out = []
@@ -83,17 +91,23 @@ for i, pause in enumerate(pauses):
             spark.sql(f"INSERT INTO {db}.rounds VALUES ({i})")
             hive = spark.sql(f"SELECT count(*) AS n, max(i) AS m FROM {db}.rounds").first().asDict()
             ok = ok and hive == {"n": i + 1, "m": i}
-        print("ROUND", json.dumps({"i": i, "began": start, "at": time.time(), "ok": ok, "hive": hive}), flush=True)
+        read = {}
+        if i in (0, len(pauses) - 1):  # the job's secrets, as files in the server's pods (read there by Spark)
+            read = {path: digest(spark.read.text("file://" + path).first()[0]) for path in secret_files}
+        print("ROUND", json.dumps({"i": i, "began": start, "at": time.time(), "ok": ok, "hive": hive, "secrets": read}),
+              flush=True)
     except Exception as exc:
         error = str(exc).replace(chr(10), " ")[:1500]
         print("ROUND", json.dumps({"i": i, "began": start, "at": time.time(), "error": error}), flush=True)
         if os.environ.get("STOP_AT_FAILURE"):
             break
 print("DONE", json.dumps({"children": children(), "java": shutil.which("java"), "java_home": os.environ.get("JAVA_HOME"),
-                          "kerberos": os.path.exists(os.environ["KRB5CCNAME"].removeprefix("FILE:"))}), flush=True)
+                          "kerberos": os.path.exists(os.environ["KRB5CCNAME"].removeprefix("FILE:")),
+                          "spark_jars": os.path.isdir(os.path.join(os.path.dirname(pyspark.__file__), "jars")),
+                          "pyspark": sorted(d.metadata["Name"] for d in importlib.metadata.distributions()
+                                            if d.metadata["Name"].lower().startswith("pyspark"))}), flush=True)
 """
 KNOCK = """
-import sys
 from pyspark.sql.connect.session import SparkSession
 from spark_secrets.connect.channel import BearerChannelBuilder
 url, token = sys.argv[1], sys.argv[2]
@@ -103,6 +117,23 @@ try:
     print("ACCEPTED", builder.getOrCreate().range(3).count())
 except Exception as exc:
     print("REFUSED", str(exc).replace(chr(10), " ")[:600])
+"""
+#: A notebook inside the cluster (a pod of the Spark image, which has the Connect client's packages, resolving names
+#: through the node's CoreDNS): where connect()'s ``auto`` address finds the server from there, and a query on it.
+IN_CLUSTER = """
+import json, os, sys
+from pyspark.sql.connect.session import SparkSession
+from spark_secrets.connect.channel import BearerChannelBuilder
+from submit_steps.connectserver import server_address
+pod = json.loads(sys.argv[1])
+host, port, answers = server_address(pod, "auto", 15002, service_ok=True)  # the Service is the pod's own
+found = {"host": host, "port": port, "answers": answers}
+try:
+    builder = SparkSession.builder.channelBuilder(BearerChannelBuilder(f"sc://{host}:{port}", os.environ["TOKEN"]))
+    found["count"] = builder.getOrCreate().range(3).count()
+except Exception as exc:
+    found["error"] = str(exc).replace(chr(10), " ")[:600]
+print("IN-CLUSTER", json.dumps(found), flush=True)
 """
 
 
@@ -165,6 +196,8 @@ class ConnectRun:
         self.error: BaseException | None = None
         self.done = threading.Event()
         self.delay = 0.0
+        #: alice's job secrets' values (made here; the notebook prints only their digests).
+        self.secrets = {"note": f"note-{os.urandom(8).hex()}", "ca": f"ca-{os.urandom(8).hex()}"}
         self.thread = threading.Thread(target=self._run, name="connect-run", daemon=True)
 
     def start(self, delay: float = 0) -> ConnectRun:
@@ -191,7 +224,9 @@ class ConnectRun:
                 "spark.secrets.renewer": RENEWER, "spark.secrets.plugin.jar": IMAGE_PLUGIN_JAR if plugin else "none",
                 "spark.secrets.connect.idleTimeout": f"{IDLE_S}s",
                 # Every round opens a new connection, so it presents the token the JVM holds now.
-                "spark.hadoop.ipc.client.connection.maxidletime": "1000", **(self.hive() if user == "alice" else {})}
+                "spark.hadoop.ipc.client.connection.maxidletime": "1000",
+                **({**self.hive(), **{k: v.format(note=self.workdir / "nb-note") for k, v in SECRET_CONF.items()}}
+                   if user == "alice" else {})}
 
     def hive(self) -> dict[str, str]:
         """alice's server also uses the Kerberized metastore (20 s / 40 s tokens): Hive's 4.0 client jars and the
@@ -213,11 +248,20 @@ class ConnectRun:
                          f"{prefix}.mount.readOnly": str(name != "warehouse").lower()})
         return conf
 
+    def script(self, name: str, text: str) -> str:
+        """A notebook's code as a file (run as a script: pyspark-client's Connect package, imported from ``-c`` code,
+        takes itself for a doctest run and looks for a Spark home)."""
+        path = self.workdir / f"{name}.py"
+        path.write_text(text)
+        return str(path)
+
     def notebook(self, name: str, user: str, pauses: list[float], **env: str) -> subprocess.Popen[str]:
-        """A notebook process; its output goes to files (pipes nobody reads while it runs would fill)."""
+        """A notebook process: the notebook venv's Python (pyspark-client, no Spark jars); its output goes to files
+        (pipes nobody reads while it runs would fill)."""
         target = f"{self.cluster.uri}/user/{user}/notebook-{time.time_ns() % 10**6}"
         with open(self.workdir / f"{name}.out", "w") as out, open(self.workdir / f"{name}.err", "w") as err:
-            return subprocess.Popen([sys.executable, "-c", NOTEBOOK, json.dumps(self.conf(user, user == "alice")),
+            return subprocess.Popen([str(notebook_python()), self.script("notebook", NOTEBOOK),
+                                     json.dumps(self.conf(user, user == "alice")),
                                      target, json.dumps(pauses)], env=notebook_env(self.bed, self.cluster, user, **env),
                                     text=True, stdout=out, stderr=err)
 
@@ -233,7 +277,8 @@ class ConnectRun:
         return done
 
     def knock(self, user: str, url: str, token: str) -> str:
-        done = subprocess.run([sys.executable, "-c", KNOCK, url, token], env=notebook_env(self.bed, self.cluster, user),
+        done = subprocess.run([str(notebook_python()), self.script("knock", KNOCK), url, token],
+                              env=notebook_env(self.bed, self.cluster, user),
                               capture_output=True, text=True, timeout=120)
         return done.stdout + done.stderr[-1500:]
 
@@ -264,12 +309,17 @@ class ConnectRun:
                                                  "--hive-principal", self.principal))
             self.service.wait_ready()
             watcher.start()
-            alice = self.notebook("alice", "alice", ROUNDS, HIVE_DB=f"nb{time.time_ns() % 10**6}")
+            (self.workdir / "nb-note").write_text(self.secrets["note"])
+            self.api.create_namespaced_secret(NAMESPACES["alice"], {
+                "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "nb-tls"},
+                "stringData": {"ca.pem": self.secrets["ca"]}})
+            files = json.dumps(list(SECRET_FILES.values()))
+            alice = self.notebook("alice", "alice", ROUNDS, HIVE_DB=f"nb{time.time_ns() % 10**6}", SECRET_FILES=files)
             bob = self.notebook("bob", "bob", CONTROL_ROUNDS, STOP_AT_FAILURE="1")
             self.ended("bob", bob, 900)
             self._knock_on_bobs_server()
             self.ended("alice", alice, 1500)
-            self.ended("again", self.notebook("again", "alice", [0]), 600)
+            self.ended("again", self.notebook("again", "alice", [0], SECRET_FILES=files), 600)
             last_call = time.monotonic()
             while self.api.list_namespaced_pod(NAMESPACES["alice"], label_selector="spark-secrets.io/connect-user").items:
                 assert time.monotonic() - last_call < IDLE_S + 180, "alice's idle server was not deleted"
@@ -298,16 +348,44 @@ class ConnectRun:
         self.logs["alice"] = self.api.read_namespaced_pod_log(alice_pod.metadata.name, NAMESPACES["alice"])
         self.config_maps = [c.data or {} for ns in NAMESPACES.values() for c in self.api.list_namespaced_config_map(ns).items]
         self.knocks = {"none": self.knock("alice", url, "-"), "alice's": self.knock("alice", url, alice_token)}
+        self.knocks["in-cluster"] = self._knock_in_cluster(alice_pod.metadata.name, secret)
         # What alice's status and doctor say while her server runs.
         assert self.bed.kube is not None
         env = notebook_env(self.bed, self.cluster, "alice")
-        self.cli["status"] = subprocess.run([sys.executable, "-m", "spark_secrets", "status", "-n", NAMESPACES["alice"]],
+        python = str(notebook_python())  # the notebook's own: status and doctor from a host with pyspark-client only
+        self.cli["status"] = subprocess.run([python, "-m", "spark_secrets", "status", "-n", NAMESPACES["alice"]],
                                             env=env, capture_output=True, text=True, timeout=120)
         self.cli["doctor"] = subprocess.run(
-            [sys.executable, "-m", "spark_secrets", "doctor", "--connect", "--", "--master", f"k8s://{self.bed.kube.server}",
+            [python, "-m", "spark_secrets", "doctor", "--connect", "--", "--master", f"k8s://{self.bed.kube.server}",
              "--conf", f"spark.kubernetes.namespace={NAMESPACES['alice']}",
              "--conf", f"spark.secrets.hadoop.filesystems={self.cluster.uri}", "--conf", f"spark.secrets.renewer={RENEWER}"],
             env=env, capture_output=True, text=True, timeout=180)
+
+    def _knock_in_cluster(self, server: str, bearer: str) -> str:
+        """:data:`IN_CLUSTER` in a pod of alice's namespace (host network and the cluster's DNS, as the bed's job pods
+        run), given her server's pod as the API shows it and its bearer token from its Secret (``secretKeyRef``)."""
+        ns = NAMESPACES["alice"]
+        pod = self.api.api_client.sanitize_for_serialization(self.api.read_namespaced_pod(server, ns))
+        self.api.create_namespaced_config_map(ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "nb-knock"},
+                                                   "data": {"knock.py": IN_CLUSTER}})
+        name = "nb-in-cluster"
+        self.api.create_namespaced_pod(ns, {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never", "hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet",
+                     "containers": [{"name": "notebook", "image": self.bed.image("spark"), "imagePullPolicy": "Never",
+                                     "command": ["python3", "/knock/knock.py", json.dumps(pod)],
+                                     "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": bearer, "key": "token"}}}],
+                                     "volumeMounts": [{"name": "knock", "mountPath": "/knock"}]}],
+                     "volumes": [{"name": "knock", "configMap": {"name": "nb-knock"}}]}})
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            phase = self.api.read_namespaced_pod(name, ns).status.phase
+            if phase in ("Succeeded", "Failed"):
+                break
+            time.sleep(2)
+        log = str(self.api.read_namespaced_pod_log(name, ns))
+        self.api.delete_namespaced_pod(name, ns, grace_period_seconds=0)
+        return log[-2000:]
 
     def tokens(self, user: str) -> list[tuple[float, Credentials]]:
         return [(seen, Credentials.from_bytes(data)) for seen, data in self.history[user]]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ from spark_secrets.hadoop.token import Token
 from spark_secrets.testbed.bed import Testbed
 from spark_secrets.testbed.hadoop import SecureHdfs
 
-from connectjobs import IDLE_S, MAX_S, ROUNDS, ConnectRun, lines
+from connectjobs import IDLE_S, MAX_S, ROUNDS, SECRET_FILES, ConnectRun, lines
 from renewers import assert_cancelled
 
 pytestmark = pytest.mark.testbed
@@ -38,11 +39,12 @@ def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_life
     run.join(2400)
     alice, bob, again = run.out["alice"], run.out["bob"], run.out["again"]
 
-    # alice: every round ran, on her own server, from a process with no Java, no JVM child and, once connect()
-    # returned, no ticket cache.
+    # alice: every round ran, on her own server, from a process with pyspark-client alone (no Spark jars), no Java,
+    # no JVM child and, once connect() returned, no ticket cache.
     (connected,) = lines(alice.stdout, "CONNECTED")
     (done,) = lines(alice.stdout, "DONE")
-    assert done == {"children": [], "java": None, "java_home": None, "kerberos": False}, done
+    assert done == {"children": [], "java": None, "java_home": None, "kerberos": False, "spark_jars": False,
+                    "pyspark": ["pyspark-client"]}, done
     rounds = lines(alice.stdout, "ROUND")
     assert [r.get("ok") for r in rounds] == [True] * len(ROUNDS), alice.stdout[-3000:] + alice.stderr[-3000:]
     assert "started your Connect server at sc://" in alice.stderr, alice.stderr[-2000:]
@@ -63,6 +65,10 @@ def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_life
     entries = [line.split() for line in listing.stdout.decode().splitlines() if line[:1] in ("d", "-")]
     assert listing.returncode == 0 and len(entries) >= 2 * len(ROUNDS), listing
     assert {entry[2] for entry in entries} == {"alice"}, listing.stdout.decode()[-2000:]
+    # Her job secrets (a local file's value copied into her server's Secret, a key of a Secret of her namespace)
+    # were files in her server's pods, read there by Spark in her first and last rounds and by the reusing notebook.
+    secrets = {SECRET_FILES[name]: hashlib.sha256(value.encode()).hexdigest() for name, value in run.secrets.items()}
+    assert rounds[0]["secrets"] == rounds[-1]["secrets"] == secrets, (rounds[0], rounds[-1])
 
     # bob's server without the plugin (the control): its queries run until its first token passes its max date (on
     # a busy node that can be during its first query: the token is made before the server starts), after the
@@ -82,27 +88,34 @@ def test_notebooks_query_their_own_servers_across_an_idle_gap_and_three_max_life
     assert "missing" not in run.knocks, run.knocks
     assert "REFUSED" in run.knocks["none"] and "No authentication token provided" in run.knocks["none"], run.knocks
     assert "REFUSED" in run.knocks["alice's"] and "Invalid authentication token" in run.knocks["alice's"], run.knocks
+    # From a pod inside the cluster, connect()'s `auto` address is her server's Service by name (the cluster's DNS),
+    # and a query with her bearer token runs there.
+    (inside,) = lines(run.knocks["in-cluster"], "IN-CLUSTER")
+    assert inside["host"].endswith("-driver-svc.alice-nb.svc") and inside.get("count") == 3, inside
 
     # Meanwhile alice's status showed her server beside its tokens, and doctor --connect found it answering.
     status, doctor = run.cli["status"], run.cli["doctor"]
     assert re.search(rf"Connect server of alice: pod connect-alice-\S+-driver, up .+, stops after {IDLE_S} s idle",
                      status.stdout), status.stdout + status.stderr[-2000:]
     assert re.search(r"✔ connect server: connect-alice-\S+-driver answers at \S+", doctor.stdout), doctor.stdout
-    assert "✔ connect client: pyspark" in doctor.stdout, doctor.stdout
+    assert "✔ connect client: pyspark-client 4." in doctor.stdout, doctor.stdout
 
     # A second connect() of alice's reused her server; idle for its timeout, it went, and its tokens with it.
     assert "reusing your Connect server at " in again.stderr, again.stderr[-2000:]
     assert [r.get("ok") for r in lines(again.stdout, "ROUND")] == [True], again.stdout + again.stderr[-2000:]
+    assert lines(again.stdout, "ROUND")[0]["secrets"] == secrets
     assert run.gone_after is not None and IDLE_S - 20 < run.gone_after < IDLE_S + 120, run.gone_after
     assert run.service is not None
     (_, last), = _hdfs(run, "alice")[-1:]
     assert_cancelled(testbed, pod_hdfs, last, run.service, tmp_path)
 
-    # alice's bearer token is in no pod spec, ConfigMap or notebook output (read while her server ran).
+    # alice's bearer token and job secrets are in no pod spec, ConfigMap, driver log or notebook output (read while
+    # her server ran).
     token = run.bearers["alice"]
     texts = [json.dumps(run.api.api_client.sanitize_for_serialization(p)) for p in run.servers.values()]
     texts += [json.dumps(run.config_maps), run.logs["alice"], alice.stdout + alice.stderr, again.stdout + again.stderr,
               bob.stdout + bob.stderr, json.dumps(run.knocks)]
     assert any("spark_secrets.connect.server" in text for text in texts)  # the ConfigMaps were read
     for text in texts:
-        assert token not in text and base64.b64encode(token.encode()).decode() not in text
+        for value in (token, *run.secrets.values()):
+            assert value not in text and base64.b64encode(value.encode()).decode() not in text

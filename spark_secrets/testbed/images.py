@@ -211,9 +211,10 @@ def _spark_config() -> dict[str, Any]:
 
 
 #: What a job's Python code uses besides pyspark: the ``runtime`` extra (HdfsCLI, pyarrow), pandas for
-#: pandas UDFs and pg8000 (a pure-Python PostgreSQL client) for jobs using leased database credentials,
-#: at the host's versions.
-JOB_PACKAGES = ("pandas", "pyarrow", "hdfs", "requests", "pg8000")
+#: pandas UDFs and pg8000 (a pure-Python PostgreSQL client) for jobs using leased database credentials;
+#: and Spark Connect's client packages, for a notebook pod in the cluster; at the host's versions.
+JOB_PACKAGES = ("pandas", "pyarrow", "hdfs", "requests", "pg8000",
+                "grpcio", "grpcio-status", "googleapis-common-protos", "protobuf", "zstandard")
 
 
 def _pyspark_stage(images: Path, progress: Progress) -> Path:

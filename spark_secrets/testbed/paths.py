@@ -45,6 +45,14 @@ def hive_client_jars(hive: Path | None = None, hadoop: Path | None = None) -> st
     return f"file://{hive or hive_client_lib()}/*.jar,file://{hadoop or hadoop_lib()}/*.jar"
 
 
+def notebook_python() -> Path:
+    """A notebook's Python: a venv with this project (no extras) and ``pyspark-client`` only (no Spark jars)."""
+    python = cache_dir() / "notebook-venv" / "bin" / "python"
+    if not python.exists():
+        raise TestbedError(f"{python} not found", INSTALL_HINT)
+    return python
+
+
 def kube_binary(name: str) -> Path:
     path = cache_dir() / "kube" / "bin" / name
     if not os.access(path, os.X_OK):

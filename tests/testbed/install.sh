@@ -59,6 +59,20 @@ else
   step "Python packages present"
 fi
 
+# -- A notebook's Python: this project without extras and pyspark-client (Spark Connect's pure-Python client;
+#    no JVM, no Spark jars), in a venv of its own, as a notebook user installs it --------------------------
+notebook_client=4.2.0
+nb_stamp="$(stamp_of "$repo/setup.cfg"):$notebook_client:$repo"
+if [ "$(cat "$cache/notebook-venv/stamp" 2>/dev/null)" != "$nb_stamp" ] || ! "$cache/notebook-venv/bin/python" -c 'import spark_secrets, pyspark.sql.connect.session' 2>/dev/null; then
+  step "a notebook venv: spark-secrets and pyspark-client==$notebook_client (no pyspark, no Java)"
+  rm -rf "$cache/notebook-venv"
+  python3 -m venv "$cache/notebook-venv"
+  "$cache/notebook-venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo" "pyspark-client==$notebook_client"
+  echo "$nb_stamp" > "$cache/notebook-venv/stamp"
+else
+  step "notebook venv present (pyspark-client $notebook_client)"
+fi
+
 # -- Spark 3.5 beside pyspark 4 (a second distribution, for compatibility tests) --------------------
 spark35_version=3.5.9
 if [ "$(cat "$cache/spark-3.5/stamp" 2>/dev/null)" != "$spark35_version" ]; then
