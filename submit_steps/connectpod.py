@@ -21,7 +21,8 @@ from typing import Any
 from spark_secrets.connect.names import (ANNOTATION_IDLE_TIMEOUT, ANNOTATION_TOKEN_SECRET,
                                          LABEL_CONNECT_USER)
 from spark_secrets.errors import ConfigError
-from spark_secrets.secrets.tokensecret import LABEL_MANAGED_BY, MANAGED_BY
+from spark_secrets.secrets.jobsecret import SUFFIX as JOB_SECRETS_SUFFIX
+from spark_secrets.secrets.tokensecret import LABEL_MANAGED_BY, MANAGED_BY, OWNER_SEPARATOR
 from submit_steps.podtemplate import load_template, merge_volumes
 from submit_steps.render import pod_template, properties_text
 from submit_steps.spec import SubmissionSpec
@@ -70,6 +71,11 @@ class ServerObjects:
     @property
     def pod_name(self) -> str:
         return str(self.pod["metadata"]["name"])
+
+
+def bearer_secret_name(user: str, server: str) -> str:
+    """The Secret of ``server``'s bearer token, named as ``user``'s job secrets (``<user>--…-job-secrets``)."""
+    return f"{label_value(user)}{OWNER_SEPARATOR}{server}{JOB_SECRETS_SUFFIX}"
 
 
 def _prefixed(conf: Mapping[str, str], prefix: str) -> dict[str, str]:
@@ -156,7 +162,10 @@ def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port
     owner = label_value(user)
     name = f"connect-{owner}-{uuid.uuid4().hex[:6]}"
     app_id = f"spark-{uuid.uuid4().hex}"
-    names = {"pod": f"{name}-driver", "service": f"{name}-driver-svc", "bearer": f"{name}-token", "conf": f"{name}-conf"}
+    # The bearer token's Secret is named as a job's secrets of its owner's (``<user>--…-job-secrets``): in the shared
+    # layouts the pod policy lets only the owner's pods use it.
+    names = {"pod": f"{name}-driver", "service": f"{name}-driver-svc", "conf": f"{name}-conf",
+             "bearer": bearer_secret_name(user, name)}
     # The job's secrets, 0440 with the pods' group, as submit mounts them: in the driver pod and the executors'
     # template, in place of Spark's own mounts.
     templated = {key for volume in spec.volumes for key in volume.replaces} if spec.fs_group is not None else set()

@@ -5,7 +5,9 @@ A server is found again by its driver pod's user label, but a label is anyone's 
 user's only if it mounts a token Secret whose owner label is the user, which the admission policy of
 ``spark-secrets rbac common`` binds to whoever created the Secret, and which the pod policy of the shared layouts
 lets no one else's pod mount. Its bearer token is read back from the Secret its pod names, if the pod owns that
-Secret; the port is the one its (unchangeable) spec declares.
+Secret; the port is the one its (unchangeable) spec declares. A server started from this machine is known by its
+pod's uid without either reading (:mod:`spark_secrets.connect.records`): the shared ``controller`` layout lets
+users read no Secrets. There a Service is anyone's to replace, so the address is the pod's own IP.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from spark_secrets.errors import KubernetesError, KubernetesNotFound, SparkSecretsError
+from spark_secrets.errors import (ConfigError, KubernetesError, KubernetesForbidden, KubernetesNotFound,
+                                  SparkSecretsError)
 from spark_secrets.kube.client import KubeClient, ObjectRef
 from spark_secrets.renew.ownership import PodInfo
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER, parse_rfc3339
 from spark_secrets.connect.names import (ANNOTATION_IDLE_TIMEOUT, ANNOTATION_LAST_ACTIVITY, ANNOTATION_TOKEN_SECRET,
                                          LABEL_CONNECT_USER)
+from spark_secrets.connect.records import ServerRecords
 from submit_steps.connectpod import TOKEN_KEY, build, check, label_value
 from submit_steps.secret import label_value as owner_label
 from submit_steps.settings import DEPLOY_MODE, Settings
@@ -34,6 +38,8 @@ from submit_steps.submission import Progress, Submission, stderr_progress
 _LIVE = ("Pending", "Running")
 #: A server idle for its timeout less this long is not reused (it may stop before the notebook's first call).
 REUSE_MARGIN_S = 60
+#: Layouts whose namespace users share: the pod policy guards the server's Secrets, but Services are anyone's.
+SHARED_LAYOUTS = ("controller",)
 
 
 @dataclass(frozen=True)
@@ -161,12 +167,24 @@ class ConnectServers:
     """A user's Connect servers in one namespace, reached through ``kube`` (the user's own credentials)."""
 
     def __init__(self, conf: Mapping[str, str], kube: KubeClient | None = None,
-                 progress: Progress = stderr_progress, kubeconfig: str | None = None) -> None:
+                 progress: Progress = stderr_progress, kubeconfig: str | None = None,
+                 records: ServerRecords | None = None) -> None:
         self.conf = {**conf, DEPLOY_MODE: "cluster"}
         settings = Settings(self.conf)  # every setting checked before anything is contacted
         self.idle_s = settings.value(c.CONNECT_IDLE_TIMEOUT).total_seconds()
         self.port = settings.value(c.CONNECT_PORT)
         self.how = settings.value(c.CONNECT_ADDRESS)
+        if settings.layout == "precreated":
+            raise ConfigError("spark.secrets.layout=precreated gives a Connect server no Secret for its bearer token "
+                              "(users there may create none)",
+                              "start Connect servers in a namespace-per-user or controller layout namespace")
+        if settings.layout in SHARED_LAYOUTS:
+            if self.how == "service":
+                raise ConfigError(f"spark.secrets.connect.address=service in the shared {settings.layout} layout: "
+                                  "another user may replace the Service and receive your bearer token",
+                                  "use spark.secrets.connect.address=pod or auto (both the pod's own IP there)")
+            self.how = "pod"
+        self.records = records or ServerRecords()
         self.start_s = settings.value(c.CONNECT_START_TIMEOUT).total_seconds()
         self.namespace = settings.namespace
         check(self.conf, starting=False)
@@ -182,28 +200,43 @@ class ConnectServers:
 
     def find(self, user: str) -> ConnectServer | None:
         """The user's newest live server in the namespace that is theirs and answers, if any."""
-        for pod in live_servers(self.kube, self.namespace, user):
+        pods = live_servers(self.kube, self.namespace, user)
+        self.records.forget_others(self.namespace, (str(p["metadata"].get("uid")) for p in pods))
+        for pod in pods:
             where = f"driver pod {self.namespace}/{pod['metadata']['name']}"
-            if not is_users(self.kube, pod, user):
-                self.progress(f"ignoring {where}: it is labelled {user}'s Connect server but mounts no token Secret "
-                              f"of {user}'s")
+            token = self.records.token(self.namespace, str(pod["metadata"].get("uid")), pod["metadata"]["name"])
+            try:
+                token = token or self._token_of(pod, user, where)
+            except KubernetesForbidden:
+                self.progress(f"not reusing {where}: this machine did not start it, and you may not read its Secrets "
+                              "here to check that it is yours")
+                continue
+            if token is None:
                 continue
             if stops_soon(pod):
                 self.progress(f"not reusing {where}: it has been idle for nearly its timeout")
                 continue
-            try:
-                secret = self.kube.read_secret(self.namespace, (pod["metadata"].get("annotations") or {}).get(
-                    ANNOTATION_TOKEN_SECRET, ""))
-            except KubernetesNotFound:
-                continue
-            if not owned_by(secret, pod):
-                self.progress(f"ignoring {where}: the Secret its annotation names is not its own")
-                continue
-            token = base64.b64decode((secret.get("data") or {}).get(TOKEN_KEY, "")).decode()
             server = self._wait(pod, user, token, connect_port(pod, self.port), started=False)
             if server is not None:
                 return server
         return None
+
+    def _token_of(self, pod: Mapping[str, Any], user: str, where: str) -> str | None:
+        """The bearer token of a server found by its label, once the API shows the pod is the user's and owns the
+        Secret its annotation names; else None (said why)."""
+        if not is_users(self.kube, pod, user):
+            self.progress(f"ignoring {where}: it is labelled {user}'s Connect server but mounts no token Secret "
+                          f"of {user}'s")
+            return None
+        try:
+            secret = self.kube.read_secret(self.namespace, (pod["metadata"].get("annotations") or {}).get(
+                ANNOTATION_TOKEN_SECRET, ""))
+        except KubernetesNotFound:
+            return None
+        if not owned_by(secret, pod):
+            self.progress(f"ignoring {where}: the Secret its annotation names is not its own")
+            return None
+        return base64.b64decode((secret.get("data") or {}).get(TOKEN_KEY, "")).decode()
 
     def _service_ok(self, pod: Mapping[str, Any]) -> bool:
         """Whether the Service named for the pod is the pod's own (needed only when the address may be it)."""
@@ -229,6 +262,8 @@ class ConnectServers:
             self.progress(f"starting Connect server {objects.name} in namespace {objects.namespace} "
                           f"(ends after {self.idle_s:g} s idle)")
             pod = self.kube.create(objects.pod)
+            token = base64.b64decode(objects.bearer["data"][TOKEN_KEY]).decode()
+            self.records.save(pod.namespace, pod.uid, pod.name, token)
             owner = [{"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}]
             for manifest in objects.owned():
                 self.kube.create({**manifest, "metadata": {**manifest["metadata"], "ownerReferences": owner}})
@@ -236,8 +271,7 @@ class ConnectServers:
             if self.submission.created and self.submission.adopt() is None and not self.submission.handed_over:
                 raise KubernetesError(f"driver pod {pod.name} does not carry its token Secret's label",
                                       "report this: the pod was built without it")
-            server = self._wait(self.kube.read_pod(pod.namespace, pod.name), user,
-                                base64.b64decode(objects.bearer["data"][TOKEN_KEY]).decode(), self.port, started=True)
+            server = self._wait(self.kube.read_pod(pod.namespace, pod.name), user, token, self.port, started=True)
             if server is None:
                 raise SparkSecretsError(f"Connect server {objects.name} did not accept connections in "
                                         f"{self.start_s:g} s", self._why(pod))

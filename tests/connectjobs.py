@@ -259,6 +259,9 @@ class ConnectRun:
         """A notebook process: the notebook venv's Python (pyspark-client, no Spark jars); its output goes to files
         (pipes nobody reads while it runs would fill)."""
         target = f"{self.cluster.uri}/user/{user}/notebook-{time.time_ns() % 10**6}"
+        # Each notebook its own record of the servers it started: the reusing one ("again") finds alice's server
+        # through the API (her token Secret, the bearer Secret her pod owns), as from another machine of hers.
+        env.setdefault("XDG_STATE_HOME", str(self.workdir / f"state-{name}"))
         with open(self.workdir / f"{name}.out", "w") as out, open(self.workdir / f"{name}.err", "w") as err:
             return subprocess.Popen([str(notebook_python()), self.script("notebook", NOTEBOOK),
                                      json.dumps(self.conf(user, user == "alice")),

@@ -86,6 +86,23 @@ def test_the_bearer_token_is_only_in_its_secret() -> None:
         assert TOKEN not in json.dumps(part)
     assert TOKEN not in repr(objects)
     assert base64.b64encode(TOKEN.encode()).decode() not in repr(objects)
+    # Named as its owner's job secrets, which the shared layouts' pod policy lets only her pods use.
+    name = objects.bearer["metadata"]["name"]
+    assert name.startswith("alice--connect-alice-") and name.endswith("-job-secrets"), name
+
+
+def test_the_pod_policy_guards_the_bearer_secret_by_its_name() -> None:
+    """The shared layouts' pod policy takes a Secret as a job's by its name and its owner from the prefix: the bearer
+    Secret's name is one of them, owned by its user (a control: a name of another form is not guarded)."""
+    import re
+
+    from spark_secrets.kube.policies import _OURS, _OWNER_OF
+
+    name = build(_spec(CONF), "alice", TOKEN, 60, 15002).bearer["metadata"]["name"]
+    ours, owner_of = _OURS.format(n="n"), _OWNER_OF.format(n="n")
+    assert "n.endsWith('-job-secrets')" in ours and name.endswith("-job-secrets")
+    assert "n.indexOf('--')" in owner_of and name[:name.index("--")] == "alice"
+    assert not re.search(r"-(job-secrets|hadoop-tokens)$", "connect-alice-1a2b3c-token")  # the old name was not guarded
 
 
 def test_job_secrets_are_mounted_0440_in_the_driver_and_through_the_executors_template(tmp_path: Path) -> None:

@@ -42,6 +42,12 @@ class FakeKube:
         raise KubernetesNotFound(f"cannot {what}: not found")  # no Services here: the pod IP is the address
 
 
+@pytest.fixture(autouse=True)
+def _state(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records of servers started here (none in these tests) in a directory of the test's own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
 @pytest.fixture
 def port() -> Iterator[int]:
     with socket.socket() as server:

@@ -127,6 +127,28 @@ def test_bob_cannot_mount_use_or_run_as_alice_s_job_in_a_shared_layout(
         _set_actions(kube, ["Deny"], bob_admitted)
 
 
+def test_bob_cannot_use_the_bearer_secret_of_alice_s_connect_server_in_the_controller_layout(
+        layouts: Testbed, secrets: dict[str, str]) -> None:  # noqa: F811
+    """alice's Connect server's bearer token (whoever holds it may run queries as her) is in a Secret named as her job
+    secrets: bob's pod may not use it, hers may. The control: under a name of no job's (as it was named before), bob's
+    pod gets it."""
+    from submit_steps.connectpod import bearer_secret_name
+
+    kube = layouts.kube
+    assert kube is not None
+    ns, stamp = NAMESPACES["controller"], time.time_ns() % 10**6
+    alice, bob = _api(kube.kubeconfig("alice")), _api(kube.kubeconfig("bob"))
+    guarded, plain = bearer_secret_name("alice", f"connect-alice-{stamp}"), f"connect-alice-{stamp}-token"
+    for name in (guarded, plain):
+        alice.create_namespaced_secret(ns, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+                                            "stringData": {"token": "not-a-real-bearer"}})
+    for how in ("volume", "env"):
+        allowed, message = _admitted(bob, ns, _pod(guarded, how, "spark-bob"))
+        assert not allowed and rbac.POD_POLICY in message and "bob may not" in message, (how, message)
+        assert _admitted(alice, ns, _pod(guarded, how, "spark-alice")) == (True, ""), how
+        assert _admitted(bob, ns, _pod(plain, how, "spark-bob")) == (True, ""), how  # the control: the test can fail
+
+
 def test_a_spark_operator_s_driver_pods_with_alice_s_secret_are_refused_in_a_shared_layout(
         layouts: Testbed, secrets: dict[str, str]) -> None:  # noqa: F811
     """The spark-operator's controller creates driver pods as its own service account. In a shared layout that
