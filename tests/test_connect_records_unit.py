@@ -4,10 +4,8 @@ tests beside their controls; the API server is a fake (a transport of objects), 
 
 from __future__ import annotations
 
-import socket
 import stat
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +15,12 @@ from spark_secrets.connect.records import ServerRecords
 from spark_secrets.errors import ConfigError, KubernetesForbidden
 from submit_steps.connectserver import ConnectServers
 
+import test_connect_reuse_unit
 from test_connect_reuse_unit import CONF, FakeKube, _pod, _secrets
 
 SHARED = {**CONF, "spark.secrets.layout": "controller"}
-
-
-@pytest.fixture
-def port() -> Iterator[int]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        yield int(server.getsockname()[1])
+#: A real listening socket's port: the fixture of test_connect_reuse_unit.
+port = test_connect_reuse_unit.port
 
 
 class NoSecretsKube(FakeKube):
