@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets as random
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from spark_secrets.renew.ownership import PodInfo
 from spark_secrets.secrets.tokensecret import KIND_HADOOP_TOKENS, LABEL_KIND, LABEL_OWNER, parse_rfc3339
 from spark_secrets.connect.names import (ANNOTATION_IDLE_TIMEOUT, ANNOTATION_LAST_ACTIVITY, ANNOTATION_TOKEN_SECRET,
                                          LABEL_CONNECT_USER)
+from spark_secrets.connect.address import connect_port, server_address, service_name
 from spark_secrets.connect.records import ServerRecords
 from submit_steps.connectpod import TOKEN_KEY, build, check, label_value
 from submit_steps.secret import label_value as owner_label
@@ -83,57 +83,12 @@ def owned_by(obj: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
     return bool(uid) and any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def _service_name(pod: Mapping[str, Any]) -> str:
-    return f"{pod['metadata']['name'].removesuffix('-driver')}-driver-svc"
-
-
-def _address(pod: Mapping[str, Any], how: str, service_ok: bool) -> str | None:
-    """The host the notebook reaches the server at, or None while it has none. The Service only when ``service_ok``
-    (it is the pod's own: a Service by that name made by someone else would receive the bearer token)."""
-    meta, status = pod["metadata"], pod.get("status") or {}
-    service = f"{_service_name(pod)}.{meta['namespace']}.svc"
-    if how == "service":
-        return service if service_ok else None
-    if how == "auto" and service_ok:
-        try:
-            socket.getaddrinfo(service, None)
-            return service
-        except OSError:
-            pass
-    return status.get("podIP")
-
-
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def live_servers(kube: KubeClient, namespace: str, user: str) -> list[dict[str, Any]]:
     """Driver pods labelled as ``user``'s Connect server that run or start, newest first (candidates: see
     :func:`is_users`)."""
     pods = kube.list_pods(namespace, f"{LABEL_CONNECT_USER}={label_value(user)},spark-role=driver")
     live = [p for p in pods if (p.get("status") or {}).get("phase") in _LIVE and not p["metadata"].get("deletionTimestamp")]
     return sorted(live, key=lambda p: str(p["metadata"].get("creationTimestamp")), reverse=True)
-
-
-def connect_port(pod: Mapping[str, Any], default: int) -> int:
-    """The Connect port the pod's spec declares (a spec, unlike annotations, cannot change after creation)."""
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name") == "spark-connect" and port.get("containerPort"):
-                return int(port["containerPort"])
-    return default
-
-
-def server_address(pod: Mapping[str, Any], how: str, default_port: int,
-                   service_ok: bool = False) -> tuple[str | None, int, bool]:
-    """Where the notebook reaches the server of ``pod`` (host, port), and whether it accepts a connection now."""
-    port = connect_port(pod, default_port)
-    host = _address(pod, how, service_ok)
-    return host, port, bool(host) and (pod.get("status") or {}).get("phase") == "Running" and _listening(str(host), port)
 
 
 def stops_soon(pod: Mapping[str, Any], now: float | None = None) -> bool:
@@ -242,7 +197,7 @@ class ConnectServers:
         """Whether the Service named for the pod is the pod's own (needed only when the address may be it)."""
         if self.how == "pod":
             return False
-        name = _service_name(pod)
+        name = service_name(pod)
         try:
             service = self.kube.request(f"read Service {self.namespace}/{name}", "GET",
                                         f"/api/v1/namespaces/{self.namespace}/services/{name}")

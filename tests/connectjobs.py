@@ -108,6 +108,7 @@ print("DONE", json.dumps({"children": children(), "java": shutil.which("java"), 
                                             if d.metadata["Name"].lower().startswith("pyspark"))}), flush=True)
 """
 KNOCK = """
+import sys
 from pyspark.sql.connect.session import SparkSession
 from spark_secrets.connect.channel import BearerChannelBuilder
 url, token = sys.argv[1], sys.argv[2]
@@ -124,7 +125,7 @@ IN_CLUSTER = """
 import json, os, sys
 from pyspark.sql.connect.session import SparkSession
 from spark_secrets.connect.channel import BearerChannelBuilder
-from submit_steps.connectserver import server_address
+from spark_secrets.connect.address import server_address
 pod = json.loads(sys.argv[1])
 host, port, answers = server_address(pod, "auto", 15002, service_ok=True)  # the Service is the pod's own
 found = {"host": host, "port": port, "answers": answers}

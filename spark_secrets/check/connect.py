@@ -40,7 +40,8 @@ def check_client() -> Check:
 
 def check_server(settings: Settings, kube: KubeClient, user: str) -> Check:
     """The user's live Connect server in the namespace answers at its address (none running is fine)."""
-    from submit_steps.connectserver import live_servers, server_address
+    from spark_secrets.connect.address import server_address
+    from submit_steps.connectserver import live_servers
 
     name = "connect server"
     pods = live_servers(kube, settings.namespace, user)
