@@ -69,8 +69,10 @@ def test_alice_s_connect_server_in_the_controller_layout_is_started_reused_and_r
         done = subprocess.run([str(notebook_python()), str(script), json.dumps(conf), target], env=env,
                               capture_output=True, text=True, timeout=600)
         pods = admin.list_namespaced_pod(ns, label_selector="spark-secrets.io/connect-user=alice,spark-role=driver").items
-        why = "\n".join(line for line in done.stderr.splitlines() if not line.lstrip().startswith("at "))
-        assert done.returncode == 0, done.stdout[-2000:] + why[-4000:]
+        if done.returncode != 0:  # the client's error without the JVM's stack, and what the server logged
+            why = "\n".join(line for line in done.stderr.splitlines() if not line.lstrip().startswith("at "))
+            logs = [admin.read_namespaced_pod_log(p.metadata.name, ns)[-4000:] for p in pods]
+            raise AssertionError(f"{done.stdout[-2000:]}\n{why[-4000:]}\nthe driver's log:\n{logs}")
         rounds = [json.loads(line.split(" ", 1)[1]) for line in done.stdout.splitlines() if line.startswith("ROUND ")]
         assert rounds == [{"i": 0, "n": 100}, {"i": 1, "n": 100}], done.stdout + done.stderr[-2000:]
         # Started once, then reused, both times at the pod's IP (no Service name in the shared layout).
