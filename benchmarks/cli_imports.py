@@ -45,8 +45,8 @@ COMMANDS: dict[str, list[str]] = {
     "secrets get": ["secrets", "get", "db-password"],
     "rbac": ["rbac", "common", "--submitter", "bad"],
 }
-#: Each imported alone; the last is the standard library's HTTP client, what WebHDFS would need without requests.
-DEPENDENCIES = ["gssapi", "requests", "requests_gssapi", "urllib3", "hvac", "yaml", "prometheus_client",
+#: Each imported alone; the last is the standard library's HTTP client, what the token operations use.
+DEPENDENCIES = ["gssapi", "requests", "urllib3", "hvac", "yaml", "prometheus_client",
                 "thrift_sasl, thrift.protocol.TBinaryProtocol", "kubernetes", "http.client, ssl"]
 
 #: Runs the command as ``-m`` does, then names the top-level packages it left in ``sys.modules``.

@@ -20,10 +20,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Third-party packages (top-level names) worth tens of milliseconds or more to import, or optional extras.
-HEAVY = frozenset({"hvac", "requests", "urllib3", "gssapi", "requests_gssapi", "yaml", "kubernetes",
+HEAVY = frozenset({"hvac", "requests", "urllib3", "gssapi", "yaml", "kubernetes",
                    "prometheus_client", "thrift", "thrift_sasl", "kafka", "pyspark", "pyarrow", "hdfs"})
 HTTP = frozenset({"requests", "urllib3"})
-KERBEROS = frozenset({"gssapi", "requests_gssapi"})
+KERBEROS = frozenset({"gssapi"})
 #: Where the kubeconfig of a submission or ``status`` is read.
 KUBECONFIG = frozenset({"yaml"})
 SUBMIT_ARGS = ["--", "--conf", "spark.secrets.hadoop.filesystems=http://127.0.0.1:{port}"]
@@ -32,10 +32,10 @@ SUBMIT_ARGS = ["--", "--conf", "spark.secrets.hadoop.filesystems=http://127.0.0.
 #: command failing too early cannot pass), and the heavy packages it may load.
 COMMANDS: dict[str, tuple[list[str], str, frozenset[str]]] = {
     "tokens fetch": (["tokens", "fetch", "{tmp}/out.tokens", "--filesystem", "http://127.0.0.1:{port}"],
-                     "spark_secrets.tokens.fetcher", HTTP | KERBEROS),
+                     "spark_secrets.tokens.fetcher", KERBEROS),
     "tokens show": (["tokens", "show", "{tmp}/none.tokens"], "spark_secrets.hadoop.credentials", frozenset()),
-    "tokens renew": (["tokens", "renew", "{tmp}/none.tokens"], "spark_secrets.tokens.registry", HTTP | KERBEROS),
-    "tokens cancel": (["tokens", "cancel", "{tmp}/none.tokens"], "spark_secrets.tokens.registry", HTTP | KERBEROS),
+    "tokens renew": (["tokens", "renew", "{tmp}/none.tokens"], "spark_secrets.tokens.registry", KERBEROS),
+    "tokens cancel": (["tokens", "cancel", "{tmp}/none.tokens"], "spark_secrets.tokens.registry", KERBEROS),
     "conf": (["conf", *SUBMIT_ARGS], "submit_steps.submission", HTTP | KERBEROS | KUBECONFIG),
     "submit": (["submit", *SUBMIT_ARGS], "submit_steps.submission", HTTP | KERBEROS | KUBECONFIG),
     "render": (["render", "--format", "pod-template", *SUBMIT_ARGS], "submit_steps.render",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import requests
 
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import ConfigError, HdfsPermissionError, InvalidTokenError, ServerUnavailable
@@ -11,6 +10,7 @@ from spark_secrets.hadoop.conf import HadoopConf
 from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
 from spark_secrets.tokens.kms import KeyProvider, KmsClient, add_kms_token, configured_provider, renew_kms_token, secret_key_for
 from spark_secrets.hadoop.token import Token
+from spark_secrets.tokens.transport import Answer
 from spark_secrets.tokens.webhdfs import remote_error
 
 
@@ -66,10 +66,8 @@ def test_the_client_speaks_under_the_instances_context_path() -> None:
     assert KmsClient("http://h:9600/keys").PATH == "/keys/v1/"
 
 
-def _response(status: int, reason: str, body: bytes = b"") -> requests.Response:
-    resp = requests.Response()
-    resp.status_code, resp.reason, resp._content = status, reason, body
-    return resp
+def _response(status: int, reason: str, body: bytes = b"") -> Answer:
+    return Answer(status, reason, {}, body)
 
 
 def test_a_refusal_in_the_reason_phrase_is_read() -> None:
@@ -94,22 +92,23 @@ def test_a_refusal_in_the_reason_phrase_is_read() -> None:
     assert type(remote_error(expired, "RENEWDELEGATIONTOKEN", "kms:9600", "KMS")).__name__ == "TokenExpiredError"
 
 
-class _Down(requests.Session):
+class _Down:
+    """A transport to which only the ``answering`` instances answer; the others refuse the connection."""
+
     def __init__(self, answering: set[str]) -> None:
-        super().__init__()
         self.answering, self.asked = answering, []  # type: ignore[var-annotated]
 
-    def request(self, method, url, **kwargs):  # type: ignore[no-untyped-def,override]
+    def send(self, method: str, url: str, headers: object, **kwargs: object) -> Answer:
         host = url.split("/")[2]
         self.asked.append(host)
         if host not in self.answering:
-            raise requests.exceptions.ConnectionError("refused")
+            raise ConnectionRefusedError(111, "refused")
         return _response(200, "OK", b'{"long": 1234}')
 
 
 def test_renewal_fails_over_to_the_next_instance(monkeypatch: pytest.MonkeyPatch) -> None:
     session = _Down({"kms2:9600"})
-    monkeypatch.setattr("spark_secrets.tokens.webhdfs.requests.Session", lambda: session)
+    monkeypatch.setattr("spark_secrets.tokens.webhdfs.SHARED", session)
     ident = DelegationTokenIdentifier("alice", "spark-renewer", "", 1, 2, 3, 4).encode()
     token = Token(ident, b"pw", "kms-dt", "kms://http@kms1;kms2:9600/kms")
     assert renew_kms_token(token, None) == 1234

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from requests.auth import AuthBase
+from spark_secrets.tokens.transport import HttpAuth
 
 from spark_secrets.check.lifetimes import Lifetimes, weigh
 from spark_secrets.check.report import FAIL, OK, Check
@@ -24,7 +24,7 @@ from spark_secrets.tokens.webhdfs import WebHdfsClient
 TIMEOUT = 10.0
 
 
-def check_filesystem(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | str) -> Check:
+def check_filesystem(uri: str, conf: HadoopConf, auth: HttpAuth, verify: bool | str) -> Check:
     name = f"filesystem {uri}"
     try:
         target = resolve_filesystem(uri, conf)
@@ -51,7 +51,7 @@ def check_filesystem(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | 
     return Check(name, OK, f"{'; '.join(states)}; WebHDFS accepts your Kerberos login (SPNEGO)")
 
 
-def probe(uri: str, conf: HadoopConf, auth: AuthBase, verify: bool | str, user: str) -> tuple[Check, Lifetimes | None]:
+def probe(uri: str, conf: HadoopConf, auth: HttpAuth, verify: bool | str, user: str) -> tuple[Check, Lifetimes | None]:
     """Obtain a token naming the user as renewer (so it may renew it), renew it once to learn the
     renew interval, and cancel it: nothing is left behind."""
     name = f"probe {uri}"

@@ -1,49 +1,40 @@
-"""SPNEGO (HTTP ``Negotiate``) authentication for ``requests``, from gssapi credentials.
+"""SPNEGO (HTTP ``Negotiate``, RFC 4559) from gssapi credentials: the header of a request, and the check of
+the server's answer token.
 
-``requests-gssapi`` does the handshake (first token, 401 retries, the server's mutual token). This
-module only chooses its settings for Hadoop's servers and turns its failures into one-line
-:class:`~spark_secrets.errors.KerberosError` s. No token bytes reach a log line or an exception.
+The handshake is one leg for Kerberos: the token goes with the request itself (Hadoop's servers accept it up
+front, which saves the round trip to a 401), and the server's ``WWW-Authenticate: Negotiate <token>`` answer
+(the Kerberos AP-REP) proves the server. It is written here on gssapi, not with requests-gssapi, because
+that library needs requests, and importing requests was two thirds of a cold ``tokens fetch`` (issue 33;
+README, "Dependencies"). No token bytes reach a log line or an exception.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
-import logging
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 import gssapi
 import gssapi.exceptions
-import requests
-from requests.auth import AuthBase
-from requests_gssapi import OPTIONAL, HTTPSPNEGOAuth, MutualAuthenticationError
-from requests_gssapi.exceptions import SPNEGOExchangeError
 
 from spark_secrets.errors import KerberosError
 from spark_secrets.login.kerberos import KINIT_HINT, SPNEGO, gss_problem
+from spark_secrets.tokens.transport import Headers
 
 
-class SpnegoAuth(AuthBase):
-    """Sends ``Authorization: Negotiate`` on every request, and checks the server's answer token.
 
-    ``credentials`` default to the ticket cache; the server principal is ``HTTP/<url host>``, with
-    IP literals turned into their host name (:func:`service_host`).
+class SpnegoAuth:
+    """Sends ``Authorization: Negotiate`` with every request, and checks the server's answer token.
 
-    Settings of ``requests_gssapi.HTTPSPNEGOAuth``, and why:
+    ``credentials`` default to the ticket cache; the server principal is ``<service>/<url host>``, with IP
+    literals turned into their host name (:func:`service_host`). An answer without a token is accepted:
+    Hadoop sends none when its signed ``hadoop.auth`` cookie, not SPNEGO, authenticated the request. A token
+    that does not verify fails the request. Each request has a GSS context of its own, so threads may share
+    one ``SpnegoAuth`` (the renew service's grant pool does).
 
-    * ``opportunistic_auth``: the token goes with the first request, as the hand-written code
-      before did; Hadoop's servers accept it up front, and it saves the round trip to a 401.
-    * ``mutual_authentication=OPTIONAL``: Hadoop's ``KerberosAuthenticationHandler`` answers a
-      request it authenticated with ``WWW-Authenticate: Negotiate <token>`` (SPNEGO's answer, with
-      the Kerberos AP-REP), and that token is verified; a token that does not verify fails the
-      request. A response without a token is accepted, as before: Hadoop sends none when its
-      signed ``hadoop.auth`` cookie (a ``requests.Session`` keeps it), not SPNEGO, authenticated
-      the request, and REQUIRED would fail those requests (seen on the test bed, tests/test_tokens.py).
-    * ``sanitize_mutual_error_response=False``: error answers keep their body, the NameNode's
-      ``RemoteException`` that :mod:`spark_secrets.tokens.webhdfs` turns into a one-line error.
-
-    The library keeps its GSS contexts on the auth object; a fresh one per request keeps threads
-    (the renew service's grant pool shares one ``SpnegoAuth``) from stepping each other's contexts.
+    It also serves ``requests`` (``session.auth = SpnegoAuth(...)``, as for HdfsCLI) without importing it.
     """
 
     def __init__(self, credentials: gssapi.Credentials | None = None, service: str = "HTTP") -> None:
@@ -54,9 +45,65 @@ class SpnegoAuth(AuthBase):
         who = str(self.credentials.name) if self.credentials is not None else "ticket cache"
         return f"SpnegoAuth({who})"
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        host = service_host(urlsplit(request.url or "").hostname or "localhost")
-        return _Negotiate(self.credentials, self.service, host)(request)
+    def negotiate(self, host: str) -> Negotiation:
+        """A new context with ``<service>@<host>`` and its first token; raises :class:`KerberosError`."""
+        return Negotiation(self.credentials, self.service, service_host(host))
+
+    def __call__(self, request: Any) -> Any:
+        """``requests``' auth hook: the header now, the answer's check as a response hook."""
+        negotiation = self.negotiate(urlsplit(request.url or "").hostname or "localhost")
+        request.headers["Authorization"] = negotiation.header
+
+        def check(response: Any, **_: Any) -> Any:
+            negotiation.verify(response.status_code, response.headers, urlsplit(response.url or "").netloc)
+            return response
+
+        request.register_hook("response", check)
+        return request
+
+
+class Negotiation:
+    """One request's SPNEGO exchange with ``service@host``: :attr:`header` to send, :meth:`verify` the answer."""
+
+    def __init__(self, credentials: gssapi.Credentials | None, service: str, host: str) -> None:
+        self.service, self.host = service, host
+        try:
+            name = gssapi.Name(f"{service}@{host}", gssapi.NameType.hostbased_service)
+            self._context = gssapi.SecurityContext(name=name, usage="initiate", creds=credentials, mech=SPNEGO,
+                                                   flags=gssapi.RequirementFlag.mutual_authentication)
+            token = self._context.step()
+        except gssapi.exceptions.GSSError as exc:
+            raise _explain(exc, host, service) from None
+        self.header = "Negotiate " + base64.b64encode(token or b"").decode("ascii")
+
+    def __repr__(self) -> str:
+        return f"Negotiation({self.service}@{self.host})"
+
+    def verify(self, status: int, headers: Headers, where: str) -> None:
+        """Checks the server's answer token, if it sent one (a 401 is left to the caller to name)."""
+        token = answer_token(headers)
+        if token is None or status == 401:
+            return
+        try:
+            self._context.step(token)
+        except (gssapi.exceptions.GSSError, ValueError):
+            where = where or self.host
+            raise KerberosError(f"the server at {where} failed Kerberos mutual authentication",
+                                f"check that {where} is the service itself and that its "
+                                f"{self.service}/{self.host} keytab is current") from None
+
+
+def answer_token(headers: Headers) -> bytes | None:
+    """The token of a ``WWW-Authenticate: Negotiate <base64>`` header; None when there is none (or it is
+    not base64, which the check then cannot pass either: an empty token)."""
+    for challenge in (headers.get("WWW-Authenticate") or "").split(","):
+        scheme, _, data = challenge.strip().partition(" ")
+        if scheme.lower() == "negotiate" and data.strip():
+            try:
+                return base64.b64decode(data.strip(), validate=True)
+            except ValueError:
+                return b""
+    return None
 
 
 def service_host(host: str) -> str:
@@ -72,37 +119,6 @@ def service_host(host: str) -> str:
         return host
 
 
-class _Negotiate(HTTPSPNEGOAuth):
-    """One request's SPNEGO exchange with ``service@host``; failures become KerberosError."""
-
-    def __init__(self, credentials: gssapi.Credentials | None, service: str, host: str) -> None:
-        super().__init__(mutual_authentication=OPTIONAL, target_name=f"{service}@{host}", opportunistic_auth=True,
-                         creds=credentials, mech=SPNEGO, sanitize_mutual_error_response=False)
-        self.service, self.host = service, host
-
-    def generate_request_header(self, response: requests.Response | None, host: str,
-                                is_preemptive: bool = False) -> str:
-        try:
-            return str(super().generate_request_header(response, host, is_preemptive))
-        except SPNEGOExchangeError as exc:
-            if not is_preemptive:
-                # A retry after a 401: the library then hands back that 401, which the caller names.
-                raise
-            cause = exc.__context__  # the library raises from inside its ``except GSSError``
-            if isinstance(cause, gssapi.exceptions.GSSError):
-                raise _explain(cause, self.host, self.service) from None
-            raise KerberosError(f"Kerberos failed for {self.service}/{self.host}", KINIT_HINT) from None
-
-    def handle_other(self, response: requests.Response) -> requests.Response:
-        try:
-            return super().handle_other(response)
-        except MutualAuthenticationError:
-            where = urlsplit(response.url or "").netloc or self.host
-            raise KerberosError(f"the server at {where} failed Kerberos mutual authentication",
-                                f"check that {where} is the service itself and that its "
-                                f"{self.service}/{self.host} keytab is current") from None
-
-
 def _explain(exc: gssapi.exceptions.GSSError, host: str, service: str) -> KerberosError:
     message = gss_problem(exc)
     lowered = message.lower()
@@ -116,15 +132,3 @@ def _explain(exc: gssapi.exceptions.GSSError, host: str, service: str) -> Kerber
         return KerberosError(f"the KDC has no principal {service}/{host}",
                              "use the NameNode's fully qualified host name in the URL")
     return KerberosError(f"Kerberos failed for {service}/{host} ({message})", KINIT_HINT)
-
-
-class _NoTokensInLibraryLog(logging.Filter):
-    """requests-gssapi's DEBUG lines quote the Negotiate tokens both ways: they are dropped. Its
-    ERROR lines are dropped too: each failure they report reaches the caller once, as a one-line
-    KerberosError from here or as the HTTP status the server gave."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return logging.DEBUG < record.levelno < logging.ERROR
-
-
-logging.getLogger("requests_gssapi.gssapi_").addFilter(_NoTokensInLibraryLog())

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from requests.auth import AuthBase
+from spark_secrets.tokens.transport import HttpAuth
 
 from spark_secrets.hadoop.conf import HadoopConf
 from spark_secrets.hadoop.credentials import Credentials
@@ -80,7 +80,7 @@ class ProviderKind:
         return self.provider.facts(token, self.context)
 
 
-def default_kinds(auth: Callable[[], AuthBase], renewer: str, *, conf: HadoopConf | None = None,
+def default_kinds(auth: Callable[[], HttpAuth], renewer: str, *, conf: HadoopConf | None = None,
                   verify: bool | str = True, metastore: Metastore | None = None,
                   spark_conf: Mapping[str, str] | None = None) -> list[TokenKind]:
     """Every registered provider, logged in as the service (``auth`` is called per server call).

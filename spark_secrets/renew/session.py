@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from requests.auth import AuthBase
+from spark_secrets.tokens.transport import HttpAuth
 
 from spark_secrets.login.kerberos import keytab_login
 from spark_secrets.login.spnego import SpnegoAuth
@@ -30,7 +30,7 @@ class KeytabSession:
     def short_name(self) -> str:
         return self._ticket.short_name
 
-    def __call__(self) -> AuthBase:
+    def __call__(self) -> HttpAuth:
         if self._ticket.remaining < self._lifetime * self.refresh_when_left:
             self._ticket = keytab_login(self.principal, self.keytab, self.ccache)
             self._lifetime = self._ticket.remaining

@@ -49,6 +49,18 @@ from spark_secrets.tokens.webhdfs import redact, remote_error
 
 log = logging.getLogger(__name__)
 
+
+class _RedactTokenParams(logging.Filter):
+    """Keeps urllib3's debug lines (the URLs of requests sends) from printing ``delegation=`` values."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and any(p in str(a) for a in record.args for p in ("token=", "delegation=")):
+            record.args = tuple(redact(str(a)) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactTokenParams())
+
 _RETRY_ELSEWHERE = ("StandbyException", "RetriableException")
 #: The remote exceptions that are about who the caller is or what it may do (the rest goes to HdfsCLI).
 _SECURITY = ("SecurityException", "InvalidToken", "AccessControlException", "AuthorizationException")

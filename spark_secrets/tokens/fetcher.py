@@ -3,7 +3,7 @@ renew or cancel a token of any kind through its provider (:mod:`spark_secrets.to
 
 from __future__ import annotations
 
-from requests.auth import AuthBase
+from spark_secrets.tokens.transport import HttpAuth
 
 from spark_secrets.hadoop.conf import FileSystemTarget, HadoopConf
 from spark_secrets.hadoop.token import Token
@@ -15,20 +15,20 @@ from spark_secrets.tokens.registry import cancel_any, renew_any
 __all__ = ["MAX_PARALLEL_FETCHES", "cancel_token", "namenodes_for", "obtain_tokens", "renew_token"]
 
 
-def _context(auth: AuthBase | None, target: FileSystemTarget | None, conf: HadoopConf | None,
+def _context(auth: HttpAuth | None, target: FileSystemTarget | None, conf: HadoopConf | None,
              verify: bool | str) -> TokenContext:
     return TokenContext(auth=lambda: auth, hadoop=conf, verify=verify,
                         filesystem=target)
 
 
-def renew_token(token: Token, auth: AuthBase | None, *, target: FileSystemTarget | None = None,
+def renew_token(token: Token, auth: HttpAuth | None, *, target: FileSystemTarget | None = None,
                 conf: HadoopConf | None = None, verify: bool | str = True) -> int:
     """Renew at the server that issued the token (the active NameNode of ``target`` or of the one its
     service names, any instance of its KMS, ...); returns the new expiry in ms since the epoch."""
     return renew_any(token, _context(auth, target, conf, verify))
 
 
-def cancel_token(token: Token, auth: AuthBase | None, *, target: FileSystemTarget | None = None,
+def cancel_token(token: Token, auth: HttpAuth | None, *, target: FileSystemTarget | None = None,
                  conf: HadoopConf | None = None, verify: bool | str = True) -> None:
     """Cancel at the server that issued the token (the active NameNode, any instance of its KMS, ...)."""
     cancel_any(token, _context(auth, target, conf, verify))

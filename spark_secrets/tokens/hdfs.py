@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from requests.auth import AuthBase
+from spark_secrets.tokens.transport import HttpAuth
 
 from spark_secrets.errors import SparkSecretsError
 from spark_secrets.hadoop.conf import FILESYSTEM_SCHEMES, FileSystemTarget, HadoopConf, resolve_filesystem
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MAX_PARALLEL_FETCHES = 8
 
 
-def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | None, auth: AuthBase | None, *,
+def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | None, auth: HttpAuth | None, *,
                   doas: str | None = None, credentials: Credentials | None = None,
                   conf: HadoopConf | None = None, verify: bool | str = True,
                   kms_problems: list[SparkSecretsError] | None = None, failover: Failover | None = None) -> Credentials:
@@ -90,7 +90,7 @@ def obtain_tokens(filesystems: Iterable[str | FileSystemTarget], renewer: str | 
     return creds
 
 
-def _obtain_one(target: FileSystemTarget, renewer: str | None, auth: AuthBase | None, doas: str | None,
+def _obtain_one(target: FileSystemTarget, renewer: str | None, auth: HttpAuth | None, doas: str | None,
                 verify: bool | str, conf: HadoopConf | None, failover: Failover) -> tuple[Token, Token, str | None]:
     """The token for ``hdfs://`` clients, its (S)WebHDFS twin, and the filesystem's key provider (if
     any), from the first active NameNode."""
@@ -118,7 +118,7 @@ def _key_provider(client: WebHdfsClient, conf: HadoopConf | None) -> str | None:
     return provider or (configured_provider(conf) if conf is not None else None)
 
 
-def renew_hdfs_token(token: Token, auth: AuthBase | None, *, target: FileSystemTarget | None = None,
+def renew_hdfs_token(token: Token, auth: HttpAuth | None, *, target: FileSystemTarget | None = None,
                      conf: HadoopConf | None = None, verify: bool | str = True,
                      failover: Failover | None = None) -> int:
     """Renew at the active NameNode of ``target`` (default: the one the token's service names); the
@@ -129,7 +129,7 @@ def renew_hdfs_token(token: Token, auth: AuthBase | None, *, target: FileSystemT
         lambda url: WebHdfsClient(url, auth, verify=verify).renew_delegation_token(token))
 
 
-def cancel_hdfs_token(token: Token, auth: AuthBase | None, *, target: FileSystemTarget | None = None,
+def cancel_hdfs_token(token: Token, auth: HttpAuth | None, *, target: FileSystemTarget | None = None,
                       conf: HadoopConf | None = None, verify: bool | str = True,
                       failover: Failover | None = None) -> None:
     """Cancel at the active NameNode of ``target`` (default: the one the token's service names)."""

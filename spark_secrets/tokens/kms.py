@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from requests.auth import AuthBase
+from spark_secrets.tokens.transport import HttpAuth
 
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import ConfigError, ServerUnavailable
@@ -46,7 +46,7 @@ class KmsClient(TokenHttpClient):
     PATH = "/kms/v1/"
     SERVER = "KMS"
 
-    def __init__(self, url: str, auth: AuthBase | None = None, **kwargs: object) -> None:
+    def __init__(self, url: str, auth: HttpAuth | None = None, **kwargs: object) -> None:
         super().__init__(url, auth, **kwargs)  # type: ignore[arg-type]
         # The instance's context path (``/kms`` unless deployed elsewhere) comes before ``/v1/``.
         path = urlsplit(url).path.rstrip("/")
@@ -88,7 +88,7 @@ class KeyProvider:
             raise ConfigError(f"key provider {uri!r} names no host", "write kms://http@host:9600/kms")
         return cls(text, urls)
 
-    def clients(self, auth: AuthBase | None, verify: bool | str = True) -> list[KmsClient]:
+    def clients(self, auth: HttpAuth | None, verify: bool | str = True) -> list[KmsClient]:
         return [KmsClient(url, auth, verify=verify) for url in self.urls]
 
 
@@ -107,7 +107,7 @@ def secret_key_for(filesystem_uri: str) -> str:
     return f"{SECRET_KEY_PREFIX}{parts.scheme}://{parts.netloc}"
 
 
-def _on_any(provider: KeyProvider, op: str, call: Callable[[KmsClient], T], auth: AuthBase | None,
+def _on_any(provider: KeyProvider, op: str, call: Callable[[KmsClient], T], auth: HttpAuth | None,
             verify: bool | str) -> T:
     """``call`` on the first instance that answers, as Hadoop's load-balancing provider fails over."""
     skipped: list[str] = []
@@ -121,7 +121,7 @@ def _on_any(provider: KeyProvider, op: str, call: Callable[[KmsClient], T], auth
                             "check that the KMS is running and reachable from here")
 
 
-def obtain_kms_token(provider: KeyProvider, renewer: str | None, auth: AuthBase | None, *,
+def obtain_kms_token(provider: KeyProvider, renewer: str | None, auth: HttpAuth | None, *,
                      doas: str | None = None, verify: bool | str = True) -> Token:
     """A ``kms-dt`` token named as Hadoop's client names it (service = the provider URI)."""
     token = _on_any(provider, "GETDELEGATIONTOKEN", lambda c: c.get_delegation_token(renewer, doas=doas),
@@ -137,13 +137,13 @@ def add_kms_token(creds: Credentials, provider: KeyProvider, token: Token, files
         creds.secret_keys[secret_key_for(fs)] = provider.uri.encode()
 
 
-def renew_kms_token(token: Token, auth: AuthBase | None, *, verify: bool | str = True) -> int:
+def renew_kms_token(token: Token, auth: HttpAuth | None, *, verify: bool | str = True) -> int:
     """Renew at any instance of the token's KMS; the new expiry in ms since the epoch."""
     return _on_any(KeyProvider.parse(token.service), "RENEWDELEGATIONTOKEN",
                    lambda c: c.renew_delegation_token(token), auth, verify)
 
 
-def cancel_kms_token(token: Token, auth: AuthBase | None, *, verify: bool | str = True) -> None:
+def cancel_kms_token(token: Token, auth: HttpAuth | None, *, verify: bool | str = True) -> None:
     """Cancel at any instance of the token's KMS."""
     _on_any(KeyProvider.parse(token.service), "CANCELDELEGATIONTOKEN",
             lambda c: c.cancel_delegation_token(token), auth, verify)

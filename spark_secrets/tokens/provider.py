@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import gssapi
-from requests.auth import AuthBase
+from spark_secrets.tokens.transport import HttpAuth
 
 from spark_secrets.errors import SparkSecretsError
 from spark_secrets.hadoop.conf import FileSystemTarget, HadoopConf
@@ -41,7 +41,7 @@ class JobSettings(Protocol):
     def get(self, key: str) -> str | None: ...
 
 
-def _no_auth() -> AuthBase | None:
+def _no_auth() -> HttpAuth | None:
     return None
 
 
@@ -61,7 +61,7 @@ class TokenContext:
     those of :attr:`conf`, the caller's own configuration.
     """
 
-    auth: Callable[[], AuthBase | None] = _no_auth
+    auth: Callable[[], HttpAuth | None] = _no_auth
     hadoop: HadoopConf | None = None
     verify: bool | str = True
     renewer: str | None = None

@@ -8,14 +8,12 @@ errors name the operation and the server's host.
 
 from __future__ import annotations
 
+import http.client
 import json
-import logging
+import ssl
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
-
-import requests
-from requests.auth import AuthBase
+from typing import Any, Protocol
+from urllib.parse import urlencode, urlsplit
 
 from spark_secrets.errors import (
     HdfsAuthenticationError,
@@ -27,19 +25,9 @@ from spark_secrets.errors import (
     TokenExpiredError,
 )
 from spark_secrets.hadoop.token import Token
-
-log = logging.getLogger(__name__)
+from spark_secrets.tokens.transport import SHARED, HttpAuth, Sender
 
 _SECRET_PARAMS = ("token=", "delegation=")
-
-
-class _RedactTokenParams(logging.Filter):
-    """Keeps urllib3's debug lines from printing ``token=``/``delegation=`` query values."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args and any(p in str(a) for a in record.args for p in _SECRET_PARAMS):
-            record.args = tuple(redact(str(a)) if isinstance(a, str) else a for a in record.args)
-        return True
 
 
 def redact(text: str) -> str:
@@ -56,8 +44,6 @@ def redact(text: str) -> str:
     return text
 
 
-logging.getLogger("urllib3.connectionpool").addFilter(_RedactTokenParams())
-
 
 class TokenHttpClient:
     """Delegation-token calls against one server's HTTP(S) address (subclasses say which server)."""
@@ -68,14 +54,14 @@ class TokenHttpClient:
     SERVER = "server"
     UNAVAILABLE: type[HdfsError] = ServerUnavailable
 
-    def __init__(self, url: str, auth: AuthBase | None = None, *, session: requests.Session | None = None,
+    def __init__(self, url: str, auth: HttpAuth | None = None, *, transport: Sender | None = None,
                  timeout: float = 30.0, verify: bool | str = True) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise HdfsError(f"not a {self.SERVER} HTTP address: {url!r}", "use http(s)://host:port")
         self.url = f"{parts.scheme}://{parts.netloc}"
         self.auth = auth
-        self.session = session or requests.Session()
+        self.transport = transport or SHARED
         self.timeout = timeout
         self.verify = verify
 
@@ -113,24 +99,31 @@ class TokenHttpClient:
 
     # -- transport -------------------------------------------------------------------------------
     def call(self, method: str, op: str, params: Mapping[str, str | None]) -> dict[str, Any]:
-        query = {"op": op, **{k: v for k, v in params.items() if v is not None}}
+        query = urlencode({"op": op, **{k: v for k, v in params.items() if v is not None}})
+        # Made per request (a GSS context each), so a failed ticket is named before anything is sent.
+        negotiation = self.auth.negotiate(urlsplit(self.url).hostname or "localhost") if self.auth else None
+        headers = {"Accept": "application/json", "User-Agent": "spark-secrets"}
+        if negotiation is not None:
+            headers["Authorization"] = negotiation.header
         try:
-            resp = self.session.request(method, f"{self.url}{self.PATH}", params=query, auth=self.auth,
-                                        timeout=self.timeout, verify=self.verify, allow_redirects=False)
-        except requests.exceptions.SSLError:
+            resp = self.transport.send(method, f"{self.url}{self.PATH}?{query}", headers, timeout=self.timeout,
+                                       verify=self.verify)
+        except ssl.SSLError:
             # Not "unavailable": trying the next NameNode would hide a trust problem.
             raise HdfsError(f"TLS to {self.SERVER} {self.host} failed during {op}: its certificate is not trusted",
                             "give the CA certificate with --ca-bundle / spark.secrets.hadoop.caBundle") from None
-        except requests.exceptions.Timeout:
+        except TimeoutError:
             raise self.UNAVAILABLE(f"{self.SERVER} {self.host} did not answer {op} within {self.timeout:.0f} s") from None
-        except requests.exceptions.ConnectionError:
+        except (OSError, http.client.HTTPException):
             raise self.UNAVAILABLE(f"cannot connect to {self.SERVER} {self.host} for {op}",
                                    f"check the address and that the {self.SERVER} is running") from None
+        if negotiation is not None:
+            negotiation.verify(resp.status_code, resp.headers, self.host)
         if resp.ok:
             if not resp.content:
                 return {}
             try:
-                return dict(resp.json())
+                return dict(json.loads(resp.content))
             except (ValueError, TypeError):
                 raise HdfsError(f"{self.SERVER} {self.host} answered {op} with something other than JSON") from None
         raise remote_error(resp, op, self.host, self.SERVER)
@@ -157,7 +150,18 @@ class WebHdfsClient(TokenHttpClient):
         return str(uri) if uri else None
 
 
-def remote_error(resp: requests.Response, op: str, host: str, server: str = "NameNode") -> HdfsError:
+class Reply(Protocol):
+    """An HTTP answer: a :class:`~spark_secrets.tokens.transport.Answer` or a ``requests.Response``."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def content(self) -> bytes: ...
+
+
+def remote_error(resp: Reply, op: str, host: str, server: str = "NameNode") -> HdfsError:
     """Map a WebHDFS or KMS error response (``RemoteException`` JSON or a bare status) to a typed error."""
     exception, message = "", ""
     try:

@@ -51,8 +51,8 @@ export JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 
 # -- Python: this project and its dev extras -------------------------------------------------------
 py_stamp="$(stamp_of "$repo/setup.cfg" "$repo/pyproject.toml")"
-if [ "$(cat "$cache/python.stamp" 2>/dev/null)" != "$py_stamp:$repo" ] || ! python3 -c 'import spark_secrets, gssapi, requests_gssapi, pyspark, kubernetes' 2>/dev/null; then
-  step "pip install -e .[dev] (pyspark, gssapi, requests-gssapi, kubernetes, ...)"
+if [ "$(cat "$cache/python.stamp" 2>/dev/null)" != "$py_stamp:$repo" ] || ! python3 -c 'import spark_secrets, gssapi, pyspark, kubernetes' 2>/dev/null; then
+  step "pip install -e .[dev] (pyspark, gssapi, kubernetes, ...)"
   python3 -m pip install -q --disable-pip-version-check -e "$repo[dev]"
   echo "$py_stamp:$repo" > "$cache/python.stamp"
 else
