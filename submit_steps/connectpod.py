@@ -82,11 +82,6 @@ def _prefixed(conf: Mapping[str, str], prefix: str) -> dict[str, str]:
     return {k[len(prefix):]: v for k, v in conf.items() if k.startswith(prefix) and len(k) > len(prefix)}
 
 
-def _joined(first: str | None, second: str) -> str:
-    parts = [p for p in (first or "").split(",") if p.strip()]
-    return ",".join(parts if second in parts else [*parts, second])
-
-
 def _memory_mib(text: str) -> int:
     """Spark's memory string (``768m``, ``2g``; bare numbers are MiB) in MiB."""
     match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)b?\s*", text.lower())
@@ -192,9 +187,15 @@ def build(spec: SubmissionSpec, user: str, token: str, idle_seconds: float, port
         "spark.driver.host": f"{names['service']}.{namespace}.svc",
         "spark.driver.port": conf.get("spark.driver.port") or str(DRIVER_PORT),
         "spark.driver.blockManager.port": conf.get("spark.driver.blockManager.port") or str(BLOCK_MANAGER_PORT),
-        "spark.plugins": _joined(conf.get("spark.plugins"), CONNECT_PLUGIN),
         "spark.connect.grpc.binding.port": str(port),
     })
+    # Not Connect as a driver plugin: a plugin starts it inside SparkContext's constructor, which then waits up to
+    # 30 s for executors before the context is active, and a query arriving then fails on Spark's
+    # ``SparkContext.getActive.get`` (``None.get``). The server's program starts it once the context is up.
+    plugins = [p.strip() for p in (conf.get("spark.plugins") or "").split(",") if p.strip() and p.strip() != CONNECT_PLUGIN]
+    properties.pop("spark.plugins", None)
+    if plugins:
+        properties["spark.plugins"] = ",".join(plugins)
     files[PROPERTIES] = properties_text(properties, ("Spark Connect server of " + owner + " (spark-secrets connect)",))
     labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_CONNECT_USER: owner}
 

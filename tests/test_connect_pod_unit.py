@@ -64,8 +64,9 @@ def test_the_driver_pod_is_spark_s_cluster_mode_driver_with_the_token_secret_and
     assert labels["spark-secrets.io/token-secret"] == tokens.name  # how the submission adopts its Secret
     assert labels["spark-app-selector"] == props["spark.app.id"] == objects.service["spec"]["selector"]["spark-app-selector"]
     assert pod["metadata"]["annotations"][ANNOTATION_TOKEN_SECRET] == objects.bearer["metadata"]["name"]
-    # What Spark's driver needs in the pod: Connect as a driver plugin beside the refresher, its port, the Service.
-    assert props["spark.plugins"].split(",") == [PLUGIN_CLASS, CONNECT_PLUGIN]
+    # What Spark's driver needs in the pod: the refresher plugin, Connect's port, the Service. Connect itself is
+    # started by the server's program once the SparkContext is up, never as a plugin (not even the user's own).
+    assert props["spark.plugins"].split(",") == [PLUGIN_CLASS]
     assert props["spark.connect.grpc.binding.port"] == "15002"
     assert props["spark.driver.host"] == f"{objects.service['metadata']['name']}.alice.svc"
     assert props["spark.kubernetes.driver.pod.name"] == objects.pod_name
@@ -77,6 +78,18 @@ def test_the_driver_pod_is_spark_s_cluster_mode_driver_with_the_token_secret_and
                                                                      "spark-ui"}
     assert props["spark.kubernetes.memoryOverheadFactor"] == "0.4"  # Spark's for Python, handed to the executors
     assert "spark_secrets.connect.server" in objects.config_map["data"][PROGRAM]
+
+
+def test_connect_is_never_a_plugin_even_when_the_user_names_it() -> None:
+    """As a plugin, Connect would serve queries before the SparkContext is active (they fail with None.get)."""
+    named = _properties(build(_spec({**CONF, "spark.plugins": f"com.example.Mine,{CONNECT_PLUGIN}"}), "alice", TOKEN,
+                              900, 15002))
+    assert named["spark.plugins"].split(",") == ["com.example.Mine", PLUGIN_CLASS]
+    alone = _properties(build(_spec({**CONF, "spark.secrets.plugin.jar": "none", "spark.plugins": CONNECT_PLUGIN}),
+                              "alice", TOKEN, 900, 15002))
+    assert "spark.plugins" not in alone
+    control = _properties(build(_spec({**CONF, "spark.plugins": "com.example.Mine"}), "alice", TOKEN, 900, 15002))
+    assert control["spark.plugins"].split(",") == ["com.example.Mine", PLUGIN_CLASS]
 
 
 def test_the_bearer_token_is_only_in_its_secret() -> None:

@@ -60,7 +60,6 @@ def test_only_the_token_holder_runs_queries_and_the_server_ends_once_idle(tmp_pa
     port = _free_port()
     log = tmp_path / "server.log"
     argv = [str(spark_home() / "bin" / "spark-submit"), "--master", "local[2]",
-            "--conf", "spark.plugins=org.apache.spark.sql.connect.SparkConnectPlugin",
             "--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.ui.enabled=false",
             str(SERVER), str(IDLE_S)]
     server = subprocess.Popen(argv, env={**spark_env(), "SPARK_CONNECT_AUTHENTICATE_TOKEN": TOKEN},

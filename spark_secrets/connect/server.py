@@ -1,11 +1,14 @@
-"""The driver program of a user's own Spark Connect server: Spark's Connect service, loaded as a driver plugin
-(``spark.plugins=org.apache.spark.sql.connect.SparkConnectPlugin``), in a cluster-mode application that ends
-itself once idle.
+"""The driver program of a user's own Spark Connect server: Spark's Connect service in a cluster-mode
+application that ends itself once idle.
 
-Spark 4.3 refuses its own ``SparkConnectServer`` main class in cluster mode outside YARN; the plugin is how
-pyspark's local mode starts Connect too. This program blocks while the service serves, reads its activity
-(:mod:`.idle`) every few seconds through Py4J, and after the idle timeout stops Spark and deletes its own driver
-pod: the job's token Secret goes with the pod, and the renew service cancels its tokens.
+Spark 4.3 refuses its own ``SparkConnectServer`` main class in cluster mode outside YARN. This program starts the
+service itself (``SparkConnectService.start``, what Spark's ``SparkConnectPlugin`` calls) once its SparkContext
+is up, not as a driver plugin: a plugin starts it inside the SparkContext's constructor, which then waits up to
+``spark.scheduler.maxRegisteredResourcesWaitingTime`` (30 s) for executors before the context is active, and a
+query that came in meanwhile failed in Spark's write path on ``SparkContext.getActive.get`` (``None.get``).
+It then blocks while the service serves, reads its activity (:mod:`.idle`) every few seconds through Py4J, and
+after the idle timeout stops Spark and deletes its own driver pod: the job's token Secret goes with the pod,
+and the renew service cancels its tokens.
 
     spark-submit --deploy-mode cluster ... local:///opt/spark-secrets/connect_server.py IDLE_SECONDS
 """
@@ -21,7 +24,6 @@ from spark_secrets.connect.idle import Activity, running
 from spark_secrets.connect.names import ACTIVITY_WRITE_S, ANNOTATION_LAST_ACTIVITY
 
 CONNECT_SERVICE = "org.apache.spark.sql.connect.service.SparkConnectService$"
-CONNECT_PLUGIN = "org.apache.spark.sql.connect.SparkConnectPlugin"
 
 
 def _service(spark: Any) -> Any:
@@ -114,9 +116,11 @@ def main(argv: list[str]) -> int:
         print("usage: connect_server.py IDLE_SECONDS", file=sys.stderr)
         return 2
     idle_ms = int(float(argv[0]) * 1000)
-    spark = SparkSession.builder.getOrCreate()
+    spark = SparkSession.builder.getOrCreate()  # returns once the context is active (executors came, or 30 s)
+    service = _service(spark)
+    service.start(spark.sparkContext._jsc.sc())  # a no-op, with Spark's warning, if a plugin started it already
     started_ms = int(time.time() * 1000)
-    port = _service(spark).localPort()
+    port = service.localPort()
     print(f"spark-secrets: Connect server on port {port}, ends after {idle_ms / 1000:.0f} s idle", flush=True)
     conf = spark.sparkContext.getConf()
     pod = OwnPod.of(conf)
@@ -136,6 +140,7 @@ def main(argv: list[str]) -> int:
         time.sleep(poll)
     print(f"spark-secrets: idle for {now.idle_ms() / 1000:.0f} s: stopping the Connect server", flush=True)
     try:
+        service.stop(getattr(service, "stop$default$1")(), getattr(service, "stop$default$2")())
         spark.stop()
     finally:
         if pod is not None:
