@@ -10,7 +10,7 @@ from spark_secrets.hadoop.conf import HadoopConf
 from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
 from spark_secrets.tokens.kms import KeyProvider, KmsClient, add_kms_token, configured_provider, renew_kms_token, secret_key_for
 from spark_secrets.hadoop.token import Token
-from spark_secrets.tokens.transport import Answer
+from spark_secrets.transport import Answer
 from spark_secrets.tokens.webhdfs import remote_error
 
 

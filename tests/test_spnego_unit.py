@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 import spark_secrets.login.spnego as spnego
 from spark_secrets.errors import HdfsAuthenticationError, HdfsPermissionError, KerberosError
 from spark_secrets.login.spnego import SpnegoAuth
-from spark_secrets.tokens.transport import Answer
+from spark_secrets.transport import Answer
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 NN = "http://nn.example.com:9870"

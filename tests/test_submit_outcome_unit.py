@@ -11,13 +11,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-import requests
 
 from spark_secrets.kube.client import KubeClient
 from spark_secrets.kube.config import ClusterAccess
+from spark_secrets.transport import Answer
 from submit_steps.submission import Submission
 
 from steps_support import BASE, builder
@@ -26,35 +26,31 @@ SERVER = "https://api.example.com:6443"
 PODS = "/api/v1/namespaces/alice/pods"
 DRIVER = "etl-1a2b-driver"
 CLUSTER = {**BASE, "spark.master": "k8s://https://api:6443", "spark.submit.deployMode": "cluster"}
-Answer = tuple[int, Any]
+Reply = tuple[int, Any]
 
 
-def _response(url: str, status: int, body: Any) -> requests.Response:
-    resp = requests.Response()
-    resp.status_code, resp.url, resp.encoding = status, url, "utf-8"
-    resp.reason = {200: "OK", 201: "Created", 403: "Forbidden", 404: "Not Found"}.get(status, "Error")
-    resp._content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return resp
+def _response(url: str, status: int, body: Any) -> Answer:
+    reason = {200: "OK", 201: "Created", 403: "Forbidden", 404: "Not Found"}.get(status, "Error")
+    return Answer(status, reason, {}, body if isinstance(body, bytes) else json.dumps(body).encode())
 
 
 class FakeApi:
-    """Stands in for the ``requests`` session: answers by (method, path), records every request."""
+    """Stands in for the client's transport: answers by (method, path), records every request."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, dict[str, Any]]] = []
-        self.routes: dict[tuple[str, str], Callable[[dict[str, Any], Any], Answer]] = {
+        self.routes: dict[tuple[str, str], Callable[[dict[str, Any], Any], Reply]] = {
             ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"):
                 lambda params, body: (201, {"status": {"allowed": True}}),
             ("POST", "/api/v1/namespaces/alice/secrets"):
                 lambda params, body: (201, {"metadata": {**body["metadata"], "uid": "s-uid", "resourceVersion": "1"}}),
         }
 
-    def route(self, method: str, path: str, answer: Answer | Callable[[dict[str, Any], Any], Answer]) -> None:
+    def route(self, method: str, path: str, answer: Reply | Callable[[dict[str, Any], Any], Reply]) -> None:
         self.routes[(method, path)] = answer if callable(answer) else (lambda params, body: answer)
 
-    def request(self, method: str, url: str, *, params: dict[str, Any] | None = None, data: str | None = None,
-                **_: Any) -> requests.Response:
-        path = urlsplit(url).path
+    def send(self, method: str, url: str, headers: Any, *, body: bytes | None = None, **_: Any) -> Answer:
+        path, params, data = urlsplit(url).path, dict(parse_qsl(urlsplit(url).query)), body
         self.seen.append((method, path, dict(params or {})))
         handler = self.routes.get((method, path))
         if handler is None and method in ("PATCH", "DELETE") and path.startswith("/api/v1/namespaces/alice/secrets/"):
@@ -94,7 +90,7 @@ def _spark_submit(tmp_path: Path, status: int = 0) -> str:
 def _submit(tmp_path: Path, api: FakeApi, conf: dict[str, str] | None = None, status: int = 0,
             wait: float = 5.0) -> int:
     kube = KubeClient(ClusterAccess(SERVER, namespace="alice"), "alice")
-    kube._session = lambda: api  # type: ignore[assignment,method-assign,return-value]
+    kube._transport = api  # type: ignore[assignment]
     submission = Submission(CLUSTER if conf is None else conf, kube, builder=builder(CLUSTER if conf is None else conf))
     submission.outcome_wait, submission.outcome_poll = wait, 0.02
     return submission.run_spark_submit(["--name", "etl", "local:///opt/app.py"], spark_submit=_spark_submit(tmp_path, status),
@@ -137,7 +133,7 @@ def test_a_failed_driver_exits_with_its_container_exit_code_and_shows_its_log(
     assert lines[at + 1:] == ["spark-secrets: the last 3 lines of the driver pod's log:", "INFO starting",
                               "Traceback (most recent call last):", "ValueError: bad input"]
     (log_request,) = [params for method, path, params in api.seen if path.endswith("/log")]
-    assert log_request == {"tailLines": 40, "container": "spark-kubernetes-driver"}
+    assert log_request == {"tailLines": "40", "container": "spark-kubernetes-driver"}
     password = b"p" * 20  # the fake tokens' password (steps_support.creds)
     for text in (password.decode(), password.hex(), base64.b64encode(password).decode()):
         assert text not in err
@@ -250,7 +246,7 @@ def test_without_a_secret_the_driver_is_found_by_this_submission_s_own_label(
     others = [_pod("Succeeded", name="nightly-etl-old-driver", terminated={"exitCode": 0}),
               _pod("Running", name="nightly-etl-other-driver")]
 
-    def pods(params: dict[str, Any], body: Any) -> Answer:
+    def pods(params: dict[str, Any], body: Any) -> Reply:
         given = [line[len(label):] for line in argv.read_text().splitlines() if line.startswith(label)]
         mine = _pod("Failed", name="nightly-etl-new-driver", terminated={"exitCode": 5})
         mine["metadata"]["labels"]["spark-secrets.io/submission"] = given[0] if given else "none"
@@ -259,7 +255,7 @@ def test_without_a_secret_the_driver_is_found_by_this_submission_s_own_label(
     api.route("GET", PODS, pods)
     api.route("GET", f"{PODS}/nightly-etl-new-driver/log", (200, b"boom\n"))
     kube = KubeClient(ClusterAccess(SERVER, namespace="alice"), "alice")
-    kube._session = lambda: api  # type: ignore[assignment,method-assign,return-value]
+    kube._transport = api  # type: ignore[assignment]
     conf = {**CLUSTER, "spark.secrets.enabled": "false"}
     submission = Submission(conf, kube, builder=builder(conf))
     submission.outcome_wait, submission.outcome_poll = 5.0, 0.02

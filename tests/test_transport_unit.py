@@ -1,4 +1,4 @@
-"""Unit tests of the token operations' HTTP transport (``spark_secrets.tokens.transport``) against a local HTTP/1.1
+"""Unit tests of the token operations' HTTP transport (``spark_secrets.transport``) against a local HTTP/1.1
 server of the standard library: connections kept and reused, a kept connection the server closed, timeouts and
 refusals as the errors token clients name, and a CA bundle that is not one."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from spark_secrets.errors import ConfigError, NameNodeUnavailable
-from spark_secrets.tokens.transport import Transport, tls_context
+from spark_secrets.transport import Transport, tls_context
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from spark_secrets.tokens.transport import HttpAuth
+from spark_secrets.transport import HttpAuth
 
 from spark_secrets.check.lifetimes import Lifetimes, weigh
 from spark_secrets.check.report import FAIL, OK, Check

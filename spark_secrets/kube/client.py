@@ -1,11 +1,11 @@
 """The Kubernetes API calls this project makes, with one-line errors and no secret bytes in them.
 
-The calls made here (access reviews, Secrets and their watches, pods, Events, Leases) are plain REST
-over ``requests``, configured by :mod:`spark_secrets.kube.config`, so that neither a submission nor the
-renew service's start imports the ``kubernetes`` package (whose import alone takes about a third of
-a second). The renew service's RBAC grants use that package's API classes through
-:attr:`KubeClient.api_client`, made on first use from the same configuration; :meth:`KubeClient.call`
-maps their errors the same way.
+The calls made here (access reviews, Secrets and their watches, pods, Events, Leases) are plain REST, configured
+by :mod:`spark_secrets.kube.config`, so that no submission and no start of the renew service imports the
+``kubernetes`` package (a third of a second). They go over :mod:`spark_secrets.transport` (``http.client``), so a
+submission does not import requests either; the streaming watches, and calls through a kubeconfig's ``proxy-url``,
+go over ``requests``. The renew service's RBAC grants use that package's API classes through
+:attr:`KubeClient.api_client`, made on first use; :meth:`KubeClient.call` maps their errors the same way.
 Response bodies (which would carry Secret data) are never logged: the ``kubernetes`` client's debug
 log of them is filtered out, and ``requests`` logs none.
 """
@@ -13,21 +13,27 @@ log of them is filtered out, and ``requests`` logs none.
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import quote
-
-import requests
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
 
 from spark_secrets.errors import KubernetesError
 from spark_secrets.kube._extra import load
 from spark_secrets.kube.config import ClusterAccess, KubeconfigError, load_in_cluster, load_kubeconfig
-from spark_secrets.kube.session import new_session
 from spark_secrets.kube.status import status_error, status_message
+from spark_secrets.transport import Answer, Transport
+
+if TYPE_CHECKING:
+    import requests
+
+#: Connection attempts after a first one fails, before a request counts as failed (urllib3's default, which
+#: the ``kubernetes`` client uses).
+RETRIES = 3
 
 __all__ = ["KubeClient", "ObjectRef", "OnRequest", "status_error"]
 
@@ -66,7 +72,8 @@ class KubeClient:
     def __init__(self, access: ClusterAccess, namespace: str | None = None) -> None:
         self.access = access
         self.namespace = namespace or "default"
-        self._local = threading.local()  # one requests.Session per thread
+        self._local = threading.local()  # one requests.Session per thread, for watches and proxies
+        self._transport = Transport(retries=RETRIES)
         self._lock = threading.Lock()
         self._api_client: Any = None
         self._core: Any = None
@@ -152,6 +159,8 @@ class KubeClient:
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
+            from spark_secrets.kube.session import new_session
+
             session = self._local.session = new_session(self.access.tls_server_name)
         return session
 
@@ -166,32 +175,41 @@ class KubeClient:
                 accept: str = "application/json") -> dict[str, Any]:
         """One API request; returns the parsed JSON answer. Errors as :meth:`call` maps them."""
         resp = self._send(what, method, path, params=params, body=body, content_type=content_type, accept=accept)
-        return dict(resp.json()) if resp.content else {}
+        return dict(json.loads(resp.content)) if resp.content else {}
 
     def _send(self, what: str, method: str, path: str, *, params: Mapping[str, str | int] | None,
-              body: Any, content_type: str, accept: str, counted: bool = True) -> requests.Response:
-        """One API request; returns the successful response (a pod's log is text, not JSON)."""
+              body: Any, content_type: str, accept: str, counted: bool = True) -> Answer:
+        """One API request; returns the successful answer (a pod's log is text, not JSON)."""
         if counted:
             self._count(method != "GET")
-        headers = {"Accept": accept}
+        headers = {"Accept": accept, "User-Agent": "spark-secrets"}
         data = None
         if body is not None:
-            data = json.dumps(body)
+            data = json.dumps(body).encode()
             headers["Content-Type"] = content_type
-        proxy = self.access.proxy
+        url = self.access.server + path + (f"?{urlencode(params, doseq=True)}" if params else "")
         try:
-            # verify, cert and proxies per request: a session-wide verify would lose to REQUESTS_CA_BUNDLE.
-            resp = self._session().request(method, self.access.server + path, params=params, data=data,
-                                           headers=headers, auth=self._authorize, verify=self.access.verify,
-                                           cert=self.access.cert,
-                                           proxies={"http": proxy, "https": proxy} if proxy else None)
-        except requests.exceptions.RequestException as exc:
-            raise self._unreachable(what, exc) from None
+            if self.access.proxy:
+                resp = self._send_by_proxy(method, url, headers, data)
+            else:
+                authorization = self.access.authorization()
+                if authorization:
+                    headers["Authorization"] = authorization
+                # No timeout, as the kubernetes client has none: a paused API server is waited for.
+                resp = self._transport.send(method, url, headers, timeout=None, verify=self.access.verify, body=data,
+                                            cert=self.access.cert, server_name=self.access.tls_server_name)
         except KubeconfigError as exc:
             raise KubernetesError(f"cannot {what}: {exc}", "check your Kubernetes credentials") from None
+        except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError among them
+            raise self._unreachable(what, exc) from None
         if not resp.ok:
             raise status_error(what, resp.status_code, status_message(resp.content, resp.reason))
         return resp
+
+    def _send_by_proxy(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> Answer:
+        from spark_secrets.kube.session import send_by_proxy
+
+        return send_by_proxy(self._session(), self.access, method, url, headers, data, self._authorize)
 
     # -- access review ---------------------------------------------------------------------------
     def can_i(self, verb: str, resource: str, namespace: str, group: str = "", name: str | None = None) -> bool:
@@ -287,7 +305,7 @@ class KubeClient:
         while True:
             resp = self._send(f"list Secrets in {namespace or 'all namespaces'}", "GET", path, params=params, body=None,
                               content_type="application/json", accept=METADATA_LIST, counted=False)
-            body = dict(resp.json()) if resp.content else {}
+            body = dict(json.loads(resp.content)) if resp.content else {}
             on_page(body.get("items") or [])
             token = (body.get("metadata") or {}).get("continue")
             if not token:
@@ -312,27 +330,10 @@ class KubeClient:
             params.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
         else:
             params["resourceVersion"] = resource_version
-        proxy = self.access.proxy
-        try:
-            resp = self._session().get(self.access.server + path, params=params, headers={"Accept": METADATA_ITEM},
-                                       auth=self._authorize, verify=self.access.verify, cert=self.access.cert,
-                                       proxies={"http": proxy, "https": proxy} if proxy else None,
-                                       stream=True, timeout=(30, timeout_seconds + 30))
-        except requests.exceptions.RequestException as exc:
-            raise self._unreachable(f"watch {where}", exc) from None
-        except KubeconfigError as exc:
-            raise KubernetesError(f"cannot watch {where}: {exc}", "check your Kubernetes credentials") from None
-        try:
-            if not resp.ok:
-                raise status_error(f"watch {where}", resp.status_code, status_message(resp.content, resp.reason))
-            # One JSON event per line; urllib3 hands over each HTTP chunk as it arrives.
-            for line in resp.iter_lines(chunk_size=65536):
-                if line:
-                    yield json.loads(line)
-        except requests.exceptions.RequestException as exc:
-            raise KubernetesError(f"the watch of {where} broke ({type(exc).__name__})") from None
-        finally:
-            resp.close()
+        from spark_secrets.kube.session import stream_events
+
+        return stream_events(self._session(), self.access, self.access.server + path, params, METADATA_ITEM,
+                             timeout_seconds, self._authorize, where)
 
     def create_event(self, namespace: str, event: Mapping[str, Any]) -> None:
         self.request(f"record an Event in {namespace}", "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events",

@@ -21,7 +21,7 @@ import gssapi.exceptions
 
 from spark_secrets.errors import KerberosError
 from spark_secrets.login.kerberos import KINIT_HINT, SPNEGO, gss_problem
-from spark_secrets.tokens.transport import Headers
+from spark_secrets.transport import Headers
 
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from spark_secrets.tokens.transport import HttpAuth
+from spark_secrets.transport import HttpAuth
 
 from spark_secrets.hadoop.conf import HadoopConf
 from spark_secrets.hadoop.credentials import Credentials

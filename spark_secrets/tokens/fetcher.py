@@ -3,7 +3,7 @@ renew or cancel a token of any kind through its provider (:mod:`spark_secrets.to
 
 from __future__ import annotations
 
-from spark_secrets.tokens.transport import HttpAuth
+from spark_secrets.transport import HttpAuth
 
 from spark_secrets.hadoop.conf import FileSystemTarget, HadoopConf
 from spark_secrets.hadoop.token import Token

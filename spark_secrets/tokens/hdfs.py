@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from spark_secrets.tokens.transport import HttpAuth
+from spark_secrets.transport import HttpAuth
 
 from spark_secrets.errors import SparkSecretsError
 from spark_secrets.hadoop.conf import FILESYSTEM_SCHEMES, FileSystemTarget, HadoopConf, resolve_filesystem

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from spark_secrets.tokens.transport import HttpAuth
+from spark_secrets.transport import HttpAuth
 
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.errors import ConfigError, ServerUnavailable

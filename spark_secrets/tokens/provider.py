@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import gssapi
-from spark_secrets.tokens.transport import HttpAuth
+from spark_secrets.transport import HttpAuth
 
 from spark_secrets.errors import SparkSecretsError
 from spark_secrets.hadoop.conf import FileSystemTarget, HadoopConf

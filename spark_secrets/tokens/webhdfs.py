@@ -25,7 +25,7 @@ from spark_secrets.errors import (
     TokenExpiredError,
 )
 from spark_secrets.hadoop.token import Token
-from spark_secrets.tokens.transport import SHARED, HttpAuth, Sender
+from spark_secrets.transport import SHARED, HttpAuth, Sender
 
 _SECRET_PARAMS = ("token=", "delegation=")
 
@@ -151,7 +151,7 @@ class WebHdfsClient(TokenHttpClient):
 
 
 class Reply(Protocol):
-    """An HTTP answer: a :class:`~spark_secrets.tokens.transport.Answer` or a ``requests.Response``."""
+    """An HTTP answer: a :class:`~spark_secrets.transport.Answer` or a ``requests.Response``."""
 
     @property
     def status_code(self) -> int: ...

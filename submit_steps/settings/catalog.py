@@ -123,7 +123,8 @@ HADOOP_FILESYSTEMS = Setting("spark.secrets.hadoop.filesystems", None,
     "`spark.kerberos.access.hadoopFileSystems`. Without either, no tokens are obtained and no Secret is made.",
     parse=optional(filesystems), group="tokens", fallback=SPARK_FILESYSTEMS)
 HADOOP_CA_BUNDLE = Setting("spark.secrets.hadoop.caBundle", None,
-    "PEM file of CA certificates to trust for HTTPS NameNodes. Default: the system's (`REQUESTS_CA_BUNDLE` honoured).",
+    "PEM file of CA certificates to trust for HTTPS NameNodes and KMS. Default: the system's CA store "
+    "(`REQUESTS_CA_BUNDLE`, else `SSL_CERT_FILE`, honoured).",
     parse=ca_bundle, group="tokens")
 HIVE_METASTORE_URIS = Setting("spark.secrets.hive.metastoreUris", None,
     "Comma-separated `thrift://host:port` of a Kerberized Hive metastore to obtain a delegation token from "
