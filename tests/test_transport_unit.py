@@ -1,11 +1,15 @@
-"""Unit tests of the token operations' HTTP transport (``spark_secrets.transport``) against a local HTTP/1.1
-server of the standard library: connections kept and reused, a kept connection the server closed, timeouts and
-refusals as the errors token clients name, and a CA bundle that is not one."""
+"""Unit tests of the HTTP transport (``spark_secrets.transport``) against local HTTP/1.1 servers of the standard
+library: connections kept and reused, a kept connection the server closed, timeouts and refusals as the errors token
+clients name, a CA bundle that is not one, and for API servers a client certificate, a TLS server name other than
+the address, and connection retries."""
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -104,3 +108,67 @@ def test_a_ca_bundle_that_is_not_one_is_named(tmp_path: Path, monkeypatch: pytes
     with pytest.raises(ConfigError, match="cannot be read as PEM certificates"):
         tls_context(True)
     assert tls_context(False).verify_mode.name == "CERT_NONE"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An HTTPS server whose certificate names ``api.example`` (not the address connected to) and which requires
+    a client certificate signed by the same CA, as an API server does."""
+    for name, subject in (("ca", "/CN=test-ca"),):
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
+                 "-days", "1", "-subj", subject, cwd=tmp_path)
+    for name, subject, ext in (("server", "/CN=api.example", "subjectAltName=DNS:api.example"),
+                               ("client", "/CN=alice", "extendedKeyUsage=clientAuth")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", subject, cwd=tmp_path)
+        (tmp_path / f"{name}.ext").write_text(ext + "\n")
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext", cwd=tmp_path)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.seen = []  # type: ignore[attr-defined]
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tmp_path / "ca.pem"))
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(str(tmp_path / "server.pem"), str(tmp_path / "server.key"))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], tmp_path
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_client_certificate_and_a_tls_server_name(tls_server: tuple[int, Path]) -> None:
+    port, d = tls_server
+    url, ca, cert = f"https://127.0.0.1:{port}/api/v1/pods", str(d / "ca.pem"), (str(d / "client.pem"), str(d / "client.key"))
+    answer = Transport().send("GET", url, {}, timeout=5, verify=ca, cert=cert, server_name="api.example")
+    assert answer.ok and answer.content == b'{"Path": "/user/alice"}'
+    # Controls: the certificate does not name the address connected to; and the server wants a client certificate.
+    with pytest.raises(ssl.SSLCertVerificationError):
+        Transport().send("GET", url, {}, timeout=5, verify=ca, cert=cert)
+    with pytest.raises((ssl.SSLError, ConnectionResetError, http.client.RemoteDisconnected)):
+        Transport().send("GET", url, {}, timeout=5, verify=ca, server_name="api.example")
+
+
+def test_a_refused_connection_is_tried_again_before_it_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    attempts: list[int] = []
+    real = http.client.HTTPConnection.connect
+
+    def counted(self: http.client.HTTPConnection) -> None:
+        attempts.append(1)
+        real(self)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", counted)
+    with pytest.raises(ConnectionRefusedError):
+        Transport(retries=3).send("GET", f"http://127.0.0.1:{closed}/", {}, timeout=5, verify=True)
+    assert len(attempts) == 4
+    attempts.clear()
+    with pytest.raises(ConnectionRefusedError):  # the token clients' transport: no retries
+        Transport().send("GET", f"http://127.0.0.1:{closed}/", {}, timeout=5, verify=True)
+    assert len(attempts) == 1
