@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_secrets.errors import ConfigError, NameNodeUnavailable
+from spark_secrets.errors import ConfigError, HdfsError, NameNodeUnavailable
 from spark_secrets.transport import Transport, tls_context
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
@@ -172,3 +172,12 @@ def test_a_refused_connection_is_tried_again_before_it_fails(monkeypatch: pytest
     with pytest.raises(ConnectionRefusedError):  # the token clients' transport: no retries
         Transport().send("GET", f"http://127.0.0.1:{closed}/", {}, timeout=5, verify=True)
     assert len(attempts) == 1
+
+
+def test_an_untrusted_server_is_named_as_such_not_as_unavailable(tls_server: tuple[int, Path]) -> None:
+    """A trust problem must not read as a NameNode that is down (the next one of a set would be tried)."""
+    port, _ = tls_server
+    with pytest.raises(HdfsError, match=r"TLS to NameNode 127.0.0.1:\d+ failed during GETHOMEDIRECTORY: its certificate "
+                                        r"is not trusted") as err:
+        WebHdfsClient(f"https://127.0.0.1:{port}", transport=Transport()).call("GET", "GETHOMEDIRECTORY", {})
+    assert not isinstance(err.value, NameNodeUnavailable)

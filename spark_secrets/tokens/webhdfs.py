@@ -44,7 +44,6 @@ def redact(text: str) -> str:
     return text
 
 
-
 class TokenHttpClient:
     """Delegation-token calls against one server's HTTP(S) address (subclasses say which server)."""
 
@@ -108,7 +107,7 @@ class TokenHttpClient:
         try:
             resp = self.transport.send(method, f"{self.url}{self.PATH}?{query}", headers, timeout=self.timeout,
                                        verify=self.verify)
-        except ssl.SSLError:
+        except ssl.SSLCertVerificationError:
             # Not "unavailable": trying the next NameNode would hide a trust problem.
             raise HdfsError(f"TLS to {self.SERVER} {self.host} failed during {op}: its certificate is not trusted",
                             "give the CA certificate with --ca-bundle / spark.secrets.hadoop.caBundle") from None
