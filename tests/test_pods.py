@@ -428,6 +428,17 @@ def _assert_failed_at_first_expiry(name: str, log: str, phase: str, first: bytes
         (name, log[-3000:])
 
 
+def _first_round_done(api: k8s.CoreV1Api, name: str, namespace: str, begun: set[str]) -> bool:
+    """Whether ``name``'s driver has printed its first round (remembered in ``begun``); False while the API server
+    does not answer."""
+    if name not in begun:
+        with contextlib.suppress(Exception):
+            for driver in job_pods(api, name, "driver", namespace):
+                if "ROUND 1 ok" in api.read_namespaced_pod_log(driver.metadata.name, namespace):
+                    begun.add(name)
+    return name in begun
+
+
 def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_replicas(
         testbed: Testbed, pod_hdfs: SecureHdfs, long_namespace: str, renewer_pods: Callable[[], dict[str, Any]],
         spark_operator: SparkOperator, tmp_path: Path) -> None:
@@ -488,6 +499,7 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_rep
     history: dict[str, list[bytes]] = {name: [] for name in names}  # each Secret's token files
     seen = history["long-plugin"]
     states: dict[str, str] = {}
+    begun: set[str] = set()  # the jobs whose driver has run a first round
 
     def running() -> bool:
         with contextlib.suppress(Exception):  # the API server may be frozen
@@ -511,10 +523,11 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_rep
                     data = base64.b64decode(s.data["hadoop-tokens"])
                     if not files or files[-1] != data:
                         files.append(data)
-            # From the moment the job has its Secret and the operator has submitted its applications (its
-            # spark-submit gives up after 10 s without the API server, and restartPolicy Never does not retry
-            # a submission) to the end.
-            if seen and not faults.started and all(states.get(app) not in (None, "", "NEW") for app in applications):
+            # From the moment every job's driver has run its first round to the end: the operator's spark-submit,
+            # and a driver's SparkContext as it starts (it makes its executors' ConfigMap and pods), give up after
+            # 10 s without the API server, and restartPolicy Never retries neither.
+            if seen and not faults.started and all(states.get(app) not in (None, "", "NEW") for app in applications) \
+                    and all(_first_round_done(api, name, long_namespace, begun) for name in names):
                 faults.start()
             time.sleep(1)
         ran = time.time() - began
