@@ -9,9 +9,11 @@ accounts, and what a node needs (node lifecycle, endpoints, root CA publisher, p
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import ssl
 import subprocess
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -84,9 +86,11 @@ class KubeControlPlane:
 
     # -- identities ------------------------------------------------------------------------------
     def kubeconfig(self, user: str, namespace: str = "default") -> Path:
-        """A kubeconfig file for a static user of this control plane."""
+        """A kubeconfig file for a static user of this control plane: one per user and namespace, as tests ask
+        for them from several threads at once."""
         ident = self.users[user]
-        return self._write_kubeconfig(f"kubeconfig-{user}", user, ident.token, namespace)
+        name = f"kubeconfig-{user}" if namespace == "default" else f"kubeconfig-{user}-ns-{namespace}"
+        return self._write_kubeconfig(name, user, ident.token, namespace)
 
     def service_account_token(self, namespace: str, name: str, seconds: int = 86_400) -> str:
         """A TokenRequest token of ``system:serviceaccount:<namespace>:<name>``."""
@@ -110,8 +114,11 @@ class KubeControlPlane:
             "current-context": user,
         }
         path = self.dir / filename
-        path.touch(mode=0o600)
-        path.write_text(json.dumps(config, indent=1))
+        # Whole or not at all: another thread may be reading the same file (written to a private name first).
+        partial = path.with_name(f".{filename}.{threading.get_ident()}")
+        partial.touch(mode=0o600)
+        partial.write_text(json.dumps(config, indent=1))
+        os.replace(partial, path)
         return path
 
     # -- raw admin requests (the test bed's own set-up; the project uses the kubernetes client) ----
