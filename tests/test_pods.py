@@ -543,7 +543,8 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_rep
     jobs[1].join()
     print(f"faults ({len(faults.done)} in {ran:.0f} s):\n{faults.summary()}")
     assert not faults.errors, faults.errors
-    assert len(faults.done) >= 12, (faults.summary(), states, {name: len(files) for name, files in history.items()})
+    # About 12 in the window (from the drivers' first rounds to the jobs' end, one every 15-28 s plus its length).
+    assert len(faults.done) >= 10, (faults.summary(), states, {name: len(files) for name, files in history.items()})
     takeovers = [f.seconds for f in faults.done if f.kind in ("delete-leader", "kill-replica") and f.seconds]
     print(f"takeovers: delete {[round(f.seconds, 1) for f in faults.done if f.kind == 'delete-leader']} s, "
           f"SIGKILL of the leader {[round(f.seconds, 1) for f in faults.done if f.kind == 'kill-replica' and f.seconds]} s")
