@@ -8,6 +8,7 @@ port, so nothing is contacted."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -121,3 +122,40 @@ def test_the_check_sees_a_needless_import(tmp_path: Path) -> None:
     statuses, modules, _ = _run([["tokens", "show", "--help"], ["secrets", "list"]], tmp_path)
     assert statuses == [0, 2]
     assert _heavy(modules) - COMMANDS["tokens show"][2] == {"hvac", "requests", "urllib3"}
+
+
+#: Modules of this project a cold ``tokens fetch`` of an HDFS filesystem has no use for: other commands',
+#: and the clients of the token kinds it does not obtain (Kafka's, the metastore's).
+NOT_FOR_A_FETCH = ("spark_secrets.cli.renewer", "spark_secrets.cli.submission", "spark_secrets.cli.secrets",
+                   "spark_secrets.cli.check", "spark_secrets.cli.connect", "spark_secrets.cli.rbac",
+                   "spark_secrets.tokens.registry", "spark_secrets.tokens.kafka", "spark_secrets.tokens.metastore",
+                   "spark_secrets.renew")
+
+
+def test_a_fetch_loads_no_other_command_nor_token_kind(tmp_path: Path) -> None:
+    """Control: ``tokens renew`` (a token of any kind) does load every kind's client through the registry."""
+    statuses, fetch, _ = _run([COMMANDS["tokens fetch"][0]], tmp_path)
+    assert statuses == [2] and COMMANDS["tokens fetch"][1] in fetch
+    assert {m for m in fetch if m.startswith(NOT_FOR_A_FETCH)} == set()
+    statuses, renew, _ = _run([COMMANDS["tokens renew"][0]], tmp_path)
+    assert statuses == [2]
+    assert {"spark_secrets.tokens.registry", "spark_secrets.tokens.kafka"} <= renew
+
+
+def test_one_commands_parser_is_the_whole_parsers_part() -> None:
+    """``build_parser(argv)`` adds only the command argv names: the same subparser as in the whole parser,
+    which lists every command of :data:`~spark_secrets.cli.parser.COMMANDS` in that order."""
+    from spark_secrets.cli.parser import COMMANDS as ORDER
+    from spark_secrets.cli.parser import build_parser
+
+    def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return dict(action.choices)
+
+    whole = commands(build_parser())
+    assert list(whole) == [name for name, _, _ in ORDER]
+    for name, sub in whole.items():
+        alone = commands(build_parser([name, "--help"]))
+        assert list(alone) == [name] and alone[name].format_help() == sub.format_help()
+    assert list(commands(build_parser(["--help"]))) == list(whole)
+    assert list(commands(build_parser(["tokns"]))) == list(whole)  # a misspelt command: the message lists all

@@ -20,7 +20,8 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from spark_secrets.kube import rbac
-from spark_secrets.cli.main import build_parser, rbac_yaml
+from spark_secrets.cli.main import build_parser
+from spark_secrets.cli.rbac import rbac_yaml
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.kube.client import KubeClient
 from spark_secrets.testbed.bed import RENEWER, Testbed

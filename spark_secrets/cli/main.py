@@ -12,14 +12,15 @@ from collections.abc import Sequence
 
 from spark_secrets.cli.options import PROG
 from spark_secrets.cli.parser import build_parser
-from spark_secrets.cli.rbac import rbac_yaml
 from spark_secrets.errors import SparkSecretsError
 
-__all__ = ["build_parser", "main", "rbac_yaml"]
+__all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         if getattr(args, "command", None) in ("conf", "submit", "render", "doctor", "connect"):

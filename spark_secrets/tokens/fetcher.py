@@ -10,7 +10,6 @@ from spark_secrets.hadoop.token import Token
 from spark_secrets.tokens.hdfs import MAX_PARALLEL_FETCHES, obtain_tokens
 from spark_secrets.tokens.namenodes import namenodes_for
 from spark_secrets.tokens.provider import TokenContext
-from spark_secrets.tokens.registry import cancel_any, renew_any
 
 __all__ = ["MAX_PARALLEL_FETCHES", "cancel_token", "namenodes_for", "obtain_tokens", "renew_token"]
 
@@ -25,10 +24,14 @@ def renew_token(token: Token, auth: HttpAuth | None, *, target: FileSystemTarget
                 conf: HadoopConf | None = None, verify: bool | str = True) -> int:
     """Renew at the server that issued the token (the active NameNode of ``target`` or of the one its
     service names, any instance of its KMS, ...); returns the new expiry in ms since the epoch."""
+    from spark_secrets.tokens.registry import renew_any  # every kind's client: not for a fetch
+
     return renew_any(token, _context(auth, target, conf, verify))
 
 
 def cancel_token(token: Token, auth: HttpAuth | None, *, target: FileSystemTarget | None = None,
                  conf: HadoopConf | None = None, verify: bool | str = True) -> None:
     """Cancel at the server that issued the token (the active NameNode, any instance of its KMS, ...)."""
+    from spark_secrets.tokens.registry import cancel_any
+
     cancel_any(token, _context(auth, target, conf, verify))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import gssapi
 from spark_secrets.transport import HttpAuth
@@ -21,7 +21,9 @@ from spark_secrets.errors import SparkSecretsError
 from spark_secrets.hadoop.conf import FileSystemTarget, HadoopConf
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.token import Token, TokenFacts
-from spark_secrets.tokens.metastore import Metastore
+
+if TYPE_CHECKING:  # a metastore's client only where one is used: a cold `tokens fetch` does not load it
+    from spark_secrets.tokens.metastore import Metastore
 
 
 class JobSettings(Protocol):
