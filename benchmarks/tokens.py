@@ -3,7 +3,11 @@ on the real local test bed (MIT KDC + secure HDFS); and the codec's throughput.
 
     python3 benchmarks/tokens.py [--rounds N]
 
-Prints medians and ratios (Hadoop time / spark-secrets time: above 1 means spark-secrets is faster).
+Prints medians and ratios (Hadoop time / spark-secrets time: above 1 means spark-secrets is faster). For the
+cold ``tokens fetch`` also (issue 33) its share of Hadoop's fetcher's time, its distance from its limit (an
+empty ``python3 -c pass`` plus the fetch's own round trips, timed in a warm process with a new SPNEGO
+context), and what each top-level package it imports costs (``python3 -X importtime``: each package's
+outermost modules, what they import included).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from spark_secrets.testbed.bed import RENEWER, Testbed
 from spark_secrets.testbed.jvm import compile_java
 from spark_secrets.hadoop.token import Token
 from spark_secrets.tokens.webhdfs import WebHdfsClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cli_imports import import_lines  # noqa: E402
 
 JVM_SOURCES = Path(__file__).resolve().parent.parent / "tests" / "jvm"
 
@@ -65,6 +72,8 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
                 "--renewer", RENEWER, str(out)]
     env = bed.env("alice", ccache)
     py_cli = _median_ms(_timed(lambda: subprocess.run(cli_argv, env=env, check=True, capture_output=True), rounds))
+    python = _median_ms(_timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=True), rounds))
+    packages = _import_costs(cli_argv[1:], {**env, "HOME": str(bed.dir)}, rounds)
 
     def hadoop_cli(*extra: str) -> Callable[[], object]:
         argv = hdfs.java_argv("org.apache.hadoop.hdfs.tools.DelegationTokenFetcher", *extra, "--renewer", RENEWER,
@@ -88,11 +97,46 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
     _row("spark-secrets tokens fetch (WebHDFS+SPNEGO)", py_cli)
     _row("Hadoop DelegationTokenFetcher --webservice (WebHDFS+SPNEGO)", jvm_web_cli, py_cli)
     _row("Hadoop DelegationTokenFetcher (RPC+SASL, what Spark uses)", jvm_rpc_cli, py_cli)
+    limit = python + py_file
+    print(f"  the cold fetch takes x{py_cli / jvm_web_cli:.2f} of Hadoop's fetcher over WebHDFS and x{py_cli / jvm_rpc_cli:.2f}"
+          f" over RPC (goal <= x0.10); x{py_cli / limit:.2f} of its limit (goal <= x3): python3 -c pass {python:.1f} ms"
+          f" + the fetch's round trips {py_file:.1f} ms")
+    print("  what the cold fetch's imports cost, by top-level package (ms, median; beyond python3 -c pass): "
+          + ", ".join(f"{name} {ms:.1f}" for name, ms in packages))
     print(" in a warm process, per token:")
     _row("spark-secrets WebHdfsClient.get_delegation_token", py_warm)
     _row("spark-secrets obtain_tokens + save (new SPNEGO context)", py_file)
     _row("Hadoop WebHdfsFileSystem.addDelegationTokens", jvm_web_warm, py_warm)
     _row("Hadoop DistributedFileSystem.addDelegationTokens (RPC)", jvm_rpc_warm, py_warm)
+
+
+OWN = ("spark_secrets", "submit_steps")
+
+
+def _import_costs(argv: list[str], env: dict[str, str], rounds: int) -> list[tuple[str, float]]:
+    """What a cold run of ``argv`` imports beyond ``python3 -c pass``, split without overlap: each package this
+    project's modules import (its top-level name, with everything it pulls in: http's count has email's), and
+    this project's own modules (the rest)."""
+    baseline = {name for *_, name in import_lines(["-c", "pass"], env)[0]}
+    costs: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        lines, _ = import_lines(argv, env)
+        sums: dict[str, float] = {}
+        total = sum(us for depth, us, name in lines if depth == 0 and name not in baseline) / 1000
+        ancestors: list[tuple[int, str]] = []  # importtime prints a module after what it imported: walk back
+        for depth, us, name in reversed(lines):
+            while ancestors and ancestors[-1][0] >= depth:
+                ancestors.pop()
+            top = name.partition(".")[0]
+            parent = ancestors[-1][1].partition(".")[0] if ancestors else None
+            if name not in baseline and top not in OWN and (parent is None or parent in OWN):
+                sums[top] = sums.get(top, 0.0) + us / 1000
+            ancestors.append((depth, name))
+        sums["(this project's own modules)"] = total - sum(sums.values())
+        for top, ms in sums.items():
+            costs.setdefault(top, []).append(ms)
+    medians = [(top, statistics.median(ms)) for top, ms in costs.items()]
+    return sorted((kv for kv in medians if kv[1] >= 0.5), key=lambda kv: -kv[1])
 
 
 def bench_codec(seconds: float = 1.0) -> None:
