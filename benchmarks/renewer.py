@@ -1,18 +1,20 @@
 """Benchmark: the renew service with 1,000, 10,000 and 100,000 token Secrets on the real API server.
 
-    python3 benchmarks/renewer.py [--counts 1000,10000,100000]
+    python3 benchmarks/renewer.py [--counts 1000,10000,100000] [--rounds 3] [--checkout DIR ...]
 
 For each count: the time `spark-secrets renewer` takes from process start to ready (every Secret's
 metadata listed and scheduled) against a bare streaming list of the same Secrets' metadata by another
-client (the peer: the least the service's own list can cost; a bare paged list, what a server without
-streaming lists gives, is printed beside it) and against the service with no Secrets at all (the
+client (the peer: the least the service's own list can cost), in rounds of one list then one start, the
+ratio taken per round (one list can take half as long again as the next); a bare paged list, what a server
+without streaming lists gives, is printed beside it; and against the service with no Secrets at all (the
 process's own start); its resident memory once ready above the same service idle, per tracked Secret;
 and the Kubernetes API writes it makes per renewal (20 of the Secrets are made due at once, with
 real tokens). The bulk Secrets look like ones the service renewed a moment ago (not due for hours): alice's owner
 label, and sealed with the key the service derives from its keytab (an unsealed Secret is due at first sight, and
 the service would read and renew every one of them while it starts). The service runs from this checkout,
 byte-compiled first as ``pip install`` compiles an installed package (with PYTHONDONTWRITEBYTECODE set and no
-``__pycache__``, every start would compile the sources again).
+``__pycache__``, every start would compile the sources again). ``--checkout DIR`` starts another source tree's
+service on the same Secrets too (a ``git worktree`` of an older commit): its start and memory, in the same run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import base64
 import compileall
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -107,16 +110,16 @@ def _rss_mb(pid: int) -> float:
 class _Service:
     """``spark-secrets renewer`` on one namespace, as a user would start it."""
 
-    def __init__(self, bed: Testbed, namespace: str, log: Path) -> None:
+    def __init__(self, bed: Testbed, namespace: str, log: Path, checkout: Path = ROOT) -> None:
         assert bed.kube is not None and bed.hdfs is not None
         env = {**bed.env(RENEWER), "KUBECONFIG": str(bed.kube.kubeconfig(RENEWER)),
                "HADOOP_CONF_DIR": str(bed.hdfs.client_conf_dir()),
-               "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))}
+               "PYTHONPATH": os.pathsep.join(filter(None, (str(checkout), os.environ.get("PYTHONPATH"))))}
         argv = [sys.executable, "-m", "spark_secrets", "renewer", "--keytab", str(bed.renewer_keytab),
                 "--principal", bed.kdc_required().principal(RENEWER_PRINCIPAL), "--ccache",
                 str(bed.dir / f"cc-{namespace}"), "-n", namespace, "--listen", "127.0.0.1:18080"]
         self.began = time.perf_counter()
-        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log.open("w"))
+        self.proc = subprocess.Popen(argv, env=env, cwd=checkout, stdout=subprocess.DEVNULL, stderr=log.open("w"))
         _wait("http://127.0.0.1:18080/readyz", 600)
         self.ready_s = time.perf_counter() - self.began
         time.sleep(1.0)  # let the first scheduling pass settle before reading memory
@@ -135,9 +138,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", default="1000,10000,100000",
                         help="Secret counts to measure (default 1000,10000,100000)")
+    parser.add_argument("--checkout", action="append", type=Path, default=[],
+                        help="also start the service of this source tree (e.g. a git worktree of an older commit) on the "
+                             "same Secrets, to compare its start and memory in the same run (repeatable)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds per count of a bare streaming list and each tree's start (default 3)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
-    compileall.compile_dir(ROOT / "spark_secrets", quiet=1)
+    others = [c.resolve() for c in args.checkout]
+    for checkout in (ROOT, *others):
+        compileall.compile_dir(checkout / "spark_secrets", quiet=1)
     with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp, \
             Testbed(Path(tmp), components=("kdc", "hdfs", "kube")) as bed:
         assert bed.kube is not None and bed.hdfs is not None
@@ -164,6 +174,12 @@ def main() -> int:
         print("renew service: start to ready and memory, against a bare metadata list of the same Secrets "
               f"and the same service with none (real API server, etcd; the service from {ROOT})")
         print(f"  {0:>6} Secrets: ready in {empty.ready_s:6.2f} s, RSS {empty.rss_mb:6.1f} MB (the idle process)")
+        idle: dict[Path, _Service] = {}
+        for checkout in others:
+            idle[checkout] = _Service(bed, "bench-empty", bed.dir / "r-empty-other.log", checkout)
+            idle[checkout].stop()
+            print(f"  {0:>6} Secrets: ready in {idle[checkout].ready_s:6.2f} s, RSS {idle[checkout].rss_mb:6.1f} MB "
+                  f"(the idle process of {checkout})")
         for count in (int(c) for c in args.counts.split(",")):
             ns = f"bench-{count}"
             kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -178,9 +194,27 @@ def main() -> int:
             peer.list_secret_metadata(ns, TOKEN_SECRET_SELECTOR, lambda items: pages.append(len(items)))
             paged_s = time.perf_counter() - began
             assert sum(pages) == count, sum(pages)
-            began = time.perf_counter()
-            assert _streamed(peer, ns) == count
-            list_s = time.perf_counter() - began
+            # Rounds: the bare streaming list, then each tree's service on the same Secrets (none renewed yet); the
+            # ratio is taken per round, since the list's own time varies by a half from one list to the next.
+            trees = (*others, ROOT)
+            lists: list[float] = []
+            starts: dict[Path, list[_Service]] = {c: [] for c in trees}
+            for _ in range(args.rounds):
+                began = time.perf_counter()
+                assert _streamed(peer, ns) == count
+                lists.append(time.perf_counter() - began)
+                for checkout in trees:
+                    starts[checkout].append(_Service(bed, ns, bed.dir / f"r{count}-start.log", checkout))
+                    starts[checkout][-1].stop()
+            list_s = statistics.median(lists)
+            for checkout, runs in starts.items():
+                ready = statistics.median(r.ready_s for r in runs)
+                ratio = statistics.median(r.ready_s / listed for r, listed in zip(runs, lists))
+                rss = statistics.median(r.rss_mb for r in runs)
+                base = idle[checkout].rss_mb if checkout in idle else empty.rss_mb
+                print(f"  {count:>6} Secrets: ready in {ready:6.2f} s, x{ratio:.2f} of the bare streaming list "
+                      f"({list_s:.2f} s; medians of {args.rounds} rounds, the ratio per round), "
+                      f"{(rss - base) * 1024 / count:.2f} KB per Secret above idle: the service of {checkout}", flush=True)
             service = _Service(bed, ns, bed.dir / f"r{count}.log")
             try:
                 # 20 Secrets with real, distinct tokens, due now: API writes per renewal.
@@ -202,11 +236,10 @@ def main() -> int:
             finally:
                 service.stop()
             per_secret_kb = (service.rss_mb - empty.rss_mb) * 1024 / count
-            print(f"  {count:>6} Secrets: ready in {service.ready_s:6.2f} s (bare streaming list {list_s:5.2f} s, "
-                  f"x{service.ready_s / list_s:.1f}; bare paged list {paged_s:5.2f} s; idle start {empty.ready_s:.2f} s), "
-                  f"RSS {service.rss_mb:6.1f} MB = "
-                  f"{per_secret_kb:.2f} KB per Secret above idle; per renewal {writes:.2f} API writes and {reads:.2f} "
-                  f"reads ({int(metrics['spark_secrets_renewals_total'])} renewals)", flush=True)
+            print(f"  {count:>6} Secrets: once more, ready in {service.ready_s:6.2f} s (bare paged list {paged_s:5.2f} s; "
+                  f"idle start {empty.ready_s:.2f} s), RSS {service.rss_mb:6.1f} MB = {per_secret_kb:.2f} KB per Secret "
+                  f"above idle; per renewal {writes:.2f} API writes and {reads:.2f} reads "
+                  f"({int(metrics['spark_secrets_renewals_total'])} renewals)", flush=True)
             admin.delete_namespace(ns, _preload_content=False)  # the next count starts from a quieter API server
     return 0
 

@@ -8,7 +8,8 @@ then the bookmark that ends the list. Printed: the CPU per Secret of a bare list
 decode :meth:`KubeClient.watch_secret_metadata` does for the benchmark's peer), of the service's watch
 thread and main loop from the first event to ready, the size of what it keeps per Secret; with
 ``--stages`` each step alone, and with ``--profile N`` the N costliest functions of the start (cProfile, one
-thread: watch then main loop; the cyclic GC's time lands in whichever function allocated).
+thread: watch then main loop; the cyclic GC's time lands in whichever function allocated). The resident memory
+the start adds is printed too: the replay hands events over faster than an API server, as a long list does.
 :mod:`benchmarks.renewer` measures the same start against a real API server.
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.hadoop.identifier import DelegationTokenIdentifier
 from spark_secrets.hadoop.token import Token
+from spark_secrets.kube.metadata import decode_metadata_event
 from spark_secrets.renew.config import ServiceConfig
 from spark_secrets.renew.metrics import Metrics
 from spark_secrets.renew.seal import Seal
@@ -75,7 +77,7 @@ def _lines(count: int) -> list[bytes]:
 
 
 class _Replay:
-    """A KubeClient's watch, replaying ``lines`` with the decode it does (one ``json.loads`` per line)."""
+    """A KubeClient's watch, replaying ``lines`` with the decode it does (:func:`decode_metadata_event`)."""
 
     def __init__(self, lines: list[bytes]) -> None:
         self.lines = lines
@@ -83,7 +85,7 @@ class _Replay:
     def watch_secret_metadata(self, namespace: str | None, label_selector: str, resource_version: str | None,
                               timeout_seconds: int) -> Iterator[dict[str, Any]]:
         for line in self.lines:
-            yield json.loads(line)
+            yield decode_metadata_event(line)
 
 
 def _start(lines: list[bytes], threads: bool = True) -> tuple[RenewService, float, float]:
@@ -105,6 +107,12 @@ def _start(lines: list[bytes], threads: bool = True) -> tuple[RenewService, floa
     return service, time.process_time() - began, time.perf_counter() - wall
 
 
+def _rss() -> int:
+    """This process's resident memory in bytes."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
 def _stages(lines: list[bytes]) -> None:
     """Each step of the start alone, per Secret, the cyclic GC off (its share is what the start costs beyond them)."""
     objects = [json.loads(line)["object"] for line in lines[:-1]]
@@ -112,9 +120,9 @@ def _stages(lines: list[bytes]) -> None:
                            seal=SEAL)
     parsed = [TokenSecret.from_metadata(obj) for obj in objects]
     steps: list[tuple[str, Callable[[], object]]] = [
-        ("json.loads of the event (the peer's cost too)", lambda: all(json.loads(line) for line in lines)),
+        ("the event's decode (the peer's cost too)", lambda: all(decode_metadata_event(line) for line in lines)),
         ("the watch thread, decode included", lambda: SecretWatch(_Replay(lines), NAMESPACE, queue.Queue(),
-                                                                  Metrics())._follow(None, 600)),
+                                                                  Metrics(), page_wait=0)._follow(None, 600)),
         ("TokenSecret.from_metadata", lambda: [TokenSecret.from_metadata(obj) for obj in objects]),
         ("the seal's check", lambda: [SEAL.holds(ts) for ts in parsed]),
         ("the policy's due time", lambda: [service.policy.next_action(ts, NOW_MS) for ts in parsed]),
@@ -140,9 +148,12 @@ def main() -> int:
     print(f"{args.count} Secrets, {sum(map(len, lines)) / args.count:.0f} bytes of JSON each")
     began = time.process_time()
     for line in lines:
-        json.loads(line)
+        decode_metadata_event(line)
     bare = time.process_time() - began
+    gc.collect()
+    before = _rss()
     service, cpu, wall = _start(lines)
+    grown = _rss() - before
     assert len(service.secrets) == args.count and all(ts.verified for ts in service.secrets.values())
     assert service._due[0][0] > NOW_MS + 3_600_000  # sealed a moment ago: nothing due for hours
     per = 1e6 / args.count
@@ -153,7 +164,8 @@ def main() -> int:
     service, _, _ = _start(lines)
     kept = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    print(f"  kept once ready: {kept / args.count:.0f} bytes per Secret (tracemalloc)")
+    print(f"  kept once ready: {kept / args.count:.0f} bytes per Secret (tracemalloc); the process grew by "
+          f"{grown / args.count:.0f} bytes per Secret (resident; decoded events freed but not given back count too)")
     del service
     if args.stages:
         _stages(lines)

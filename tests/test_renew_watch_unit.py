@@ -51,16 +51,47 @@ class _Kube:
 
 
 def _run(kube: _Kube, page: int = 2) -> tuple[list[tuple[str, list[str]]], SecretWatch]:
+    """The events handed over until the script ends, each taken in as the main loop does."""
     events: queue.Queue[SecretEvent] = queue.Queue()
-    watch = SecretWatch(kube, "ns", events, Metrics(), page=page)  # type: ignore[arg-type]
+    watch = SecretWatch(kube, "ns", events, Metrics(), page=page, stream_page=page)  # type: ignore[arg-type]
     watch.start()
-    assert kube.done.wait(10), kube.asked
-    watch.stop()
     seen = []
-    while not events.empty():
-        event = events.get()
+    while not (kube.done.is_set() and events.empty()):
+        try:
+            event = events.get(timeout=0.01)
+        except queue.Empty:
+            continue
         seen.append((event.kind, [o["metadata"].get("name", "") for o in event.objects]))
+        event.taken()
+    watch.stop()
     return seen, watch
+
+
+def test_a_list_hands_over_two_pages_at_most_until_the_main_loop_takes_one_in() -> None:
+    """Decoded pages waiting in the queue are memory: the third waits until one is taken in. Control: a page
+    not taken in within ``page_wait`` is handed over anyway (a busy main loop never stalls a list)."""
+    for page_wait, expected in ((30.0, 2), (0.2, 3)):
+        kube = _Kube([[{"type": "ADDED", "object": _obj(n, str(i))} for i, n in enumerate("abcdef")] + [_end("60")]])
+        events: queue.Queue[SecretEvent] = queue.Queue()
+        watch = SecretWatch(kube, "ns", events, Metrics(), stream_page=2, page_wait=page_wait)  # type: ignore[arg-type]
+        watch.start()
+        threading.Event().wait(0.5)
+        pages = [e for e in list(events.queue) if e.kind == "PAGE"]
+        assert len(pages) == expected, (page_wait, pages)
+        for event in pages:
+            event.taken()
+        assert kube.done.wait(10)
+        watch.stop()
+        assert [e.kind for e in list(events.queue)][-1] == "SYNC"
+
+
+def test_the_watch_drops_managed_fields_and_keeps_the_rest() -> None:
+    obj = _obj("a", "1")
+    obj["metadata"].update(managedFields=[{"manager": "kubectl", "fieldsV1": {"f:data": {}}}], labels={"x": "y"})
+    kube = _Kube([[{"type": "ADDED", "object": obj}, _end("2")]])
+    seen, _ = _run(kube)
+    assert seen[1] == ("PAGE", ["a"])
+    assert obj["metadata"] == {"namespace": "ns", "name": "a", "resourceVersion": "1", "labels": {"x": "y"}}
 
 
 def test_a_streaming_list_becomes_pages_then_sync_then_the_watch_goes_on_from_the_bookmark() -> None:

@@ -288,3 +288,46 @@ def test_owner_less_secrets_are_adopted_by_their_driver_or_cleaned_up(
         except k8s.exceptions.ApiException:
             pass
     assert "now belongs to driver pod adopted-driver" in renewer.log.read_text()
+
+
+def test_a_real_api_servers_metadata_events_decode_as_json_less_managed_fields(testbed: Testbed) -> None:
+    """The watch's cut decode (:mod:`spark_secrets.kube.metadata`) on the real API server's own lines: every
+    listed Secret's event is cut (managedFields last, as the decode assumes) and equals ``json.loads`` less that
+    field, an annotation holding the field's text included. Control: the lines do carry managedFields."""
+    import json
+
+    from spark_secrets.kube.metadata import decode_metadata_event
+    from spark_secrets.kube.session import stream_events
+    from spark_secrets.kube.client import METADATA_ITEM
+    from spark_secrets.secrets.tokensecret import TOKEN_SECRET_SELECTOR
+
+    assert testbed.kube is not None
+    ns = "watch-codec"
+    testbed.kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    labels = dict(part.split("=") for part in TOKEN_SECRET_SELECTOR.split(","))
+    tricky = 'x","managedFields":[]}}}'
+    for i, note in enumerate(("plain", tricky)):
+        testbed.kube.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
+            "name": f"s{i}", "namespace": ns, "labels": labels, "annotations": {"note": note}}, "data": {}})
+    kube = KubeClient.from_config(str(testbed.kube.kubeconfig("admin")))
+    lines: list[bytes] = []
+
+    def keep(line: bytes) -> dict[str, object]:
+        lines.append(line)
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    params: dict[str, str | int] = {"watch": "true", "labelSelector": TOKEN_SECRET_SELECTOR, "timeoutSeconds": 5,
+                                    "allowWatchBookmarks": "true", "sendInitialEvents": "true",
+                                    "resourceVersionMatch": "NotOlderThan"}
+    for event in stream_events(kube._session(), kube.access, f"{kube.access.server}/api/v1/namespaces/{ns}/secrets",
+                               params, METADATA_ITEM, 5, kube._authorize, "test", keep):
+        if event["type"] == "BOOKMARK":
+            break
+    added = [line for line in lines if line.startswith(b'{"type":"ADDED"')]
+    assert len(added) == 2 and all(b'"managedFields":[' in line for line in added)  # control
+    for line in added:
+        assert line.rfind(b',"managedFields":[') > 0 and line.endswith(b"]}}}")  # the cut applies
+        expected = json.loads(line)
+        expected["object"]["metadata"].pop("managedFields")
+        assert decode_metadata_event(line) == expected
+    assert {json.loads(line)["object"]["metadata"]["annotations"]["note"] for line in added} == {"plain", tricky}

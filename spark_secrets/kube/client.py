@@ -25,6 +25,7 @@ from urllib.parse import quote, urlencode
 from spark_secrets.errors import KubernetesError
 from spark_secrets.kube._extra import load
 from spark_secrets.kube.config import ClusterAccess, KubeconfigError, load_in_cluster, load_kubeconfig
+from spark_secrets.kube.metadata import decode_metadata_event
 from spark_secrets.kube.status import status_error, status_message
 from spark_secrets.transport import Answer, Transport
 
@@ -319,9 +320,8 @@ class KubeClient:
 
         From ``resource_version``; or, when it is ``None``, a *streaming list* (``sendInitialEvents``):
         every matching Secret first as an ``ADDED`` event served from the API server's watch cache, then
-        a ``BOOKMARK`` annotated ``k8s.io/initial-events-end``, then changes, all on one connection.
-        A server without streaming lists (the ``WatchList`` feature off, as in Kubernetes 1.33) answers
-        :class:`KubernetesInvalid`."""
+        a ``BOOKMARK`` annotated ``k8s.io/initial-events-end``, then changes, all on one connection. Without
+        ``managedFields`` (:mod:`.metadata`). A server without streaming lists answers :class:`KubernetesInvalid`."""
         where = f"Secrets in {namespace or 'all namespaces'}"
         path = f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets" if namespace else "/api/v1/secrets"
         params: dict[str, str | int] = {"watch": "true", "labelSelector": label_selector,
@@ -333,7 +333,7 @@ class KubeClient:
         from spark_secrets.kube.session import stream_events
 
         return stream_events(self._session(), self.access, self.access.server + path, params, METADATA_ITEM,
-                             timeout_seconds, self._authorize, where)
+                             timeout_seconds, self._authorize, where, decode_metadata_event)
 
     def create_event(self, namespace: str, event: Mapping[str, Any]) -> None:
         self.request(f"record an Event in {namespace}", "POST", f"/api/v1/namespaces/{quote(namespace, safe='')}/events",

@@ -61,8 +61,8 @@ def send_by_proxy(session: requests.Session, access: ClusterAccess, method: str,
 def stream_events(session: requests.Session, access: ClusterAccess, url: str, params: Mapping[str, str | int],
                   accept: str, timeout_seconds: int,
                   authorize: Callable[[requests.PreparedRequest], requests.PreparedRequest],
-                  where: str) -> Iterator[dict[str, Any]]:
-    """The JSON events of one watch request, as the server sends them; errors as the client names them."""
+                  where: str, decode: Callable[[bytes], dict[str, Any]] = json.loads) -> Iterator[dict[str, Any]]:
+    """The JSON events of one watch request, each line as ``decode`` reads it; errors as the client names them."""
     proxy = access.proxy
     try:
         resp = session.get(url, params=params, headers={"Accept": accept}, auth=authorize, verify=access.verify,
@@ -79,7 +79,7 @@ def stream_events(session: requests.Session, access: ClusterAccess, url: str, pa
         # One JSON event per line; urllib3 hands over each HTTP chunk as it arrives.
         for line in resp.iter_lines(chunk_size=65536):
             if line:
-                yield json.loads(line)
+                yield decode(line)
     except requests.exceptions.RequestException as exc:
         raise KubernetesError(f"the watch of {where} broke ({type(exc).__name__})") from None
     finally:

@@ -151,8 +151,11 @@ class RenewService(TokenActions):
             self._listing[event.namespace] = set()
         elif event.kind == PAGE:
             present = self._listing.setdefault(event.namespace, set())
-            for obj in event.objects:
-                present.add(self._track(obj))
+            try:
+                for obj in event.objects:
+                    present.add(self._track(obj))
+            finally:
+                event.taken()
             # What a list adds lives on: kept out of the cyclic GC's passes until the list ends, which would
             # otherwise walk every Secret tracked so far again and again (a quarter of the start's CPU).
             gc.freeze()
