@@ -4,6 +4,7 @@ encryption zones), the Hive metastore's, ..."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -63,20 +64,22 @@ class DelegationTokenStep(SubmitStep):
         ctx = TokenContext(auth=lambda: auth, hadoop=self.settings.hadoop_conf, verify=self.settings.ca_bundle,
                            renewer=renewer, user=ticket.short_name, metastore=self.settings.hive_metastore,
                            conf=self.settings.conf)
+        wanted = [(provider, provider.required(self.settings)) for provider in self.providers]
+        asked = [(provider, targets) for provider, targets in wanted if targets]
         creds = Credentials()
         came_along: list[Shortfall] = []  # tokens that come with another's (a KMS's): the first is raised if none
         shortfalls: list[Shortfall] = []
-        wanted = [(provider, provider.required(self.settings)) for provider in self.providers]
-        for provider, targets in wanted:
-            if not targets:
-                continue
-            try:
-                self._obtain(provider, targets, ctx, creds, came_along, ticket)
-            except SparkSecretsError as exc:
-                if provider.essential:
-                    _cancel_obtained(creds, ctx)  # the submission stops here: leave no token behind
-                    raise
-                shortfalls.append(Shortfall(provider.title, provider.consequence, exc))
+        failed: SparkSecretsError | None = None
+        for (provider, _), (got, along, error) in zip(asked, self._obtain_all(asked, ctx, ticket)):
+            merge(creds, got)  # in the providers' order, whichever answered first
+            came_along.extend(along)
+            if error is not None and provider.essential:
+                failed = failed or error
+            elif error is not None:
+                shortfalls.append(Shortfall(provider.title, provider.consequence, error))
+        if failed is not None:
+            _cancel_obtained(creds, ctx)  # the submission stops here: leave no token behind
+            raise failed
         if not len(creds):
             raise (came_along[0].error if came_along else
                    KerberosError("no token could be obtained", "see the warnings above"))
@@ -87,6 +90,37 @@ class DelegationTokenStep(SubmitStep):
         for shortfall in came_along + shortfalls:  # the other tokens still go in: jobs that do not need that server work
             spec = spec.add_note(shortfall.warning())
         return spec
+
+    def _obtain_all(self, asked: Sequence[tuple[TokenProvider, Sequence[str]]], ctx: TokenContext,
+                    ticket: TicketCache) -> list[tuple[Credentials, list[Shortfall], SparkSecretsError | None]]:
+        """Each provider's tokens, what came along short and its failure, asked all at once (a thread each beside
+        the first): the servers answer in parallel, and a client's first import (kafka-python's is a tenth of a
+        second) overlaps the other servers' round trips. Any other exception is raised once all have ended."""
+        results: list[tuple[Credentials, list[Shortfall], SparkSecretsError | None]] = [
+            (Credentials(), [], None) for _ in asked]
+        unexpected: list[BaseException] = []
+
+        def one(i: int) -> None:
+            provider, targets = asked[i]
+            got, along = results[i][0], results[i][1]
+            try:
+                self._obtain(provider, targets, ctx, got, along, ticket)
+            except SparkSecretsError as exc:
+                results[i] = (got, along, exc)
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread below
+                unexpected.append(exc)
+
+        threads = [threading.Thread(target=one, args=(i,), name=f"tokens-{asked[i][0].kind}", daemon=True)
+                   for i in range(1, len(asked))]
+        for thread in threads:
+            thread.start()
+        if asked:
+            one(0)
+        for thread in threads:
+            thread.join()
+        if unexpected:
+            raise unexpected[0]
+        return results
 
     def _obtain(self, provider: TokenProvider, targets: Sequence[str], ctx: TokenContext, creds: Credentials,
                 shortfalls: list[Shortfall], ticket: TicketCache) -> None:

@@ -230,6 +230,50 @@ def test_an_essential_provider_that_fails_stops_the_submission_and_the_tokens_ob
     assert [c[0] for c in registered.calls] == ["obtain"] and spec.credentials is not None
 
 
+def test_the_providers_are_asked_at_once_and_their_tokens_go_in_in_their_order(registered: BrokerProvider) -> None:
+    """Each provider waits at a barrier for the other: asked one after the other, the first would wait alone and
+    fail (the control: a barrier of three, which two providers never pass, fails the same way). The later-registered
+    provider answers first, yet its tokens follow the earlier one's in the file."""
+    import threading
+
+    def make(kind: str, barrier: threading.Barrier, delay: float) -> BrokerProvider:
+        class Waiting(BrokerProvider):
+            essential = True
+
+            def required(self, job: JobSettings) -> tuple[str, ...]:
+                return (f"{kind}://server:1",)
+
+            def obtain(self, targets: Sequence[str], ctx: TokenContext, creds: Credentials, **kwargs: Any) -> int | None:
+                barrier.wait()
+                threading.Event().wait(delay)
+                creds.add(_token("TEST_TOKEN", targets[0]))
+                return None
+
+        provider = Waiting()
+        provider.kind = kind
+        return provider
+
+    settings = Settings({**BASE, "spark.test.servers": "test://broker:9092"})
+    unregister(registered.kind)
+    for parties, passes in ((2, True), (3, False)):
+        barrier = threading.Barrier(parties, timeout=2)
+        register(make("slow", barrier, 0.3))
+        register(make("fast", barrier, 0.0))
+        try:
+            step = DelegationTokenStep(settings, ticket=Ticket, fetch=lambda *a: creds())  # type: ignore[arg-type]
+            if passes:
+                spec = step.apply(SubmissionSpec(conf=settings.conf))
+                assert spec.credentials is not None
+                services = [t.service for t in spec.credentials if t.kind == "TEST_TOKEN"]
+                assert services == ["slow://server:1", "fast://server:1"]
+            else:
+                with pytest.raises(threading.BrokenBarrierError):
+                    step.apply(SubmissionSpec(conf=settings.conf))
+        finally:
+            unregister("slow")
+            unregister("fast")
+
+
 def test_a_registered_provider_is_a_kind_of_the_renew_service(registered: BrokerProvider) -> None:
     kinds = {kind.name: kind for kind in default_kinds(lambda: None, "spark-renewer")}  # type: ignore[arg-type,return-value]
     assert list(kinds) == [p.kind for p in providers()] and "test" in kinds
