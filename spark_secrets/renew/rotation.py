@@ -117,6 +117,7 @@ class SecretRotator:
                 event = self._events.get_nowait()
             except queue.Empty:
                 return
+            event.taken()  # a list's next page may come (its Secrets are read below, whatever this one holds)
             if event.kind not in (PAGE, ADDED, MODIFIED, DELETED) or not self.leader():
                 continue
             for obj in event.objects:
