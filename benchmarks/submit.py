@@ -18,7 +18,9 @@ random order), each variant's difference to that round's baseline; the median of
 and the difference of the fastest runs. One more untimed run of each spark-submit counts the
 classes its JVM loads: work done, whatever else the machine is doing. Both entry points are timed:
 ``spark-secrets conf`` plus spark-submit with the flags it prints (issue 15's goal: at most 0.25 of
-what the built-in step adds), and ``spark-secrets submit`` around the same spark-submit. CPU time
+what the built-in step adds), and ``spark-secrets submit`` around the same spark-submit, run through a script
+that notes when spark-submit started and ended, so that the wrapper's own time is printed apart from
+spark-submit's spread between rounds (about a second with Spark's Kafka connector on its class path). CPU time
 (user + system, children included) is printed beside wall time as a cross-check on a busy machine.
 The test bed runs without its kubelet node (no pod needs to run); the CLI runs from this checkout,
 byte-compiled first as ``pip install`` compiles an installed package (with PYTHONDONTWRITEBYTECODE
@@ -177,9 +179,21 @@ def main() -> int:
             flags = sample("conf-cli", [*cli, "conf", "--", *conf_args], env)
             sample("ours-submit", spark_submit(f"bench-ours-{r}", shlex.split(flags)), env)
 
+        # The wrapper runs spark-submit through a script that notes when it started and ended it, so that the
+        # wrapper's own time (before and after spark-submit) is known apart from spark-submit's spread.
+        timed = Path(tmp) / "timed-spark-submit"
+        marks = Path(tmp) / "marks"
+        timed.write_text(f'#!/bin/sh\ndate +%s%N >> {marks}\n"$SPARK_SUBMIT_BIN" "$@"\nrc=$?\n'
+                         f'date +%s%N >> {marks}\nexit $rc\n')
+        timed.chmod(0o755)
+
         def wrapped(r: int) -> None:
             argv = spark_submit(f"bench-wrapped-{r}", [x for k, v in ours.items() for x in ("--conf", f"{k}={v}")])
-            sample("wrapper", [*cli, "submit", "--spark-submit", argv[0], "--", *argv[1:]], env)
+            marks.unlink(missing_ok=True)
+            sample("wrapper", [*cli, "submit", "--spark-submit", str(timed), "--", *argv[1:]],
+                   {**env, "SPARK_SUBMIT_BIN": argv[0]})
+            began, ended = (int(x) for x in marks.read_text().split())
+            wall["wrapper-own"].append(wall["wrapper"][-1] - (ended - began) / 1e9)
 
         variants = [lambda r: sample("baseline", spark_submit(f"bench-base-{r}"), insecure),
                     lambda r: sample("builtin", spark_submit(f"bench-builtin-{r}"), env), conf_then_submit, wrapped]
@@ -232,6 +246,7 @@ def main() -> int:
             ("  (for scale: an empty Python process, python3 -c pass)", "python"),
             ("spark-submit with spark-secrets' flags", "ours-submit"),
             ("spark-secrets submit (the wrapper around that spark-submit)", "wrapper"),
+            ("  of which the wrapper's own, before and after spark-submit", "wrapper-own"),
         ]
         print(f"  {'':<62} {'wall median':>12} {'wall min':>10} {'CPU median':>12}")
         for name, key in rows:
@@ -247,6 +262,9 @@ def main() -> int:
                 line += (f"   x{added(wall, plus) / added(wall, builtin):.2f}  x{added_min(plus) / added_min(builtin):.2f}"
                          f"  x{added(cpu, plus) / added(cpu, builtin):.2f}")
             print(line)
+        own = med(wall["wrapper-own"])
+        print(f"  the wrapper's own time {own:.0f} ms (x{own / added(wall, builtin):.2f} of the built-in step) beside "
+              "spark-submit with the flags: what spark-secrets submit adds beyond spark-secrets conf's flags")
         print(f"\n  classes loaded by spark-submit's JVM: baseline {classes['baseline']}, built-in step "
               f"{classes['builtin']} ({classes['builtin'] - classes['baseline']:+d}), with spark-secrets' flags "
               f"{classes['ours-submit']} ({classes['ours-submit'] - classes['baseline']:+d})")
