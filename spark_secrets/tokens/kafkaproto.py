@@ -77,10 +77,10 @@ def _package_on_demand() -> None:
             with _PACKAGE_LOCK:
                 if vars(package).pop("__getattr__", None) is not None:
                     loader.exec_module(package)  # the package's own __init__, in this same module
-            return vars(package)[name] if name in vars(package) else _missing(name)
-
-        def _missing(name: str) -> Any:
-            raise AttributeError(f"module 'kafka' has no attribute {name!r}")
+            try:
+                return vars(package)[name]
+            except KeyError:
+                raise AttributeError(f"module 'kafka' has no attribute {name!r}") from None
 
         package.__getattr__ = complete  # type: ignore[method-assign]
         sys.modules["kafka"] = package
