@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import re
 import subprocess
 import sys
 import threading
@@ -123,6 +124,14 @@ def prepare_job_files(bed: Testbed, namespace: str, hadoop_conf: Path) -> None:
                     "data": data})
 
 
+def log_story(log: str, tail: int = 3000) -> str:
+    """A driver log for a failure message: its first lines about tokens, refreshes and failures (where the
+    trouble began, which a tail alone loses in a long job), then its last ``tail`` characters."""
+    marks = re.compile(r"FAILED|ERROR|Exception|refresh|token file|is missing|expired", re.IGNORECASE)
+    early = [line for line in log.splitlines() if marks.search(line)][:40]
+    return "\n".join(["first lines of note:", *early, "... last lines:", log[-tail:]])
+
+
 class Spark35Job:
     """Spark 3.5 in cluster mode (the plugin's Java 8 bytecode, Spark 3.5's pod builders and image) reading
     the pod HDFS until told to stop (a marker file, once its first token is dead). This thread plays the renew
@@ -186,7 +195,7 @@ class Spark35Job:
                 keys = sorted((self._secret().data or {}).keys())
                 when = "before the job failed" if "FAILED at" in log else f"in {seconds:.0f} s"
                 raise AssertionError(f"{what} {when} (the Secret's keys now: {keys}; the test's failed "
-                                     f"renewals: {self.renew_errors[-5:]}):\n{log[-3000:]}")
+                                     f"renewals: {self.renew_errors[-5:]}):\n{log_story(log)}")
             time.sleep(2)
 
     def _write(self, data: dict[str, str | None]) -> None:
