@@ -73,6 +73,13 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
     env = bed.env("alice", ccache)
     py_cli = _median_ms(_timed(lambda: subprocess.run(cli_argv, env=env, check=True, capture_output=True), rounds))
     python = _median_ms(_timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=True), rounds))
+    # The same two without site's .pth hooks (this machine runs an editable install's finder and a CA bundle's
+    # hook at every start), nearer a wheel in a plain venv: the same modules, from the same directories.
+    bare_env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), *_site_dirs()])}
+    bare_cli = _median_ms(_timed(lambda: subprocess.run([sys.executable, "-S", *cli_argv[1:]], env=bare_env,
+                                                        check=True, capture_output=True), rounds))
+    bare_python = _median_ms(_timed(lambda: subprocess.run([sys.executable, "-S", "-c", "pass"], env=bare_env,
+                                                           check=True), rounds))
     packages = _import_costs(cli_argv[1:], {**env, "HOME": str(bed.dir)}, rounds)
 
     def hadoop_cli(*extra: str) -> Callable[[], object]:
@@ -101,6 +108,11 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
     print(f"  the cold fetch takes x{py_cli / jvm_web_cli:.2f} of Hadoop's fetcher over WebHDFS and x{py_cli / jvm_rpc_cli:.2f}"
           f" over RPC (goal <= x0.10); x{py_cli / limit:.2f} of its limit (goal <= x3): python3 -c pass {python:.1f} ms"
           f" + the fetch's round trips {py_file:.1f} ms")
+    bare_limit = bare_python + py_file
+    print(f"  without site's .pth hooks (python3 -S, the same modules on PYTHONPATH): {bare_cli:.1f} ms,"
+          f" x{bare_cli / jvm_web_cli:.2f} of Hadoop's fetcher over WebHDFS;"
+          f" x{bare_cli / bare_limit:.2f} of its limit: python3 -S -c pass"
+          f" {bare_python:.1f} ms + the round trips")
     print("  what the cold fetch's imports cost, by top-level package (ms, median; beyond python3 -c pass): "
           + ", ".join(f"{name} {ms:.1f}" for name, ms in packages))
     print(" in a warm process, per token:")
@@ -111,6 +123,13 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
 
 
 OWN = ("spark_secrets", "submit_steps")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _site_dirs() -> list[str]:
+    """Where this interpreter's packages are (site-packages), for a ``python3 -S`` to find them."""
+    import site
+    return [*site.getsitepackages(), site.getusersitepackages()]
 
 
 def _import_costs(argv: list[str], env: dict[str, str], rounds: int) -> list[tuple[str, float]]:

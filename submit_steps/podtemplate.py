@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 
 from spark_secrets.errors import ConfigError
 from submit_steps.settings import Settings
@@ -39,6 +38,8 @@ def _local_path(location: str) -> Path | None:
 
 
 def load_template(location: str) -> dict[str, Any]:
+    import yaml  # here: the PyYAML import is 15 ms of a cold `conf`, and most submissions name no template
+
     path = _local_path(location)
     assert path is not None
     try:

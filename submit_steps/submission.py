@@ -8,12 +8,12 @@ driver pod exists the Secret is made the pod's, so Kubernetes deletes it with th
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -183,7 +183,7 @@ class Submission:
         spec = self.prepare()
         flags = spec.conf_flags()
         if self._reports_driver_outcome():  # this submission's own driver, whatever else runs under its name
-            self.submission_id = uuid.uuid4().hex
+            self.submission_id = secrets.token_hex(16)  # 128 random bits, as uuid4's hex, without uuid's import
             flags += ["--conf", f"spark.kubernetes.driver.label.{LABEL_SUBMISSION}={self.submission_id}"]
         argv = [spark_submit, *insert_conf_flags(args, flags)]
         run_env = dict(os.environ if env is None else env)
