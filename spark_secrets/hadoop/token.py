@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import binascii
-import hashlib
 from dataclasses import dataclass, field, replace
 
 from spark_secrets.errors import TokenFormatError
@@ -82,6 +81,8 @@ class Token:
     @property
     def fingerprint(self) -> str:
         """A short, non-secret handle for logs: a hash of the identifier (never of the password)."""
+        import hashlib  # here: OpenSSL's hash module is 3 ms of a cold fetch, which prints no fingerprint
+
         return hashlib.sha256(self.identifier).hexdigest()[:12]
 
     def __repr__(self) -> str:
