@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import gssapi
+import requests
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -124,6 +125,13 @@ def prepare_job_files(bed: Testbed, namespace: str, hadoop_conf: Path) -> None:
                     "data": data})
 
 
+def webhdfs_status(url: str, token: Token) -> tuple[int, str]:
+    """The NameNode's answer to a GETFILESTATUS of alice's home made with ``token`` alone (no Kerberos)."""
+    reply = requests.get(f"{url}/webhdfs/v1/user/alice", timeout=60,
+                         params={"op": "GETFILESTATUS", "delegation": token.encode_url()})
+    return reply.status_code, reply.text[:500]
+
+
 def log_story(log: str, tail: int = 3000) -> str:
     """A driver log for a failure message: its first lines about tokens, refreshes and failures (where the
     trouble began, which a tail alone loses in a long job), then its last ``tail`` characters."""
@@ -152,6 +160,8 @@ class Spark35Job:
         self.fresh: list[Token] = []
         self.expiry: dict[str, float] = {}  # each renewed token's last expiry the NameNode gave (epoch s)
         self.renew_errors: list[str] = []  # the test's renewals that failed (each retried)
+        #: The NameNode's answers when the job ended, to a read with the first token and with the fresh one.
+        self.probes: dict[str, tuple[int, str]] = {}
         self.error: BaseException | None = None
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="spark35", daemon=True)
@@ -225,7 +235,8 @@ class Spark35Job:
         wait_until("the job's Secret never appeared", lambda: bool(self.api.list_namespaced_secret(
             self.namespace, label_selector=f"spark-secrets.io/app-name={self.app}").items), 300)
         self.first = list(Credentials.from_bytes(base64.b64decode(self._secret().data["hadoop-tokens"])))
-        renewing = {"first": next(t for t in self.first if t.is_delegation_token)}
+        first = next(t for t in self.first if t.is_delegation_token)
+        renewing = {"first": first}
 
         def renew() -> None:
             # As the renew service does: a failed renewal (a NameNode slow under the whole suite's load) is
@@ -259,6 +270,9 @@ class Spark35Job:
             made = self.cluster.fs("-touchz", self.marker, ccache=self.bed.ticket_cache("alice"))
             assert made.returncode == 0, made.stderr.decode()[-2000:]
             job.join(timeout=300)
+            # While the fresh token is still renewed here: each token used alone, for the judge.
+            self.probes = {name: webhdfs_status(self.cluster.webhdfs_url, token) for name, token in
+                           (("first", first), ("fresh", renewing["fresh"]))}
         finally:
             self.stopping.set()
             with contextlib.suppress(RuntimeError):
