@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-
 from spark_secrets.errors import ConfigError
 from submit_steps.settings import Settings
 from submit_steps.spec import SecretVolume, SubmissionSpec
