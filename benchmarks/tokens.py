@@ -32,7 +32,7 @@ from spark_secrets.hadoop.token import Token
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cli_imports import import_lines  # noqa: E402
+from cli_imports import ROOT, import_lines  # noqa: E402
 
 JVM_SOURCES = Path(__file__).resolve().parent.parent / "tests" / "jvm"
 
@@ -123,7 +123,6 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
 
 
 OWN = ("spark_secrets", "submit_steps")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _site_dirs() -> list[str]:

@@ -37,7 +37,7 @@ def _local_path(location: str) -> Path | None:
 
 
 def load_template(location: str) -> dict[str, Any]:
-    import yaml  # here: the PyYAML import is 15 ms of a cold `conf`, and most submissions name no template
+    import yaml  # here: 15 ms of a cold `conf`, spared where nothing else reads YAML (in a pod, no kubeconfig)
 
     path = _local_path(location)
     assert path is not None
