@@ -2,7 +2,7 @@
 
 The calls made here (access reviews, Secrets and their watches, pods, Events, Leases) are plain REST, configured
 by :mod:`spark_secrets.kube.config`, so that no submission and no start of the renew service imports the
-``kubernetes`` package (a third of a second). They go over :mod:`spark_secrets.transport` (``http.client``), so a
+``kubernetes`` package (a third of a second). They go over :mod:`spark_secrets.transport` (HTTP/1.1 on sockets), so a
 submission does not import requests either; the streaming watches, and calls through a kubeconfig's ``proxy-url``,
 go over ``requests``. The renew service's RBAC grants use that package's API classes through
 :attr:`KubeClient.api_client`, made on first use; :meth:`KubeClient.call` maps their errors the same way.
@@ -13,7 +13,6 @@ log of them is filtered out, and ``requests`` logs none.
 from __future__ import annotations
 
 import copy
-import http.client
 import json
 import logging
 import threading
@@ -201,7 +200,7 @@ class KubeClient:
                                             cert=self.access.cert, server_name=self.access.tls_server_name)
         except KubeconfigError as exc:
             raise KubernetesError(f"cannot {what}: {exc}", "check your Kubernetes credentials") from None
-        except (OSError, http.client.HTTPException) as exc:  # ssl.SSLError among them
+        except OSError as exc:  # ssl.SSLError and a broken answer among them
             raise self._unreachable(what, exc) from None
         if not resp.ok:
             raise status_error(what, resp.status_code, status_message(resp.content, resp.reason))

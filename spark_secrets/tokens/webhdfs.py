@@ -8,9 +8,7 @@ errors name the operation and the server's host.
 
 from __future__ import annotations
 
-import http.client
 import json
-import ssl
 from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
@@ -25,7 +23,7 @@ from spark_secrets.errors import (
     TokenExpiredError,
 )
 from spark_secrets.hadoop.token import Token
-from spark_secrets.transport import SHARED, HttpAuth, Sender
+from spark_secrets.transport import SHARED, HttpAuth, Sender, untrusted
 
 _SECRET_PARAMS = ("token=", "delegation=")
 
@@ -107,13 +105,12 @@ class TokenHttpClient:
         try:
             resp = self.transport.send(method, f"{self.url}{self.PATH}?{query}", headers, timeout=self.timeout,
                                        verify=self.verify)
-        except ssl.SSLCertVerificationError:
-            # Not "unavailable": trying the next NameNode would hide a trust problem.
-            raise HdfsError(f"TLS to {self.SERVER} {self.host} failed during {op}: its certificate is not trusted",
-                            "give the CA certificate with --ca-bundle / spark.secrets.hadoop.caBundle") from None
         except TimeoutError:
             raise self.UNAVAILABLE(f"{self.SERVER} {self.host} did not answer {op} within {self.timeout:.0f} s") from None
-        except (OSError, http.client.HTTPException):
+        except OSError as exc:
+            if untrusted(exc):  # not "unavailable": trying the next NameNode would hide a trust problem
+                raise HdfsError(f"TLS to {self.SERVER} {self.host} failed during {op}: its certificate is not trusted",
+                                "give the CA certificate with --ca-bundle / spark.secrets.hadoop.caBundle") from None
             raise self.UNAVAILABLE(f"cannot connect to {self.SERVER} {self.host} for {op}",
                                    f"check the address and that the {self.SERVER} is running") from None
         if negotiation is not None:
