@@ -5,6 +5,9 @@ Cross-checks with a real JVM live in the integration tests; these pin the bytes.
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -187,3 +190,19 @@ def test_arbitrary_bytes_never_crash_the_reader(data: bytes) -> None:
 def test_writer_text_is_utf8_with_vint_length() -> None:
     assert Writer().text("").getvalue() == b"\x00"
     assert Writer().text("é").getvalue() == b"\x02\xc3\xa9"
+
+
+def test_save_replaces_the_file_whole_with_mode_0600_and_leaves_nothing_beside_it(tmp_path: Path, monkeypatch:
+                                                                                  pytest.MonkeyPatch) -> None:
+    target = tmp_path / "job.tokens"
+    target.write_bytes(b"old")
+    target.chmod(0o644)
+    creds = Credentials.from_bytes(FILE_B)
+    assert creds.save(target) == target
+    assert target.read_bytes() == FILE_B and stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["job.tokens"]
+    # A write that fails leaves the old file as it was, and no temporary file (the control: the save above).
+    monkeypatch.setattr(Credentials, "to_bytes", lambda *_: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        creds.save(target)
+    assert target.read_bytes() == FILE_B and [p.name for p in tmp_path.iterdir()] == ["job.tokens"]

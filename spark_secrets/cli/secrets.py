@@ -110,7 +110,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "spark.secrets.env.<VAR> = vault:<mount>/<path>#<field>. Logs in as the bao/vault CLI does: "
                     "VAULT_TOKEN or BAO_TOKEN, else ~/.vault-token.",
         epilog="example: printf %s \"$PW\" | spark-secrets secrets set db-password --path team/etl")
-    ssub = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True)
+    ssub = secrets.add_subparsers(dest="secrets_command", metavar="ACTION", required=True, prog=secrets.prog)
 
     def common(p: argparse.ArgumentParser, named: bool = True) -> None:
         if named:

@@ -32,10 +32,10 @@ def cmd_tokens_fetch(args: argparse.Namespace) -> int:
         print(f"warning: no KMS token, so encryption zones cannot be read with this file: {problem}", file=sys.stderr)
     path = creds.save(args.output, version=args.format)
     print(f"wrote {len(creds)} tokens to {path} (format version {args.format}, mode 0600)")
-    for alias, token in creds.tokens.items():
-        d = describe_token(alias, token)
-        print(f"  {d['kind']:<22} {d['service']:<24} owner={d.get('owner')} renewer={d.get('renewer')} "
-              f"max={d.get('max_date')}")
+    for token in creds.tokens.values():  # not describe_token: its fingerprint would load OpenSSL's hashes
+        ident = token.decode_identifier()
+        facts = f"owner={ident.owner} renewer={ident.renewer} max={utc_text(ident.max_date)}" if ident else ""
+        print(f"  {token.kind:<22} {token.service:<24} {facts}".rstrip())
     return 0
 
 
@@ -146,7 +146,7 @@ def cmd_tokens_cancel(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     tokens = sub.add_parser("tokens", help="fetch, show, renew or cancel HDFS delegation tokens",
                             description="Work with Hadoop token files (the HADOOP_TOKEN_FILE_LOCATION format).")
-    tsub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True)
+    tsub = tokens.add_subparsers(dest="tokens_command", metavar="ACTION", required=True, prog=tokens.prog)
 
     fetch = tsub.add_parser("fetch", help="obtain delegation tokens over WebHDFS (SPNEGO) into a token file")
     fetch.add_argument("output", type=Path, help="token file to write (mode 0600)")

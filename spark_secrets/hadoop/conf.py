@@ -137,7 +137,9 @@ def token_service_address(url_or_address: str, default_port: int | None = None) 
     port = parts.port or default_port or {"https": DEFAULT_HTTPS_PORT, "swebhdfs": DEFAULT_HTTPS_PORT}.get(
         parts.scheme, DEFAULT_HTTP_PORT if parts.scheme in ("http", "webhdfs") else DEFAULT_RPC_PORT)
     try:
-        ip = socket.gethostbyname(parts.hostname)
+        # An ASCII name as bytes: a str would load the IDNA codec (2 ms of a cold fetch).
+        host = parts.hostname.encode("ascii") if parts.hostname.isascii() else parts.hostname
+        ip = socket.gethostbyname(host)  # type: ignore[arg-type]
     except OSError:
         raise HdfsError(f"cannot resolve host {parts.hostname!r}", "check the address and DNS") from None
     return f"{ip}:{port}"
