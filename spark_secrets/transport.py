@@ -20,9 +20,8 @@ import socket
 import sys
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 from spark_secrets.errors import ConfigError
@@ -46,8 +45,7 @@ class Headers(Protocol):
     def get(self, name: str, /) -> str | None: ...
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """A server's answer, read whole. The names are those of ``requests.Response``, which
     :func:`~spark_secrets.tokens.webhdfs.remote_error` also reads."""
 

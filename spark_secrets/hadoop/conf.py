@@ -12,8 +12,8 @@ import os
 import socket
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from spark_secrets.errors import ConfigError, HdfsError
@@ -90,16 +90,14 @@ def _read_site(path: Path) -> dict[str, str]:
     return props
 
 
-@dataclass(frozen=True)
-class NameNodeAddress:
+class NameNodeAddress(NamedTuple):
     """One NameNode: its WebHDFS base URL and, when known, its RPC ``host:port``."""
 
     http_url: str
     rpc_address: str | None = None
 
 
-@dataclass(frozen=True)
-class FileSystemTarget:
+class FileSystemTarget(NamedTuple):
     """A filesystem to obtain a token for: NameNodes to try in order, and how clients name its tokens."""
 
     uri: str

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from spark_secrets.errors import TokenFormatError
@@ -22,12 +21,20 @@ PROTOBUF = 1
 FORMATS = (WRITABLE, PROTOBUF)
 
 
-@dataclass
 class Credentials:
-    """Tokens and secret keys by alias, as ``org.apache.hadoop.security.Credentials``."""
+    """Tokens and secret keys by alias, as ``org.apache.hadoop.security.Credentials``; equal when both are."""
 
-    tokens: dict[str, Token] = field(default_factory=dict)
-    secret_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    __slots__ = ("tokens", "secret_keys")
+    __hash__ = None  # type: ignore[assignment]  # changes, so not a key
+
+    def __init__(self, tokens: dict[str, Token] | None = None, secret_keys: dict[str, bytes] | None = None) -> None:
+        self.tokens: dict[str, Token] = tokens if tokens is not None else {}
+        self.secret_keys: dict[str, bytes] = secret_keys if secret_keys is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Credentials):
+            return NotImplemented
+        return self.tokens == other.tokens and self.secret_keys == other.secret_keys
 
     def __repr__(self) -> str:
         return f"Credentials(tokens={list(self.tokens.values())!r}, secret_keys={sorted(self.secret_keys)!r})"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from spark_secrets.errors import TokenFormatError
 from spark_secrets.hadoop.writable import Reader, Writer
@@ -27,8 +27,7 @@ def _utc(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
 
 
-@dataclass(frozen=True)
-class DelegationTokenIdentifier:
+class DelegationTokenIdentifier(NamedTuple):
     """Who a delegation token acts for, who may renew it, and when it was issued and must end."""
 
     owner: str

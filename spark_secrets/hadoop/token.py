@@ -9,17 +9,18 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import binascii
-from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from spark_secrets.errors import TokenFormatError
 from spark_secrets.hadoop.identifier import DELEGATION_KINDS, OPAQUE_DELEGATION_KINDS, DelegationTokenIdentifier
 from spark_secrets.hadoop.writable import Reader, Writer
 
 
-@dataclass(frozen=True)
-class Token:
-    identifier: bytes = field(repr=False)
-    password: bytes = field(repr=False)
+class Token(NamedTuple):
+    """Immutable, compared and hashed by its four fields; :meth:`__repr__` leaves out the identifier and password."""
+
+    identifier: bytes
+    password: bytes
     kind: str
     service: str
 
@@ -76,7 +77,7 @@ class Token:
 
     def with_service(self, service: str, kind: str | None = None) -> Token:
         """The same identifier and password under another service (and kind)."""
-        return replace(self, service=service, kind=kind if kind is not None else self.kind)
+        return self._replace(service=service, kind=kind if kind is not None else self.kind)
 
     @property
     def fingerprint(self) -> str:
@@ -95,11 +96,8 @@ class Token:
             ident = f", owner={decoded.owner!r}, renewer={decoded.renewer!r}, seq={decoded.sequence_number}"
         return f"Token(kind={self.kind!r}, service={self.service!r}{ident}, id={self.fingerprint})"
 
-    __str__ = __repr__
 
-
-@dataclass(frozen=True)
-class TokenFacts:
+class TokenFacts(NamedTuple):
     """Whose a token is and when it ends, as its server says: for Hadoop's kinds the identifier (which the
     server checks against the password on every renewal), for others (Kafka) the server's own answer."""
 

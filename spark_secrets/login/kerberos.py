@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import gssapi
 import gssapi.exceptions
@@ -24,8 +24,7 @@ def short_name(principal: str) -> str:
     return principal.split("@")[0].split("/")[0]
 
 
-@dataclass(frozen=True)
-class TicketCache:
+class TicketCache(NamedTuple):
     """What the current ticket cache holds: whose TGT, and until when."""
 
     principal: str

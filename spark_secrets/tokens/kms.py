@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from spark_secrets.transport import HttpAuth
@@ -53,8 +52,7 @@ class KmsClient(TokenHttpClient):
         self.PATH = f"{path or '/kms'}/v1/"
 
 
-@dataclass(frozen=True)
-class KeyProvider:
+class KeyProvider(NamedTuple):
     """One ``kms://`` key provider: the URI clients name tokens by, and its instances' URLs."""
 
     uri: str

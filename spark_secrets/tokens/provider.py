@@ -11,8 +11,8 @@ The submission, ``spark-secrets tokens``, ``doctor --probe`` and the renew servi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import gssapi
 from spark_secrets.transport import HttpAuth
@@ -47,8 +47,7 @@ def _no_auth() -> HttpAuth | None:
     return None
 
 
-@dataclass(frozen=True)
-class TokenContext:
+class TokenContext(NamedTuple):
     """How to reach and log in to the servers that issue tokens; the same for every kind.
 
     ``auth`` is called for each server call, so a service that logs in again from its keytab hands
@@ -70,7 +69,7 @@ class TokenContext:
     user: str | None = None
     metastore: Metastore | None = None
     filesystem: FileSystemTarget | None = None
-    conf: Mapping[str, str] = field(default_factory=dict)
+    conf: Mapping[str, str] = MappingProxyType({})
     targets_trusted: bool = True
 
     def gssapi_credentials(self) -> gssapi.Credentials | None:
@@ -78,8 +77,7 @@ class TokenContext:
         return getattr(self.auth(), "credentials", None)
 
 
-@dataclass(frozen=True)
-class Shortfall:
+class Shortfall(NamedTuple):
     """A token a job goes without, and what fails in the job for it; the other tokens still go in."""
 
     title: str
