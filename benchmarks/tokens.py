@@ -71,8 +71,11 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
     client.get_delegation_token(RENEWER)  # warm-up: service ticket, connection
     py_warm = _median_ms(_timed(lambda: client.get_delegation_token(RENEWER), rounds))
     py_file = _median_ms(_timed(lambda: obtain_tokens([hdfs.webhdfs_url], RENEWER, SpnegoAuth()).save(out), rounds))
-    cli_argv = [sys.executable, "-m", "spark_secrets", "tokens", "fetch", "--namenode", hdfs.webhdfs_url,
-                "--renewer", RENEWER, str(out)]
+    # The command as users run it: pip's console script (no runpy, which -m loads), if this interpreter has one.
+    script = Path(sys.executable).with_name("spark-secrets")
+    entry = [str(script)] if script.is_file() else ["-m", "spark_secrets"]
+    cli_argv = [sys.executable, *entry, "tokens", "fetch", "--namenode", hdfs.webhdfs_url, "--renewer", RENEWER,
+                str(out)]
     env = bed.env("alice", ccache)
     py_cli = _median_ms(_timed(lambda: subprocess.run(cli_argv, env=env, check=True, capture_output=True), rounds))
     python = _median_ms(_timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=True), rounds))
