@@ -7,7 +7,8 @@ Prints medians and ratios (Hadoop time / spark-secrets time: above 1 means spark
 cold ``tokens fetch`` also (issue 33) its share of Hadoop's fetcher's time, its distance from its limit (an
 empty ``python3 -c pass`` plus the fetch's own round trips, timed in a warm process with a new SPNEGO
 context), and what each top-level package it imports costs (``python3 -X importtime``: each package's
-outermost modules, what they import included). The CLI runs from this checkout, byte-compiled first as
+outermost modules, what they import included); and the same fetch in a plain venv, as a wheel installed in one
+runs (this interpreter's .pth hooks cost 30 ms at every start here). The CLI runs from this checkout, byte-compiled first as
 ``pip install`` compiles an installed package (under PYTHONDONTWRITEBYTECODE, a changed module would be compiled
 again at every start).
 """
@@ -79,13 +80,12 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
     env = bed.env("alice", ccache)
     py_cli = _median_ms(_timed(lambda: subprocess.run(cli_argv, env=env, check=True, capture_output=True), rounds))
     python = _median_ms(_timed(lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=True), rounds))
-    # The same two without site's .pth hooks (this machine runs an editable install's finder and a CA bundle's
-    # hook at every start), nearer a wheel in a plain venv: the same modules, from the same directories.
-    bare_env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), *_site_dirs()])}
-    bare_cli = _median_ms(_timed(lambda: subprocess.run([sys.executable, "-S", *cli_argv[1:]], env=bare_env,
-                                                        check=True, capture_output=True), rounds))
-    bare_python = _median_ms(_timed(lambda: subprocess.run([sys.executable, "-S", "-c", "pass"], env=bare_env,
-                                                           check=True), rounds))
+    # The same two in a plain venv, as a wheel installed there runs: site without this interpreter's .pth hooks
+    # (an editable install's finder and a CA bundle's, 30 ms at every start here), the same modules.
+    venv_python = _plain_venv(bed.dir / "venv")
+    venv_cli = _median_ms(_timed(lambda: subprocess.run([venv_python, *cli_argv[1:]], env=env, check=True,
+                                                        capture_output=True), rounds))
+    venv_pass = _median_ms(_timed(lambda: subprocess.run([venv_python, "-c", "pass"], env=env, check=True), rounds))
     packages = _import_costs(cli_argv[1:], {**env, "HOME": str(bed.dir)}, rounds)
 
     def hadoop_cli(*extra: str) -> Callable[[], object]:
@@ -114,11 +114,9 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
     print(f"  the cold fetch takes x{py_cli / jvm_web_cli:.2f} of Hadoop's fetcher over WebHDFS and x{py_cli / jvm_rpc_cli:.2f}"
           f" over RPC (goal <= x0.10); x{py_cli / limit:.2f} of its limit (goal <= x3): python3 -c pass {python:.1f} ms"
           f" + the fetch's round trips {py_file:.1f} ms")
-    bare_limit = bare_python + py_file
-    print(f"  without site's .pth hooks (python3 -S, the same modules on PYTHONPATH): {bare_cli:.1f} ms,"
-          f" x{bare_cli / jvm_web_cli:.2f} of Hadoop's fetcher over WebHDFS;"
-          f" x{bare_cli / bare_limit:.2f} of its limit: python3 -S -c pass"
-          f" {bare_python:.1f} ms + the round trips")
+    print(f"  in a plain venv (site without this interpreter's .pth hooks): {venv_cli:.1f} ms,"
+          f" x{venv_cli / jvm_web_cli:.2f} of Hadoop's fetcher over WebHDFS and x{venv_cli / jvm_rpc_cli:.2f} over RPC;"
+          f" x{venv_cli / (venv_pass + py_file):.2f} of its limit: python -c pass {venv_pass:.1f} ms + the round trips")
     print("  what the cold fetch's imports cost, by top-level package (ms, median; beyond python3 -c pass): "
           + ", ".join(f"{name} {ms:.1f}" for name, ms in packages))
     print(" in a warm process, per token:")
@@ -131,10 +129,17 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
 OWN = ("spark_secrets", "submit_steps")
 
 
-def _site_dirs() -> list[str]:
-    """Where this interpreter's packages are (site-packages), for a ``python3 -S`` to find them."""
+def _plain_venv(where: Path) -> str:
+    """A venv (``python3 -m venv``, no pip) whose one ``.pth`` names this checkout and this interpreter's
+    packages: plain paths, so none of the ``.pth`` files beside those packages runs. Its python's path."""
     import site
-    return [*site.getsitepackages(), site.getusersitepackages()]
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True)
+    python = where / "bin" / "python"
+    packages = subprocess.run([str(python), "-c", "import site; print(site.getsitepackages()[0])"], check=True,
+                              capture_output=True, text=True).stdout.strip()
+    Path(packages, "spark-secrets-bench.pth").write_text("\n".join([str(ROOT), *site.getsitepackages()]) + "\n")
+    return str(python)
 
 
 def _import_costs(argv: list[str], env: dict[str, str], rounds: int) -> list[tuple[str, float]]:
