@@ -36,7 +36,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog=PROG,
         description="Kerberized HDFS delegation tokens for Apache Spark on Kubernetes: fetch them from "
                     "your ticket cache, ship them to jobs in Kubernetes Secrets, keep them alive.")
-    # prog given: argparse would otherwise lay out a usage line to find it, loading shutil (issue 33).
+    # prog given, as argparse would find it: otherwise it lays out a usage line at every start to find it.
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, prog=PROG)
     first = next(iter(argv), None) if argv is not None else None
     named = [entry for entry in COMMANDS if entry[0] == first]
