@@ -253,7 +253,7 @@ def _read_answer(reader: IO[bytes], method: str) -> tuple[Answer, bool]:
             raise ConnectionResetError("the server closed the connection without answering")
         version, _, rest = _line(line).partition(" ")
         code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+        if not version.startswith("HTTP/1.") or len(code) != 3 or not _digits(code):
             raise BrokenAnswer("the server's answer is not HTTP/1.1")
         fields = Fields(_fields(reader))
         status = int(code)
@@ -269,9 +269,18 @@ def _read_answer(reader: IO[bytes], method: str) -> tuple[Answer, bool]:
     if length is None:  # the body runs to the end of the connection
         return Answer(status, reason, fields, reader.read()), True
     sizes = {size.strip() for size in length.split(",")}
-    if len(sizes) != 1 or not (size := sizes.pop()).isdigit():
+    if len(sizes) != 1 or not _digits(size := sizes.pop()):
         raise BrokenAnswer("the server's answer has an invalid Content-Length")
     return Answer(status, reason, fields, _exactly(reader, int(size))), close
+
+
+#: What a chunk size is written in.
+HEX = "0123456789abcdefABCDEF"
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` takes "²" too, which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _line(raw: bytes) -> str:
@@ -305,10 +314,9 @@ def _chunks(reader: IO[bytes]) -> bytes:
     body = bytearray()
     while True:
         size = _line(reader.readline(MAX_LINE + 1)).partition(";")[0].strip()
-        try:
-            length = int(size, 16)
-        except ValueError:
-            raise BrokenAnswer("the server's answer has an invalid chunk size") from None
+        if not size or size.strip(HEX):  # int() alone would take "-1", "0x1f" or "1_0"
+            raise BrokenAnswer("the server's answer has an invalid chunk size")
+        length = int(size, 16)
         if length == 0:
             _fields(reader)  # trailers, unused
             return bytes(body)

@@ -104,6 +104,9 @@ def test_a_head_or_204_answer_has_no_body_and_keeps_the_connection(transport: Tr
     (HEAD + b"Content-Length: 10\r\nConnection: close\r\n\r\nshort", "ended before its body"),
     (HEAD + b"Content-Length: 1, 2\r\n\r\nab", "invalid Content-Length"),
     (HEAD + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
+    (HEAD + b"Transfer-Encoding: chunked\r\n\r\n-1\r\nabc", "invalid chunk size"),
+    (HEAD + b"Content-Length: \xb2\r\n\r\nab", "invalid Content-Length"),
+    (b"HTTP/1.1 \xb2\xb2\xb2 OK\r\n\r\n", "not HTTP/1.1"),
     (HEAD + b"no colon here\r\n\r\n", "invalid header"),
 ])
 def test_an_answer_that_is_not_http_is_named(transport: Transport, answer: bytes, problem: str) -> None:
