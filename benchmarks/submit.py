@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
-import compileall
 import os
 import random
 import resource
@@ -48,6 +47,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout, not an installed copy
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from spark_secrets.hadoop.credentials import Credentials  # noqa: E402
 from spark_secrets.kube.client import KubeClient  # noqa: E402
@@ -60,6 +60,8 @@ from spark_secrets.testbed.metastore import HiveMetastore  # noqa: E402
 from spark_secrets.testbed.paths import cache_dir  # noqa: E402
 from spark_secrets.testbed.spark import cluster_submit_argv, spark_env  # noqa: E402
 from submit_steps.submission import Submission  # noqa: E402
+
+from cli_imports import byte_compile  # noqa: E402
 
 
 def _timed(fn) -> float:  # type: ignore[no-untyped-def]
@@ -137,8 +139,7 @@ def main() -> int:
                         help="hdfs: HDFS tokens only; all: HDFS, KMS, Hive metastore and Kafka tokens (default hdfs)")
     args = parser.parse_args()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
-    for package in ("spark_secrets", "submit_steps"):
-        compileall.compile_dir(ROOT / package, quiet=1)
+    byte_compile()
     with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp, \
             Testbed(Path(tmp), components=("kdc", "hdfs", "kube")) as bed:
         assert bed.kube is not None and bed.hdfs is not None

@@ -16,7 +16,6 @@ again at every start).
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import statistics
 import subprocess
@@ -36,7 +35,7 @@ from spark_secrets.hadoop.token import Token
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cli_imports import ROOT, import_lines  # noqa: E402
+from cli_imports import ROOT, byte_compile, import_lines  # noqa: E402
 
 JVM_SOURCES = Path(__file__).resolve().parent.parent / "tests" / "jvm"
 
@@ -196,8 +195,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7, help="repetitions per measurement (default 7)")
     args = parser.parse_args()
     bench_codec()
-    for package in ("spark_secrets", "submit_steps"):
-        compileall.compile_dir(ROOT / package, quiet=1)
+    byte_compile()
     os.environ.setdefault("SPARK_SECRETS_TESTBED_QUIET", "1")
     with tempfile.TemporaryDirectory(prefix="spark-secrets-bench-") as tmp:
         bed = Testbed(Path(tmp), components={"kdc", "hdfs"})
