@@ -562,6 +562,10 @@ def test_long_job_in_pods_outlives_three_max_lifetimes_under_faults_with_two_rep
     outcome = {}
     for name in names:
         (driver,) = job_pods(api, name, "driver", long_namespace)
+        # The operator calls an application COMPLETED once its driver container has terminated, which can be
+        # before the kubelet has reported the pod's phase (stop 42's run read Running after the exit).
+        wait_until(f"{name}'s driver pod did not end", lambda pod=driver.metadata.name: api.read_namespaced_pod(
+            pod, long_namespace).status.phase in ("Succeeded", "Failed"), 60)
         outcome[name] = api.read_namespaced_pod_log(driver.metadata.name, long_namespace)
         outcome[name + "-phase"] = api.read_namespaced_pod(driver.metadata.name, long_namespace).status.phase
     print(f"operator applications: {states}")
