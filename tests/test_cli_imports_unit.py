@@ -176,3 +176,54 @@ def test_a_fetch_loads_no_http_client_tls_nor_dataclasses(tmp_path: Path) -> Non
     statuses, others, _ = _run([COMMANDS["secrets list"][0], COMMANDS["status"][0]], tmp_path)
     assert statuses == [2, 2]
     assert {"http.client", "email", "ssl", "dataclasses"} <= others - before
+
+
+#: Runs the console script's ``run`` on argv[1] (JSON); at exit, prints the collector's thresholds and how many
+#: objects were frozen; or, with argv[2] "main", calls ``main`` as a test or a notebook would.
+GC_RUN = """
+import atexit, gc, json, sys
+atexit.register(lambda: print(json.dumps({"thresholds": gc.get_threshold(), "frozen": gc.get_freeze_count()})))
+from spark_secrets.cli.main import main, run
+mode = sys.argv[2]
+sys.argv = ["spark-secrets", *json.loads(sys.argv[1])]
+sys.exit(main()) if mode == "main" else run()
+"""
+
+
+@pytest.mark.parametrize("argv, lasting", [(["tokens", "show", "{tmp}/none.tokens"], False),
+                                           (["status", "--watch", "0.5"], False),  # refused before it waits
+                                           (["status", "--watch", "5"], True),
+                                           (["renewer", "--keytab", "{tmp}/none.keytab", "--principal", "renew"], True),
+                                           (["submit", *SUBMIT_ARGS], True)])
+def test_the_console_script_tunes_the_collector_for_a_command_that_ends(
+        argv: list[str], lasting: bool, tmp_path: Path) -> None:
+    """A command that ends soon runs with the collector waiting for 100,000 objects and freezes all of them at
+    the end (cold-start time, issue 33); a command that may run for hours gets the collector's own thresholds."""
+    import gc
+
+    from spark_secrets.cli.options import SHORT_RUN_THRESHOLDS
+
+    port = _closed_port()
+    argv = [a.format(tmp=tmp_path, port=port) for a in argv]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "HADOOP_", "KRB5"))}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "u", "user": {"token": "t0ken"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "alice"}}]}))
+    env.update(HOME=str(tmp_path), KRB5CCNAME=f"FILE:{tmp_path}/no-ccache", KUBECONFIG=str(kubeconfig),
+               HADOOP_CONF_DIR=str(tmp_path), SPARK_CONF_DIR=str(tmp_path))
+
+    def report(mode: str) -> dict[str, list[int] | int]:
+        out = subprocess.run([sys.executable, "-c", GC_RUN, json.dumps(argv), mode], cwd=ROOT, env=env,
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        return json.loads(out.stdout.splitlines()[-1])
+
+    ran = report("run")
+    assert ran["thresholds"] == list(gc.get_threshold() if lasting else SHORT_RUN_THRESHOLDS), ran
+    assert ran["frozen"] > 10_000, ran  # every object, the modules' included
+    # Control: main() as a test or a notebook calls it leaves the collector as it was.
+    called = report("main")
+    assert called == {"thresholds": list(gc.get_threshold()), "frozen": 0}, called

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from spark_secrets.cli.options import lasting
 from spark_secrets.errors import ConfigError
 
 
@@ -34,6 +35,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     if args.watch is not None and args.watch < 1:
         raise ConfigError(f"--watch {args.watch}", "give an interval of 1 second or more")
+    if args.watch is not None:
+        lasting()
     kube = KubeClient.from_config(args.kubeconfig)
     namespace = None if args.all_namespaces else (args.namespace or kube.namespace)
     shown = None

@@ -7,12 +7,15 @@ import os
 import sys
 from pathlib import Path
 
+from spark_secrets.cli.options import lasting
 from spark_secrets.cli.options import spark_args as _spark_args
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
     from submit_steps.connectserver import ConnectServers
     from submit_steps.sparkconf import conf_from_submit_args
+
+    lasting()  # it may wait minutes for the server's pod
 
     conf = conf_from_submit_args(_spark_args(args))
     servers = ConnectServers(conf, kubeconfig=args.kubeconfig)

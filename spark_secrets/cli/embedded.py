@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+from spark_secrets.cli.options import lasting
 from spark_secrets.errors import ConfigError
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    lasting()
     try:
         from spark_secrets.testbed.demo import run_demo
     except ModuleNotFoundError as exc:

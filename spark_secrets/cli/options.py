@@ -4,6 +4,7 @@ and the spark-submit arguments after ``--``."""
 from __future__ import annotations
 
 import argparse
+import gc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,18 @@ if TYPE_CHECKING:
     from spark_secrets.tokens.kafka import KafkaCluster
 
 PROG = "spark-secrets"
+
+#: The collector's thresholds while a command that ends soon runs (:func:`spark_secrets.cli.main.run`): a
+#: collection per 100,000 new objects, not 700. Such a command makes long-lived objects (modules, classes) and
+#: little garbage, and all of it goes at exit.
+SHORT_RUN_THRESHOLDS = (100_000, 50, 100)
+_THRESHOLDS = gc.get_threshold()
+
+
+def lasting() -> None:
+    """Called first by a command that may run for long (the renew service, a submission waiting for its driver,
+    ``status --watch``): the collector's own thresholds back."""
+    gc.set_threshold(*_THRESHOLDS)
 
 
 def auth(args: argparse.Namespace) -> SpnegoAuth:

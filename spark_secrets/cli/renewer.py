@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spark_secrets.cli.options import kafka_clusters, verify
+from spark_secrets.cli.options import kafka_clusters, lasting, verify
 from spark_secrets.duration import parse_duration
 from spark_secrets.errors import ConfigError
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 def cmd_renewer(args: argparse.Namespace) -> int:
     from spark_secrets.renew.app import run
 
+    lasting()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run(renew_config(args))
 

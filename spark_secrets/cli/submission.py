@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from spark_secrets.cli.options import lasting
 from spark_secrets.cli.options import spark_args as _spark_args
 from spark_secrets.errors import ConfigError
 
@@ -104,6 +105,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    lasting()  # it waits for the driver pod to end
     spark_args = _spark_args(args)
     return _submission(spark_args, args.kubeconfig).run_spark_submit(spark_args, spark_submit=args.spark_submit)
 
