@@ -12,8 +12,6 @@ other than the host connected to are for API servers. Proxies from the environme
 own clients (a kubeconfig's ``proxy-url`` is the Kubernetes client's to honour: it uses requests then).
 """
 
-from __future__ import annotations
-
 import os
 import select
 import socket
@@ -204,7 +202,7 @@ class Transport:
                 raise  # a trust problem: trying again would not change it
         return _Connection(sock)
 
-    def _context(self, verify: bool | str, cert: tuple[str, str] | None) -> ssl.SSLContext:
+    def _context(self, verify: bool | str, cert: tuple[str, str] | None) -> "ssl.SSLContext":
         import ssl
 
         with self._lock:
@@ -332,7 +330,7 @@ def untrusted(exc: BaseException) -> bool:
     return ssl is not None and isinstance(exc, ssl.SSLCertVerificationError)
 
 
-def tls_context(verify: bool | str) -> ssl.SSLContext:
+def tls_context(verify: bool | str) -> "ssl.SSLContext":
     """The system's CA store (True; ``REQUESTS_CA_BUNDLE`` first, as for the job's data path, which is
     requests), a CA bundle file or directory (a path), or no check at all (False)."""
     import ssl

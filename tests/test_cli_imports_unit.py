@@ -227,3 +227,17 @@ def test_the_console_script_tunes_the_collector_for_a_command_that_ends(
     # Control: main() as a test or a notebook calls it leaves the collector as it was.
     called = report("main")
     assert called == {"thresholds": list(gc.get_threshold()), "frozen": 0}, called
+
+
+def test_no_named_tuple_under_postponed_annotations() -> None:
+    """Under ``from __future__ import annotations`` a field's type is a string, and typing.NamedTuple compiles each
+    into a ForwardRef as the class is made: 1.2 ms for the identifier's seven fields, against 0.3 ms without."""
+    import re
+
+    both = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "spark_secrets").rglob("*.py"))
+            if re.search(r"^class \w+\((typing\.)?NamedTuple\)", text := path.read_text(), re.M)
+            and "from __future__ import annotations" in text]
+    assert both == []
+    # Control: the search finds the modules that define named tuples (those of the fetch path: seven).
+    assert len([path for path in (ROOT / "spark_secrets").rglob("*.py")
+                if re.search(r"^class \w+\((typing\.)?NamedTuple\)", path.read_text(), re.M)]) >= 7

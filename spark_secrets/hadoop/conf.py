@@ -6,8 +6,6 @@ A filesystem to obtain tokens for may be given as Hadoop clients name it (``hdfs
 ask, in order, and the token service names that Hadoop's own clients select tokens by.
 """
 
-from __future__ import annotations
-
 import os
 import socket
 import xml.etree.ElementTree as ET
@@ -37,7 +35,7 @@ class HadoopConf(Mapping[str, str]):
         self.source = source
 
     @classmethod
-    def load(cls, conf_dir: str | Path | None = None) -> HadoopConf:
+    def load(cls, conf_dir: str | Path | None = None) -> "HadoopConf":
         """Read ``conf_dir``, else ``$HADOOP_CONF_DIR``, else ``$HADOOP_HOME/etc/hadoop``; empty if none."""
         if conf_dir is None:
             conf_dir = os.environ.get("HADOOP_CONF_DIR") or (

@@ -1,7 +1,5 @@
 """Delegation-token identifiers (``AbstractDelegationTokenIdentifier``, Writable layout)."""
 
-from __future__ import annotations
-
 import datetime as dt
 from typing import NamedTuple
 
@@ -39,7 +37,7 @@ class DelegationTokenIdentifier(NamedTuple):
     master_key_id: int
 
     @classmethod
-    def decode(cls, data: bytes) -> DelegationTokenIdentifier:
+    def decode(cls, data: bytes) -> "DelegationTokenIdentifier":
         r = Reader(data, "delegation-token identifier")
         version = r.byte()
         if version != 0:

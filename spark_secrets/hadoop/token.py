@@ -4,8 +4,6 @@ The password (and so the URL string and the Writable bytes) is secret: ``repr`` 
 show only kind, service and the decoded identifier.
 """
 
-from __future__ import annotations
-
 import base64
 import datetime as dt
 import binascii
@@ -29,14 +27,14 @@ class Token(NamedTuple):
         return w.vbytes(self.identifier).vbytes(self.password).text(self.kind).text(self.service)
 
     @classmethod
-    def read(cls, r: Reader) -> Token:
+    def read(cls, r: Reader) -> "Token":
         return cls(identifier=r.vbytes(), password=r.vbytes(), kind=r.text(), service=r.text())
 
     def to_bytes(self) -> bytes:
         return self.write(Writer()).getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Token:
+    def from_bytes(cls, data: bytes) -> "Token":
         r = Reader(data, "token")
         token = cls.read(r)
         if r.remaining:
@@ -49,7 +47,7 @@ class Token(NamedTuple):
         return base64.urlsafe_b64encode(self.to_bytes()).rstrip(b"=").decode("ascii")
 
     @classmethod
-    def decode_url(cls, text: str) -> Token:
+    def decode_url(cls, text: str) -> "Token":
         """Accepts both base64 alphabets, with or without padding, as Hadoop does."""
         cleaned = "".join(text.split()).rstrip("=").replace("+", "-").replace("/", "_")
         try:
@@ -75,7 +73,7 @@ class Token(NamedTuple):
             return None
         return DelegationTokenIdentifier.decode(self.identifier)
 
-    def with_service(self, service: str, kind: str | None = None) -> Token:
+    def with_service(self, service: str, kind: str | None = None) -> "Token":
         """The same identifier and password under another service (and kind)."""
         return self._replace(service=service, kind=kind if kind is not None else self.kind)
 
@@ -107,7 +105,7 @@ class TokenFacts(NamedTuple):
     max_ms: int
 
     @classmethod
-    def of_identifier(cls, token: Token) -> TokenFacts | None:
+    def of_identifier(cls, token: Token) -> "TokenFacts | None":
         ident = token.decode_identifier()
         if ident is None:
             return None

@@ -1,7 +1,5 @@
 """Kerberos credentials through gssapi: the user's ticket cache, and keytab logins into a private cache."""
 
-from __future__ import annotations
-
 import datetime as dt
 import os
 from pathlib import Path

@@ -12,8 +12,6 @@ so (the rule a token-only JVM selects by, checked against one in the tests):
   HDFS client prefers it to asking the NameNode (``HdfsKMSUtil.getKeyProviderUri``).
 """
 
-from __future__ import annotations
-
 import logging
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
@@ -68,7 +66,7 @@ class KeyProvider(NamedTuple):
         return token_service_address(self.urls[0])
 
     @classmethod
-    def parse(cls, uri: str) -> KeyProvider:
+    def parse(cls, uri: str) -> "KeyProvider":
         """``kms://http@host1;host2:9600/kms`` (Hadoop's load-balancing form) into its instances."""
         text = uri.strip().split("#", 1)[0]
         parts = urlsplit(text)

@@ -8,8 +8,6 @@ The submission, ``spark-secrets tokens``, ``doctor --probe`` and the renew servi
 :mod:`spark_secrets.tokens.registry`, so a new kind is one module with a provider and one line there.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -38,7 +36,7 @@ class JobSettings(Protocol):
     def filesystems(self) -> tuple[str, ...]: ...
 
     @property
-    def hive_metastore(self) -> Metastore | None: ...
+    def hive_metastore(self) -> "Metastore | None": ...
 
     def get(self, key: str) -> str | None: ...
 
@@ -67,7 +65,7 @@ class TokenContext(NamedTuple):
     verify: bool | str = True
     renewer: str | None = None
     user: str | None = None
-    metastore: Metastore | None = None
+    metastore: "Metastore | None" = None
     filesystem: FileSystemTarget | None = None
     conf: Mapping[str, str] = MappingProxyType({})
     targets_trusted: bool = True
