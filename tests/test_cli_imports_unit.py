@@ -162,20 +162,22 @@ def test_one_commands_parser_is_the_whole_parsers_part() -> None:
 
 
 #: What the standard library would add to a cold fetch of an ``http://`` filesystem, which does without it
-#: (issue 33): http.client's header parsing (email), TLS, dataclasses, tempfile, the IDNA codec.
-STDLIB_NOT_FOR_A_FETCH = frozenset({"http.client", "email", "ssl", "dataclasses", "tempfile", "encodings.idna"})
+#: (issue 33): http.client's header parsing (email), TLS, dataclasses, tempfile, the IDNA codec, and logging while
+#: nothing has configured it (spark_secrets.logs).
+STDLIB_NOT_FOR_A_FETCH = frozenset({"http.client", "email", "ssl", "dataclasses", "tempfile", "encodings.idna",
+                                    "logging"})
 
 
 def test_a_fetch_loads_no_http_client_tls_nor_dataclasses(tmp_path: Path) -> None:
     """Modules the interpreter had before any command ran (site's hooks may load tempfile) do not count.
-    Controls: ``secrets list`` (requests) loads http.client, email and TLS; ``status`` loads dataclasses."""
+    Controls: ``secrets list`` (requests) loads http.client, email, TLS and logging; ``status`` loads dataclasses."""
     _, before, _ = _run([], tmp_path)
     statuses, fetch, _ = _run([COMMANDS["tokens fetch"][0]], tmp_path)
     assert statuses == [2] and "spark_secrets.transport" in fetch  # it got as far as connecting
     assert STDLIB_NOT_FOR_A_FETCH & (fetch - before) == set()
     statuses, others, _ = _run([COMMANDS["secrets list"][0], COMMANDS["status"][0]], tmp_path)
     assert statuses == [2, 2]
-    assert {"http.client", "email", "ssl", "dataclasses"} <= others - before
+    assert {"http.client", "email", "ssl", "dataclasses", "logging"} <= others - before
 
 
 #: Runs the console script's ``run`` on argv[1] (JSON); at exit, prints the collector's thresholds and how many

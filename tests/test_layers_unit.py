@@ -18,8 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 #: Lowest first; a module may import its own layer and the ones before it.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "codecs": ("spark_secrets.errors", "spark_secrets.extras", "spark_secrets.duration", "spark_secrets.hadoop",
-               "spark_secrets.secrets", "spark_secrets.jobsecrets.reference"),
+    "codecs": ("spark_secrets.errors", "spark_secrets.extras", "spark_secrets.duration", "spark_secrets.logs",
+               "spark_secrets.hadoop", "spark_secrets.secrets", "spark_secrets.jobsecrets.reference"),
     "protocol clients": ("spark_secrets.transport", "spark_secrets.login", "spark_secrets.tokens", "spark_secrets.kube",
                          "spark_secrets.plugin", "spark_secrets.jobsecrets", "spark_secrets.connect"),
     "services and steps": ("spark_secrets.renew", "spark_secrets.kube.rbac", "spark_secrets.runtime", "spark_secrets.check",

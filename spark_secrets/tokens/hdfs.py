@@ -3,9 +3,9 @@ tokens of its encryption zones), stored where Hadoop clients select them, renewe
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 
+from spark_secrets.logs import get_logger
 from spark_secrets.transport import HttpAuth
 
 from spark_secrets.errors import SparkSecretsError
@@ -29,7 +29,7 @@ from spark_secrets.tokens.namenodes import Failover, namenodes_for
 from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # logging itself only where a record goes (spark_secrets.logs)
 #: At most this many filesystems are asked at the same time.
 MAX_PARALLEL_FETCHES = 8
 

@@ -12,11 +12,11 @@ so (the rule a token-only JVM selects by, checked against one in the tests):
   HDFS client prefers it to asking the NameNode (``HdfsKMSUtil.getKeyProviderUri``).
 """
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
+from spark_secrets.logs import get_logger
 from spark_secrets.transport import HttpAuth
 
 from spark_secrets.hadoop.credentials import Credentials
@@ -27,7 +27,7 @@ from spark_secrets.hadoop.token import Token, TokenFacts
 from spark_secrets.tokens.provider import JobSettings, Shortfall, TokenContext
 from spark_secrets.tokens.webhdfs import TokenHttpClient
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # logging itself only where a record goes (spark_secrets.logs)
 T = TypeVar("T")
 
 #: Where a Hadoop client configuration names the key provider (the first set wins).

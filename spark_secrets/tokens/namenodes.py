@@ -7,18 +7,18 @@ that answered last first; one that is standby or cannot be reached is skipped (i
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from spark_secrets.logs import get_logger
 from spark_secrets.errors import NameNodeUnavailable
 from spark_secrets.hadoop.conf import FileSystemTarget, HadoopConf, resolve_filesystem
 from spark_secrets.hadoop.identifier import SWEBHDFS_DELEGATION_KIND, WEBHDFS_DELEGATION_KIND
 from spark_secrets.hadoop.token import Token
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)  # logging itself only where a record goes (spark_secrets.logs)
 T = TypeVar("T")
 
 
