@@ -75,10 +75,9 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run(argvs: list[list[str]], tmp_path: Path) -> tuple[list[int], set[str], str]:
-    """Exit statuses, loaded modules and stderr of the commands run in one fresh interpreter, where no
-    ticket cache, Hadoop or Spark configuration, or token of the user running the tests is found."""
-    port = _closed_port()
+def _isolated(tmp_path: Path, port: int) -> dict[str, str]:
+    """An environment where no ticket cache, Hadoop or Spark configuration, or token of the user running the tests
+    is found, and the kubeconfig and OpenBao/Vault address name a closed local ``port``."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": "x",
@@ -89,6 +88,13 @@ def _run(argvs: list[list[str]], tmp_path: Path) -> tuple[list[int], set[str], s
     env.update(HOME=str(tmp_path), KRB5CCNAME=f"FILE:{tmp_path}/no-ccache", KUBECONFIG=str(kubeconfig),
                HADOOP_CONF_DIR=str(tmp_path), SPARK_CONF_DIR=str(tmp_path), VAULT_ADDR=f"http://127.0.0.1:{port}",
                VAULT_TOKEN="t0ken")
+    return env
+
+
+def _run(argvs: list[list[str]], tmp_path: Path) -> tuple[list[int], set[str], str]:
+    """Exit statuses, loaded modules and stderr of the commands run in one fresh interpreter (:func:`_isolated`)."""
+    port = _closed_port()
+    env = _isolated(tmp_path, port)
     argvs = [[a.format(tmp=tmp_path, port=port) for a in argv] for argv in argvs]
     out = subprocess.run([sys.executable, "-c", RUN, json.dumps(argvs)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                          capture_output=True, text=True, timeout=120)
@@ -206,16 +212,8 @@ def test_the_console_script_tunes_the_collector_for_a_command_that_ends(
     from spark_secrets.cli.options import SHORT_RUN_THRESHOLDS
 
     port = _closed_port()
+    env = _isolated(tmp_path, port)
     argv = [a.format(tmp=tmp_path, port=port) for a in argv]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPARK_", "HADOOP_", "KRB5"))}
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "x",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
-        "users": [{"name": "u", "user": {"token": "t0ken"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u", "namespace": "alice"}}]}))
-    env.update(HOME=str(tmp_path), KRB5CCNAME=f"FILE:{tmp_path}/no-ccache", KUBECONFIG=str(kubeconfig),
-               HADOOP_CONF_DIR=str(tmp_path), SPARK_CONF_DIR=str(tmp_path))
 
     def report(mode: str) -> dict[str, list[int] | int]:
         out = subprocess.run([sys.executable, "-c", GC_RUN, json.dumps(argv), mode], cwd=ROOT, env=env,
