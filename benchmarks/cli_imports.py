@@ -28,15 +28,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def byte_compile() -> None:
-    """Compile this checkout's packages into their ``__pycache__``, as ``pip install`` compiles an installed
-    package: under PYTHONDONTWRITEBYTECODE a changed module would be compiled again at every start."""
-    import compileall
-
-    for package in ("spark_secrets", "submit_steps"):
-        compileall.compile_dir(ROOT / package, quiet=1)
 OWN = ("spark_secrets", "submit_steps")
 SUBMIT_ARGS = ["--", "--conf", "spark.secrets.hadoop.filesystems=http://127.0.0.1:{port}"]
 
@@ -65,6 +56,15 @@ RUN = ("import atexit, runpy, sys\n"
        "runpy.run_module('spark_secrets', run_name='__main__', alter_sys=True)\n")
 
 Line = tuple[int, int, str]  # depth, cumulative µs, module
+
+
+def byte_compile() -> None:
+    """Compile this checkout's packages into their ``__pycache__``, as ``pip install`` compiles an installed
+    package: under PYTHONDONTWRITEBYTECODE a changed module would be compiled again at every start."""
+    import compileall
+
+    for package in OWN:
+        compileall.compile_dir(ROOT / package, quiet=1)
 
 
 def _env(tmp: str, port: int) -> dict[str, str]:

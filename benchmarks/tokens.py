@@ -35,7 +35,7 @@ from spark_secrets.hadoop.token import Token
 from spark_secrets.tokens.webhdfs import WebHdfsClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cli_imports import ROOT, byte_compile, import_lines  # noqa: E402
+from cli_imports import OWN, ROOT, byte_compile, import_lines  # noqa: E402
 
 JVM_SOURCES = Path(__file__).resolve().parent.parent / "tests" / "jvm"
 
@@ -123,9 +123,6 @@ def bench_fetch(bed: Testbed, rounds: int) -> None:
     _row("spark-secrets obtain_tokens + save (new SPNEGO context)", py_file)
     _row("Hadoop WebHdfsFileSystem.addDelegationTokens", jvm_web_warm, py_warm)
     _row("Hadoop DistributedFileSystem.addDelegationTokens (RPC)", jvm_rpc_warm, py_warm)
-
-
-OWN = ("spark_secrets", "submit_steps")
 
 
 def _plain_venv(where: Path) -> str:
