@@ -6,7 +6,6 @@ than the idle timeout keeps it up; once idle for the timeout it ends by itself."
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from spark_secrets.testbed.daemon import free_port
 from spark_secrets.testbed.spark import spark_env, spark_home
 
 pytestmark = pytest.mark.testbed
@@ -43,12 +43,6 @@ print("NO JVM" if SparkContext._gateway is None else "JVM")  # pyspark's Connect
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _client(port: int, token: str, sleep: float = 0) -> str:
     done = subprocess.run([sys.executable, "-c", CLIENT, str(port), token, str(sleep)], capture_output=True,
                           text=True, timeout=90, env={k: v for k, v in spark_env().items()
@@ -57,7 +51,7 @@ def _client(port: int, token: str, sleep: float = 0) -> str:
 
 
 def test_only_the_token_holder_runs_queries_and_the_server_ends_once_idle(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     argv = [str(spark_home() / "bin" / "spark-submit"), "--master", "local[2]",
             "--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.ui.enabled=false",

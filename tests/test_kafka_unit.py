@@ -22,6 +22,7 @@ from spark_secrets.errors import (
 )
 from spark_secrets.hadoop.credentials import Credentials
 from spark_secrets.renew.kinds import default_kinds
+from spark_secrets.testbed.daemon import free_port
 from spark_secrets.tokens import kafkamessages as m
 from spark_secrets.tokens import kafkaproto as proto
 from spark_secrets.tokens.kafka import KafkaCluster, KafkaProvider, clusters, conf_of_targets, spark_token
@@ -301,14 +302,8 @@ def test_no_hmac_in_repr() -> None:
 
 
 # -- the real channel against sockets (no Kerberos, no broker) -------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_unreachable_brokers_are_one_line() -> None:
-    port = _free_port()
+    port = free_port()
     client = KafkaTokenClient(BrokerSettings("c1", (f"127.0.0.1:{port}",), "SASL_PLAINTEXT",
                                              prefix="spark.kafka.clusters.c1."))
     with pytest.raises(KafkaUnavailable, match=rf"^no broker of Kafka cluster c1 \(127.0.0.1:{port}\) answered "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -17,11 +18,50 @@ from spark_secrets.errors import TestbedError
 _PR_SET_PDEATHSIG = 1
 
 
+#: Ports this process handed out, so two servers of one bed never get the same one.
+_HANDED: set[int] = set()
+#: How many ports below the kernel's ephemeral range :func:`free_port` picks from.
+_SPAN = 12000
+
+
+def _read_low(path: Path) -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(path.read_text().split()[0])
+    return 32768
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel gives outgoing connections (``net.ipv4.ip_local_port_range``)."""
+    return _read_low(Path("/proc/sys/net/ipv4/ip_local_port_range"))
+
+
+def _bindable(port: int) -> bool:
+    for host in ("127.0.0.1", "0.0.0.0"):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that nothing listens on right now, below the kernel's ephemeral range.
+
+    Why not ``bind(0)``: that picks from the ephemeral range, where every outgoing connection takes its local
+    port, so between the pick and the server's own bind some client's ``connect`` can take it (stop 43: a
+    DataNode's IPC port, "Address already in use"). Below the range only servers bind, and each port is handed
+    out once per process; the pick is random so two processes' beds rarely meet.
+    """
+    high = _ephemeral_low()
+    low = max(1024, high - _SPAN)
+    for _ in range(4 * _SPAN):
+        port = secrets.randbelow(high - low) + low
+        if port not in _HANDED and _bindable(port):
+            _HANDED.add(port)
+            return port
+    raise TestbedError(f"no free TCP port between {low} and {high}",
+                       "stop the servers that hold them, or widen net.ipv4.ip_local_port_range's gap")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -12,12 +12,12 @@ take the host's :8081), and the driver's API server address in the controller's 
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 from spark_secrets.errors import TestbedError
+from spark_secrets.testbed.daemon import free_port
 from spark_secrets.testbed.helm import Helm
 from spark_secrets.testbed.paths import INSTALL_HINT, cache_dir
 
@@ -43,12 +43,6 @@ def operator_example(name: str = "spark-pi-python.yaml") -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class SparkOperator:
     """``helm install`` of the operator's chart for ``job_namespaces``; :meth:`uninstall` removes it."""
 
@@ -71,7 +65,7 @@ class SparkOperator:
                                        {"name": "spark-conf", "configMap": {"name": CONF_MAP}}],
                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"},
                                             {"name": "spark-conf", "mountPath": CONF_DIR, "readOnly": True}]},
-            "webhook": {"enable": True, "port": _free_port(), "leaderElection": {"enable": False}, "env": env},
+            "webhook": {"enable": True, "port": free_port(), "leaderElection": {"enable": False}, "env": env},
             "prometheus": {"metrics": {"enable": False}},
             "spark": {"jobNamespaces": self.job_namespaces},
         }
