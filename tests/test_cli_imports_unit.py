@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from spark_secrets.testbed.daemon import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,12 +70,6 @@ print(json.dumps({"statuses": statuses, "modules": sorted(sys.modules)}))
 """
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _isolated(tmp_path: Path, port: int) -> dict[str, str]:
     """An environment where no ticket cache, Hadoop or Spark configuration, or token of the user running the tests
     is found, and the kubeconfig and OpenBao/Vault address name a closed local ``port``."""
@@ -93,7 +88,7 @@ def _isolated(tmp_path: Path, port: int) -> dict[str, str]:
 
 def _run(argvs: list[list[str]], tmp_path: Path) -> tuple[list[int], set[str], str]:
     """Exit statuses, loaded modules and stderr of the commands run in one fresh interpreter (:func:`_isolated`)."""
-    port = _closed_port()
+    port = free_port()
     env = _isolated(tmp_path, port)
     argvs = [[a.format(tmp=tmp_path, port=port) for a in argv] for argv in argvs]
     out = subprocess.run([sys.executable, "-c", RUN, json.dumps(argvs)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
@@ -211,7 +206,7 @@ def test_the_console_script_tunes_the_collector_for_a_command_that_ends(
 
     from spark_secrets.cli.options import SHORT_RUN_THRESHOLDS
 
-    port = _closed_port()
+    port = free_port()
     env = _isolated(tmp_path, port)
     argv = [a.format(tmp=tmp_path, port=port) for a in argv]
 
@@ -234,10 +229,8 @@ def test_no_named_tuple_under_postponed_annotations() -> None:
     into a ForwardRef as the class is made: 1.2 ms for the identifier's seven fields, against 0.3 ms without."""
     import re
 
-    both = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "spark_secrets").rglob("*.py"))
-            if re.search(r"^class \w+\((typing\.)?NamedTuple\)", text := path.read_text(), re.M)
-            and "from __future__ import annotations" in text]
-    assert both == []
+    defining = {str(path.relative_to(ROOT)): text for path in sorted((ROOT / "spark_secrets").rglob("*.py"))
+                if re.search(r"^class \w+\((typing\.)?NamedTuple\)", text := path.read_text(), re.M)}
+    assert [name for name, text in defining.items() if "from __future__ import annotations" in text] == []
     # Control: the search finds the modules that define named tuples (those of the fetch path: seven).
-    assert len([path for path in (ROOT / "spark_secrets").rglob("*.py")
-                if re.search(r"^class \w+\((typing\.)?NamedTuple\)", path.read_text(), re.M)]) >= 7
+    assert len(defining) >= 7
